@@ -1,0 +1,12 @@
+DROP VIEW promo_redemptions_overview;
+DROP VIEW promo_codes_overview;
+DROP TABLE treefort_outbox;
+DROP TABLE promo_redemptions;
+DROP TABLE payments;
+DROP TABLE portal_sessions;
+DROP TABLE checkout_sessions;
+DROP TABLE subscriptions;
+DROP TABLE customers;
+DROP TABLE promo_code_plans;
+DROP TABLE promo_codes;
+DROP TABLE plans;

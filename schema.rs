@@ -1,0 +1,176 @@
+// The tables of both backends (migrations/sqlite and migrations/postgres define them alike).
+// Only portable SQL types: BigInt, Integer, Text, Bool, Timestamp (UTC).
+
+diesel::table! {
+    plans (id) {
+        id -> BigInt,
+        name -> Text,
+        billing_interval -> Text,
+        interval_count -> Integer,
+        trial_days -> Integer,
+        grace_days -> Integer,
+        currency -> Text,
+        amount -> BigInt,
+        divisor -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    promo_codes (id) {
+        id -> BigInt,
+        code -> Text,
+        code_normalized -> Text,
+        discount_type -> Text,
+        percent_off -> Nullable<Integer>,
+        amount_off -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        divisor -> Nullable<BigInt>,
+        first_time_only -> Bool,
+        max_redemptions -> Nullable<Integer>,
+        times_redeemed -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        active -> Bool,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    promo_code_plans (promo_code_id, plan_id) {
+        promo_code_id -> BigInt,
+        plan_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        user_id -> Text,
+        email -> Text,
+        full_name -> Nullable<Text>,
+        payment_method_ref -> Nullable<Text>,
+        card_brand -> Nullable<Text>,
+        card_last4 -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        user_id -> Text,
+        customer_id -> BigInt,
+        plan_id -> BigInt,
+        promo_code_id -> Nullable<BigInt>,
+        treefort_subscription_id -> Nullable<Text>,
+        current_period_started_at -> Timestamp,
+        current_period_ends_at -> Timestamp,
+        trial_ends_at -> Nullable<Timestamp>,
+        canceled_at -> Nullable<Timestamp>,
+        deactivated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    checkout_sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> Text,
+        user_email -> Text,
+        user_full_name -> Nullable<Text>,
+        locale -> Text,
+        plan_id -> BigInt,
+        promo_code_id -> Nullable<BigInt>,
+        success_url -> Text,
+        cancel_url -> Text,
+        status -> Text,
+        subscription_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    portal_sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> Text,
+        user_email -> Text,
+        locale -> Text,
+        back_url -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        customer_id -> BigInt,
+        subscription_id -> Nullable<BigInt>,
+        checkout_session_id -> Nullable<BigInt>,
+        kind -> Text,
+        status -> Text,
+        amount -> BigInt,
+        discount_amount -> BigInt,
+        currency -> Text,
+        divisor -> BigInt,
+        gateway -> Text,
+        gateway_reference -> Nullable<Text>,
+        failure_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    promo_redemptions (id) {
+        id -> BigInt,
+        promo_code_id -> BigInt,
+        user_id -> Text,
+        subscription_id -> BigInt,
+        redeemed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    treefort_outbox (id) {
+        id -> BigInt,
+        subscription_id -> BigInt,
+        operation -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
+diesel::joinable!(subscriptions -> customers (customer_id));
+diesel::joinable!(subscriptions -> plans (plan_id));
+diesel::joinable!(payments -> customers (customer_id));
+diesel::joinable!(treefort_outbox -> subscriptions (subscription_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    plans,
+    promo_codes,
+    promo_code_plans,
+    customers,
+    subscriptions,
+    checkout_sessions,
+    portal_sessions,
+    payments,
+    promo_redemptions,
+    treefort_outbox,
+);

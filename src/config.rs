@@ -1,0 +1,257 @@
+//! Settings from the environment, validated once at start-up: a missing or wrong value stops the
+//! process with one clear line. Secrets are wrapped so that no `{:?}` can print them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::db::DatabaseUrl;
+
+/// A secret value: printable only through `expose()`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://treefort-webpay.db";
+pub const MAX_SESSION_TTL_SECS: i64 = 86_400;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub listen_addr: SocketAddr,
+    /// Origin of session URLs, without a trailing slash.
+    pub public_base_url: String,
+    /// Empty: the Treefort-facing routes answer 503 `not_configured`.
+    pub provider_api_keys: Vec<Secret>,
+    /// `None`: Treefort is not configured; checkout and cancel answer 503 `not_configured`.
+    pub treefort: Option<TreefortSettings>,
+    pub checkout_session_ttl_secs: i64,
+    pub portal_session_ttl_secs: i64,
+    pub gateway: GatewayKind,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TreefortSettings {
+    pub api_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: Option<String>,
+    pub api_version: String,
+    pub tenant: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayKind {
+    Sandbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let database_url = DatabaseUrl::parse(
+            &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        )?;
+        let listen_raw = get("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen_addr: SocketAddr = listen_raw.parse().map_err(|_| {
+            format!("LISTEN_ADDR must be host:port, e.g. 127.0.0.1:8080 (got {listen_raw:?})")
+        })?;
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(url) => parse_base_url("PUBLIC_BASE_URL", &url)?,
+            None => format!("http://{listen_addr}"),
+        };
+        let provider_api_keys = get("PROVIDER_API_KEYS")
+            .map(|keys| {
+                keys.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let checkout_session_ttl_secs = ttl(&get, "CHECKOUT_SESSION_TTL_SECS", 3600)?;
+        let portal_session_ttl_secs = ttl(&get, "PORTAL_SESSION_TTL_SECS", 900)?;
+
+        let gateway = match get("PAYMENT_GATEWAY").as_deref().unwrap_or("sandbox") {
+            "sandbox" => GatewayKind::Sandbox,
+            "stripe" => {
+                return Err("PAYMENT_GATEWAY=stripe is not available in this version yet; use sandbox".into())
+            }
+            other => {
+                return Err(format!("PAYMENT_GATEWAY must be sandbox (got {other:?})"));
+            }
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None => None,
+            Some("pretty") => Some(LogFormat::Pretty),
+            Some("json") => Some(LogFormat::Json),
+            Some(other) => return Err(format!("LOG_FORMAT must be pretty or json (got {other:?})")),
+        };
+
+        Ok(Self {
+            database_url,
+            listen_addr,
+            public_base_url,
+            provider_api_keys,
+            treefort: treefort_settings(&get)?,
+            checkout_session_ttl_secs,
+            portal_session_ttl_secs,
+            gateway,
+            log_format,
+        })
+    }
+}
+
+fn ttl(get: &impl Fn(&str) -> Option<String>, key: &str, default: i64) -> Result<i64, String> {
+    let Some(raw) = get(key) else {
+        return Ok(default);
+    };
+    match raw.parse::<i64>() {
+        Ok(secs) if (1..=MAX_SESSION_TTL_SECS).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{key} must be a number of seconds from 1 to {MAX_SESSION_TTL_SECS} (links expire within 24 hours; got {raw:?})"
+        )),
+    }
+}
+
+/// The Treefort API settings: all or nothing, so a half-configured client never starts.
+fn treefort_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TreefortSettings>, String> {
+    const REQUIRED: [&str; 5] = [
+        "TREEFORT_API_URL",
+        "TREEFORT_TOKEN_URL",
+        "TREEFORT_CLIENT_ID",
+        "TREEFORT_CLIENT_SECRET",
+        "TREEFORT_API_VERSION",
+    ];
+    let present: Vec<&str> = REQUIRED.iter().copied().filter(|k| get(k).is_some()).collect();
+    if present.is_empty() {
+        return Ok(None);
+    }
+    if let Some(missing) = REQUIRED.iter().find(|k| get(k).is_none()) {
+        return Err(format!(
+            "{missing} is required when {} is set (the Treefort API needs all of {})",
+            present[0],
+            REQUIRED.join(", ")
+        ));
+    }
+    let required = |key: &str| get(key).unwrap_or_default();
+    let timeout_ms = match get("TREEFORT_TIMEOUT_MS") {
+        None => 10_000,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(ms) if (1..=120_000).contains(&ms) => ms,
+            _ => {
+                return Err(format!(
+                    "TREEFORT_TIMEOUT_MS must be milliseconds from 1 to 120000 (got {raw:?})"
+                ))
+            }
+        },
+    };
+    Ok(Some(TreefortSettings {
+        api_url: parse_base_url("TREEFORT_API_URL", &required("TREEFORT_API_URL"))?,
+        token_url: parse_base_url("TREEFORT_TOKEN_URL", &required("TREEFORT_TOKEN_URL"))?,
+        client_id: required("TREEFORT_CLIENT_ID"),
+        client_secret: Secret::new(required("TREEFORT_CLIENT_SECRET")),
+        scope: get("TREEFORT_SCOPE"),
+        api_version: required("TREEFORT_API_VERSION"),
+        tenant: get("TREEFORT_TENANT"),
+        timeout: Duration::from_millis(timeout_ms),
+    }))
+}
+
+/// An absolute http(s) URL, returned without a trailing slash.
+fn parse_base_url(key: &str, value: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(value)
+        .map_err(|_| format!("{key} must be an absolute http(s) URL (got {value:?})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{key} must be an absolute http(s) URL (got {value:?})"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_base_url, "http://127.0.0.1:8080");
+        assert_eq!(s.checkout_session_ttl_secs, 3600);
+        assert_eq!(s.portal_session_ttl_secs, 900);
+        assert!(s.provider_api_keys.is_empty());
+        assert!(s.treefort.is_none());
+    }
+
+    #[test]
+    fn session_lifetimes_over_a_day_are_refused() {
+        let err = settings(&[("CHECKOUT_SESSION_TTL_SECS", "86401")]).unwrap_err();
+        assert!(err.contains("CHECKOUT_SESSION_TTL_SECS"), "{err}");
+        assert!(settings(&[("PORTAL_SESSION_TTL_SECS", "0")]).is_err());
+        assert!(settings(&[("PORTAL_SESSION_TTL_SECS", "86400")]).is_ok());
+    }
+
+    #[test]
+    fn bad_urls_gateways_and_partial_treefort_settings_are_refused() {
+        assert!(settings(&[("PUBLIC_BASE_URL", "example.com")]).is_err());
+        assert!(settings(&[("DATABASE_URL", "mysql://x")]).is_err());
+        assert!(settings(&[("PAYMENT_GATEWAY", "paypal")]).is_err());
+        let err = settings(&[("TREEFORT_API_URL", "https://api.example.com/v1")]).unwrap_err();
+        assert!(err.contains("TREEFORT_TOKEN_URL"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = settings(&[
+            ("PROVIDER_API_KEYS", "key-one, key-two"),
+            ("TREEFORT_API_URL", "https://api.example.com/v1/"),
+            ("TREEFORT_TOKEN_URL", "https://auth.example.com/oauth2/token"),
+            ("TREEFORT_CLIENT_ID", "client"),
+            ("TREEFORT_CLIENT_SECRET", "very-secret"),
+            ("TREEFORT_API_VERSION", "2024-01-01"),
+        ])
+        .unwrap();
+        assert_eq!(s.provider_api_keys.len(), 2);
+        assert_eq!(s.treefort.as_ref().unwrap().api_url, "https://api.example.com/v1");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("very-secret") && !printed.contains("key-one"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The database: one connection type over SQLite and PostgreSQL, the pool, migrations, and write
+//! transactions. This is the only module that knows which backend it talks to; models and services
+//! see `AnyConnection` alone.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever backend `DATABASE_URL` names.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager>;
+pub type DbConn = PooledConnection<ConnectionManager>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database URL whose backend was decided from its scheme, never by trial and error: a bad
+/// PostgreSQL URL must fail as such, not turn into a SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    backend: Backend,
+    /// What the driver gets: a file path (or `:memory:`) for SQLite, the URL itself for PostgreSQL.
+    target: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // The URL may hold a password: show the backend and, for SQLite, the path only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+        {
+            if rest.is_empty() {
+                return Err("DATABASE_URL: a postgres:// URL needs a host".into());
+            }
+            return Ok(Self {
+                backend: Backend::Postgres,
+                target: url.to_string(),
+            });
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            // `sqlite://file.db`, `sqlite:file.db`, `sqlite:///abs/path.db` and `sqlite::memory:`.
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("DATABASE_URL: a sqlite: URL needs a file path, e.g. sqlite://treefort-webpay.db".into());
+            }
+            return Ok(Self {
+                backend: Backend::Sqlite,
+                target: path.to_string(),
+            });
+        }
+        Err(format!(
+            "DATABASE_URL must start with sqlite:// or postgres:// (got scheme {:?})",
+            url.split(':').next().unwrap_or_default()
+        ))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// For logs: the backend and, for SQLite, the file; never a PostgreSQL password.
+    pub fn redacted(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.target),
+            Backend::Postgres => "postgres://…".to_string(),
+        }
+    }
+}
+
+/// r2d2 manager that opens the backend the URL names and sets SQLite's PRAGMAs on every connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match self.url.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.url.target)
+                .map(AnyConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&self.url.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first, so that switching to WAL waits for other writers too.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// Opens a pool. The first connection is made at once, so a wrong URL or password is reported at
+/// start-up with the driver's own message.
+pub fn connect_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, String> {
+    let manager = ConnectionManager::new(url.clone());
+    // Surface the real error (refused, bad password, unreadable file) instead of r2d2's timeout.
+    manager
+        .connect()
+        .map_err(|e| format!("cannot open database {}: {e}", url.redacted()))?;
+    Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|e| format!("cannot open database {}: {e}", url.redacted()))
+}
+
+/// Applies pending migrations of the connection's backend. On PostgreSQL an advisory lock keeps
+/// two instances starting together from migrating at once.
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
+    let applied = match conn {
+        AnyConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(|e| e.to_string())?,
+        AnyConnection::Postgres(c) => {
+            const LOCK: &str = "SELECT pg_advisory_lock(7355608001)";
+            c.batch_execute(LOCK).map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| e.to_string());
+            let _ = c.batch_execute("SELECT pg_advisory_unlock(7355608001)");
+            result?
+        }
+    };
+    Ok(applied)
+}
+
+/// Runs `f` in a transaction that holds the write lock from its first statement. On SQLite that is
+/// `BEGIN IMMEDIATE`: a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
+/// under concurrency instead of waiting for the busy timeout.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        AnyConnection::Postgres(_) => conn.transaction(f),
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            let result = f(conn);
+            let AnyConnection::Sqlite(inner) = conn else {
+                unreachable!("the backend of a connection never changes")
+            };
+            match result {
+                Ok(value) => {
+                    AnsiTransactionManager::commit_transaction(inner)?;
+                    Ok(value)
+                }
+                Err(e) => {
+                    AnsiTransactionManager::rollback_transaction(inner)?;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Runs the same typed query on the inner connection, for the few query forms (upserts) that
+/// diesel cannot build on the multi-backend connection.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgres($c) => $body,
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_become_file_paths() {
+        for (url, path) in [
+            ("sqlite://treefort-webpay.db", "treefort-webpay.db"),
+            ("sqlite:treefort-webpay.db", "treefort-webpay.db"),
+            ("sqlite:///var/lib/tw.db", "/var/lib/tw.db"),
+            ("sqlite::memory:", ":memory:"),
+        ] {
+            let parsed = DatabaseUrl::parse(url).unwrap();
+            assert_eq!(parsed.backend(), Backend::Sqlite);
+            assert_eq!(parsed.target, path, "{url}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_stay_postgres_and_are_redacted() {
+        let parsed = DatabaseUrl::parse("postgres://app:s3cret@db:5432/pay").unwrap();
+        assert_eq!(parsed.backend(), Backend::Postgres);
+        assert!(!format!("{parsed:?}").contains("s3cret"));
+        assert!(DatabaseUrl::parse("postgresql://db/pay").is_ok());
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        assert!(DatabaseUrl::parse("mysql://db/pay").is_err());
+        assert!(DatabaseUrl::parse("treefort.db").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Value types with their rules: money, promo codes, session tokens, locales and page texts.
+//! Nothing here touches the database or the network.
+
+pub mod locale;
+pub mod money;
+pub mod promo_code;
+pub mod session_token;
+pub mod url;

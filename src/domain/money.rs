@@ -1,0 +1,191 @@
+//! Money as integer minor units with an explicit divisor, as Treefort sends it (`150` / `100` =
+//! 1.50 USD). No float ever holds an amount.
+
+use super::locale::NumberFormat;
+
+/// An amount in a currency: `amount / divisor` units of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: String,
+    pub divisor: i64,
+}
+
+/// A discount a promo code gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discount {
+    Percent(i32),
+    AmountOff(Money),
+}
+
+/// The divisors accepted: powers of ten, as currencies use (JPY 1, USD 100, BHD 1000).
+pub const DIVISORS: [i64; 5] = [1, 10, 100, 1000, 10000];
+
+/// An ISO 4217 code: three ASCII letters, returned uppercase.
+pub fn parse_currency(code: &str) -> Result<String, String> {
+    let code = code.trim();
+    if code.len() == 3 && code.chars().all(|c| c.is_ascii_alphabetic()) {
+        Ok(code.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "currency must be a three-letter ISO 4217 code such as USD (got {code:?})"
+        ))
+    }
+}
+
+pub fn parse_divisor(divisor: i64) -> Result<i64, String> {
+    if DIVISORS.contains(&divisor) {
+        Ok(divisor)
+    } else {
+        Err(format!(
+            "divisor must be one of 1, 10, 100, 1000, 10000 (got {divisor})"
+        ))
+    }
+}
+
+impl Money {
+    /// The price after `discount`, and the discount taken, in this price's units. `None` when an
+    /// amount-off discount is in another currency (it cannot apply).
+    pub fn discounted(&self, discount: &Discount) -> Option<(Money, i64)> {
+        let off = match discount {
+            Discount::Percent(p) => {
+                // Round the discount half up, in i128 so no amount can overflow.
+                ((self.amount as i128 * *p as i128 + 50) / 100) as i64
+            }
+            Discount::AmountOff(m) => {
+                if m.currency != self.currency {
+                    return None;
+                }
+                // Rescale to this price's divisor, rounding down: never more off than stated.
+                (m.amount as i128 * self.divisor as i128 / m.divisor as i128) as i64
+            }
+        };
+        let off = off.clamp(0, self.amount);
+        Some((
+            Money {
+                amount: self.amount - off,
+                ..self.clone()
+            },
+            off,
+        ))
+    }
+
+    /// Formats for people, e.g. `$1,234.50` (en) or `1.234,50 €` (de).
+    pub fn format(&self, fmt: &NumberFormat) -> String {
+        let decimals = self.divisor.max(1).ilog10() as usize;
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let abs = self.amount.unsigned_abs();
+        let divisor = self.divisor.max(1) as u64;
+        let whole = group_thousands(abs / divisor, fmt.group);
+        let number = if decimals == 0 {
+            whole
+        } else {
+            format!(
+                "{whole}{}{:0width$}",
+                fmt.decimal,
+                abs % divisor,
+                width = decimals
+            )
+        };
+        let symbol = currency_symbol(&self.currency);
+        if fmt.symbol_first {
+            let space = if symbol.len() == self.currency.len() { " " } else { "" };
+            format!("{sign}{symbol}{space}{number}")
+        } else {
+            format!("{sign}{number}\u{a0}{symbol}")
+        }
+    }
+}
+
+fn group_thousands(n: u64, sep: &str) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * sep.len());
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push_str(sep);
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn currency_symbol(code: &str) -> &str {
+    match code {
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        "JPY" => "¥",
+        "INR" => "₹",
+        "KRW" => "₩",
+        "BRL" => "R$",
+        _ => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::locale::Lang;
+
+    fn usd(amount: i64) -> Money {
+        Money {
+            amount,
+            currency: "USD".into(),
+            divisor: 100,
+        }
+    }
+
+    #[test]
+    fn formats_by_language() {
+        assert_eq!(usd(123450).format(&Lang::En.number_format()), "$1,234.50");
+        assert_eq!(usd(999).format(&Lang::De.number_format()), "9,99\u{a0}$");
+        let eur = Money {
+            amount: 123450,
+            currency: "EUR".into(),
+            divisor: 100,
+        };
+        assert_eq!(eur.format(&Lang::De.number_format()), "1.234,50\u{a0}€");
+        let jpy = Money {
+            amount: 1500,
+            currency: "JPY".into(),
+            divisor: 1,
+        };
+        assert_eq!(jpy.format(&Lang::En.number_format()), "¥1,500");
+        let chf = Money {
+            amount: 1000,
+            currency: "CHF".into(),
+            divisor: 100,
+        };
+        assert_eq!(chf.format(&Lang::En.number_format()), "CHF 10.00");
+    }
+
+    #[test]
+    fn percent_discount_rounds_half_up_and_amount_off_rescales() {
+        assert_eq!(usd(999).discounted(&Discount::Percent(25)).unwrap().0.amount, 749);
+        assert_eq!(usd(999).discounted(&Discount::Percent(100)).unwrap().0.amount, 0);
+        let five_dollars = Discount::AmountOff(Money {
+            amount: 5,
+            currency: "USD".into(),
+            divisor: 1,
+        });
+        assert_eq!(usd(999).discounted(&five_dollars).unwrap(), (usd(499), 500));
+        let too_much = Discount::AmountOff(usd(5000));
+        assert_eq!(usd(999).discounted(&too_much).unwrap(), (usd(0), 999));
+        let euros = Discount::AmountOff(Money {
+            amount: 100,
+            currency: "EUR".into(),
+            divisor: 100,
+        });
+        assert_eq!(usd(999).discounted(&euros), None);
+    }
+
+    #[test]
+    fn currencies_and_divisors_are_checked() {
+        assert_eq!(parse_currency("usd").unwrap(), "USD");
+        assert!(parse_currency("US").is_err());
+        assert!(parse_currency("U$D").is_err());
+        assert!(parse_divisor(100).is_ok());
+        assert!(parse_divisor(0).is_err());
+        assert!(parse_divisor(7).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! `customers`: one row per Treefort user who paid or started a trial, with the gateway's reference
+//! to their payment method (never a card number: brand and last four digits only).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::schema::customers;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Customer {
+    pub id: i64,
+    pub user_id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub payment_method_ref: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = customers)]
+pub struct CustomerValues {
+    pub email: String,
+    pub full_name: Option<String>,
+    pub payment_method_ref: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find_by_user_id(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Option<Customer>> {
+    customers::table
+        .filter(customers::user_id.eq(user_id))
+        .first(conn)
+        .optional()
+}
+
+/// Creates the customer of `user_id` or updates its contact and payment method.
+pub fn upsert(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    values: &CustomerValues,
+    now: NaiveDateTime,
+) -> QueryResult<Customer> {
+    crate::on_backend!(conn, |c| {
+        diesel::insert_into(customers::table)
+            .values((customers::user_id.eq(user_id), values, customers::created_at.eq(now)))
+            .on_conflict(customers::user_id)
+            .do_update()
+            .set(values)
+            .execute(c)
+    })?;
+    customers::table
+        .filter(customers::user_id.eq(user_id))
+        .first(conn)
+}

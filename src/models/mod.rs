@@ -1,0 +1,12 @@
+//! One module per table: the row as read, the row to insert, and connection-first query functions
+//! named for what they answer. No business rule lives here, only how rows are stored and found.
+//! Times are UTC `NaiveDateTime`s.
+
+pub mod checkout_sessions;
+pub mod customers;
+pub mod outbox;
+pub mod payments;
+pub mod plans;
+pub mod portal_sessions;
+pub mod promo_codes;
+pub mod subscriptions;

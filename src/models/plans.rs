@@ -1,0 +1,85 @@
+//! `plans`: the subscription plans Treefort knows by id, with price, interval, trial and grace.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::domain::money::Money;
+use crate::schema::plans;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Plan {
+    pub id: i64,
+    pub name: String,
+    pub billing_interval: String,
+    pub interval_count: i32,
+    pub trial_days: i32,
+    pub grace_days: i32,
+    pub currency: String,
+    pub amount: i64,
+    pub divisor: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Plan {
+    pub fn price(&self) -> Money {
+        Money {
+            amount: self.amount,
+            currency: self.currency.clone(),
+            divisor: self.divisor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = plans)]
+pub struct PlanValues {
+    pub name: String,
+    pub billing_interval: String,
+    pub interval_count: i32,
+    pub trial_days: i32,
+    pub grace_days: i32,
+    pub currency: String,
+    pub amount: i64,
+    pub divisor: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Plan>> {
+    plans::table.find(id).first(conn).optional()
+}
+
+pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<Plan>> {
+    plans::table.order(plans::id).load(conn)
+}
+
+/// Ids among `ids` that are known plans.
+pub fn existing_ids(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    plans::table
+        .filter(plans::id.eq_any(ids))
+        .select(plans::id)
+        .load(conn)
+}
+
+pub fn find_many(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<Plan>> {
+    plans::table.filter(plans::id.eq_any(ids)).load(conn)
+}
+
+/// Creates plan `id` or replaces its values (its `created_at` is kept).
+pub fn upsert(
+    conn: &mut AnyConnection,
+    id: i64,
+    values: &PlanValues,
+    now: NaiveDateTime,
+) -> QueryResult<Plan> {
+    crate::on_backend!(conn, |c| {
+        diesel::insert_into(plans::table)
+            .values((plans::id.eq(id), values, plans::created_at.eq(now)))
+            .on_conflict(plans::id)
+            .do_update()
+            .set(values)
+            .execute(c)
+    })?;
+    plans::table.find(id).first(conn)
+}

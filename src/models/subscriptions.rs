@@ -1,0 +1,125 @@
+//! `subscriptions`: our record of each Treefort subscription, with the same four dates Treefort
+//! keeps (period end, trial end, canceled, deactivated) and the id Treefort gave it.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::schema::subscriptions;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Subscription {
+    pub id: i64,
+    pub user_id: String,
+    pub customer_id: i64,
+    pub plan_id: i64,
+    pub promo_code_id: Option<i64>,
+    pub treefort_subscription_id: Option<String>,
+    pub current_period_started_at: NaiveDateTime,
+    pub current_period_ends_at: NaiveDateTime,
+    pub trial_ends_at: Option<NaiveDateTime>,
+    pub canceled_at: Option<NaiveDateTime>,
+    pub deactivated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a subscription is, in the words of the billing portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Trialing,
+    Active,
+    Canceled,
+    Ended,
+}
+
+impl Subscription {
+    pub fn status(&self, now: NaiveDateTime) -> Status {
+        if self.deactivated_at.is_some() {
+            Status::Ended
+        } else if self.canceled_at.is_some() {
+            Status::Canceled
+        } else if self.trial_ends_at.is_some_and(|t| t > now) {
+            Status::Trialing
+        } else {
+            Status::Active
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = subscriptions)]
+pub struct NewSubscription {
+    pub user_id: String,
+    pub customer_id: i64,
+    pub plan_id: i64,
+    pub promo_code_id: Option<i64>,
+    pub current_period_started_at: NaiveDateTime,
+    pub current_period_ends_at: NaiveDateTime,
+    pub trial_ends_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut AnyConnection, new: &NewSubscription) -> QueryResult<Subscription> {
+    diesel::insert_into(subscriptions::table)
+        .values(new)
+        .returning(subscriptions::all_columns)
+        .get_result(conn)
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Subscription>> {
+    subscriptions::table.find(id).first(conn).optional()
+}
+
+/// The user's subscription that is not deactivated (there is at most one).
+pub fn find_live_for_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> QueryResult<Option<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::user_id.eq(user_id))
+        .filter(subscriptions::deactivated_at.is_null())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::user_id.eq(user_id))
+        .order(subscriptions::id.desc())
+        .load(conn)
+}
+
+/// Whether the user ever had a subscription (for first-time-only promo codes).
+pub fn user_has_subscribed_before(conn: &mut AnyConnection, user_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        subscriptions::table.filter(subscriptions::user_id.eq(user_id)),
+    ))
+    .get_result(conn)
+}
+
+pub fn set_treefort_id(
+    conn: &mut AnyConnection,
+    id: i64,
+    treefort_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(subscriptions::table.find(id))
+        .set((
+            subscriptions::treefort_subscription_id.eq(treefort_id),
+            subscriptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Records a cancellation once; a repeated call changes nothing.
+pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::canceled_at.is_null()),
+    )
+    .set((subscriptions::canceled_at.eq(at), subscriptions::updated_at.eq(at)))
+    .execute(conn)
+}

@@ -75,7 +75,11 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let database_url = DatabaseUrl::parse(
             &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
@@ -104,7 +108,10 @@ impl Settings {
         let gateway = match get("PAYMENT_GATEWAY").as_deref().unwrap_or("sandbox") {
             "sandbox" => GatewayKind::Sandbox,
             "stripe" => {
-                return Err("PAYMENT_GATEWAY=stripe is not available in this version yet; use sandbox".into())
+                return Err(
+                    "PAYMENT_GATEWAY=stripe is not available in this version yet; use sandbox"
+                        .into(),
+                )
             }
             other => {
                 return Err(format!("PAYMENT_GATEWAY must be sandbox (got {other:?})"));
@@ -114,7 +121,9 @@ impl Settings {
             None => None,
             Some("pretty") => Some(LogFormat::Pretty),
             Some("json") => Some(LogFormat::Json),
-            Some(other) => return Err(format!("LOG_FORMAT must be pretty or json (got {other:?})")),
+            Some(other) => {
+                return Err(format!("LOG_FORMAT must be pretty or json (got {other:?})"))
+            }
         };
 
         Ok(Self {
@@ -154,7 +163,11 @@ fn treefort_settings(
         "TREEFORT_CLIENT_SECRET",
         "TREEFORT_API_VERSION",
     ];
-    let present: Vec<&str> = REQUIRED.iter().copied().filter(|k| get(k).is_some()).collect();
+    let present: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|k| get(k).is_some())
+        .collect();
     if present.is_empty() {
         return Ok(None);
     }
@@ -194,7 +207,9 @@ fn parse_base_url(key: &str, value: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(value)
         .map_err(|_| format!("{key} must be an absolute http(s) URL (got {value:?})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{key} must be an absolute http(s) URL (got {value:?})"));
+        return Err(format!(
+            "{key} must be an absolute http(s) URL (got {value:?})"
+        ));
     }
     Ok(value.trim_end_matches('/').to_string())
 }
@@ -205,8 +220,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -243,14 +260,20 @@ mod tests {
         let s = settings(&[
             ("PROVIDER_API_KEYS", "key-one, key-two"),
             ("TREEFORT_API_URL", "https://api.example.com/v1/"),
-            ("TREEFORT_TOKEN_URL", "https://auth.example.com/oauth2/token"),
+            (
+                "TREEFORT_TOKEN_URL",
+                "https://auth.example.com/oauth2/token",
+            ),
             ("TREEFORT_CLIENT_ID", "client"),
             ("TREEFORT_CLIENT_SECRET", "very-secret"),
             ("TREEFORT_API_VERSION", "2024-01-01"),
         ])
         .unwrap();
         assert_eq!(s.provider_api_keys.len(), 2);
-        assert_eq!(s.treefort.as_ref().unwrap().api_url, "https://api.example.com/v1");
+        assert_eq!(
+            s.treefort.as_ref().unwrap().api_url,
+            "https://api.example.com/v1"
+        );
         let printed = format!("{s:?}");
         assert!(!printed.contains("very-secret") && !printed.contains("key-one"));
     }

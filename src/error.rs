@@ -13,7 +13,13 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -169,14 +175,38 @@ mod tests {
         let cases = [
             (ApiError::invalid_body("x"), 400, "invalid_body"),
             (ApiError::unauthorized(), 401, "unauthorized"),
-            (ApiError::not_found("plan_not_found", "x"), 404, "plan_not_found"),
-            (ApiError::conflict("subscription_exists", "x"), 409, "subscription_exists"),
-            (ApiError::gone("session_expired", "x"), 410, "session_expired"),
+            (
+                ApiError::not_found("plan_not_found", "x"),
+                404,
+                "plan_not_found",
+            ),
+            (
+                ApiError::conflict("subscription_exists", "x"),
+                409,
+                "subscription_exists",
+            ),
+            (
+                ApiError::gone("session_expired", "x"),
+                410,
+                "session_expired",
+            ),
             (ApiError::payload_too_large(10), 413, "payload_too_large"),
-            (ApiError::unsupported_media_type(), 415, "unsupported_media_type"),
-            (ApiError::bad_gateway("treefort_error", "x"), 502, "treefort_error"),
+            (
+                ApiError::unsupported_media_type(),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::bad_gateway("treefort_error", "x"),
+                502,
+                "treefort_error",
+            ),
             (ApiError::not_configured("x"), 503, "not_configured"),
-            (ApiError::gateway_timeout("treefort_timeout", "x"), 504, "treefort_timeout"),
+            (
+                ApiError::gateway_timeout("treefort_timeout", "x"),
+                504,
+                "treefort_timeout",
+            ),
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status_code().as_u16(), status, "{code}");

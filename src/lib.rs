@@ -5,9 +5,19 @@
 #[path = "../schema.rs"]
 pub mod schema;
 
+pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod gateway;
+pub mod metrics;
 pub mod models;
+pub mod pages;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod treefort;
+pub mod worker;

@@ -1,1 +1,117 @@
-fn main() {}
+//! The `treefort-webpay` command: serve (default), worker, migrate, and the plans/promo commands.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use treefort_webpay::cli::{self, PlansCommand, PromoCommand};
+use treefort_webpay::config::{LogFormat, Settings};
+use treefort_webpay::startup::{build_state, Application};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "treefort-webpay",
+    version,
+    about = "Payment provider for Treefort's Web Payment integration"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, then serve HTTP and run the background worker (the default).
+    Serve,
+    /// Run only the background worker (for split web/worker deployments).
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage subscription plans.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Manage promo codes.
+    #[command(subcommand)]
+    Promo(PromoCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => with_settings(|settings| async move {
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "treefort-webpay listening");
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }),
+        Command::Worker => with_settings(|settings| async move {
+            let state = actix_web::web::Data::new(build_state(settings, Default::default()).await?);
+            let worker = treefort_webpay::worker::spawn(state);
+            tracing::info!("worker running; stop with SIGTERM or Ctrl-C");
+            shutdown_signal().await;
+            worker.stop().await;
+            Ok(())
+        }),
+        Command::Migrate => cli::open_database().map(|_| println!("database is up to date")),
+        Command::Plans(command) => cli::open_database()
+            .and_then(|mut conn| cli::plans(&mut conn, command))
+            .map(|out| println!("{out}")),
+        Command::Promo(command) => cli::open_database()
+            .and_then(|mut conn| cli::promo(&mut conn, command))
+            .map(|out| println!("{out}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("treefort-webpay: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads settings, sets up logging and runs `f` on a multi-threaded runtime.
+fn with_settings<F, Fut>(f: F) -> Result<(), String>
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let settings = Settings::from_env()?;
+    init_logging(settings.log_format);
+    tracing::info!(database = %settings.database_url.redacted(), "starting");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(f(settings))
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

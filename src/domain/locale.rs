@@ -198,7 +198,8 @@ static EN: Texts = Texts {
     access_until: "Canceled: access until {date}",
     cancel_subscription: "Cancel subscription",
     canceled_ok: "Your subscription is canceled. You keep access until the end of the paid period.",
-    cancel_failed: "We could not cancel your subscription right now. Nothing was changed; please try again.",
+    cancel_failed:
+        "We could not cancel your subscription right now. Nothing was changed; please try again.",
     payment_method: "Payment method",
     payments: "Payments",
     no_payments: "No payments yet.",
@@ -288,7 +289,8 @@ static FR: Texts = Texts {
     start_trial: "Commencer l'essai gratuit",
     back_to_app: "Annuler et revenir",
     sandbox_cards: "Cartes de test : 4242 4242 4242 4242 paie, 4000 0000 0000 0002 est refusée.",
-    declined: "Votre carte a été refusée. Aucun paiement n'a été effectué ; essayez une autre carte.",
+    declined:
+        "Votre carte a été refusée. Aucun paiement n'a été effectué ; essayez une autre carte.",
     invalid_card: "Veuillez vérifier les informations de la carte.",
     promo_exhausted: "Ce code promo n'est plus utilisable. Aucun paiement n'a été effectué.",
     already_subscribed: "Vous avez déjà un abonnement. Aucun paiement n'a été effectué.",
@@ -311,8 +313,10 @@ static FR: Texts = Texts {
     trial_ends: "L'essai se termine le {date}",
     access_until: "Résilié : accès jusqu'au {date}",
     cancel_subscription: "Résilier l'abonnement",
-    canceled_ok: "Votre abonnement est résilié. Vous gardez l'accès jusqu'à la fin de la période payée.",
-    cancel_failed: "La résiliation est impossible pour le moment. Rien n'a été modifié ; réessayez.",
+    canceled_ok:
+        "Votre abonnement est résilié. Vous gardez l'accès jusqu'à la fin de la période payée.",
+    cancel_failed:
+        "La résiliation est impossible pour le moment. Rien n'a été modifié ; réessayez.",
     payment_method: "Moyen de paiement",
     payments: "Paiements",
     no_payments: "Aucun paiement pour l'instant.",
@@ -368,8 +372,10 @@ static ES: Texts = Texts {
     trial_ends: "La prueba termina el {date}",
     access_until: "Cancelada: acceso hasta el {date}",
     cancel_subscription: "Cancelar suscripción",
-    canceled_ok: "Su suscripción está cancelada. Mantiene el acceso hasta el final del periodo pagado.",
-    cancel_failed: "No pudimos cancelar su suscripción ahora. No se cambió nada; inténtelo de nuevo.",
+    canceled_ok:
+        "Su suscripción está cancelada. Mantiene el acceso hasta el final del periodo pagado.",
+    cancel_failed:
+        "No pudimos cancelar su suscripción ahora. No se cambió nada; inténtelo de nuevo.",
     payment_method: "Método de pago",
     payments: "Pagos",
     no_payments: "Todavía no hay pagos.",

@@ -89,7 +89,11 @@ impl Money {
         };
         let symbol = currency_symbol(&self.currency);
         if fmt.symbol_first {
-            let space = if symbol.len() == self.currency.len() { " " } else { "" };
+            let space = if symbol.len() == self.currency.len() {
+                " "
+            } else {
+                ""
+            };
             format!("{sign}{symbol}{space}{number}")
         } else {
             format!("{sign}{number}\u{a0}{symbol}")
@@ -101,7 +105,7 @@ fn group_thousands(n: u64, sep: &str) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * sep.len());
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push_str(sep);
         }
         out.push(ch);
@@ -161,8 +165,22 @@ mod tests {
 
     #[test]
     fn percent_discount_rounds_half_up_and_amount_off_rescales() {
-        assert_eq!(usd(999).discounted(&Discount::Percent(25)).unwrap().0.amount, 749);
-        assert_eq!(usd(999).discounted(&Discount::Percent(100)).unwrap().0.amount, 0);
+        assert_eq!(
+            usd(999)
+                .discounted(&Discount::Percent(25))
+                .unwrap()
+                .0
+                .amount,
+            749
+        );
+        assert_eq!(
+            usd(999)
+                .discounted(&Discount::Percent(100))
+                .unwrap()
+                .0
+                .amount,
+            0
+        );
         let five_dollars = Discount::AmountOff(Money {
             amount: 5,
             currency: "USD".into(),

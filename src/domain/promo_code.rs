@@ -19,7 +19,15 @@ mod tests {
     #[test]
     fn only_ascii_letters_and_digits_are_codes() {
         assert_eq!(normalize("Spring25").as_deref(), Some("spring25"));
-        for bad in ["", "SPRING-25", "spring 25", "spräng", "ＳＰＲＩＮＧ", "a_b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "SPRING-25",
+            "spring 25",
+            "spräng",
+            "ＳＰＲＩＮＧ",
+            "a_b",
+            &"a".repeat(65),
+        ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
     }

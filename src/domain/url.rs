@@ -18,7 +18,13 @@ mod tests {
     fn only_absolute_http_urls_pass() {
         assert!(parse_redirect_url("successUrl", "https://app.example.com/done?x=1").is_ok());
         assert!(parse_redirect_url("successUrl", "http://localhost:3000/").is_ok());
-        for bad in ["/relative", "javascript:alert(1)", "ftp://x/y", "", "https://"] {
+        for bad in [
+            "/relative",
+            "javascript:alert(1)",
+            "ftp://x/y",
+            "",
+            "https://",
+        ] {
             assert!(parse_redirect_url("successUrl", bad).is_err(), "{bad}");
         }
     }

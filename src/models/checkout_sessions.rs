@@ -66,7 +66,11 @@ pub fn find_by_token_hash(
 
 /// Moves an open, unexpired session to `processing`. Only one caller can win, so the same link
 /// can never pay twice, however many submissions race.
-pub fn claim_for_payment(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
+pub fn claim_for_payment(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
     let updated = diesel::update(
         checkout_sessions::table
             .find(id)

@@ -47,7 +47,11 @@ pub fn upsert(
 ) -> QueryResult<Customer> {
     crate::on_backend!(conn, |c| {
         diesel::insert_into(customers::table)
-            .values((customers::user_id.eq(user_id), values, customers::created_at.eq(now)))
+            .values((
+                customers::user_id.eq(user_id),
+                values,
+                customers::created_at.eq(now),
+            ))
             .on_conflict(customers::user_id)
             .do_update()
             .set(values)

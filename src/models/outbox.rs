@@ -52,7 +52,11 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<OutboxEntry
 }
 
 /// Pending entries whose time has come, oldest first.
-pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<OutboxEntry>> {
+pub fn list_due(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEntry>> {
     treefort_outbox::table
         .filter(treefort_outbox::status.eq(PENDING))
         .filter(treefort_outbox::next_attempt_at.le(now))

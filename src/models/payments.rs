@@ -58,7 +58,9 @@ pub struct NewPayment {
 }
 
 pub fn insert(conn: &mut AnyConnection, new: &NewPayment) -> QueryResult<usize> {
-    diesel::insert_into(payments::table).values(new).execute(conn)
+    diesel::insert_into(payments::table)
+        .values(new)
+        .execute(conn)
 }
 
 pub fn list_for_customer(conn: &mut AnyConnection, customer_id: i64) -> QueryResult<Vec<Payment>> {

@@ -98,7 +98,9 @@ pub fn find_by_normalized_code(
 }
 
 pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<PromoCode>> {
-    promo_codes::table.order(promo_codes::code_normalized).load(conn)
+    promo_codes::table
+        .order(promo_codes::code_normalized)
+        .load(conn)
 }
 
 /// The plans a code is limited to; empty means every plan.
@@ -117,21 +119,31 @@ pub fn set_active(
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(promo_codes::table.find(id))
-        .set((promo_codes::active.eq(active), promo_codes::updated_at.eq(now)))
+        .set((
+            promo_codes::active.eq(active),
+            promo_codes::updated_at.eq(now),
+        ))
         .execute(conn)
 }
 
-/// Takes one redemption if the code is active and below its limit. A single conditional UPDATE, so
-/// racing checkouts can never exceed `max_redemptions`. Returns whether one was taken.
-pub fn take_redemption(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+/// Takes one redemption if the code is active, unexpired and below its limit. A single conditional
+/// UPDATE, so racing checkouts can never exceed `max_redemptions`. Returns whether one was taken.
+pub fn take_redemption(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
     let updated = diesel::update(
         promo_codes::table
             .find(id)
             .filter(promo_codes::active.eq(true))
             .filter(
+                promo_codes::expires_at
+                    .is_null()
+                    .or(promo_codes::expires_at.gt(now)),
+            )
+            .filter(
                 promo_codes::max_redemptions
                     .is_null()
-                    .or(promo_codes::times_redeemed.nullable().lt(promo_codes::max_redemptions)),
+                    .or(promo_codes::times_redeemed
+                        .nullable()
+                        .lt(promo_codes::max_redemptions)),
             ),
     )
     .set(promo_codes::times_redeemed.eq(promo_codes::times_redeemed + 1))

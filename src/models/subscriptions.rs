@@ -120,6 +120,9 @@ pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> Qu
             .find(id)
             .filter(subscriptions::canceled_at.is_null()),
     )
-    .set((subscriptions::canceled_at.eq(at), subscriptions::updated_at.eq(at)))
+    .set((
+        subscriptions::canceled_at.eq(at),
+        subscriptions::updated_at.eq(at),
+    ))
     .execute(conn)
 }

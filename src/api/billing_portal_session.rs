@@ -1,0 +1,18 @@
+//! `POST /treefort/billing-portal-session`: a unique, expiring billing-portal URL for one user.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::ProviderAuth;
+use super::types::{BillingPortalSessionRequest, SessionUrlResponse};
+use crate::error::ApiError;
+use crate::services::portal;
+use crate::state::AppState;
+
+pub async fn handle(
+    _auth: ProviderAuth,
+    state: web::Data<AppState>,
+    body: web::Json<BillingPortalSessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let session_url = portal::create_session(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(SessionUrlResponse { session_url }))
+}

@@ -1,0 +1,18 @@
+//! `POST /treefort/checkout-session`: a unique, expiring checkout URL for one user and plan.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::ProviderAuth;
+use super::types::{CheckoutSessionRequest, SessionUrlResponse};
+use crate::error::ApiError;
+use crate::services::checkout;
+use crate::state::AppState;
+
+pub async fn handle(
+    _auth: ProviderAuth,
+    state: web::Data<AppState>,
+    body: web::Json<CheckoutSessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let session_url = checkout::create_session(&state, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(SessionUrlResponse { session_url }))
+}

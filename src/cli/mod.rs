@@ -1,0 +1,289 @@
+//! Operator and support commands: plans and promo codes. Each validates through the same service
+//! rules as the API and answers with text for people or `--json` for scripts.
+
+use chrono::{DateTime, NaiveDateTime};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::clock::rfc3339;
+use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::domain::promo_code;
+use crate::models::plans::{self, Plan};
+use crate::models::promo_codes::{self, PromoCode};
+use crate::services::plans::PlanInput;
+use crate::services::promo::{self as promo_rules, PromoInput};
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Create a plan, or replace the values of an existing one (by Treefort's plan id).
+    Upsert(PlanArgs),
+    /// List all plans.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Treefort's subscription plan id.
+    #[arg(long)]
+    id: i64,
+    #[arg(long)]
+    name: String,
+    /// month or year.
+    #[arg(long)]
+    interval: String,
+    #[arg(long, default_value_t = 1)]
+    interval_count: i32,
+    #[arg(long, default_value_t = 0)]
+    trial_days: i32,
+    #[arg(long, default_value_t = 0)]
+    grace_days: i32,
+    /// ISO 4217 code, e.g. USD.
+    #[arg(long)]
+    currency: String,
+    /// Price in minor units (999 with divisor 100 is 9.99).
+    #[arg(long)]
+    amount: i64,
+    #[arg(long, default_value_t = 100)]
+    divisor: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromoCommand {
+    /// Create a promo code (letters and digits only; matched case-insensitively).
+    Create(PromoArgs),
+    /// List all promo codes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one code with its plans and redemptions.
+    Show { code: String },
+    /// Stop a code from being accepted (it is kept for the record).
+    Disable { code: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PromoArgs {
+    #[arg(long)]
+    code: String,
+    /// Percent off, 1 to 100.
+    #[arg(long, conflicts_with = "amount_off")]
+    percent_off: Option<i32>,
+    /// Amount off in minor units; needs --currency.
+    #[arg(long)]
+    amount_off: Option<i64>,
+    #[arg(long)]
+    currency: Option<String>,
+    #[arg(long)]
+    divisor: Option<i64>,
+    /// Plan ids the code is limited to, comma-separated (default: every plan).
+    #[arg(long, value_delimiter = ',')]
+    plans: Vec<i64>,
+    #[arg(long)]
+    first_time_only: bool,
+    #[arg(long)]
+    max_redemptions: Option<i32>,
+    /// RFC 3339, e.g. 2027-01-01T00:00:00Z.
+    #[arg(long)]
+    expires_at: Option<String>,
+    #[arg(long)]
+    note: Option<String>,
+}
+
+/// Opens the database named by `DATABASE_URL` (default SQLite file) and applies migrations, so a
+/// command works on a fresh machine.
+pub fn open_database() -> Result<db::DbConn, String> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| crate::config::DEFAULT_DATABASE_URL.into());
+    let url = DatabaseUrl::parse(&url)?;
+    let pool = db::connect_pool(&url, 1)?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    db::run_migrations(&mut conn).map_err(|e| format!("migrations failed: {e}"))?;
+    Ok(conn)
+}
+
+fn now() -> NaiveDateTime {
+    crate::clock::Clock::System.now().naive_utc()
+}
+
+pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, String> {
+    let db_err = |e: diesel::result::Error| format!("database error: {e}");
+    match command {
+        PlansCommand::Upsert(a) => {
+            let input = PlanInput {
+                id: a.id,
+                name: a.name,
+                interval: a.interval,
+                interval_count: a.interval_count,
+                trial_days: a.trial_days,
+                grace_days: a.grace_days,
+                currency: a.currency,
+                amount: a.amount,
+                divisor: a.divisor,
+            };
+            let values = input.validate(now())?;
+            let plan = plans::upsert(conn, input.id, &values, now()).map_err(db_err)?;
+            Ok(format!("plan {} saved: {}", plan.id, describe_plan(&plan)))
+        }
+        PlansCommand::List { json } => {
+            let all = plans::list(conn).map_err(db_err)?;
+            if json {
+                return Ok(serde_json::to_string_pretty(
+                    &all.iter().map(plan_json).collect::<Vec<_>>(),
+                )
+                .unwrap_or_default());
+            }
+            if all.is_empty() {
+                return Ok("no plans".into());
+            }
+            Ok(all
+                .iter()
+                .map(|p| format!("{:>6}  {}", p.id, describe_plan(p)))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+    }
+}
+
+fn describe_plan(p: &Plan) -> String {
+    format!(
+        "{} — {} ({} {} / {} {}) every {} {}(s), trial {} days, grace {} days",
+        p.name,
+        p.price()
+            .format(&crate::domain::locale::Lang::En.number_format()),
+        p.amount,
+        p.currency,
+        p.divisor,
+        "minor units",
+        p.interval_count,
+        p.billing_interval,
+        p.trial_days,
+        p.grace_days
+    )
+}
+
+fn plan_json(p: &Plan) -> serde_json::Value {
+    json!({
+        "id": p.id, "name": p.name, "interval": p.billing_interval, "intervalCount": p.interval_count,
+        "trialDays": p.trial_days, "graceDays": p.grace_days,
+        "price": {"currency": p.currency, "amount": p.amount, "divisor": p.divisor},
+    })
+}
+
+pub fn promo(conn: &mut AnyConnection, command: PromoCommand) -> Result<String, String> {
+    let db_err = |e: diesel::result::Error| format!("database error: {e}");
+    match command {
+        PromoCommand::Create(a) => {
+            let expires_at = a
+                .expires_at
+                .as_deref()
+                .map(|s| {
+                    DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.naive_utc())
+                        .map_err(|_| format!("--expires-at must be RFC 3339, e.g. 2027-01-01T00:00:00Z (got {s:?})"))
+                })
+                .transpose()?;
+            let input = PromoInput {
+                code: a.code,
+                percent_off: a.percent_off,
+                amount_off: a.amount_off,
+                currency: a.currency,
+                divisor: a.divisor,
+                plan_ids: a.plans,
+                first_time_only: a.first_time_only,
+                max_redemptions: a.max_redemptions,
+                expires_at,
+                note: a.note,
+            };
+            let code = promo_rules::create(conn, &input, now())?;
+            Ok(format!(
+                "promo code {} created: {}",
+                code.code,
+                describe_promo(&code)
+            ))
+        }
+        PromoCommand::List { json } => {
+            let all = promo_codes::list(conn).map_err(db_err)?;
+            if json {
+                let mut out = Vec::new();
+                for code in &all {
+                    let plans = promo_codes::plan_ids(conn, code.id).map_err(db_err)?;
+                    out.push(promo_json(code, &plans));
+                }
+                return Ok(serde_json::to_string_pretty(&out).unwrap_or_default());
+            }
+            if all.is_empty() {
+                return Ok("no promo codes".into());
+            }
+            Ok(all
+                .iter()
+                .map(|c| format!("{:<20} {}", c.code, describe_promo(c)))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        PromoCommand::Show { code } => {
+            let found = find_code(conn, &code)?;
+            let plans = promo_codes::plan_ids(conn, found.id).map_err(db_err)?;
+            let redemptions = promo_codes::count_redemptions(conn, found.id).map_err(db_err)?;
+            let mut json = promo_json(&found, &plans);
+            json["redemptionsRecorded"] = redemptions.into();
+            Ok(serde_json::to_string_pretty(&json).unwrap_or_default())
+        }
+        PromoCommand::Disable { code } => {
+            let found = find_code(conn, &code)?;
+            promo_codes::set_active(conn, found.id, false, now()).map_err(db_err)?;
+            Ok(format!("promo code {} disabled", found.code))
+        }
+    }
+}
+
+fn find_code(conn: &mut AnyConnection, code: &str) -> Result<PromoCode, String> {
+    let normalized = promo_code::normalize(code)
+        .ok_or_else(|| format!("{code:?} is not a promo code: letters A-Z and digits only"))?;
+    promo_codes::find_by_normalized_code(conn, &normalized)
+        .map_err(|e| format!("database error: {e}"))?
+        .ok_or_else(|| format!("no promo code {code}"))
+}
+
+fn describe_promo(c: &PromoCode) -> String {
+    let discount = match (c.percent_off, c.amount_off) {
+        (Some(p), _) => format!("{p}% off"),
+        (None, Some(a)) => format!(
+            "{a} {} / {} off",
+            c.currency.as_deref().unwrap_or("?"),
+            c.divisor.unwrap_or(1)
+        ),
+        _ => "no discount".into(),
+    };
+    let limit = c.max_redemptions.map_or_else(
+        || format!("{} redeemed", c.times_redeemed),
+        |m| format!("{} of {m} redeemed", c.times_redeemed),
+    );
+    let expiry = c.expires_at.map_or_else(
+        || "no expiry".to_string(),
+        |t| format!("expires {}", rfc3339(t.and_utc())),
+    );
+    format!(
+        "{discount}, {limit}, {expiry}{}{}",
+        if c.first_time_only {
+            ", first-time subscribers only"
+        } else {
+            ""
+        },
+        if c.active { "" } else { ", DISABLED" }
+    )
+}
+
+fn promo_json(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
+    json!({
+        "code": c.code, "type": c.discount_type, "percentOff": c.percent_off,
+        "amountOff": c.amount_off.map(|a| json!({"amount": a, "currency": c.currency, "divisor": c.divisor})),
+        "eligibleSubscriptionPlanIds": plans, "firstTimeSubscribersOnly": c.first_time_only,
+        "maxRedemptions": c.max_redemptions, "timesRedeemed": c.times_redeemed,
+        "expiresAt": c.expires_at.map(|t| rfc3339(t.and_utc())), "active": c.active, "note": c.note,
+        "createdAt": rfc3339(c.created_at.and_utc()),
+    })
+}

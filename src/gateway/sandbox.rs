@@ -1,0 +1,237 @@
+//! The sandbox gateway: checks card details like a real one and answers by test card number, but
+//! moves no money. Test cards: `4242424242424242` pays; `4000000000000002` is declined;
+//! `4000000000000341` pays at checkout and is declined on renewal. Any other valid card number pays.
+
+use sha2::{Digest, Sha256};
+
+use super::{CardInput, ChargeKind, ChargeOutcome, GatewayError, SavedCard};
+use crate::domain::money::Money;
+
+pub const CARD_PAYS: &str = "4242424242424242";
+pub const CARD_DECLINED: &str = "4000000000000002";
+pub const CARD_DECLINES_RENEWAL: &str = "4000000000000341";
+
+#[derive(Debug, Clone)]
+pub struct SandboxGateway {
+    /// The current month, as (year, month), for expiry checks; `None`: the real calendar.
+    today: Option<(i32, u32)>,
+}
+
+impl Default for SandboxGateway {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SandboxGateway {
+    pub fn new() -> Self {
+        Self { today: None }
+    }
+
+    pub fn save_card(&self, card: &CardInput) -> Result<SavedCard, GatewayError> {
+        let number: String = card
+            .number
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-'))
+            .collect();
+        if !(12..=19).contains(&number.len())
+            || !number.chars().all(|c| c.is_ascii_digit())
+            || !luhn_valid(&number)
+        {
+            return Err(GatewayError::InvalidCard("card_number"));
+        }
+        self.check_expiry(&card.expiry)?;
+        let cvc = card.cvc.trim();
+        if !(3..=4).contains(&cvc.len()) || !cvc.chars().all(|c| c.is_ascii_digit()) {
+            return Err(GatewayError::InvalidCard("card_cvc"));
+        }
+        if number == CARD_DECLINED {
+            return Err(GatewayError::Declined("card_declined".into()));
+        }
+        let behaviour = if number == CARD_DECLINES_RENEWAL {
+            "renewaldecline"
+        } else {
+            "ok"
+        };
+        // The reference says how the card behaves; the number itself is not kept.
+        let nonce = short_hash(&format!(
+            "{number}{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        ));
+        Ok(SavedCard {
+            reference: format!("pm_sandbox_{behaviour}_{nonce}"),
+            brand: brand_of(&number).to_string(),
+            last4: number[number.len() - 4..].to_string(),
+        })
+    }
+
+    pub fn charge(
+        &self,
+        card_reference: &str,
+        _amount: &Money,
+        kind: ChargeKind,
+        idempotency_key: &str,
+    ) -> ChargeOutcome {
+        if kind == ChargeKind::Renewal && card_reference.starts_with("pm_sandbox_renewaldecline_") {
+            return ChargeOutcome::Declined {
+                reason: "card_declined".into(),
+            };
+        }
+        ChargeOutcome::Succeeded {
+            reference: format!("ch_sandbox_{}", short_hash(idempotency_key)),
+        }
+    }
+
+    pub fn refund(&self, _charge_reference: &str) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    fn check_expiry(&self, expiry: &str) -> Result<(), GatewayError> {
+        let invalid = GatewayError::InvalidCard("card_expiry");
+        let compact: String = expiry.chars().filter(|c| !c.is_whitespace()).collect();
+        let (mm, yy) = compact.split_once('/').ok_or(invalid.clone())?;
+        let month: u32 = mm.parse().map_err(|_| invalid.clone())?;
+        let year: i32 = match yy.len() {
+            2 => 2000 + yy.parse::<i32>().map_err(|_| invalid.clone())?,
+            4 => yy.parse().map_err(|_| invalid.clone())?,
+            _ => return Err(invalid),
+        };
+        if !(1..=12).contains(&month) {
+            return Err(invalid);
+        }
+        let (this_year, this_month) = self.today.unwrap_or_else(|| {
+            use chrono::Datelike;
+            let now = chrono::Utc::now();
+            (now.year(), now.month())
+        });
+        if (year, month) < (this_year, this_month) {
+            return Err(invalid);
+        }
+        Ok(())
+    }
+}
+
+fn luhn_valid(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = (b - b'0') as u32;
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn brand_of(number: &str) -> &'static str {
+    match number.as_bytes()[0] {
+        b'4' => "Visa",
+        b'5' => "Mastercard",
+        b'3' => "American Express",
+        _ => "Card",
+    }
+}
+
+fn short_hash(input: &str) -> String {
+    Sha256::digest(input.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(number: &str, expiry: &str, cvc: &str) -> CardInput {
+        CardInput {
+            number: number.into(),
+            expiry: expiry.into(),
+            cvc: cvc.into(),
+        }
+    }
+
+    fn gateway() -> SandboxGateway {
+        SandboxGateway {
+            today: Some((2026, 11)),
+        }
+    }
+
+    #[test]
+    fn test_cards_behave_as_documented() {
+        let g = gateway();
+        let ok = g
+            .save_card(&card("4242 4242 4242 4242", "12/30", "123"))
+            .unwrap();
+        assert_eq!((ok.brand.as_str(), ok.last4.as_str()), ("Visa", "4242"));
+        assert!(!ok.reference.contains("4242424242424242"));
+        assert_eq!(
+            g.save_card(&card(CARD_DECLINED, "12/30", "123")),
+            Err(GatewayError::Declined("card_declined".into()))
+        );
+        let late = g
+            .save_card(&card(CARD_DECLINES_RENEWAL, "12/30", "123"))
+            .unwrap();
+        let usd = Money {
+            amount: 999,
+            currency: "USD".into(),
+            divisor: 100,
+        };
+        assert!(matches!(
+            g.charge(&late.reference, &usd, ChargeKind::Checkout, "k"),
+            ChargeOutcome::Succeeded { .. }
+        ));
+        assert!(matches!(
+            g.charge(&late.reference, &usd, ChargeKind::Renewal, "k2"),
+            ChargeOutcome::Declined { .. }
+        ));
+    }
+
+    #[test]
+    fn malformed_cards_name_the_wrong_field() {
+        let g = gateway();
+        assert_eq!(
+            g.save_card(&card("4242424242424241", "12/30", "123")),
+            Err(GatewayError::InvalidCard("card_number"))
+        );
+        assert_eq!(
+            g.save_card(&card("4242424242424242", "10/26", "123")),
+            Err(GatewayError::InvalidCard("card_expiry"))
+        );
+        assert_eq!(
+            g.save_card(&card("4242424242424242", "13/30", "123")),
+            Err(GatewayError::InvalidCard("card_expiry"))
+        );
+        assert!(g
+            .save_card(&card("4242424242424242", "11/26", "123"))
+            .is_ok());
+        assert_eq!(
+            g.save_card(&card("4242424242424242", "12/2030", "12")),
+            Err(GatewayError::InvalidCard("card_cvc"))
+        );
+    }
+
+    #[test]
+    fn charges_are_idempotent_by_key() {
+        let g = gateway();
+        let usd = Money {
+            amount: 1,
+            currency: "USD".into(),
+            divisor: 100,
+        };
+        assert_eq!(
+            g.charge("pm_sandbox_ok_1", &usd, ChargeKind::Checkout, "checkout-1"),
+            g.charge("pm_sandbox_ok_1", &usd, ChargeKind::Checkout, "checkout-1")
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! `GET /billing/{token}` (the billing portal) and `POST /billing/{token}/cancel`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{date, error_page, escape, expired_page, layout, not_found_page, respond};
+use crate::models::payments;
+use crate::models::subscriptions::Status;
+use crate::services::naive;
+use crate::services::portal::{self, PortalError, PortalView};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    subscription_id: i64,
+}
+
+pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match portal::view(&state, &token).await {
+        Ok(view) => respond(StatusCode::OK, render(&view, &state, &token, None)),
+        Err(e) => error_response(&state, e),
+    }
+}
+
+pub async fn cancel(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<CancelForm>,
+) -> HttpResponse {
+    match portal::cancel(&state, &token, form.subscription_id).await {
+        Ok((view, Ok(()))) => respond(
+            StatusCode::OK,
+            render(
+                &view,
+                &state,
+                &token,
+                Some(Ok(view.lang.texts().canceled_ok)),
+            ),
+        ),
+        Ok((view, Err(e))) => {
+            let message = view.lang.texts().cancel_failed;
+            respond(e.status, render(&view, &state, &token, Some(Err(message))))
+        }
+        Err(e) => error_response(&state, e),
+    }
+}
+
+fn error_response(state: &AppState, error: PortalError) -> HttpResponse {
+    let test_mode = state.gateway.is_test_mode();
+    match error {
+        PortalError::NotFound => not_found_page(test_mode),
+        PortalError::Expired(lang) => expired_page(lang, test_mode),
+        PortalError::Failed(lang, e) => error_page(lang, test_mode, &e),
+    }
+}
+
+fn render(
+    view: &PortalView,
+    state: &AppState,
+    token: &str,
+    notice: Option<Result<&str, &str>>,
+) -> String {
+    let lang = view.lang;
+    let t = lang.texts();
+    let fmt = lang.number_format();
+    let now = naive(state.clock.now());
+    let notice = match notice {
+        Some(Ok(m)) => format!(
+            "<div class=\"notice ok\" role=\"status\">{}</div>",
+            escape(m)
+        ),
+        Some(Err(m)) => format!(
+            "<div class=\"notice error\" role=\"alert\">{}</div>",
+            escape(m)
+        ),
+        None => String::new(),
+    };
+    let mut subs = String::new();
+    for (sub, plan) in &view.subscriptions {
+        let name = plan
+            .as_ref()
+            .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
+        let price = plan.as_ref().map(|p| {
+            format!(
+                "{} {}",
+                p.price().format(&fmt),
+                lang.interval(&p.billing_interval, p.interval_count)
+            )
+        });
+        let status = sub.status(now);
+        let (label, detail) = match status {
+            Status::Trialing => (
+                t.status_trialing,
+                t.trial_ends
+                    .replace("{date}", &date(sub.current_period_ends_at)),
+            ),
+            Status::Active => (
+                t.status_active,
+                t.paid_until
+                    .replace("{date}", &date(sub.current_period_ends_at)),
+            ),
+            Status::Canceled => (
+                t.status_canceled,
+                t.access_until
+                    .replace("{date}", &date(sub.current_period_ends_at)),
+            ),
+            Status::Ended => (
+                t.status_ended,
+                sub.deactivated_at.map(date).unwrap_or_default(),
+            ),
+        };
+        let cancel = if matches!(status, Status::Trialing | Status::Active) {
+            format!(
+                "<form method=\"post\" action=\"/billing/{token}/cancel\"><input type=\"hidden\" name=\"subscription_id\" value=\"{id}\">\
+                 <button class=\"secondary\" type=\"submit\">{label}</button></form>",
+                token = escape(token),
+                id = sub.id,
+                label = escape(t.cancel_subscription)
+            )
+        } else {
+            String::new()
+        };
+        subs.push_str(&format!(
+            "<div class=\"subscription\"><h2>{}</h2><p>{}</p><p><strong>{}</strong> — {}</p>{}</div>",
+            escape(&name),
+            escape(&price.unwrap_or_default()),
+            escape(label),
+            escape(&detail),
+            cancel
+        ));
+    }
+    if subs.is_empty() {
+        subs = format!("<p>{}</p>", escape(t.no_subscriptions));
+    }
+    let card = view
+        .customer
+        .as_ref()
+        .and_then(|c| {
+            Some(format!(
+                "{} •••• {}",
+                c.card_brand.as_deref()?,
+                c.card_last4.as_deref()?
+            ))
+        })
+        .map(|c| {
+            format!(
+                "<div class=\"card\"><h2>{}</h2><p>{}</p></div>",
+                escape(t.payment_method),
+                escape(&c)
+            )
+        })
+        .unwrap_or_default();
+    let rows: String = view
+        .payments
+        .iter()
+        .map(|p| {
+            let status = if p.status == payments::SUCCEEDED {
+                t.paid
+            } else {
+                t.payment_declined
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&date(p.created_at)),
+                escape(&p.money().format(&fmt)),
+                escape(status)
+            )
+        })
+        .collect();
+    let payments = if rows.is_empty() {
+        format!("<p>{}</p>", escape(t.no_payments))
+    } else {
+        format!(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table>",
+            escape(t.date),
+            escape(t.amount),
+            escape(t.status)
+        )
+    };
+    let body = format!(
+        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p></div>{notice}\
+         <div class=\"card\">{subs}</div>{card}<div class=\"card\"><h2>{payments_title}</h2>{payments}</div>\
+         <p><a href=\"{back}\">{back_label}</a></p>",
+        title = escape(t.portal_title),
+        account = escape(t.account),
+        email = escape(&view.session.user_email),
+        payments_title = escape(t.payments),
+        back = escape(&view.session.back_url),
+        back_label = escape(t.continue_),
+    );
+    layout(
+        lang,
+        t.portal_title,
+        state.gateway.is_test_mode(),
+        "",
+        &body,
+    )
+}

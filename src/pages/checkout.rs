@@ -1,0 +1,200 @@
+//! `GET /checkout/{token}` (the hosted checkout page), `POST /checkout/{token}` (pay) and
+//! `GET /checkout/{token}/activation` (where a paid shopper waits for Treefort).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{
+    date, error_page, escape, expired_page, layout, message_page, not_found_page, respond,
+    see_other,
+};
+use crate::domain::locale::Lang;
+use crate::gateway::CardInput;
+use crate::services::checkout::{self, CheckoutError, CheckoutView, PayOutcome, RetryReason};
+use crate::services::naive;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CardForm {
+    #[serde(default)]
+    card_number: String,
+    #[serde(default)]
+    card_expiry: String,
+    #[serde(default)]
+    card_cvc: String,
+}
+
+pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match checkout::view(&state, &token).await {
+        Ok(view) => respond(StatusCode::OK, render(&view, &state, None)),
+        Err(e) => error_response(&state, &token, e),
+    }
+}
+
+pub async fn pay(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<CardForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let card = CardInput {
+        number: form.card_number,
+        expiry: form.card_expiry,
+        cvc: form.card_cvc,
+    };
+    match checkout::pay(&state, &token, card).await {
+        Ok(outcome) => outcome_response(&state, &token, outcome),
+        Err(e) => error_response(&state, &token, e),
+    }
+}
+
+pub async fn activation(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match checkout::activation(&state, &token).await {
+        Ok(outcome) => outcome_response(&state, &token, outcome),
+        Err(e) => error_response(&state, &token, e),
+    }
+}
+
+fn outcome_response(state: &AppState, token: &str, outcome: PayOutcome) -> HttpResponse {
+    match outcome {
+        PayOutcome::Redirect(url) => see_other(&url),
+        PayOutcome::Activating(lang) => {
+            let t = lang.texts();
+            // Reload until Treefort has the subscription; the activation route then redirects.
+            let refresh = format!(
+                "<meta http-equiv=\"refresh\" content=\"2;url=/checkout/{}/activation\">",
+                escape(token)
+            );
+            let body = format!(
+                "<div class=\"card\"><h1>{}</h1><p>{}</p></div>",
+                escape(t.activating_title),
+                escape(t.activating_body)
+            );
+            respond(
+                StatusCode::ACCEPTED,
+                layout(
+                    lang,
+                    t.activating_title,
+                    state.gateway.is_test_mode(),
+                    &refresh,
+                    &body,
+                ),
+            )
+        }
+    }
+}
+
+fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpResponse {
+    let test_mode = state.gateway.is_test_mode();
+    match error {
+        CheckoutError::NotFound => not_found_page(test_mode),
+        CheckoutError::Expired(lang) => expired_page(lang, test_mode),
+        CheckoutError::Used(lang) => {
+            let t = lang.texts();
+            message_page(StatusCode::GONE, lang, test_mode, t.used_title, t.used_body)
+        }
+        CheckoutError::InProgress(lang) => {
+            let t = lang.texts();
+            message_page(
+                StatusCode::CONFLICT,
+                lang,
+                test_mode,
+                t.error_title,
+                t.in_progress,
+            )
+        }
+        CheckoutError::Failed(lang, e) => error_page(lang, test_mode, &e),
+        CheckoutError::Retry(view, reason) => {
+            let t = view.lang.texts();
+            let (status, message) = match reason {
+                RetryReason::Declined => (StatusCode::PAYMENT_REQUIRED, t.declined),
+                RetryReason::InvalidCard(_) => (StatusCode::BAD_REQUEST, t.invalid_card),
+                RetryReason::PromoExhausted => (StatusCode::CONFLICT, t.promo_exhausted),
+                RetryReason::AlreadySubscribed => (StatusCode::CONFLICT, t.already_subscribed),
+                RetryReason::GatewayFailed => (StatusCode::BAD_GATEWAY, t.error_body),
+            };
+            respond(status, render(&view, state, Some(message)))
+        }
+    }
+}
+
+fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String {
+    let lang: Lang = view.lang;
+    let t = lang.texts();
+    let fmt = lang.number_format();
+    let title = t.checkout_title.replace("{plan}", &view.plan.name);
+    let interval = lang.interval(&view.plan.billing_interval, view.plan.interval_count);
+    let mut summary = format!(
+        "<p class=\"price\">{} <span class=\"muted\">{}</span></p>",
+        escape(&view.discounted.format(&fmt)),
+        escape(&interval)
+    );
+    if let Some(promo) = &view.promo {
+        summary.push_str(&format!(
+            "<p class=\"promo\">{}: <s>{}</s> → <strong>{}</strong></p>",
+            escape(&t.promo.replace("{code}", &promo.code)),
+            escape(&view.price.format(&fmt)),
+            escape(&view.discounted.format(&fmt)),
+        ));
+    }
+    if let Some(trial_end) = view.trial_ends_at {
+        summary.push_str(&format!(
+            "<p class=\"trial\">{} — {}</p><p>{}: <strong>{}</strong></p><p class=\"muted\">{} ({}): {} {}</p>",
+            escape(&t.trial.replace("{n}", &view.plan.trial_days.to_string())),
+            escape(&t.trial_ends.replace("{date}", &date(naive(trial_end)))),
+            escape(t.due_today),
+            escape(&view.due_today().format(&fmt)),
+            escape(t.then),
+            escape(&date(naive(trial_end))),
+            escape(&view.discounted.format(&fmt)),
+            escape(&interval),
+        ));
+    } else {
+        summary.push_str(&format!(
+            "<p>{}: <strong>{}</strong></p>",
+            escape(t.due_today),
+            escape(&view.due_today().format(&fmt))
+        ));
+    }
+    let notice = error
+        .map(|m| {
+            format!(
+                "<div class=\"notice error\" role=\"alert\">{}</div>",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let sandbox_hint = if state.gateway.is_test_mode() {
+        format!("<p class=\"muted\">{}</p>", escape(t.sandbox_cards))
+    } else {
+        String::new()
+    };
+    let button = if view.trial_ends_at.is_some() {
+        t.start_trial
+    } else {
+        t.pay
+    };
+    let body = format!(
+        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p>{summary}</div>\
+         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\">\
+         <label for=\"card_number\">{l_number}</label>\
+         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required maxlength=\"23\">\
+         <div class=\"row\"><div><label for=\"card_expiry\">{l_expiry}</label>\
+         <input id=\"card_expiry\" name=\"card_expiry\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required maxlength=\"7\"></div>\
+         <div><label for=\"card_cvc\">{l_cvc}</label>\
+         <input id=\"card_cvc\" name=\"card_cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required maxlength=\"4\"></div></div>\
+         <button type=\"submit\">{button}</button>{sandbox_hint}</form>\
+         <p><a href=\"{cancel}\">{back}</a></p>",
+        title = escape(&title),
+        account = escape(t.account),
+        email = escape(&view.session.user_email),
+        l_number = escape(t.card_number),
+        l_expiry = escape(t.card_expiry),
+        l_cvc = escape(t.card_cvc),
+        button = escape(button),
+        cancel = escape(&view.session.cancel_url),
+        back = escape(t.back_to_app),
+    );
+    layout(lang, &title, state.gateway.is_test_mode(), "", &body)
+}

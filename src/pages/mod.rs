@@ -1,0 +1,133 @@
+//! Shopper pages: the hosted checkout and the billing portal. HTML is built here with every value
+//! escaped; pages carry the token in their URL, so they are never cached and never leak it through
+//! a Referer header.
+
+pub mod billing;
+pub mod checkout;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+
+use crate::domain::locale::{Lang, Texts};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}\
+main{max-width:32rem;margin:0 auto;padding:1.5rem 1rem}\
+.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:1rem}\
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:0 0 .6rem}\
+.test-mode{background:#fff4d6;border:1px solid #e8c15a;color:#5c4400;padding:.6rem .8rem;border-radius:8px;margin-bottom:1rem;font-weight:600}\
+.price{font-size:1.6rem;font-weight:700;margin:.2rem 0}.muted{color:#5f6675}s{color:#8a909c}\
+.notice{padding:.7rem .8rem;border-radius:8px;margin-bottom:1rem}.error{background:#fde8e8;color:#8a1c1c}.ok{background:#e4f6ea;color:#17572f}\
+label{display:block;font-size:.9rem;margin:.8rem 0 .3rem}\
+input{width:100%;box-sizing:border-box;font-size:1rem;padding:.65rem;border:1px solid #c9ced8;border-radius:8px}\
+.row{display:flex;gap:.8rem}.row>div{flex:1}\
+button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;font-weight:600;border:0;border-radius:8px;background:#2f5bea;color:#fff;cursor:pointer}\
+button.secondary{background:#fff;color:#a02020;border:1px solid #a02020;width:auto;padding:.5rem .9rem;margin-top:.6rem}\
+table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.4rem .2rem;border-bottom:1px solid #eceef2;font-size:.95rem}\
+a{color:#2f5bea}dl{margin:.4rem 0}dt{font-weight:600}dd{margin:0 0 .4rem}";
+
+/// A whole page. `extra_head` is trusted markup (e.g. a meta refresh built from escaped parts).
+pub fn layout(lang: Lang, title: &str, test_mode: bool, extra_head: &str, body: &str) -> String {
+    let banner = if test_mode {
+        format!(
+            "<div class=\"test-mode\" role=\"status\">{}</div>",
+            escape(lang.texts().test_mode)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex,nofollow\"><title>{title}</title>{extra_head}\
+         <style>{CSS}</style></head><body><main>{banner}{body}</main></body></html>",
+        lang = lang.code(),
+        title = escape(title),
+    )
+}
+
+/// Sends a page with the headers every token-bearing page needs.
+pub fn respond(status: StatusCode, html: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .body(html)
+}
+
+/// 303 to `location` (after a form POST, the browser follows with GET).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish()
+}
+
+/// A page that only says something (expired, not found, error), showing no one's data.
+pub fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    test_mode: bool,
+    title: &str,
+    text: &str,
+) -> HttpResponse {
+    let body = format!(
+        "<div class=\"card\"><h1>{}</h1><p>{}</p></div>",
+        escape(title),
+        escape(text)
+    );
+    respond(status, layout(lang, title, test_mode, "", &body))
+}
+
+pub fn expired_page(lang: Lang, test_mode: bool) -> HttpResponse {
+    let t = lang.texts();
+    message_page(
+        StatusCode::GONE,
+        lang,
+        test_mode,
+        t.expired_title,
+        t.expired_body,
+    )
+}
+
+pub fn not_found_page(test_mode: bool) -> HttpResponse {
+    let t = Lang::En.texts();
+    message_page(
+        StatusCode::NOT_FOUND,
+        Lang::En,
+        test_mode,
+        t.not_found_title,
+        t.expired_body,
+    )
+}
+
+pub fn error_page(lang: Lang, test_mode: bool, error: &crate::error::ApiError) -> HttpResponse {
+    let t: &Texts = lang.texts();
+    message_page(error.status, lang, test_mode, t.error_title, t.error_body)
+}
+
+/// Dates on pages: ISO 8601 (YYYY-MM-DD), unambiguous in every locale.
+pub fn date(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d").to_string()
+}

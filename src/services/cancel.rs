@@ -1,0 +1,78 @@
+//! Cancellation, from Treefort's endpoint and from the billing portal alike: PATCH Treefort
+//! `canceledAt = now` first and record it locally only after Treefort's 2xx; on failure nothing
+//! local changes. A second cancel of a canceled subscription succeeds without calling Treefort.
+//! Access lasts until the paid period ends.
+
+use crate::error::ApiError;
+use crate::metrics::label;
+use crate::models::subscriptions::{self, Subscription};
+use crate::state::AppState;
+use crate::treefort::UpdateSubscription;
+
+use super::{naive, outbox, run_db, utc};
+
+/// Cancels the user's live subscription to `plan_id`.
+pub async fn cancel(
+    state: &AppState,
+    user_id: String,
+    plan_id: i64,
+) -> Result<Subscription, ApiError> {
+    let result = cancel_inner(state, user_id, plan_id).await;
+    let outcome = match &result {
+        Ok(_) => "canceled",
+        Err(e) => e.code,
+    };
+    state
+        .metrics
+        .incr("cancellations_total", label("outcome", outcome));
+    result
+}
+
+async fn cancel_inner(
+    state: &AppState,
+    user_id: String,
+    plan_id: i64,
+) -> Result<Subscription, ApiError> {
+    let client = state.treefort()?;
+    let subscription = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find_live_for_user(conn, &user_id)?.filter(|s| s.plan_id == plan_id))
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found(
+            "subscription_not_found",
+            "this user has no active subscription to that plan",
+        )
+    })?;
+    if subscription.canceled_at.is_some() {
+        return Ok(subscription);
+    }
+    // Whatever was queued for this subscription (its POST first of all) goes before the cancel.
+    outbox::deliver_pending_for_subscription(state, subscription.id).await?;
+    let id = subscription.id;
+    let subscription = run_db(&state.pool, move |conn| Ok(subscriptions::find(conn, id)?))
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished during cancel"))?;
+    let treefort_id = subscription
+        .treefort_subscription_id
+        .clone()
+        .ok_or_else(|| {
+            ApiError::bad_gateway(
+                "treefort_id_unknown",
+                "Treefort did not return an id for this subscription, so it cannot be updated",
+            )
+        })?;
+
+    let now = state.clock.now();
+    let body = serde_json::to_value(UpdateSubscription::cancel(now)).map_err(ApiError::internal)?;
+    client.update_subscription(&treefort_id, &body).await?;
+
+    run_db(&state.pool, move |conn| {
+        subscriptions::mark_canceled(conn, id, naive(now))?;
+        subscriptions::find(conn, id)?.ok_or_else(|| ApiError::internal("subscription vanished after cancel"))
+    })
+    .await
+    .inspect(|s| {
+        tracing::info!(subscription_id = s.id, canceled_at = %utc(s.canceled_at.unwrap_or(naive(now))), "subscription canceled");
+    })
+}

@@ -1,0 +1,70 @@
+//! The business rules. Each public function is one thing a user does (fetch a plan, open a
+//! checkout, pay, cancel, validate a code) and owns its transactions. Database work runs on the
+//! blocking pool; no transaction is held open across a call to Treefort or the gateway.
+
+pub mod cancel;
+pub mod checkout;
+pub mod outbox;
+pub mod plans;
+pub mod portal;
+pub mod promo;
+
+use crate::db::{AnyConnection, DbPool};
+use crate::error::ApiError;
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub async fn run_db<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Checks the user fields every session endpoint receives.
+pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), ApiError> {
+    if user.id.trim().is_empty() || user.id.len() > 255 {
+        return Err(ApiError::bad_request(
+            "invalid_user",
+            "user.id must be a non-empty string of at most 255 characters",
+        ));
+    }
+    let email = user.email.trim();
+    if email.len() > 320 || !email.contains('@') {
+        return Err(ApiError::bad_request(
+            "invalid_user",
+            "user.email must be an email address",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_locale(locale: &str) -> Result<(), ApiError> {
+    if crate::domain::locale::is_valid_locale(locale) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_locale",
+            "locale must be a language tag such as \"fr\" or \"de-DE\"",
+        ))
+    }
+}
+
+pub(crate) fn check_redirect_url(field: &str, value: &str) -> Result<String, ApiError> {
+    crate::domain::url::parse_redirect_url(field, value)
+        .map_err(|message| ApiError::bad_request("invalid_url", message))
+}
+
+pub(crate) fn naive(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    t.naive_utc()
+}
+
+pub(crate) fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}

@@ -1,0 +1,258 @@
+//! Delivery of queued Treefort updates. An entry is sent only by whoever holds its lease, only
+//! after every older entry of the same subscription was delivered (a PATCH never overtakes its
+//! POST), and a failure schedules the next attempt with exponential backoff and jitter.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use serde_json::Value;
+
+use crate::db::{write_transaction, AnyConnection};
+use crate::error::ApiError;
+use crate::metrics::label;
+use crate::models::outbox::{self, NewOutboxEntry, OutboxEntry};
+use crate::models::subscriptions::{self, Subscription};
+use crate::state::AppState;
+use crate::treefort::TreefortError;
+
+use super::{naive, run_db};
+
+/// What happened to one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Not sent now: an older entry of its subscription is pending, or another worker holds it.
+    NotReady,
+}
+
+/// Queues `body` for Treefort. Call inside the transaction that makes the change it reports.
+pub fn enqueue(
+    conn: &mut AnyConnection,
+    subscription_id: i64,
+    operation: &str,
+    body: &impl serde::Serialize,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<OutboxEntry> {
+    let body = serde_json::to_string(body)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    outbox::insert(
+        conn,
+        &NewOutboxEntry {
+            subscription_id,
+            operation: operation.to_string(),
+            body,
+            status: outbox::PENDING.to_string(),
+            next_attempt_at: now,
+            created_at: now,
+        },
+    )
+}
+
+/// Tries to deliver one entry now. Treefort's refusal or timeout is returned as an error after the
+/// failure was recorded; the entry stays queued.
+pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiError> {
+    state.treefort()?;
+    let now = naive(state.clock.now());
+    // Long enough for one call and its token fetch; an instance that dies frees it after this.
+    let lease_until = now + TimeDelta::from_std(lease(state)).unwrap_or(TimeDelta::seconds(60));
+    let owner = state.instance_id.clone();
+    let claimed = run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<_, ApiError> {
+            let Some(entry) = outbox::find(conn, entry_id)? else {
+                return Ok(Err(Delivery::NotReady));
+            };
+            if entry.status == outbox::DELIVERED {
+                return Ok(Err(Delivery::Delivered));
+            }
+            if outbox::has_earlier_pending(conn, &entry)?
+                || !outbox::claim(conn, entry.id, &owner, now, lease_until)?
+            {
+                return Ok(Err(Delivery::NotReady));
+            }
+            let subscription = subscriptions::find(conn, entry.subscription_id)?
+                .ok_or_else(|| ApiError::internal("outbox entry without its subscription"))?;
+            Ok(Ok((entry, subscription)))
+        })
+    })
+    .await?;
+    let (entry, subscription) = match claimed {
+        Ok(claimed) => claimed,
+        Err(done) => return Ok(done),
+    };
+
+    let result = send(state, &entry, &subscription).await;
+    let now = naive(state.clock.now());
+    let outcome = match &result {
+        Ok(_) => "delivered",
+        Err(TreefortError::Timeout) => "timeout",
+        Err(_) => "failed",
+    };
+    state.metrics.incr(
+        "treefort_deliveries_total",
+        format!(
+            "{},{}",
+            label("operation", &entry.operation),
+            label("outcome", outcome)
+        ),
+    );
+    match result {
+        Ok(treefort_id) => {
+            run_db(&state.pool, move |conn| {
+                write_transaction(conn, |conn| -> Result<_, ApiError> {
+                    let note = match (&treefort_id, entry.operation.as_str()) {
+                        (Some(id), _) => {
+                            subscriptions::set_treefort_id(conn, subscription.id, id, now)?;
+                            None
+                        }
+                        (None, outbox::CREATE) => {
+                            tracing::warn!(subscription_id = subscription.id, "Treefort created the subscription but sent no id; later updates cannot be sent");
+                            Some("Treefort's answer had no subscription id")
+                        }
+                        (None, _) => None,
+                    };
+                    outbox::mark_delivered(conn, entry.id, now, note)?;
+                    Ok(())
+                })
+            })
+            .await?;
+            Ok(Delivery::Delivered)
+        }
+        Err(error) => {
+            let attempts = entry.attempts + 1;
+            let next = now + backoff(attempts);
+            tracing::warn!(outbox_id = entry.id, subscription_id = entry.subscription_id, attempts, error = %error, "Treefort update not delivered; will retry");
+            let message = error.to_string();
+            run_db(&state.pool, move |conn| {
+                outbox::record_failure(conn, entry.id, &message, next)?;
+                Ok(())
+            })
+            .await?;
+            Err(error.into())
+        }
+    }
+}
+
+/// Sends one entry; for a create, returns the id Treefort gave the subscription.
+async fn send(
+    state: &AppState,
+    entry: &OutboxEntry,
+    subscription: &Subscription,
+) -> Result<Option<String>, TreefortError> {
+    let client = state
+        .treefort
+        .as_deref()
+        .ok_or(TreefortError::NotConfigured)?;
+    let body: Value = serde_json::from_str(&entry.body)
+        .map_err(|e| TreefortError::Transport(format!("stored body is not JSON: {e}")))?;
+    if entry.operation == outbox::CREATE {
+        return client.create_subscription(&body).await;
+    }
+    let treefort_id = subscription
+        .treefort_subscription_id
+        .as_deref()
+        .ok_or_else(|| {
+            TreefortError::Transport("Treefort's id for this subscription is unknown".into())
+        })?;
+    client.update_subscription(treefort_id, &body).await?;
+    Ok(None)
+}
+
+/// Delivers every pending entry of a subscription, oldest first, waiting (up to the Treefort
+/// timeout) for one that another worker is sending. Used before a synchronous PATCH (cancel), so
+/// that it never overtakes what was queued before it.
+pub async fn deliver_pending_for_subscription(
+    state: &AppState,
+    subscription_id: i64,
+) -> Result<(), ApiError> {
+    let wait = state
+        .settings
+        .treefort
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(10), |t| t.timeout);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let pending = run_db(&state.pool, move |conn| {
+            Ok(outbox::list_pending_for_subscription(
+                conn,
+                subscription_id,
+            )?)
+        })
+        .await?;
+        let Some(first) = pending.first() else {
+            return Ok(());
+        };
+        if deliver(state, first.id).await? == Delivery::NotReady {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::gateway_timeout(
+                    "treefort_timeout",
+                    "an earlier update of this subscription is still being sent to Treefort; try again shortly",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Delivers up to `limit` due entries; returns how many were delivered. The worker calls this.
+pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError> {
+    let now = naive(state.clock.now());
+    let due = run_db(&state.pool, move |conn| {
+        Ok(outbox::list_due(conn, now, limit)?)
+    })
+    .await?;
+    let mut delivered = 0;
+    for entry in due {
+        match deliver(state, entry.id).await {
+            Ok(Delivery::Delivered) => delivered += 1,
+            Ok(Delivery::NotReady) => {}
+            // Recorded and logged by `deliver`; the next entry may go to a healthy path.
+            Err(e) if e.status.as_u16() >= 500 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(delivered)
+}
+
+/// Whether a subscription's creation has reached Treefort.
+pub async fn is_created_in_treefort(
+    state: &AppState,
+    subscription_id: i64,
+) -> Result<bool, ApiError> {
+    run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find(conn, subscription_id)?
+            .is_some_and(|s| s.treefort_subscription_id.is_some())
+            || outbox::list_pending_for_subscription(conn, subscription_id)?.is_empty())
+    })
+    .await
+}
+
+/// 2 s, 4 s, 8 s … capped at one hour, with ±20 % jitter so instances do not retry in step.
+fn backoff(attempts: i32) -> TimeDelta {
+    let base_ms = 2_000i64.saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1));
+    let capped = base_ms.min(3_600_000);
+    let jitter = rand::random_range(-(capped / 5)..=capped / 5);
+    TimeDelta::milliseconds(capped + jitter)
+}
+
+/// How long a claimed entry stays ours: a token fetch and a call, each bounded by the timeout.
+fn lease(state: &AppState) -> std::time::Duration {
+    let timeout = state
+        .settings
+        .treefort
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(10), |t| t.timeout);
+    timeout * 2 + std::time::Duration::from_secs(5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let first = backoff(1).num_milliseconds();
+        assert!((1_600..=2_400).contains(&first), "{first}");
+        let fifth = backoff(5).num_milliseconds();
+        assert!((25_600..=38_400).contains(&fifth), "{fifth}");
+        let late = backoff(40).num_milliseconds();
+        assert!(late <= 4_320_000, "{late}");
+    }
+}

@@ -1,0 +1,218 @@
+//! Promo codes: the one place that decides whether a code is valid for some plans and a user, used
+//! by the validation endpoint and by checkout alike, and the rules for creating codes (CLI).
+
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+
+use crate::api::types::{PriceAmount, ValidatePromoCodeRequest, ValidatePromoCodeResponse};
+use crate::db::{write_transaction, AnyConnection};
+use crate::domain::money::{parse_currency, parse_divisor, Discount};
+use crate::domain::promo_code;
+use crate::error::ApiError;
+use crate::models::plans;
+use crate::models::promo_codes::{self, NewPromoCode, PromoCode};
+use crate::models::subscriptions;
+use crate::state::AppState;
+
+use super::{naive, run_db};
+
+/// A code that may be used, with the requested plans it applies to.
+#[derive(Debug, Clone)]
+pub struct ValidPromo {
+    pub promo: PromoCode,
+    pub eligible_plan_ids: Vec<i64>,
+}
+
+/// Decides whether `code` is usable for any of `requested_plan_ids` by `user_id` (if known) at `now`:
+/// syntax, active, not expired, below its redemption limit, limited to those plans (and, for an
+/// amount off, to plans in its currency), and first-time-only against the user's history.
+pub fn evaluate(
+    conn: &mut AnyConnection,
+    code: &str,
+    requested_plan_ids: &[i64],
+    user_id: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<Option<ValidPromo>> {
+    let Some(normalized) = promo_code::normalize(code) else {
+        return Ok(None);
+    };
+    let Some(promo) = promo_codes::find_by_normalized_code(conn, &normalized)? else {
+        return Ok(None);
+    };
+    let exhausted = promo
+        .max_redemptions
+        .is_some_and(|max| promo.times_redeemed >= max);
+    if !promo.active || exhausted || promo.expires_at.is_some_and(|at| at <= now) {
+        return Ok(None);
+    }
+    let limited_to = promo_codes::plan_ids(conn, promo.id)?;
+    let mut candidates: Vec<i64> = requested_plan_ids
+        .iter()
+        .copied()
+        .filter(|id| limited_to.is_empty() || limited_to.contains(id))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let discount = promo.discount();
+    let eligible: Vec<i64> = plans::find_many(conn, &candidates)?
+        .into_iter()
+        .filter(|plan| plan.price().discounted(&discount).is_some())
+        .map(|plan| plan.id)
+        .collect();
+    if eligible.is_empty() {
+        return Ok(None);
+    }
+    if promo.first_time_only {
+        if let Some(user_id) = user_id {
+            if subscriptions::user_has_subscribed_before(conn, user_id)? {
+                return Ok(None);
+            }
+        }
+    }
+    let mut eligible_plan_ids = eligible;
+    eligible_plan_ids.sort_unstable();
+    Ok(Some(ValidPromo {
+        promo,
+        eligible_plan_ids,
+    }))
+}
+
+/// The promo code validation endpoint.
+pub async fn validate(
+    state: &AppState,
+    request: ValidatePromoCodeRequest,
+) -> Result<ValidatePromoCodeResponse, ApiError> {
+    let now = naive(state.clock.now());
+    let valid = run_db(&state.pool, move |conn| {
+        Ok(evaluate(
+            conn,
+            &request.code,
+            &request.subscription_plan_ids,
+            request.user_id.as_deref(),
+            now,
+        )?)
+    })
+    .await?;
+    Ok(match valid {
+        None => ValidatePromoCodeResponse::Invalid,
+        Some(ValidPromo {
+            promo,
+            eligible_plan_ids,
+        }) => match promo.discount() {
+            Discount::Percent(percent_off) => ValidatePromoCodeResponse::Percent {
+                code: promo.code,
+                eligible_subscription_plan_ids: eligible_plan_ids,
+                first_time_subscribers_only: promo.first_time_only,
+                percent_off,
+            },
+            Discount::AmountOff(money) => ValidatePromoCodeResponse::Amount {
+                code: promo.code,
+                amount_off: PriceAmount {
+                    amount: money.amount,
+                    currency: money.currency,
+                    divisor: money.divisor,
+                },
+                eligible_subscription_plan_ids: eligible_plan_ids,
+                first_time_subscribers_only: promo.first_time_only,
+            },
+        },
+    })
+}
+
+/// A new code as the operator describes it on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PromoInput {
+    pub code: String,
+    pub percent_off: Option<i32>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    pub divisor: Option<i64>,
+    pub plan_ids: Vec<i64>,
+    pub first_time_only: bool,
+    pub max_redemptions: Option<i32>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub note: Option<String>,
+}
+
+/// Creates a code after the same checks the API applies. Errors are one line for the operator.
+pub fn create(
+    conn: &mut AnyConnection,
+    input: &PromoInput,
+    now: NaiveDateTime,
+) -> Result<PromoCode, String> {
+    let normalized = promo_code::normalize(&input.code).ok_or_else(|| {
+        format!(
+            "promo code {:?} is not allowed: use 1 to {} letters A-Z and digits only",
+            input.code,
+            promo_code::MAX_LEN
+        )
+    })?;
+    let (discount_type, currency, divisor) = match (input.percent_off, input.amount_off) {
+        (Some(p), None) => {
+            if !(1..=100).contains(&p) {
+                return Err(format!("--percent-off must be from 1 to 100 (got {p})"));
+            }
+            if input.currency.is_some() || input.divisor.is_some() {
+                return Err(
+                    "--currency and --divisor go with --amount-off, not --percent-off".into(),
+                );
+            }
+            ("percent", None, None)
+        }
+        (None, Some(a)) => {
+            if a <= 0 {
+                return Err(format!(
+                    "--amount-off must be a positive amount in minor units (got {a})"
+                ));
+            }
+            let currency = input
+                .currency
+                .as_deref()
+                .ok_or("--amount-off needs --currency (e.g. --currency USD)")?;
+            (
+                "amount",
+                Some(parse_currency(currency)?),
+                Some(parse_divisor(input.divisor.unwrap_or(100))?),
+            )
+        }
+        _ => return Err("give exactly one of --percent-off or --amount-off".into()),
+    };
+    if input.max_redemptions.is_some_and(|m| m <= 0) {
+        return Err("--max-redemptions must be at least 1".into());
+    }
+    if input.expires_at.is_some_and(|at| at <= now) {
+        return Err("--expires-at is in the past".into());
+    }
+    if let Some(bad) = input.plan_ids.iter().find(|id| **id <= 0) {
+        return Err(format!("--plans must list positive plan ids (got {bad})"));
+    }
+    let new = NewPromoCode {
+        code: input.code.clone(),
+        code_normalized: normalized.clone(),
+        discount_type: discount_type.to_string(),
+        percent_off: input.percent_off,
+        amount_off: input.amount_off,
+        currency,
+        divisor,
+        first_time_only: input.first_time_only,
+        max_redemptions: input.max_redemptions,
+        expires_at: input.expires_at,
+        active: true,
+        note: input.note.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut plan_ids = input.plan_ids.clone();
+    plan_ids.sort_unstable();
+    plan_ids.dedup();
+    write_transaction(conn, |conn| {
+        if promo_codes::find_by_normalized_code(conn, &normalized)?.is_some() {
+            return Ok(Err(format!(
+                "promo code {} already exists (codes are case-insensitive)",
+                input.code
+            )));
+        }
+        Ok::<_, diesel::result::Error>(Ok(promo_codes::insert(conn, &new, &plan_ids)?))
+    })
+    .map_err(|e| format!("database error: {e}"))?
+}

@@ -1,0 +1,305 @@
+//! Building and running the service: pool and migrations, clients, the HTTP routes with their
+//! middleware, and the background worker. `Application::build` binds the port (0 in tests) so the
+//! caller can learn it before `run_until_stopped`.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::StatusCode;
+use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
+
+use crate::api;
+use crate::clock::Clock;
+use crate::config::{GatewayKind, Settings};
+use crate::db;
+use crate::error::ApiError;
+use crate::gateway::{sandbox::SandboxGateway, Gateway};
+use crate::metrics::{label, Metrics};
+use crate::pages;
+use crate::services::run_db;
+use crate::state::AppState;
+use crate::treefort::TreefortClient;
+use crate::worker::{self, WorkerHandle};
+
+/// The OpenAPI contract, served as written.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: Option<WorkerHandle>,
+    state: web::Data<AppState>,
+}
+
+/// How the process runs: with the web server, the worker, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub web: bool,
+    pub worker: bool,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, String> {
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, String> {
+        let state = build_state(settings, clock).await?;
+        let listener = TcpListener::bind(state.settings.listen_addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", state.settings.listen_addr))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let data = web::Data::new(state);
+        let server = http_server(data.clone(), listener)?;
+        let worker = Some(worker::spawn(data.clone()));
+        Ok(Self {
+            port,
+            server,
+            worker,
+            state: data,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix stops gracefully), then lets the worker finish what it
+    /// claimed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+        result
+    }
+}
+
+/// Everything the web server and the worker share. Migrations run before the pool is used.
+pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, String> {
+    // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = settings.database_url.clone();
+    let pool = tokio::task::spawn_blocking(move || -> Result<db::DbPool, String> {
+        let pool = db::connect_pool(&url, 8)?;
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let applied =
+            db::run_migrations(&mut conn).map_err(|e| format!("migrations failed: {e}"))?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        Ok(pool)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let treefort = settings
+        .treefort
+        .clone()
+        .map(TreefortClient::new)
+        .transpose()?
+        .map(Arc::new);
+    if treefort.is_none() {
+        tracing::warn!(
+            "TREEFORT_API_URL is not set: checkouts and cancellations answer 503 until it is"
+        );
+    }
+    if settings.provider_api_keys.is_empty() {
+        tracing::warn!("PROVIDER_API_KEYS is not set: the /treefort routes answer 503 until it is");
+    }
+    let gateway = match settings.gateway {
+        GatewayKind::Sandbox => {
+            tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
+            Gateway::Sandbox(SandboxGateway::new())
+        }
+    };
+    let mut id = [0u8; 6];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    let instance_id = format!(
+        "{}-{}",
+        std::process::id(),
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    Ok(AppState {
+        pool,
+        settings,
+        treefort,
+        gateway,
+        clock,
+        metrics: Arc::new(Metrics::default()),
+        instance_id,
+    })
+}
+
+fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, String> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(api::json_config())
+            .app_data(form_config())
+            .wrap_fn(|req, srv| {
+                let started = Instant::now();
+                let method = req.method().to_string();
+                let metrics = req
+                    .app_data::<web::Data<AppState>>()
+                    .map(|s| s.metrics.clone());
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    // The route pattern, never the path: paths carry session tokens.
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
+                    let status = res.status().as_u16();
+                    tracing::info!(
+                        method,
+                        route,
+                        status,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "request"
+                    );
+                    if let Some(metrics) = metrics {
+                        metrics.incr(
+                            "http_requests_total",
+                            format!(
+                                "{},{}",
+                                label("route", &route),
+                                label("status", &status.to_string())
+                            ),
+                        );
+                    }
+                    Ok(res)
+                }
+            })
+            .configure(routes)
+    })
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+/// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
+pub const ROUTES: [(&str, &str); 13] = [
+    ("POST", "/treefort/subscription-plan"),
+    ("POST", "/treefort/checkout-session"),
+    ("POST", "/treefort/billing-portal-session"),
+    ("POST", "/treefort/cancel-subscription"),
+    ("POST", "/treefort/validate-promo-code"),
+    ("GET", "/checkout/{token}"),
+    ("POST", "/checkout/{token}"),
+    ("GET", "/checkout/{token}/activation"),
+    ("GET", "/billing/{token}"),
+    ("POST", "/billing/{token}/cancel"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    let post = |path: &'static str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(method_not_allowed))
+    };
+    cfg.service(post(
+        "/treefort/subscription-plan",
+        web::post().to(api::subscription_plan::handle),
+    ))
+    .service(post(
+        "/treefort/checkout-session",
+        web::post().to(api::checkout_session::handle),
+    ))
+    .service(post(
+        "/treefort/billing-portal-session",
+        web::post().to(api::billing_portal_session::handle),
+    ))
+    .service(post(
+        "/treefort/cancel-subscription",
+        web::post().to(api::cancel_subscription::handle),
+    ))
+    .service(post(
+        "/treefort/validate-promo-code",
+        web::post().to(api::validate_promo_code::handle),
+    ))
+    .service(
+        web::resource("/checkout/{token}")
+            .route(web::get().to(pages::checkout::show))
+            .route(web::post().to(pages::checkout::pay))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/checkout/{token}/activation")
+            .route(web::get().to(pages::checkout::activation)),
+    )
+    .service(web::resource("/billing/{token}").route(web::get().to(pages::billing::show)))
+    .service(web::resource("/billing/{token}/cancel").route(web::post().to(pages::billing::cancel)))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics))
+    .route("/openapi.yaml", web::get().to(openapi))
+    .default_service(web::to(not_found));
+}
+
+fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|err, _req| {
+            let t = crate::domain::locale::Lang::En.texts();
+            let page = pages::message_page(
+                StatusCode::BAD_REQUEST,
+                crate::domain::locale::Lang::En,
+                false,
+                t.error_title,
+                t.invalid_card,
+            );
+            InternalError::from_response(err, page).into()
+        })
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    run_db(&state.pool, |conn| {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("SELECT 1")
+            .map_err(|_| ApiError::database_unavailable())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pending = run_db(&state.pool, |conn| {
+        Ok(crate::models::outbox::count_pending(conn)?)
+    })
+    .await
+    .ok();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(pending))
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(OPENAPI_YAML)
+}
+
+async fn not_found() -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::not_found("route_not_found", "no such route").error_response()
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::method_not_allowed().error_response()
+}

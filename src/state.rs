@@ -1,0 +1,34 @@
+//! What every request handler and the worker share: the pool, settings, clients, clock, metrics.
+//! Nothing here is state another instance would need: all of that lives in the database.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::treefort::TreefortClient;
+
+pub struct AppState {
+    pub pool: DbPool,
+    pub settings: Settings,
+    pub treefort: Option<Arc<TreefortClient>>,
+    pub gateway: Gateway,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
+    pub instance_id: String,
+}
+
+impl AppState {
+    /// The Treefort client, or 503 `not_configured` when the Treefort settings are absent.
+    pub fn treefort(&self) -> Result<&TreefortClient, ApiError> {
+        self.treefort.as_deref().ok_or_else(|| {
+            ApiError::not_configured(
+                "the Treefort API is not configured (set TREEFORT_API_URL, TREEFORT_TOKEN_URL, TREEFORT_CLIENT_ID, TREEFORT_CLIENT_SECRET, TREEFORT_API_VERSION)",
+            )
+        })
+    }
+}

@@ -1,0 +1,54 @@
+//! The background worker: wakes every second and delivers the Treefort updates that are due. Work
+//! is claimed with a lease in the database, so any number of instances may run it. Stopping waits
+//! for the round in progress, so nothing claimed is dropped half-way.
+
+use std::time::Duration;
+
+use actix_web::web;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::services::outbox;
+use crate::state::AppState;
+
+const INTERVAL: Duration = Duration::from_secs(1);
+const BATCH: i64 = 100;
+
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop after its current round and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(INTERVAL) => run_once(&state).await,
+            }
+        }
+        tracing::info!("worker stopped");
+    });
+    WorkerHandle { stop, task }
+}
+
+/// One round of work. Errors are logged; the next round tries again.
+pub async fn run_once(state: &AppState) {
+    if state.treefort.is_none() {
+        return;
+    }
+    match outbox::deliver_due(state, BATCH).await {
+        Ok(0) => {}
+        Ok(delivered) => tracing::info!(delivered, "Treefort updates delivered"),
+        Err(e) => tracing::warn!(error = %e, "worker round failed"),
+    }
+}

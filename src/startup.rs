@@ -46,10 +46,16 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, String> {
-        let state = build_state(settings, clock).await?;
-        let listener = TcpListener::bind(state.settings.listen_addr)
-            .map_err(|e| format!("cannot listen on {}: {e}", state.settings.listen_addr))?;
+        let mut settings = settings;
+        let listener = TcpListener::bind(settings.listen_addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        // The default origin names LISTEN_ADDR; with port 0 it must name the port actually bound.
+        if settings.public_base_url == format!("http://{}", settings.listen_addr) {
+            settings.listen_addr.set_port(port);
+            settings.public_base_url = format!("http://{}", settings.listen_addr);
+        }
+        let state = build_state(settings, clock).await?;
         let data = web::Data::new(state);
         let server = http_server(data.clone(), listener)?;
         let worker = Some(worker::spawn(data.clone()));

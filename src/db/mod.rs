@@ -140,14 +140,23 @@ impl ManageConnection for ConnectionManager {
 pub fn connect_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, String> {
     let manager = ConnectionManager::new(url.clone());
     // Surface the real error (refused, bad password, unreadable file) instead of r2d2's timeout.
-    manager
-        .connect()
-        .map_err(|e| format!("cannot open database {}: {e}", url.redacted()))?;
+    manager.connect().map_err(|e| {
+        format!(
+            "cannot open database {}: {}",
+            url.redacted(),
+            one_line(&e.to_string())
+        )
+    })?;
     Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
         .build(manager)
         .map_err(|e| format!("cannot open database {}: {e}", url.redacted()))
+}
+
+/// Drivers (libpq) answer in several lines; operators get one.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Applies pending migrations of the connection's backend. On PostgreSQL an advisory lock keeps

@@ -1,0 +1,16 @@
+//! Integration tests over real HTTP: each test starts the service on a random port with its own
+//! database (SQLite file, or a fresh PostgreSQL database when TEST_DATABASE_URL is set) and its own
+//! fake Treefort (wiremock).
+
+mod auth;
+mod billing_portal;
+mod cancel;
+mod checkout_page;
+mod checkout_session;
+mod cli;
+mod health;
+mod helpers;
+mod openapi;
+mod payment;
+mod promo_validation;
+mod subscription_plan;

@@ -1,0 +1,378 @@
+use base64::Engine;
+use chrono::{DateTime, TimeDelta};
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use treefort_webpay::models::{outbox, payments, subscriptions};
+use treefort_webpay::schema::{promo_codes, treefort_outbox};
+use treefort_webpay::services::promo::PromoInput;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn body_of(request: &wiremock::Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+fn parse_time(v: &Value) -> DateTime<chrono::Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("a date string"))
+        .unwrap()
+        .to_utc()
+}
+
+#[tokio::test]
+async fn paying_posts_the_subscription_to_treefort_then_redirects_to_success() {
+    let app = spawn_app_with(|o| {
+        o.set("TREEFORT_TENANT", "tenant-9");
+    })
+    .await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let paid_at = app.now();
+    let response = app.pay(&url, GOOD_CARD).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "https://app.example.com/success"
+    );
+
+    let posts = app.treefort_requests("POST", "/v1/subscriptions").await;
+    assert_eq!(posts.len(), 1);
+    let post = &posts[0];
+    assert_eq!(
+        post.headers["authorization"],
+        format!("Bearer {TREEFORT_TOKEN}")
+    );
+    assert_eq!(post.headers["x-treefort-version"], API_VERSION);
+    assert_eq!(post.headers["x-treefort-tenant"], "tenant-9");
+    let body = body_of(post);
+    assert_eq!(body["provider"], "webPayment");
+    assert_eq!(body["userId"], "u1");
+    assert_eq!(body["subscriptionPlanId"], 1);
+    assert_eq!(body["trialEndsAt"], Value::Null);
+    let period_end = parse_time(&body["currentPeriodEndsAt"]);
+    assert_eq!(
+        period_end,
+        paid_at
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap()
+            .duration_trunc_ms()
+    );
+
+    // The token came from the client-credentials grant with Basic auth and the scope.
+    let token_requests = app.treefort_requests("POST", "/oauth2/token").await;
+    assert_eq!(token_requests.len(), 1);
+    let basic = base64::engine::general_purpose::STANDARD.encode("client-id:client-secret");
+    assert_eq!(
+        token_requests[0].headers["authorization"],
+        format!("Basic {basic}")
+    );
+    let form = String::from_utf8(token_requests[0].body.clone()).unwrap();
+    assert!(
+        form.contains("grant_type=client_credentials")
+            && form.contains("scope=target-entity%3A1234"),
+        "{form}"
+    );
+
+    let mut conn = app.conn();
+    let sub = subscriptions::find_live_for_user(&mut conn, "u1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.treefort_subscription_id.as_deref(), Some("tf_sub_1"));
+    assert_eq!(sub.trial_ends_at, None);
+    let customer = sub.customer_id;
+    let paid = payments::list_for_customer(&mut conn, customer).unwrap();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(
+        (paid[0].amount, paid[0].currency.as_str(), paid[0].divisor),
+        (999, "USD", 100)
+    );
+    assert_eq!(outbox::count_pending(&mut conn).unwrap(), 0);
+}
+
+trait TruncMs {
+    fn duration_trunc_ms(self) -> Self;
+}
+
+impl TruncMs for DateTime<chrono::Utc> {
+    fn duration_trunc_ms(self) -> Self {
+        use chrono::DurationRound;
+        self.duration_trunc(TimeDelta::milliseconds(1)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_trial_posts_trial_end_as_the_period_end_and_charges_nothing() {
+    let app = spawn_app().await;
+    app.add_plan(1, 7);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let start = app.now();
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    let body = body_of(&app.treefort_requests("POST", "/v1/subscriptions").await[0]);
+    assert_eq!(body["trialEndsAt"], body["currentPeriodEndsAt"]);
+    assert_eq!(
+        parse_time(&body["trialEndsAt"]),
+        (start + TimeDelta::days(7)).duration_trunc_ms()
+    );
+    assert_eq!(app.count("payments"), 0);
+}
+
+#[tokio::test]
+async fn a_declined_card_shows_why_and_the_link_stays_usable() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let declined = app.pay(&url, DECLINED_CARD).await;
+    assert_eq!(declined.status(), 402);
+    assert!(declined
+        .text()
+        .await
+        .unwrap()
+        .contains("Your card was declined"));
+    assert_eq!(app.count("subscriptions"), 0);
+    assert!(app
+        .treefort_requests("POST", "/v1/subscriptions")
+        .await
+        .is_empty());
+
+    let invalid = app.pay(&url, "4242424242424241").await;
+    assert_eq!(invalid.status(), 400);
+    assert!(invalid
+        .text()
+        .await
+        .unwrap()
+        .contains("check the card details"));
+
+    assert_eq!(app.get(&url).await.status(), 200);
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_used_link_can_never_pay_again() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    let again = app.pay(&url, GOOD_CARD).await;
+    assert_eq!(again.status(), 410);
+    let page = app.get(&url).await;
+    assert_eq!(page.status(), 410);
+    assert!(!page.text().await.unwrap().contains("u1@example.com"));
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn racing_submissions_of_one_link_pay_exactly_once() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let urls = vec![url.clone(); 6];
+    let statuses: Vec<u16> = app
+        .pay_concurrently(&urls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [303, 409, 410].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(app.count("payments"), 1);
+    assert_eq!(app.count("subscriptions"), 1);
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn two_links_of_one_user_never_make_two_subscriptions() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let first = app.checkout_url("u1", 1, None).await;
+    let second = app.checkout_url("u1", 1, None).await;
+    let (a, b) = tokio::join!(app.pay(&first, GOOD_CARD), app.pay(&second, GOOD_CARD));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [303, 409]);
+    assert_eq!(app.count("subscriptions"), 1);
+    assert_eq!(app.count("payments"), 1);
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn when_treefort_fails_the_payment_is_kept_and_the_page_waits_for_delivery() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.mount_token().await;
+    let failing = Mock::given(method("POST"))
+        .and(path("/v1/subscriptions"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount_as_scoped(&app.treefort)
+        .await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let response = app.pay(&url, GOOD_CARD).await;
+    assert_eq!(response.status(), 202);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Payment received"));
+    let token = url.rsplit('/').next().unwrap();
+    assert!(html.contains(&format!("url=/checkout/{token}/activation")));
+    assert_eq!(app.count("payments"), 1);
+    let activation = format!("{url}/activation");
+    assert_eq!(app.get(&activation).await.status(), 202);
+    let (attempts, error): (i32, Option<String>) = treefort_outbox::table
+        .select((treefort_outbox::attempts, treefort_outbox::last_error))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(error.unwrap().contains("503"));
+
+    // Treefort recovers; once the retry is due the worker delivers it and the page moves on.
+    drop(failing);
+    app.treefort_ok().await;
+    app.advance(TimeDelta::seconds(5));
+    treefort_webpay::worker::run_once(&app.state).await;
+    let moved_on = app.get(&activation).await;
+    assert_eq!(moved_on.status(), 303);
+    assert_eq!(
+        moved_on.headers()["location"],
+        "https://app.example.com/success"
+    );
+    let sub = subscriptions::find_live_for_user(&mut app.conn(), "u1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.treefort_subscription_id.as_deref(), Some("tf_sub_1"));
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_renewed_once_and_cached_otherwise() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.mount_token().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/subscriptions"))
+        .respond_with(ResponseTemplate::new(401))
+        .up_to_n_times(1)
+        .mount(&app.treefort)
+        .await;
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    assert_eq!(
+        app.treefort_requests("POST", "/oauth2/token").await.len(),
+        2
+    );
+    app.subscribed_user("u2", 1).await;
+    assert_eq!(
+        app.treefort_requests("POST", "/oauth2/token").await.len(),
+        2,
+        "the token is cached"
+    );
+}
+
+#[tokio::test]
+async fn a_promo_code_discounts_the_charge_and_is_redeemed_once() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.add_promo(PromoInput {
+        code: "Spring25".into(),
+        percent_off: Some(25),
+        ..Default::default()
+    });
+    let url = app.checkout_url("u1", 1, Some("spring25")).await;
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    let mut conn = app.conn();
+    let sub = subscriptions::find_live_for_user(&mut conn, "u1")
+        .unwrap()
+        .unwrap();
+    let paid = payments::list_for_customer(&mut conn, sub.customer_id).unwrap();
+    assert_eq!((paid[0].amount, paid[0].discount_amount), (749, 250));
+    let redeemed: i32 = promo_codes::table
+        .select(promo_codes::times_redeemed)
+        .first(&mut *conn)
+        .unwrap();
+    assert_eq!(redeemed, 1);
+    assert_eq!(app.count("promo_redemptions"), 1);
+}
+
+#[tokio::test]
+async fn racing_checkouts_never_exceed_max_redemptions() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.add_promo(PromoInput {
+        code: "ONCE".into(),
+        percent_off: Some(50),
+        max_redemptions: Some(1),
+        ..Default::default()
+    });
+    let mut urls = Vec::new();
+    for user in ["u1", "u2", "u3", "u4"] {
+        urls.push(app.checkout_url(user, 1, Some("once")).await);
+    }
+    let results = app.pay_concurrently(&urls).await;
+    let mut statuses: Vec<u16> = Vec::new();
+    for r in results {
+        let status = r.status().as_u16();
+        if status == 409 {
+            assert!(r
+                .text()
+                .await
+                .unwrap()
+                .contains("promo code can no longer be used"));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(app.count("payments"), 1);
+    let redeemed: i32 = promo_codes::table
+        .select(promo_codes::times_redeemed)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(redeemed, 1);
+}
+
+#[tokio::test]
+async fn card_numbers_never_reach_the_database() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    let dump = json!([app.count("customers"),]);
+    assert_eq!(dump, json!([1]));
+    let mut conn = app.conn();
+    use treefort_webpay::schema::customers;
+    let (reference, last4): (Option<String>, Option<String>) = customers::table
+        .select((customers::payment_method_ref, customers::card_last4))
+        .first(&mut *conn)
+        .unwrap();
+    assert_eq!(last4.as_deref(), Some("4242"));
+    assert!(!reference.unwrap().contains("4242424242424242"));
+}

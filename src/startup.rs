@@ -106,7 +106,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     let treefort = settings
         .treefort
         .clone()
-        .map(TreefortClient::new)
+        .map(|t| TreefortClient::new(t, clock.clone()))
         .transpose()?
         .map(Arc::new);
     if treefort.is_none() {

@@ -4,15 +4,13 @@
 //! `X-Treefort-Tenant` when configured) on every call. Every call is bounded by
 //! `TREEFORT_TIMEOUT_MS`. Tokens and secrets are never logged.
 
-use std::time::{Duration, Instant};
-
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::clock::rfc3339;
+use crate::clock::{rfc3339, Clock};
 use crate::config::TreefortSettings;
 use crate::error::ApiError;
 
@@ -115,7 +113,7 @@ impl UpdateSubscription {
 
 struct CachedToken {
     value: String,
-    refresh_at: Instant,
+    refresh_at: DateTime<Utc>,
 }
 
 #[derive(serde::Deserialize)]
@@ -128,10 +126,11 @@ pub struct TreefortClient {
     http: reqwest::Client,
     settings: TreefortSettings,
     token: Mutex<Option<CachedToken>>,
+    clock: Clock,
 }
 
 impl TreefortClient {
-    pub fn new(settings: TreefortSettings) -> Result<Self, String> {
+    pub fn new(settings: TreefortSettings, clock: Clock) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -142,6 +141,7 @@ impl TreefortClient {
             http,
             settings,
             token: Mutex::new(None),
+            clock,
         })
     }
 
@@ -200,7 +200,7 @@ impl TreefortClient {
     async fn access_token(&self, force_refresh: bool) -> Result<String, TreefortError> {
         let mut cached = self.token.lock().await;
         if !force_refresh {
-            if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            if let Some(token) = cached.as_ref().filter(|t| self.clock.now() < t.refresh_at) {
                 return Ok(token.value.clone());
             }
         }
@@ -230,12 +230,12 @@ impl TreefortClient {
             .await
             .map_err(|_| TreefortError::Token("token endpoint sent no access_token".into()))?;
         // Renew a minute early (or at half-life for short tokens) so no call carries a dying token.
-        let lifetime = token.expires_in.unwrap_or(300);
+        let lifetime = token.expires_in.unwrap_or(300).min(86_400 * 365);
         let margin = (lifetime / 2).min(60);
         let value = token.access_token;
         *cached = Some(CachedToken {
             value: value.clone(),
-            refresh_at: Instant::now() + Duration::from_secs(lifetime - margin),
+            refresh_at: self.clock.now() + TimeDelta::seconds((lifetime - margin) as i64),
         });
         Ok(value)
     }

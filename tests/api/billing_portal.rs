@@ -5,6 +5,15 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::helpers::*;
 use treefort_webpay::models::subscriptions;
 
+async fn cancel_in_portal(app: &TestApp, portal_url: &str, subscription_id: i64) -> reqwest::Response {
+    app.client
+        .post(format!("{portal_url}/cancel"))
+        .form(&[("subscription_id", subscription_id.to_string())])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_portal_shows_subscriptions_payments_card_and_back_link() {
     let app = spawn_app().await;
@@ -53,13 +62,7 @@ async fn cancel_from_the_portal_runs_the_same_flow_and_confirms_after_treefort()
     let sub = subscriptions::find_live_for_user(&mut app.conn(), "u1")
         .unwrap()
         .unwrap();
-    let response = app
-        .client
-        .post(format!("{url}/cancel"))
-        .form(&[("subscription_id", sub.id.to_string())])
-        .send()
-        .await
-        .unwrap();
+    let response = cancel_in_portal(&app, &url, sub.id).await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("Your subscription is canceled"));
@@ -94,13 +97,7 @@ async fn a_failed_portal_cancel_says_so_and_changes_nothing() {
     let sub = subscriptions::find_live_for_user(&mut app.conn(), "u1")
         .unwrap()
         .unwrap();
-    let response = app
-        .client
-        .post(format!("{url}/cancel"))
-        .form(&[("subscription_id", sub.id.to_string())])
-        .send()
-        .await
-        .unwrap();
+    let response = cancel_in_portal(&app, &url, sub.id).await;
     assert_eq!(response.status(), 502);
     assert!(response.text().await.unwrap().contains("could not cancel"));
     let sub = subscriptions::find_live_for_user(&mut app.conn(), "u1")
@@ -119,13 +116,7 @@ async fn a_portal_cannot_cancel_another_users_subscription() {
         .unwrap()
         .unwrap();
     let url = app.portal_url("attacker", "en").await;
-    let response = app
-        .client
-        .post(format!("{url}/cancel"))
-        .form(&[("subscription_id", theirs.id.to_string())])
-        .send()
-        .await
-        .unwrap();
+    let response = cancel_in_portal(&app, &url, theirs.id).await;
     assert_eq!(response.status(), 404);
     assert!(app.treefort_requests("PATCH", "/v1/").await.is_empty());
 }

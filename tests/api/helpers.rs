@@ -346,11 +346,22 @@ impl TestDatabase {
                 admin
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .unwrap();
-                let base = admin_url
+                let (without_query, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
+                let base = without_query
                     .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(b, _)| b);
+                    .map_or(without_query, |(b, _)| b);
+                // No TLS to the local test server unless asked for: libpq's OpenSSL cleans up at
+                // process exit while servers of finished tests may still hold connections, which
+                // crashed the test binary after every test had passed.
+                let query = if query.contains("sslmode=") {
+                    query.to_string()
+                } else if query.is_empty() {
+                    "sslmode=disable".to_string()
+                } else {
+                    format!("{query}&sslmode=disable")
+                };
                 Self {
-                    url: format!("{base}/{name}"),
+                    url: format!("{base}/{name}?{query}"),
                     drop_with: Some((admin_url.clone(), name)),
                     file: None,
                 }

@@ -288,6 +288,27 @@ async fn a_rejected_token_is_renewed_once_and_cached_otherwise() {
 }
 
 #[tokio::test]
+async fn a_token_is_fetched_again_shortly_before_it_expires() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    // expires_in is 3600 s; the client renews a minute early.
+    app.advance(TimeDelta::seconds(3600 - 61));
+    app.subscribed_user("u2", 1).await;
+    assert_eq!(
+        app.treefort_requests("POST", "/oauth2/token").await.len(),
+        1
+    );
+    app.advance(TimeDelta::seconds(2));
+    app.subscribed_user("u3", 1).await;
+    assert_eq!(
+        app.treefort_requests("POST", "/oauth2/token").await.len(),
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_promo_code_discounts_the_charge_and_is_redeemed_once() {
     let app = spawn_app().await;
     app.add_plan(1, 0);

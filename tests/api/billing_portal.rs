@@ -5,7 +5,11 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::helpers::*;
 use treefort_webpay::models::subscriptions;
 
-async fn cancel_in_portal(app: &TestApp, portal_url: &str, subscription_id: i64) -> reqwest::Response {
+async fn cancel_in_portal(
+    app: &TestApp,
+    portal_url: &str,
+    subscription_id: i64,
+) -> reqwest::Response {
     app.client
         .post(format!("{portal_url}/cancel"))
         .form(&[("subscription_id", subscription_id.to_string())])

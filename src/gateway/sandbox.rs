@@ -2,6 +2,8 @@
 //! moves no money. Test cards: `4242424242424242` pays; `4000000000000002` is declined;
 //! `4000000000000341` pays at checkout and is declined on renewal. Any other valid card number pays.
 
+use std::sync::{Arc, Mutex};
+
 use sha2::{Digest, Sha256};
 
 use super::{CardInput, ChargeKind, ChargeOutcome, GatewayError, SavedCard};
@@ -15,6 +17,16 @@ pub const CARD_DECLINES_RENEWAL: &str = "4000000000000341";
 pub struct SandboxGateway {
     /// The current month, as (year, month), for expiry checks; `None`: the real calendar.
     today: Option<(i32, u32)>,
+    /// Every charge this process made, as a real gateway's dashboard would list them.
+    ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+}
+
+/// One sandbox charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub reference: String,
+    pub amount: Money,
+    pub refunded: bool,
 }
 
 impl Default for SandboxGateway {
@@ -25,7 +37,18 @@ impl Default for SandboxGateway {
 
 impl SandboxGateway {
     pub fn new() -> Self {
-        Self { today: None }
+        Self {
+            today: None,
+            ledger: Arc::default(),
+        }
+    }
+
+    /// The charges made so far (in this process), oldest first.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn save_card(&self, card: &CardInput) -> Result<SavedCard, GatewayError> {
@@ -68,7 +91,7 @@ impl SandboxGateway {
     pub fn charge(
         &self,
         card_reference: &str,
-        _amount: &Money,
+        amount: &Money,
         kind: ChargeKind,
         idempotency_key: &str,
     ) -> ChargeOutcome {
@@ -77,13 +100,30 @@ impl SandboxGateway {
                 reason: "card_declined".into(),
             };
         }
-        ChargeOutcome::Succeeded {
-            reference: format!("ch_sandbox_{}", short_hash(idempotency_key)),
+        let reference = format!("ch_sandbox_{}", short_hash(idempotency_key));
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        // The same idempotency key is the same charge, never a second one.
+        if !ledger.iter().any(|c| c.reference == reference) {
+            ledger.push(LedgerEntry {
+                reference: reference.clone(),
+                amount: amount.clone(),
+                refunded: false,
+            });
         }
+        ChargeOutcome::Succeeded { reference }
     }
 
-    pub fn refund(&self, _charge_reference: &str) -> Result<(), GatewayError> {
-        Ok(())
+    pub fn refund(&self, charge_reference: &str) -> Result<(), GatewayError> {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        match ledger.iter_mut().find(|c| c.reference == charge_reference) {
+            Some(charge) => {
+                charge.refunded = true;
+                Ok(())
+            }
+            None => Err(GatewayError::Unavailable(format!(
+                "no charge {charge_reference}"
+            ))),
+        }
     }
 
     fn check_expiry(&self, expiry: &str) -> Result<(), GatewayError> {
@@ -164,6 +204,7 @@ mod tests {
     fn gateway() -> SandboxGateway {
         SandboxGateway {
             today: Some((2026, 11)),
+            ..SandboxGateway::new()
         }
     }
 

@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::treefort::CreateSubscription;
 
 use super::outbox::{self, Delivery};
-use super::{check_locale, check_redirect_url, check_user, naive, run_db, utc};
+use super::{check_locale, check_redirect_url, check_user, naive, run_db, run_db_as, utc};
 
 /// Validates the request and issues `{PUBLIC_BASE_URL}/checkout/{token}`.
 pub async fn create_session(
@@ -226,13 +226,17 @@ pub async fn pay(
         view.session.user_id.clone(),
         view.session.promo_code_id,
     );
-    let claim = run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<_, ApiError> {
-            if subscriptions::find_live_for_user(conn, &user_id)?.is_some() {
-                return Ok(Err(RetryReason::AlreadySubscribed));
-            }
+    let claim = run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<_, RecordError> {
+            // Claim first: while another payment of this user is in progress the one-payment-per-
+            // user index refuses the claim, and once it completed, the check below sees its
+            // subscription (checking first left a window on PostgreSQL's READ COMMITTED).
             if !checkout_sessions::claim_for_payment(conn, session_id, naive(now))? {
                 return Ok(Ok(false));
+            }
+            if subscriptions::find_live_for_user(conn, &user_id)?.is_some() {
+                checkout_sessions::release_claim(conn, session_id)?;
+                return Ok(Err(RetryReason::AlreadySubscribed));
             }
             if let Some(promo_id) = promo_id {
                 if !promo_codes::take_redemption(conn, promo_id, naive(now))? {
@@ -243,15 +247,18 @@ pub async fn pay(
             Ok(Ok(true))
         })
     })
-    .await
-    .map_err(fail)?;
+    .await;
     match claim {
-        Ok(true) => {}
-        Ok(false) => return Err(CheckoutError::InProgress(lang)),
-        Err(reason) => {
+        Ok(Ok(true)) => {}
+        // Another submission of this link, or another link of this user, is being paid.
+        Ok(Ok(false)) | Err(RecordError::AlreadySubscribed) => {
+            return Err(CheckoutError::InProgress(lang))
+        }
+        Ok(Err(reason)) => {
             record_attempt(state, &reason);
             return Err(retry(&view, reason));
         }
+        Err(RecordError::Other(e)) => return Err(fail(e)),
     }
 
     // 2. Take the money (outside any transaction).
@@ -415,10 +422,8 @@ async fn record_paid_checkout(
         charged.amount.clone(),
         charged.discount_amount,
     );
-    let pool = state.pool.clone();
-    let task = tokio::task::spawn_blocking(move || -> Result<i64, RecordError> {
-        let mut conn = pool.get().map_err(ApiError::from)?;
-        write_transaction(&mut conn, |conn| {
+    run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| {
             let session = &view.session;
             let customer = customers::upsert(
                 conn,
@@ -501,9 +506,8 @@ async fn record_paid_checkout(
             )?;
             Ok(entry.id)
         })
-    });
-    task.await
-        .map_err(|e| RecordError::Other(ApiError::internal(e)))?
+    })
+    .await
 }
 
 /// Frees a claimed link and its promo redemption after an attempt that took no money.

@@ -18,13 +18,23 @@ where
     T: Send + 'static,
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
 {
+    run_db_as(pool, f).await
+}
+
+/// `run_db` for a service's own error type.
+pub async fn run_db_as<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<ApiError> + Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+{
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
+        let mut conn = pool.get().map_err(ApiError::from)?;
         f(&mut conn)
     })
     .await
-    .map_err(ApiError::internal)?
+    .map_err(|e| E::from(ApiError::internal(e)))?
 }
 
 /// Checks the user fields every session endpoint receives.

@@ -280,6 +280,13 @@ impl TestApp {
         body["sessionUrl"].as_str().unwrap().to_string()
     }
 
+    /// (charges, refunds) the sandbox gateway made.
+    pub fn gateway_charges(&self) -> (usize, usize) {
+        let treefort_webpay::gateway::Gateway::Sandbox(sandbox) = &self.state.gateway;
+        let ledger = sandbox.ledger();
+        (ledger.len(), ledger.iter().filter(|c| c.refunded).count())
+    }
+
     pub fn count(&self, table: &str) -> i64 {
         #[derive(QueryableByName)]
         struct Count {

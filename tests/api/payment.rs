@@ -127,6 +127,7 @@ async fn a_declined_card_shows_why_and_the_link_stays_usable() {
     let url = app.checkout_url("u1", 1, None).await;
     let declined = app.pay(&url, DECLINED_CARD).await;
     assert_eq!(declined.status(), 402);
+    assert_eq!(app.gateway_charges(), (0, 0));
     assert!(declined
         .text()
         .await
@@ -188,6 +189,11 @@ async fn racing_submissions_of_one_link_pay_exactly_once() {
         "{statuses:?}"
     );
     assert_eq!(app.count("payments"), 1);
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "one charge, nothing to refund"
+    );
     assert_eq!(app.count("subscriptions"), 1);
     assert_eq!(
         app.treefort_requests("POST", "/v1/subscriptions")
@@ -210,6 +216,11 @@ async fn two_links_of_one_user_never_make_two_subscriptions() {
     assert_eq!(statuses, [303, 409]);
     assert_eq!(app.count("subscriptions"), 1);
     assert_eq!(app.count("payments"), 1);
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "the second link never charged"
+    );
     assert_eq!(
         app.treefort_requests("POST", "/v1/subscriptions")
             .await
@@ -373,6 +384,7 @@ async fn racing_checkouts_never_exceed_max_redemptions() {
         "{statuses:?}"
     );
     assert_eq!(app.count("payments"), 1);
+    assert_eq!(app.gateway_charges(), (1, 0), "only the winner was charged");
     let redeemed: i32 = promo_codes::table
         .select(promo_codes::times_redeemed)
         .first(&mut *app.conn())

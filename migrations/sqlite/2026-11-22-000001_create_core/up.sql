@@ -92,6 +92,10 @@ CREATE TABLE checkout_sessions (
     completed_at    TIMESTAMP
 );
 
+-- One payment attempt at a time per user: a second link of the same user cannot charge while the
+-- first is being paid (the loser is told to wait), on both backends and across instances.
+CREATE UNIQUE INDEX checkout_sessions_one_payment_per_user ON checkout_sessions (user_id) WHERE status = 'processing';
+
 CREATE TABLE portal_sessions (
     id         INTEGER PRIMARY KEY NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,

@@ -35,6 +35,8 @@ diesel::table! {
         note -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        duration -> Text,
+        duration_periods -> Nullable<Integer>,
     }
 }
 
@@ -74,6 +76,15 @@ diesel::table! {
         deactivated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        billing_anchor_at -> Nullable<Timestamp>,
+        periods_paid -> Integer,
+        next_action_at -> Nullable<Timestamp>,
+        past_due_since -> Nullable<Timestamp>,
+        renewal_attempts -> Integer,
+        promo_periods_left -> Nullable<Integer>,
+        pending_plan_id -> Nullable<BigInt>,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 

@@ -91,6 +91,12 @@ pub struct PromoArgs {
     expires_at: Option<String>,
     #[arg(long)]
     note: Option<String>,
+    /// once (the first charge, default), forever, or repeating (with --duration-periods).
+    #[arg(long)]
+    duration: Option<String>,
+    /// With --duration repeating: how many billing periods are discounted.
+    #[arg(long)]
+    duration_periods: Option<i32>,
 }
 
 /// Opens the database named by `DATABASE_URL` (default SQLite file) and applies migrations, so a
@@ -197,6 +203,8 @@ pub fn promo(conn: &mut AnyConnection, command: PromoCommand) -> Result<String, 
                 max_redemptions: a.max_redemptions,
                 expires_at,
                 note: a.note,
+                duration: a.duration,
+                duration_periods: a.duration_periods,
             };
             let code = promo_rules::create(conn, &input, now())?;
             Ok(format!(
@@ -266,8 +274,13 @@ fn describe_promo(c: &PromoCode) -> String {
         || "no expiry".to_string(),
         |t| format!("expires {}", rfc3339(t.and_utc())),
     );
+    let duration = match (c.duration.as_str(), c.duration_periods) {
+        ("repeating", Some(n)) => format!("for {n} billing periods"),
+        ("forever", _) => "on every charge".to_string(),
+        _ => "on the first charge".to_string(),
+    };
     format!(
-        "{discount}, {limit}, {expiry}{}{}",
+        "{discount} {duration}, {limit}, {expiry}{}{}",
         if c.first_time_only {
             ", first-time subscribers only"
         } else {
@@ -285,5 +298,6 @@ fn promo_json(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
         "maxRedemptions": c.max_redemptions, "timesRedeemed": c.times_redeemed,
         "expiresAt": c.expires_at.map(|t| rfc3339(t.and_utc())), "active": c.active, "note": c.note,
         "createdAt": rfc3339(c.created_at.and_utc()),
+        "duration": c.duration, "durationPeriods": c.duration_periods,
     })
 }

@@ -26,9 +26,21 @@ pub struct PromoCode {
     pub note: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `once`, `forever` or `repeating` (for `duration_periods` billing periods).
+    pub duration: String,
+    pub duration_periods: Option<i32>,
 }
 
 impl PromoCode {
+    /// How many charges this code discounts, counting the first: `None` for every charge.
+    pub fn discounted_charges(&self) -> Option<i32> {
+        match self.duration.as_str() {
+            "forever" => None,
+            "repeating" => Some(self.duration_periods.unwrap_or(1)),
+            _ => Some(1),
+        }
+    }
+
     /// The discount this code gives. The table's CHECK guarantees the columns of each kind.
     pub fn discount(&self) -> Discount {
         match (self.percent_off, self.amount_off) {
@@ -59,6 +71,8 @@ pub struct NewPromoCode {
     pub note: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub duration: String,
+    pub duration_periods: Option<i32>,
 }
 
 /// Inserts a code and the plans it is limited to (none: every plan). Call inside a transaction.

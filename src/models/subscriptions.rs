@@ -22,6 +22,15 @@ pub struct Subscription {
     pub deactivated_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub billing_anchor_at: Option<NaiveDateTime>,
+    pub periods_paid: i32,
+    pub next_action_at: Option<NaiveDateTime>,
+    pub past_due_since: Option<NaiveDateTime>,
+    pub renewal_attempts: i32,
+    pub promo_periods_left: Option<i32>,
+    pub pending_plan_id: Option<i64>,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 /// What a subscription is, in the words of the billing portal.
@@ -29,6 +38,8 @@ pub struct Subscription {
 pub enum Status {
     Trialing,
     Active,
+    /// A renewal failed; access lasts through the grace period while it is retried.
+    PastDue,
     Canceled,
     Ended,
 }
@@ -39,6 +50,8 @@ impl Subscription {
             Status::Ended
         } else if self.canceled_at.is_some() {
             Status::Canceled
+        } else if self.past_due_since.is_some() {
+            Status::PastDue
         } else if self.trial_ends_at.is_some_and(|t| t > now) {
             Status::Trialing
         } else {
@@ -59,6 +72,10 @@ pub struct NewSubscription {
     pub trial_ends_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub billing_anchor_at: Option<NaiveDateTime>,
+    pub periods_paid: i32,
+    pub next_action_at: Option<NaiveDateTime>,
+    pub promo_periods_left: Option<i32>,
 }
 
 pub fn insert(conn: &mut AnyConnection, new: &NewSubscription) -> QueryResult<Subscription> {

@@ -100,6 +100,18 @@ fn render(
                 t.paid_until
                     .replace("{date}", &date(sub.current_period_ends_at)),
             ),
+            Status::PastDue => (
+                t.status_past_due,
+                t.past_due_detail.replace(
+                    "{date}",
+                    &date(
+                        sub.current_period_ends_at
+                            + chrono::TimeDelta::days(
+                                plan.as_ref().map_or(0, |p| p.grace_days.into()),
+                            ),
+                    ),
+                ),
+            ),
             Status::Canceled => (
                 t.status_canceled,
                 t.access_until
@@ -110,7 +122,7 @@ fn render(
                 sub.deactivated_at.map(date).unwrap_or_default(),
             ),
         };
-        let cancel = if matches!(status, Status::Trialing | Status::Active) {
+        let cancel = if matches!(status, Status::Trialing | Status::Active | Status::PastDue) {
             format!(
                 "<form method=\"post\" action=\"/billing/{token}/cancel\"><input type=\"hidden\" name=\"subscription_id\" value=\"{id}\">\
                  <button class=\"secondary\" type=\"submit\">{label}</button></form>",

@@ -459,6 +459,19 @@ async fn record_paid_checkout(
                     trial_ends_at: view.trial_ends_at.map(naive),
                     created_at: naive(now),
                     updated_at: naive(now),
+                    // Paid periods count from the trial's end, or from now.
+                    billing_anchor_at: Some(naive(view.trial_ends_at.unwrap_or(now))),
+                    periods_paid: if view.trial_ends_at.is_some() { 0 } else { 1 },
+                    next_action_at: Some(naive(period_ends_at)),
+                    promo_periods_left: view.promo.as_ref().and_then(|p| {
+                        let charges = p.discounted_charges()?;
+                        // Without a trial, today's charge used one of them.
+                        Some(if view.trial_ends_at.is_some() {
+                            charges
+                        } else {
+                            charges - 1
+                        })
+                    }),
                 },
             )?;
             if view.trial_ends_at.is_none() {

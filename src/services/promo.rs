@@ -132,6 +132,9 @@ pub struct PromoInput {
     pub max_redemptions: Option<i32>,
     pub expires_at: Option<NaiveDateTime>,
     pub note: Option<String>,
+    /// `once` (default), `forever` or `repeating` with `duration_periods`.
+    pub duration: Option<String>,
+    pub duration_periods: Option<i32>,
 }
 
 /// Creates a code after the same checks the API applies. Errors are one line for the operator.
@@ -183,6 +186,22 @@ pub fn create(
     if input.expires_at.is_some_and(|at| at <= now) {
         return Err("--expires-at is in the past".into());
     }
+    let duration = input.duration.clone().unwrap_or_else(|| "once".into());
+    match (duration.as_str(), input.duration_periods) {
+        ("once" | "forever", None) => {}
+        ("repeating", Some(n)) if n > 0 => {}
+        ("repeating", _) => {
+            return Err("--duration repeating needs --duration-periods N (N at least 1)".into())
+        }
+        ("once" | "forever", Some(_)) => {
+            return Err("--duration-periods goes with --duration repeating".into())
+        }
+        (other, _) => {
+            return Err(format!(
+                "--duration must be once, forever or repeating (got {other:?})"
+            ))
+        }
+    }
     if let Some(bad) = input.plan_ids.iter().find(|id| **id <= 0) {
         return Err(format!("--plans must list positive plan ids (got {bad})"));
     }
@@ -201,6 +220,8 @@ pub fn create(
         note: input.note.clone(),
         created_at: now,
         updated_at: now,
+        duration,
+        duration_periods: input.duration_periods,
     };
     let mut plan_ids = input.plan_ids.clone();
     plan_ids.sort_unstable();

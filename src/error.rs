@@ -88,6 +88,15 @@ impl ApiError {
         )
     }
 
+    /// 402: the card was declined.
+    pub fn new_payment_required() -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "card_declined",
+            "the card was declined",
+        )
+    }
+
     /// 502: Treefort or the payment gateway answered with an error.
     pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, code, message)

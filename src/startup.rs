@@ -192,7 +192,7 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -203,6 +203,8 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("GET", "/checkout/{token}/activation"),
     ("GET", "/billing/{token}"),
     ("POST", "/billing/{token}/cancel"),
+    ("POST", "/billing/{token}/resume"),
+    ("POST", "/billing/{token}/card"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -246,6 +248,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/billing/{token}").route(web::get().to(pages::billing::show)))
     .service(web::resource("/billing/{token}/cancel").route(web::post().to(pages::billing::cancel)))
+    .service(web::resource("/billing/{token}/resume").route(web::post().to(pages::billing::resume)))
+    .service(
+        web::resource("/billing/{token}/card").route(web::post().to(pages::billing::replace_card)),
+    )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics))

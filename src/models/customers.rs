@@ -61,3 +61,26 @@ pub fn upsert(
         .filter(customers::user_id.eq(user_id))
         .first(conn)
 }
+
+pub fn find_by_id(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Customer>> {
+    customers::table.find(id).first(conn).optional()
+}
+
+/// Replaces the stored card (from the billing portal).
+pub fn set_payment_method(
+    conn: &mut AnyConnection,
+    id: i64,
+    reference: &str,
+    brand: &str,
+    last4: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(customers::table.find(id))
+        .set((
+            customers::payment_method_ref.eq(reference),
+            customers::card_brand.eq(brand),
+            customers::card_last4.eq(last4),
+            customers::updated_at.eq(now),
+        ))
+        .execute(conn)
+}

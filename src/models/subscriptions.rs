@@ -143,3 +143,107 @@ pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> Qu
     ))
     .execute(conn)
 }
+
+/// Column changes of a subscription. `None` leaves a column alone; `Some(None)` sets NULL.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = subscriptions)]
+pub struct SubscriptionChanges {
+    pub plan_id: Option<i64>,
+    pub current_period_started_at: Option<NaiveDateTime>,
+    pub current_period_ends_at: Option<NaiveDateTime>,
+    pub trial_ends_at: Option<Option<NaiveDateTime>>,
+    pub canceled_at: Option<Option<NaiveDateTime>>,
+    pub deactivated_at: Option<Option<NaiveDateTime>>,
+    pub billing_anchor_at: Option<Option<NaiveDateTime>>,
+    pub periods_paid: Option<i32>,
+    pub next_action_at: Option<Option<NaiveDateTime>>,
+    pub past_due_since: Option<Option<NaiveDateTime>>,
+    pub renewal_attempts: Option<i32>,
+    pub promo_periods_left: Option<Option<i32>>,
+    pub pending_plan_id: Option<Option<i64>>,
+    pub locked_by: Option<Option<String>>,
+    pub locked_until: Option<Option<NaiveDateTime>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl SubscriptionChanges {
+    /// The changes, plus `updated_at` and a released lease.
+    pub fn releasing(mut self, now: NaiveDateTime) -> Self {
+        self.locked_by = Some(None);
+        self.locked_until = Some(None);
+        self.updated_at = Some(now);
+        self
+    }
+}
+
+pub fn update(
+    conn: &mut AnyConnection,
+    id: i64,
+    changes: &SubscriptionChanges,
+) -> QueryResult<usize> {
+    diesel::update(subscriptions::table.find(id))
+        .set(changes)
+        .execute(conn)
+}
+
+/// Applies changes only while `owner` still holds the lease and the subscription is still at
+/// `periods_paid`: a worker whose lease ran out can never apply a renewal twice.
+pub fn update_if_held(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    periods_paid: i32,
+    changes: &SubscriptionChanges,
+) -> QueryResult<usize> {
+    diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::locked_by.eq(owner))
+            .filter(subscriptions::periods_paid.eq(periods_paid)),
+    )
+    .set(changes)
+    .execute(conn)
+}
+
+/// Live subscriptions whose next action is due and that nobody holds, soonest first.
+pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+    subscriptions::table
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(subscriptions::next_action_at.le(now))
+        .filter(
+            subscriptions::locked_until
+                .is_null()
+                .or(subscriptions::locked_until.lt(now)),
+        )
+        .order(subscriptions::next_action_at)
+        .select(subscriptions::id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// Takes the lease on a due subscription; only one worker of any instance can win it.
+pub fn claim(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::deactivated_at.is_null())
+            .filter(subscriptions::next_action_at.le(now))
+            .filter(
+                subscriptions::locked_until
+                    .is_null()
+                    .or(subscriptions::locked_until.lt(now)),
+            ),
+    )
+    .set((
+        subscriptions::locked_by.eq(owner),
+        subscriptions::locked_until.eq(until),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}

@@ -5,14 +5,15 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{date, error_page, escape, expired_page, layout, not_found_page, respond};
+use crate::domain::locale::Texts;
 use crate::models::payments;
 use crate::models::subscriptions::Status;
 use crate::services::naive;
-use crate::services::portal::{self, PortalError, PortalView};
+use crate::services::portal::{self, PortalAction, PortalError, PortalSubscription, PortalView};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
-pub struct CancelForm {
+pub struct SubscriptionForm {
     subscription_id: i64,
 }
 
@@ -26,23 +27,66 @@ pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpR
 pub async fn cancel(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<CancelForm>,
+    form: web::Form<SubscriptionForm>,
 ) -> HttpResponse {
-    match portal::cancel(&state, &token, form.subscription_id).await {
-        Ok((view, Ok(()))) => respond(
-            StatusCode::OK,
-            render(
-                &view,
-                &state,
-                &token,
-                Some(Ok(view.lang.texts().canceled_ok)),
-            ),
-        ),
-        Ok((view, Err(e))) => {
-            let message = view.lang.texts().cancel_failed;
-            respond(e.status, render(&view, &state, &token, Some(Err(message))))
+    act(
+        &state,
+        &token,
+        PortalAction::Cancel(form.subscription_id),
+        |t| (t.canceled_ok, t.cancel_failed),
+    )
+    .await
+}
+
+pub async fn resume(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<SubscriptionForm>,
+) -> HttpResponse {
+    act(
+        &state,
+        &token,
+        PortalAction::Resume(form.subscription_id),
+        |t| (t.resumed_ok, t.error_body),
+    )
+    .await
+}
+
+pub async fn replace_card(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<super::checkout::CardForm>,
+) -> HttpResponse {
+    let card = form.into_inner().into_card();
+    act(&state, &token, PortalAction::ReplaceCard(card), |t| {
+        (t.card_replaced, t.invalid_card)
+    })
+    .await
+}
+
+/// Runs a portal form and shows the portal with what happened: confirmed only after Treefort's 2xx.
+async fn act(
+    state: &AppState,
+    token: &str,
+    action: PortalAction,
+    messages: fn(&Texts) -> (&'static str, &'static str),
+) -> HttpResponse {
+    match portal::act(state, token, action).await {
+        Ok((view, result)) => {
+            let (ok, failed) = messages(view.lang.texts());
+            match result {
+                Ok(()) => respond(StatusCode::OK, render(&view, state, token, Some(Ok(ok)))),
+                Err(e) => {
+                    let message = if e.code == "card_declined" {
+                        view.lang.texts().declined
+                    } else {
+                        failed
+                    };
+                    respond(e.status, render(&view, state, token, Some(Err(message))))
+                }
+            }
         }
-        Err(e) => error_response(&state, e),
+        Err(e) => error_response(state, e),
     }
 }
 
@@ -77,7 +121,12 @@ fn render(
         None => String::new(),
     };
     let mut subs = String::new();
-    for (sub, plan) in &view.subscriptions {
+    for PortalSubscription {
+        subscription: sub,
+        plan,
+        next_charge,
+    } in &view.subscriptions
+    {
         let name = plan
             .as_ref()
             .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
@@ -89,6 +138,7 @@ fn render(
             )
         });
         let status = sub.status(now);
+        let grace_days = plan.as_ref().map_or(0, |p| p.grace_days);
         let (label, detail) = match status {
             Status::Trialing => (
                 t.status_trialing,
@@ -104,12 +154,7 @@ fn render(
                 t.status_past_due,
                 t.past_due_detail.replace(
                     "{date}",
-                    &date(
-                        sub.current_period_ends_at
-                            + chrono::TimeDelta::days(
-                                plan.as_ref().map_or(0, |p| p.grace_days.into()),
-                            ),
-                    ),
+                    &date(sub.current_period_ends_at + chrono::TimeDelta::days(grace_days.into())),
                 ),
             ),
             Status::Canceled => (
@@ -122,24 +167,50 @@ fn render(
                 sub.deactivated_at.map(date).unwrap_or_default(),
             ),
         };
-        let cancel = if matches!(status, Status::Trialing | Status::Active | Status::PastDue) {
+        let next = match next_charge {
+            Some((amount, at, next_plan)) => {
+                let mut line = t
+                    .next_charge
+                    .replace("{amount}", &amount.format(&fmt))
+                    .replace("{date}", &date(*at));
+                if next_plan.id != sub.plan_id {
+                    line = format!(
+                        "{line} — {}",
+                        t.plan_change
+                            .replace("{plan}", &next_plan.name)
+                            .replace("{date}", &date(*at))
+                    );
+                }
+                format!("<p class=\"muted\">{}</p>", escape(&line))
+            }
+            None => String::new(),
+        };
+        let form = |path: &str, label: &str, class: &str| {
             format!(
-                "<form method=\"post\" action=\"/billing/{token}/cancel\"><input type=\"hidden\" name=\"subscription_id\" value=\"{id}\">\
-                 <button class=\"secondary\" type=\"submit\">{label}</button></form>",
-                token = escape(token),
-                id = sub.id,
-                label = escape(t.cancel_subscription)
+                "<form method=\"post\" action=\"/billing/{}/{path}\"><input type=\"hidden\" name=\"subscription_id\" value=\"{}\">\
+                 <button class=\"{class}\" type=\"submit\">{}</button></form>",
+                escape(token),
+                sub.id,
+                escape(label)
             )
-        } else {
-            String::new()
+        };
+        let button = match status {
+            Status::Trialing | Status::Active | Status::PastDue => {
+                form("cancel", t.cancel_subscription, "secondary")
+            }
+            Status::Canceled if sub.current_period_ends_at > now => {
+                form("resume", t.resume, "secondary resume")
+            }
+            _ => String::new(),
         };
         subs.push_str(&format!(
-            "<div class=\"subscription\"><h2>{}</h2><p>{}</p><p><strong>{}</strong> — {}</p>{}</div>",
+            "<div class=\"subscription\"><h2>{}</h2><p>{}</p><p><strong>{}</strong> — {}</p>{}{}</div>",
             escape(&name),
             escape(&price.unwrap_or_default()),
             escape(label),
             escape(&detail),
-            cancel
+            next,
+            button
         ));
     }
     if subs.is_empty() {

@@ -32,17 +32,37 @@ pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpR
     }
 }
 
+impl CardForm {
+    pub fn into_card(self) -> CardInput {
+        CardInput {
+            number: self.card_number,
+            expiry: self.card_expiry,
+            cvc: self.card_cvc,
+        }
+    }
+}
+
+/// The three card inputs, shared by checkout and the portal's "replace card".
+pub fn card_fields(t: &crate::domain::locale::Texts) -> String {
+    format!(
+        "<label for=\"card_number\">{}</label>\
+         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required maxlength=\"23\">\
+         <div class=\"row\"><div><label for=\"card_expiry\">{}</label>\
+         <input id=\"card_expiry\" name=\"card_expiry\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required maxlength=\"7\"></div>\
+         <div><label for=\"card_cvc\">{}</label>\
+         <input id=\"card_cvc\" name=\"card_cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required maxlength=\"4\"></div></div>",
+        escape(t.card_number),
+        escape(t.card_expiry),
+        escape(t.card_cvc)
+    )
+}
+
 pub async fn pay(
     state: web::Data<AppState>,
     token: web::Path<String>,
     form: web::Form<CardForm>,
 ) -> HttpResponse {
-    let form = form.into_inner();
-    let card = CardInput {
-        number: form.card_number,
-        expiry: form.card_expiry,
-        cvc: form.card_cvc,
-    };
+    let card = form.into_inner().into_card();
     match checkout::pay(&state, &token, card).await {
         Ok(outcome) => outcome_response(&state, &token, outcome),
         Err(e) => error_response(&state, &token, e),
@@ -177,21 +197,13 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
     };
     let body = format!(
         "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p>{summary}</div>\
-         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\">\
-         <label for=\"card_number\">{l_number}</label>\
-         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required maxlength=\"23\">\
-         <div class=\"row\"><div><label for=\"card_expiry\">{l_expiry}</label>\
-         <input id=\"card_expiry\" name=\"card_expiry\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required maxlength=\"7\"></div>\
-         <div><label for=\"card_cvc\">{l_cvc}</label>\
-         <input id=\"card_cvc\" name=\"card_cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required maxlength=\"4\"></div></div>\
+         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\">{fields}\
          <button type=\"submit\">{button}</button>{sandbox_hint}</form>\
          <p><a href=\"{cancel}\">{back}</a></p>",
         title = escape(&title),
         account = escape(t.account),
         email = escape(&view.session.user_email),
-        l_number = escape(t.card_number),
-        l_expiry = escape(t.card_expiry),
-        l_cvc = escape(t.card_cvc),
+        fields = card_fields(t),
         button = escape(button),
         cancel = escape(&view.session.cancel_url),
         back = escape(t.back_to_app),

@@ -76,3 +76,48 @@ async fn cancel_inner(
         tracing::info!(subscription_id = s.id, canceled_at = %utc(s.canceled_at.unwrap_or(naive(now))), "subscription canceled");
     })
 }
+
+/// Takes a cancellation back while paid time is left: PATCH Treefort `canceledAt: null` first,
+/// record it locally only after Treefort's 2xx.
+pub async fn resume(state: &AppState, subscription_id: i64) -> Result<Subscription, ApiError> {
+    let client = state.treefort()?;
+    let now = naive(state.clock.now());
+    let subscription = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find(conn, subscription_id)?)
+    })
+    .await?
+    .filter(|s| {
+        s.deactivated_at.is_none() && s.canceled_at.is_some() && s.current_period_ends_at > now
+    })
+    .ok_or_else(|| {
+        ApiError::conflict(
+            "not_resumable",
+            "only a canceled subscription with paid time left can be resumed",
+        )
+    })?;
+    outbox::deliver_pending_for_subscription(state, subscription.id).await?;
+    let treefort_id = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find(conn, subscription_id)?)
+    })
+    .await?
+    .and_then(|s| s.treefort_subscription_id)
+    .ok_or_else(|| {
+        ApiError::bad_gateway(
+            "treefort_id_unknown",
+            "Treefort did not return an id for this subscription",
+        )
+    })?;
+    let body = serde_json::to_value(UpdateSubscription::resume()).map_err(ApiError::internal)?;
+    client.update_subscription(&treefort_id, &body).await?;
+    run_db(&state.pool, move |conn| {
+        let changes = subscriptions::SubscriptionChanges {
+            canceled_at: Some(None),
+            updated_at: Some(now),
+            ..Default::default()
+        };
+        subscriptions::update(conn, subscription_id, &changes)?;
+        subscriptions::find(conn, subscription_id)?
+            .ok_or_else(|| ApiError::internal("subscription vanished after resume"))
+    })
+    .await
+}

@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod plans;
 pub mod portal;
 pub mod promo;
+pub mod renewal;
 
 use crate::db::{AnyConnection, DbPool};
 use crate::error::ApiError;

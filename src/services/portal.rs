@@ -1,10 +1,11 @@
 //! The billing portal: issuing its URL for Treefort, and what the portal shows and does for the
 //! user behind it (their subscriptions, payments, card, and cancel).
 
-use chrono::TimeDelta;
+use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::api::types::BillingPortalSessionRequest;
 use crate::domain::locale::Lang;
+use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
 use crate::metrics::label;
@@ -12,9 +13,11 @@ use crate::models::customers::{self, Customer};
 use crate::models::payments::{self, Payment};
 use crate::models::plans::{self, Plan};
 use crate::models::portal_sessions::{self, NewPortalSession, PortalSession};
+use crate::models::promo_codes;
 use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
 
+use super::renewal::renewal_price;
 use super::{check_locale, check_redirect_url, check_user, naive, run_db};
 
 pub async fn create_session(
@@ -55,8 +58,16 @@ pub struct PortalView {
     pub session: PortalSession,
     pub lang: Lang,
     pub customer: Option<Customer>,
-    pub subscriptions: Vec<(Subscription, Option<Plan>)>,
+    pub subscriptions: Vec<PortalSubscription>,
     pub payments: Vec<Payment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortalSubscription {
+    pub subscription: Subscription,
+    pub plan: Option<Plan>,
+    /// What the next renewal charges, when, and on which plan (a pending switch shows here).
+    pub next_charge: Option<(Money, NaiveDateTime, Plan)>,
 }
 
 #[derive(Debug)]
@@ -79,15 +90,44 @@ pub async fn view(state: &AppState, token: &str) -> Result<PortalView, PortalErr
         }
         let customer = customers::find_by_user_id(conn, &session.user_id)?;
         let subs = subscriptions::list_for_user(conn, &session.user_id)?;
-        let plan_ids: Vec<i64> = subs.iter().map(|s| s.plan_id).collect();
-        let known = plans::find_many(conn, &plan_ids)?;
-        let subscriptions = subs
-            .into_iter()
-            .map(|s| {
-                let plan = known.iter().find(|p| p.id == s.plan_id).cloned();
-                (s, plan)
-            })
+        let plan_ids: Vec<i64> = subs
+            .iter()
+            .flat_map(|s| [Some(s.plan_id), s.pending_plan_id])
+            .flatten()
             .collect();
+        let known = plans::find_many(conn, &plan_ids)?;
+        let find_plan = |id: i64| known.iter().find(|p| p.id == id).cloned();
+        let mut subscriptions = Vec::new();
+        for s in subs {
+            let plan = find_plan(s.plan_id);
+            let renews = s.deactivated_at.is_none() && s.canceled_at.is_none();
+            let next_plan = s
+                .pending_plan_id
+                .and_then(find_plan)
+                .or_else(|| plan.clone())
+                .filter(|_| renews);
+            let next_charge = match next_plan {
+                Some(next_plan) => {
+                    let promo = match s.promo_code_id {
+                        Some(id) => promo_codes::find(conn, id)?,
+                        None => None,
+                    };
+                    let (amount, _) =
+                        renewal_price(&next_plan, promo.as_ref(), s.promo_periods_left);
+                    Some((
+                        amount,
+                        s.next_action_at.unwrap_or(s.current_period_ends_at),
+                        next_plan,
+                    ))
+                }
+                None => None,
+            };
+            subscriptions.push(PortalSubscription {
+                subscription: s,
+                plan,
+                next_charge,
+            });
+        }
         let payments = match &customer {
             Some(c) => payments::list_for_customer(conn, c.id)?,
             None => Vec::new(),
@@ -104,28 +144,92 @@ pub async fn view(state: &AppState, token: &str) -> Result<PortalView, PortalErr
     .map_err(|e| PortalError::Failed(Lang::En, e))?
 }
 
-/// Cancels one of the portal user's subscriptions through the same flow as Treefort's endpoint.
-/// Returns the view to show and whether the cancel went through.
-pub async fn cancel(
+/// What a portal form did.
+pub enum PortalAction {
+    Cancel(i64),
+    Resume(i64),
+    ReplaceCard(crate::gateway::CardInput),
+}
+
+/// Runs a portal form for the user behind `token`; returns the page to show and the result.
+pub async fn act(
     state: &AppState,
     token: &str,
-    subscription_id: i64,
+    action: PortalAction,
 ) -> Result<(PortalView, Result<(), ApiError>), PortalError> {
     let before = view(state, token).await?;
-    let target = before
-        .subscriptions
-        .iter()
-        .find(|(s, _)| s.id == subscription_id && s.deactivated_at.is_none())
-        .map(|(s, _)| (s.user_id.clone(), s.plan_id));
-    let result = match target {
-        Some((user_id, plan_id)) => super::cancel::cancel(state, user_id, plan_id)
-            .await
-            .map(|_| ()),
-        None => Err(ApiError::not_found(
-            "subscription_not_found",
-            "no such subscription",
-        )),
+    let owned = |id: i64| {
+        before
+            .subscriptions
+            .iter()
+            .map(|p| &p.subscription)
+            .find(|s| s.id == id && s.deactivated_at.is_none())
+            .cloned()
+    };
+    let not_found = || ApiError::not_found("subscription_not_found", "no such subscription");
+    let result = match action {
+        PortalAction::Cancel(id) => match owned(id) {
+            Some(s) => super::cancel::cancel(state, s.user_id, s.plan_id)
+                .await
+                .map(|_| ()),
+            None => Err(not_found()),
+        },
+        PortalAction::Resume(id) => match owned(id) {
+            Some(s) => super::cancel::resume(state, s.id).await.map(|_| ()),
+            None => Err(not_found()),
+        },
+        PortalAction::ReplaceCard(card) => replace_card(state, &before, card).await,
     };
     let after = view(state, token).await?;
     Ok((after, result))
+}
+
+/// Saves a new card; a subscription waiting for a retry is retried in the next worker round.
+async fn replace_card(
+    state: &AppState,
+    view: &PortalView,
+    card: crate::gateway::CardInput,
+) -> Result<(), ApiError> {
+    let customer = view.customer.clone().ok_or_else(|| {
+        ApiError::not_found("customer_not_found", "there is no card to replace yet")
+    })?;
+    let saved = state.gateway.save_card(&card).await.map_err(|e| match e {
+        crate::gateway::GatewayError::InvalidCard(field) => {
+            ApiError::bad_request("invalid_card", format!("check {field}"))
+        }
+        crate::gateway::GatewayError::Declined(_) => ApiError::new_payment_required(),
+        other => ApiError::bad_gateway("gateway_error", other.to_string()),
+    })?;
+    let now = naive(state.clock.now());
+    let past_due: Vec<i64> = view
+        .subscriptions
+        .iter()
+        .map(|p| &p.subscription)
+        .filter(|s| {
+            s.deactivated_at.is_none() && s.past_due_since.is_some() && s.canceled_at.is_none()
+        })
+        .map(|s| s.id)
+        .collect();
+    run_db(&state.pool, move |conn| {
+        crate::db::write_transaction(conn, |conn| -> Result<(), ApiError> {
+            customers::set_payment_method(
+                conn,
+                customer.id,
+                &saved.reference,
+                &saved.brand,
+                &saved.last4,
+                now,
+            )?;
+            for id in past_due {
+                let retry_now = subscriptions::SubscriptionChanges {
+                    next_action_at: Some(Some(now)),
+                    updated_at: Some(now),
+                    ..Default::default()
+                };
+                subscriptions::update(conn, id, &retry_now)?;
+            }
+            Ok(())
+        })
+    })
+    .await
 }

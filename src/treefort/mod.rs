@@ -109,6 +109,39 @@ impl UpdateSubscription {
             ..Self::default()
         }
     }
+
+    /// `canceledAt: null`: the user takes the cancellation back before the period ends.
+    pub fn resume() -> Self {
+        Self {
+            provider: PROVIDER,
+            canceled_at: Some(None),
+            ..Self::default()
+        }
+    }
+
+    /// A paid renewal: the new period end, `trialEndsAt: null` after a trial, the new plan after
+    /// a switch.
+    pub fn renewed(
+        period_ends_at: DateTime<Utc>,
+        after_trial: bool,
+        new_plan_id: Option<i64>,
+    ) -> Self {
+        Self {
+            provider: PROVIDER,
+            current_period_ends_at: Some(rfc3339(period_ends_at)),
+            trial_ends_at: after_trial.then_some(None),
+            subscription_plan_id: new_plan_id,
+            ..Self::default()
+        }
+    }
+
+    pub fn deactivate(at: DateTime<Utc>) -> Self {
+        Self {
+            provider: PROVIDER,
+            deactivated_at: Some(Some(rfc3339(at))),
+            ..Self::default()
+        }
+    }
 }
 
 struct CachedToken {

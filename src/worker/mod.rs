@@ -1,4 +1,5 @@
-//! The background worker: wakes every second and delivers the Treefort updates that are due. Work
+//! The background worker: wakes every second, renews, retries or ends the subscriptions that are
+//! due, and delivers the Treefort updates that are due. Work
 //! is claimed with a lease in the database, so any number of instances may run it. Stopping waits
 //! for the round in progress, so nothing claimed is dropped half-way.
 
@@ -8,7 +9,7 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::outbox;
+use crate::services::{outbox, renewal};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -45,6 +46,12 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
 pub async fn run_once(state: &AppState) {
     if state.treefort.is_none() {
         return;
+    }
+    // Renewals first: the updates they queue are delivered in the same round.
+    match renewal::process_due(state, BATCH).await {
+        Ok(stats) if stats == renewal::RoundStats::default() => {}
+        Ok(stats) => tracing::info!(?stats, "subscriptions processed"),
+        Err(e) => tracing::warn!(error = %e, "renewal round failed"),
     }
     match outbox::deliver_due(state, BATCH).await {
         Ok(0) => {}

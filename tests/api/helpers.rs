@@ -25,6 +25,8 @@ pub const DECLINED_CARD: &str = "4000000000000002";
 
 pub struct TestApp {
     pub address: String,
+    /// The settings this instance started with (a second instance reuses them).
+    pub vars: HashMap<&'static str, String>,
     pub treefort: MockServer,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
@@ -35,6 +37,8 @@ pub struct TestApp {
 /// Options a test may change before the app starts.
 pub struct Options {
     pub vars: HashMap<&'static str, String>,
+    /// Where the manual clock starts (default: now).
+    pub clock_start: Option<DateTime<Utc>>,
 }
 
 impl Options {
@@ -73,12 +77,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Options)) -> TestApp {
             ("TREEFORT_API_VERSION", API_VERSION.to_string()),
             ("TREEFORT_TIMEOUT_MS", "1500".to_string()),
         ]),
+        clock_start: None,
     };
     configure(&mut options);
     let vars = options.vars;
     let settings =
         Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings are valid");
-    let clock = Clock::manual(Utc::now());
+    let clock = Clock::manual(options.clock_start.unwrap_or_else(Utc::now));
     let app = Application::build_with_clock(settings, clock.clone())
         .await
         .expect("the app starts");
@@ -91,6 +96,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Options)) -> TestApp {
         .unwrap();
     TestApp {
         address,
+        vars,
         treefort,
         client,
         state,
@@ -100,6 +106,49 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Options)) -> TestApp {
 }
 
 impl TestApp {
+    /// Another instance of the service on the same database, Treefort and clock.
+    pub async fn second_instance(&self) -> web::Data<AppState> {
+        let vars = self.vars.clone();
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let app = Application::build_with_clock(settings, self.clock.clone())
+            .await
+            .expect("the second instance starts");
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        state
+    }
+
+    pub async fn run_worker(&self) {
+        treefort_webpay::worker::run_once(&self.state).await;
+    }
+
+    pub fn advance_to(&self, at: DateTime<Utc>) {
+        let by = at - self.now();
+        assert!(by >= TimeDelta::zero(), "the clock only moves forward");
+        self.advance(by);
+    }
+
+    pub fn subscription(
+        &self,
+        user_id: &str,
+    ) -> treefort_webpay::models::subscriptions::Subscription {
+        use treefort_webpay::schema::subscriptions;
+        subscriptions::table
+            .filter(subscriptions::user_id.eq(user_id))
+            .order(subscriptions::id.desc())
+            .first(&mut *self.conn())
+            .unwrap()
+    }
+
+    /// Bodies of the PATCHes Treefort received, oldest first.
+    pub async fn patches(&self) -> Vec<Value> {
+        self.treefort_requests("PATCH", "/v1/subscriptions/")
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+
     pub fn conn(&self) -> DbConn {
         self.state.pool.get().expect("a database connection")
     }
@@ -282,9 +331,7 @@ impl TestApp {
 
     /// (charges, refunds) the sandbox gateway made.
     pub fn gateway_charges(&self) -> (usize, usize) {
-        let treefort_webpay::gateway::Gateway::Sandbox(sandbox) = &self.state.gateway;
-        let ledger = sandbox.ledger();
-        (ledger.len(), ledger.iter().filter(|c| c.refunded).count())
+        charges_of(&self.state)
     }
 
     pub fn count(&self, table: &str) -> i64 {
@@ -399,4 +446,15 @@ impl Drop for TestDatabase {
             }
         }
     }
+}
+
+/// (charges, refunds) the sandbox gateway of an instance made.
+pub fn charges_of(state: &AppState) -> (usize, usize) {
+    let treefort_webpay::gateway::Gateway::Sandbox(sandbox) = &state.gateway;
+    let ledger = sandbox.ledger();
+    (ledger.len(), ledger.iter().filter(|c| c.refunded).count())
+}
+
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
 }

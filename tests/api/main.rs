@@ -10,6 +10,7 @@ mod checkout_session;
 mod cli;
 mod health;
 mod helpers;
+mod lifecycle;
 mod openapi;
 mod payment;
 mod promo_validation;

@@ -242,3 +242,24 @@ async fn the_server_serves_the_document_it_was_built_with() {
         .unwrap();
     assert_eq!(served, OPENAPI_YAML);
 }
+
+#[tokio::test]
+async fn every_listed_route_is_really_served() {
+    let app = spawn_app().await;
+    let token = "A".repeat(43);
+    for (method, path) in ROUTES {
+        let url = format!("{}{}", app.address, path.replace("{token}", &token));
+        let request = match method {
+            "GET" => app.client.get(&url),
+            _ => app.client.post(&url).bearer_auth(API_KEY).json(&json!({})),
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("route_not_found"),
+            "{method} {path} is not routed ({status})"
+        );
+        assert_ne!(status, 405, "{method} {path}");
+    }
+}

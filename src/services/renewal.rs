@@ -1,0 +1,423 @@
+//! The subscription lifecycle the worker drives: at each period end a live subscription is
+//! charged and Treefort gets the new `currentPeriodEndsAt`; a declined charge is retried inside
+//! the plan's grace period (after 1 day, 3 days, and on the last day) while access lasts; when grace
+//! runs out, or a canceled subscription reaches its period end, Treefort gets `deactivatedAt`.
+//!
+//! Each subscription is claimed with a lease, every charge carries an idempotency key derived from
+//! the subscription, the period and the attempt, and a renewal is recorded only while the lease is
+//! held: two instances never charge twice and a restarted worker never repeats a charge.
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::db::write_transaction;
+use crate::domain::billing_period::period_end;
+use crate::domain::money::Money;
+use crate::error::ApiError;
+use crate::gateway::{ChargeKind, ChargeOutcome};
+use crate::models::customers;
+use crate::models::outbox as outbox_rows;
+use crate::models::payments::{self, NewPayment};
+use crate::models::plans::{self, Plan};
+use crate::models::promo_codes::{self, PromoCode};
+use crate::models::subscriptions::{self, Subscription, SubscriptionChanges};
+use crate::state::AppState;
+use crate::treefort::UpdateSubscription;
+
+use super::{naive, outbox, run_db, utc};
+
+/// How long a claimed subscription stays ours: a charge and two short transactions.
+const LEASE: TimeDelta = TimeDelta::minutes(5);
+/// When the gateway itself failed (not a decline), try again after this.
+const GATEWAY_RETRY: TimeDelta = TimeDelta::minutes(10);
+
+/// What one round did, for logs and the benchmark.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundStats {
+    pub renewed: usize,
+    pub declined: usize,
+    pub deactivated: usize,
+    pub skipped: usize,
+}
+
+/// Claims and processes up to `limit` due subscriptions.
+pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, ApiError> {
+    let now = naive(state.clock.now());
+    let due = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::list_due(conn, now, limit)?)
+    })
+    .await?;
+    let mut stats = RoundStats::default();
+    for id in due {
+        let owner = state.instance_id.clone();
+        let won = run_db(&state.pool, move |conn| {
+            Ok(subscriptions::claim(conn, id, &owner, now, now + LEASE)?)
+        })
+        .await?;
+        if !won {
+            stats.skipped += 1;
+            continue;
+        }
+        match process_one(state, id).await {
+            Ok(Outcome::Renewed) => stats.renewed += 1,
+            Ok(Outcome::Declined) => stats.declined += 1,
+            Ok(Outcome::Deactivated) => stats.deactivated += 1,
+            Ok(Outcome::Postponed) => stats.skipped += 1,
+            // The lease runs out by itself and another round tries again.
+            Err(e) => tracing::warn!(subscription_id = id, error = %e, "renewal round failed"),
+        }
+    }
+    Ok(stats)
+}
+
+enum Outcome {
+    Renewed,
+    Declined,
+    Deactivated,
+    Postponed,
+}
+
+struct Context {
+    subscription: Subscription,
+    /// The plan charged now: the pending plan of a switch, else the current one.
+    plan: Plan,
+    current_plan: Plan,
+    promo: Option<PromoCode>,
+    card: Option<String>,
+}
+
+async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
+    let context = run_db(&state.pool, move |conn| {
+        let subscription = subscriptions::find(conn, id)?
+            .ok_or_else(|| ApiError::internal("claimed subscription vanished"))?;
+        let current_plan = plans::find(conn, subscription.plan_id)?
+            .ok_or_else(|| ApiError::internal("subscription without its plan"))?;
+        let plan = match subscription.pending_plan_id {
+            Some(next) => plans::find(conn, next)?.unwrap_or_else(|| current_plan.clone()),
+            None => current_plan.clone(),
+        };
+        let promo = match subscription.promo_code_id {
+            Some(p) => promo_codes::find(conn, p)?,
+            None => None,
+        };
+        let card = customers::find_by_id(conn, subscription.customer_id)?
+            .and_then(|c| c.payment_method_ref);
+        Ok(Context {
+            subscription,
+            plan,
+            current_plan,
+            promo,
+            card,
+        })
+    })
+    .await?;
+    let now = naive(state.clock.now());
+    let sub = &context.subscription;
+    let period_end = sub.current_period_ends_at;
+    let grace_end = period_end + TimeDelta::days(context.current_plan.grace_days.into());
+
+    if sub.canceled_at.is_some() {
+        // Canceled: never charged again; it ends when the paid time does.
+        return if now >= period_end {
+            deactivate(state, sub, now).await
+        } else {
+            postpone(state, sub, period_end, now).await
+        };
+    }
+    if sub.past_due_since.is_some() && now >= grace_end {
+        return deactivate(state, sub, now).await;
+    }
+
+    let (amount, discount_amount) = renewal_price(
+        &context.plan,
+        context.promo.as_ref(),
+        sub.promo_periods_left,
+    );
+    let outcome = if amount.amount == 0 {
+        ChargeOutcome::Succeeded {
+            reference: String::new(),
+        }
+    } else if let Some(card) = &context.card {
+        // Period and attempt in the key: a retry is a new charge, a repeated attempt is not.
+        let key = format!(
+            "renewal-{}-{}-{}",
+            sub.id,
+            sub.periods_paid + 1,
+            sub.renewal_attempts
+        );
+        match state
+            .gateway
+            .charge(card, &amount, ChargeKind::Renewal, &key)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(subscription_id = sub.id, error = %e, "gateway failed during renewal");
+                return postpone(state, sub, now + GATEWAY_RETRY, now).await;
+            }
+        }
+    } else {
+        ChargeOutcome::Declined {
+            reason: "no_payment_method".into(),
+        }
+    };
+
+    let payment = NewPayment {
+        customer_id: sub.customer_id,
+        subscription_id: Some(sub.id),
+        checkout_session_id: None,
+        kind: "renewal".into(),
+        status: payments::SUCCEEDED.into(),
+        amount: amount.amount,
+        discount_amount,
+        currency: amount.currency.clone(),
+        divisor: amount.divisor,
+        gateway: state.gateway.name().into(),
+        gateway_reference: None,
+        failure_reason: None,
+        created_at: now,
+    };
+    match outcome {
+        ChargeOutcome::Succeeded { reference } => {
+            record_renewal(
+                state,
+                &context,
+                NewPayment {
+                    gateway_reference: Some(reference).filter(|r| !r.is_empty()),
+                    ..payment
+                },
+                now,
+            )
+            .await
+        }
+        ChargeOutcome::Declined { reason } => {
+            let payment = NewPayment {
+                status: payments::DECLINED.into(),
+                failure_reason: Some(reason),
+                ..payment
+            };
+            record_decline(state, sub, payment, grace_end, now).await
+        }
+    }
+}
+
+async fn record_renewal(
+    state: &AppState,
+    context: &Context,
+    payment: NewPayment,
+    now: NaiveDateTime,
+) -> Result<Outcome, ApiError> {
+    let sub = context.subscription.clone();
+    let plan = context.plan.clone();
+    let owner = state.instance_id.clone();
+    let switched = (plan.id != sub.plan_id).then_some(plan.id);
+    // A switch starts a new anchor at the old period end; otherwise periods count from the anchor.
+    let (anchor, periods) = match switched {
+        Some(_) => (sub.current_period_ends_at, 1),
+        None => (
+            sub.billing_anchor_at
+                .unwrap_or(sub.current_period_started_at),
+            sub.periods_paid + 1,
+        ),
+    };
+    let new_end = naive(period_end(
+        utc(anchor),
+        &plan.billing_interval,
+        plan.interval_count,
+        periods as u32,
+    ));
+    let after_trial = sub.trial_ends_at.is_some();
+    let changes = SubscriptionChanges {
+        plan_id: switched,
+        pending_plan_id: switched.map(|_| None),
+        current_period_started_at: Some(sub.current_period_ends_at),
+        current_period_ends_at: Some(new_end),
+        trial_ends_at: after_trial.then_some(None),
+        billing_anchor_at: Some(Some(anchor)),
+        periods_paid: Some(periods),
+        next_action_at: Some(Some(new_end)),
+        past_due_since: Some(None),
+        renewal_attempts: Some(0),
+        promo_periods_left: sub.promo_periods_left.map(|left| Some((left - 1).max(0))),
+        ..Default::default()
+    }
+    .releasing(now);
+    let body = UpdateSubscription::renewed(utc(new_end), after_trial, switched);
+    let recorded = run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<bool, ApiError> {
+            if subscriptions::update_if_held(conn, sub.id, &owner, sub.periods_paid, &changes)? == 0
+            {
+                return Ok(false);
+            }
+            payments::insert(conn, &payment)?;
+            outbox::enqueue(conn, sub.id, outbox_rows::UPDATE, &body, now)?;
+            Ok(true)
+        })
+    })
+    .await?;
+    if !recorded {
+        tracing::warn!(
+            subscription_id = context.subscription.id,
+            "lease lost before the renewal was recorded; the charge key keeps it single"
+        );
+        return Ok(Outcome::Postponed);
+    }
+    tracing::info!(subscription_id = context.subscription.id, period_ends_at = %utc(new_end), "subscription renewed");
+    Ok(Outcome::Renewed)
+}
+
+async fn record_decline(
+    state: &AppState,
+    sub: &Subscription,
+    payment: NewPayment,
+    grace_end: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<Outcome, ApiError> {
+    let next = next_retry(sub.current_period_ends_at, grace_end, now);
+    let changes = SubscriptionChanges {
+        past_due_since: Some(Some(sub.past_due_since.unwrap_or(now))),
+        renewal_attempts: Some(sub.renewal_attempts + 1),
+        next_action_at: Some(Some(next)),
+        ..Default::default()
+    }
+    .releasing(now);
+    let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<(), ApiError> {
+            if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 1 {
+                payments::insert(conn, &payment)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    tracing::info!(subscription_id = sub.id, retry_at = %utc(next), "renewal declined; will retry inside grace");
+    if next <= now {
+        // No grace left (a plan without grace days): it ends now.
+        let sub = run_db(&state.pool, move |conn| Ok(subscriptions::find(conn, id)?)).await?;
+        if let Some(sub) = sub {
+            let owner = state.instance_id.clone();
+            let reclaimed = run_db(&state.pool, move |conn| {
+                Ok(subscriptions::claim(conn, id, &owner, now, now + LEASE)?)
+            })
+            .await?;
+            if reclaimed {
+                deactivate(state, &sub, now).await?;
+                return Ok(Outcome::Deactivated);
+            }
+        }
+    }
+    Ok(Outcome::Declined)
+}
+
+/// What the next renewal charges, and the discount in it: the plan price, less the promo code while
+/// it still has discounted periods left (`None` left with a code: forever).
+pub fn renewal_price(
+    plan: &Plan,
+    promo: Option<&PromoCode>,
+    promo_periods_left: Option<i32>,
+) -> (Money, i64) {
+    let price = plan.price();
+    promo
+        .filter(|_| promo_periods_left != Some(0))
+        .and_then(|p| price.discounted(&p.discount()))
+        .unwrap_or((price, 0))
+}
+
+/// Retries after 1 day and 3 days, then on the last day of grace; after that, `grace_end`
+/// itself, when the subscription is deactivated.
+pub fn next_retry(
+    period_end: NaiveDateTime,
+    grace_end: NaiveDateTime,
+    now: NaiveDateTime,
+) -> NaiveDateTime {
+    let last_day = grace_end - TimeDelta::hours(12);
+    [
+        period_end + TimeDelta::days(1),
+        period_end + TimeDelta::days(3),
+        last_day,
+    ]
+    .into_iter()
+    .filter(|t| *t > now && *t < grace_end)
+    .min()
+    .unwrap_or(grace_end)
+}
+
+async fn deactivate(
+    state: &AppState,
+    sub: &Subscription,
+    now: NaiveDateTime,
+) -> Result<Outcome, ApiError> {
+    let changes = SubscriptionChanges {
+        deactivated_at: Some(Some(now)),
+        next_action_at: Some(None),
+        ..Default::default()
+    }
+    .releasing(now);
+    let body = UpdateSubscription::deactivate(utc(now));
+    let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<(), ApiError> {
+            if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 1 {
+                outbox::enqueue(conn, id, outbox_rows::UPDATE, &body, now)?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    tracing::info!(subscription_id = sub.id, "subscription deactivated");
+    Ok(Outcome::Deactivated)
+}
+
+async fn postpone(
+    state: &AppState,
+    sub: &Subscription,
+    until: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<Outcome, ApiError> {
+    let changes = SubscriptionChanges {
+        next_action_at: Some(Some(until)),
+        ..Default::default()
+    }
+    .releasing(now);
+    let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
+    run_db(&state.pool, move |conn| {
+        subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Outcome::Postponed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().naive_utc()
+    }
+
+    #[test]
+    fn retries_come_after_one_and_three_days_then_on_the_last_day() {
+        let end = at("2027-01-01T00:00:00Z");
+        let grace_end = end + TimeDelta::days(7);
+        assert_eq!(next_retry(end, grace_end, end), at("2027-01-02T00:00:00Z"));
+        assert_eq!(
+            next_retry(end, grace_end, at("2027-01-02T00:00:00Z")),
+            at("2027-01-04T00:00:00Z")
+        );
+        assert_eq!(
+            next_retry(end, grace_end, at("2027-01-04T00:00:00Z")),
+            at("2027-01-07T12:00:00Z")
+        );
+        assert_eq!(
+            next_retry(end, grace_end, at("2027-01-07T12:00:00Z")),
+            grace_end
+        );
+        // Short grace: only what fits inside it.
+        assert_eq!(
+            next_retry(end, end + TimeDelta::days(2), end),
+            at("2027-01-02T00:00:00Z")
+        );
+        assert_eq!(next_retry(end, end, end), end);
+    }
+}

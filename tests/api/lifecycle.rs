@@ -1,0 +1,376 @@
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use treefort_webpay::models::payments::Payment;
+use treefort_webpay::schema::payments;
+use treefort_webpay::services::promo::PromoInput;
+
+use crate::helpers::*;
+
+const RENEWAL_DECLINES: &str = "4000000000000341";
+
+fn payments_of(app: &TestApp) -> Vec<Payment> {
+    payments::table
+        .order(payments::id)
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+async fn app_at(start: &str) -> TestApp {
+    let start = at(start);
+    let app = spawn_app_with(|o| o.clock_start = Some(start)).await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app
+}
+
+#[tokio::test]
+async fn renewals_follow_calendar_months_and_patch_each_new_period_end() {
+    let app = app_at("2027-01-31T12:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    assert_eq!(
+        app.subscription("u1").current_period_ends_at,
+        at("2027-02-28T12:00:00Z").naive_utc()
+    );
+
+    app.advance_to(at("2027-02-28T11:59:59Z"));
+    app.run_worker().await;
+    assert!(
+        app.patches().await.is_empty(),
+        "nothing before the period ends"
+    );
+
+    app.advance_to(at("2027-02-28T12:00:00Z"));
+    app.run_worker().await;
+    app.advance_to(at("2027-03-31T12:00:00Z"));
+    app.run_worker().await;
+    let patches = app.patches().await;
+    assert_eq!(
+        patches,
+        [
+            json!({"provider": "webPayment", "currentPeriodEndsAt": "2027-03-31T12:00:00.000Z"}),
+            json!({"provider": "webPayment", "currentPeriodEndsAt": "2027-04-30T12:00:00.000Z"}),
+        ]
+    );
+    let paid: Vec<(String, i64)> = payments_of(&app)
+        .into_iter()
+        .map(|p| (p.kind, p.amount))
+        .collect();
+    assert_eq!(
+        paid,
+        [
+            ("checkout".into(), 999),
+            ("renewal".into(), 999),
+            ("renewal".into(), 999)
+        ]
+    );
+    assert_eq!(app.gateway_charges(), (3, 0));
+}
+
+#[tokio::test]
+async fn a_trial_ends_with_the_first_charge_and_trial_ends_at_null() {
+    let app = app_at("2027-01-10T08:00:00Z").await;
+    app.add_plan(2, 7);
+    app.subscribed_user("u1", 2).await;
+    assert_eq!(app.gateway_charges(), (0, 0));
+    app.advance_to(at("2027-01-17T08:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(
+        app.patches().await,
+        [
+            json!({"provider": "webPayment", "currentPeriodEndsAt": "2027-02-17T08:00:00.000Z", "trialEndsAt": null})
+        ]
+    );
+    assert_eq!(app.gateway_charges(), (1, 0));
+    assert_eq!(app.subscription("u1").trial_ends_at, None);
+}
+
+#[tokio::test]
+async fn a_declined_renewal_keeps_access_is_retried_and_a_new_card_recovers_it() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, RENEWAL_DECLINES).await.status(), 303);
+
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    let sub = app.subscription("u1");
+    assert!(sub.past_due_since.is_some() && sub.deactivated_at.is_none());
+    assert_eq!(
+        sub.next_action_at,
+        Some(at("2027-02-02T00:00:00Z").naive_utc()),
+        "retried after a day"
+    );
+    assert!(
+        app.patches().await.is_empty(),
+        "Treefort keeps the old period end inside grace"
+    );
+
+    app.advance_to(at("2027-02-02T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(app.subscription("u1").renewal_attempts, 2);
+
+    let portal = app.portal_url("u1", "en").await;
+    let page = app.get(&portal).await.text().await.unwrap();
+    assert!(page.contains("Payment failed"), "{page}");
+    let replaced = app
+        .client
+        .post(format!("{portal}/card"))
+        .form(&[
+            ("card_number", GOOD_CARD),
+            ("card_expiry", "12/40"),
+            ("card_cvc", "123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    assert!(replaced
+        .text()
+        .await
+        .unwrap()
+        .contains("Your card was updated"));
+    app.run_worker().await;
+
+    assert_eq!(
+        app.patches().await,
+        [json!({"provider": "webPayment", "currentPeriodEndsAt": "2027-03-01T00:00:00.000Z"})]
+    );
+    let statuses: Vec<String> = payments_of(&app).into_iter().map(|p| p.status).collect();
+    assert_eq!(statuses, ["succeeded", "declined", "declined", "succeeded"]);
+    assert!(app.subscription("u1").past_due_since.is_none());
+}
+
+#[tokio::test]
+async fn when_grace_runs_out_treefort_gets_deactivated_at() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, RENEWAL_DECLINES).await.status(), 303);
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    let mut attempts_at = Vec::new();
+    for _ in 0..6 {
+        app.run_worker().await;
+        let sub = app.subscription("u1");
+        if sub.deactivated_at.is_some() {
+            break;
+        }
+        attempts_at.push(app.now());
+        app.advance_to(sub.next_action_at.unwrap().and_utc());
+    }
+    // Grace is 3 days: tries at the period end, after a day, on the last day; ends at grace's end.
+    assert_eq!(
+        attempts_at,
+        [
+            at("2027-02-01T00:00:00Z"),
+            at("2027-02-02T00:00:00Z"),
+            at("2027-02-03T12:00:00Z")
+        ]
+    );
+    let sub = app.subscription("u1");
+    assert_eq!(
+        sub.deactivated_at,
+        Some(at("2027-02-04T00:00:00Z").naive_utc())
+    );
+    assert_eq!(
+        app.patches().await,
+        [json!({"provider": "webPayment", "deactivatedAt": "2027-02-04T00:00:00.000Z"})]
+    );
+}
+
+#[tokio::test]
+async fn a_canceled_subscription_is_not_charged_again_and_ends_with_its_period() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    let canceled = app
+        .post_treefort(
+            "/treefort/cancel-subscription",
+            &json!({"userId": "u1", "subscriptionPlanId": 1}),
+        )
+        .await;
+    assert_eq!(canceled.status(), 200);
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "only the checkout was charged"
+    );
+    let patches = app.patches().await;
+    assert_eq!(patches.len(), 2);
+    assert_eq!(
+        patches[1],
+        json!({"provider": "webPayment", "deactivatedAt": "2027-02-01T00:00:00.000Z"})
+    );
+    assert!(app.subscription("u1").deactivated_at.is_some());
+}
+
+#[tokio::test]
+async fn a_canceled_subscription_can_be_resumed_from_the_portal_and_renews() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    app.post_treefort(
+        "/treefort/cancel-subscription",
+        &json!({"userId": "u1", "subscriptionPlanId": 1}),
+    )
+    .await;
+    let portal = app.portal_url("u1", "en").await;
+    assert!(app
+        .get(&portal)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Resume subscription"));
+    let id = app.subscription("u1").id.to_string();
+    let resumed = app
+        .client
+        .post(format!("{portal}/resume"))
+        .form(&[("subscription_id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    assert!(resumed
+        .text()
+        .await
+        .unwrap()
+        .contains("Your subscription continues"));
+    let patches = app.patches().await;
+    assert_eq!(
+        patches[1],
+        json!({"provider": "webPayment", "canceledAt": null})
+    );
+    assert!(app.subscription("u1").canceled_at.is_none());
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(app.gateway_charges(), (2, 0));
+}
+
+#[tokio::test]
+async fn promo_durations_decide_how_many_charges_are_discounted() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.add_promo(PromoInput {
+        code: "TWICE".into(),
+        percent_off: Some(50),
+        duration: Some("repeating".into()),
+        duration_periods: Some(2),
+        ..Default::default()
+    });
+    app.add_promo(PromoInput {
+        code: "FIRST".into(),
+        percent_off: Some(50),
+        ..Default::default()
+    });
+    for (user, code) in [("u1", "TWICE"), ("u2", "FIRST")] {
+        let url = app.checkout_url(user, 1, Some(code)).await;
+        assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    }
+    let portal = app.portal_url("u1", "en").await;
+    let page = app.get(&portal).await.text().await.unwrap();
+    assert!(page.contains("Next charge: $4.99 on 2027-02-01"), "{page}");
+    for month in ["2027-02-01T00:00:00Z", "2027-03-01T00:00:00Z"] {
+        app.advance_to(at(month));
+        app.run_worker().await;
+    }
+    let amounts = |user: &str| -> Vec<i64> {
+        let sub = app.subscription(user);
+        payments_of(&app)
+            .into_iter()
+            .filter(|p| p.subscription_id == Some(sub.id))
+            .map(|p| p.amount)
+            .collect()
+    };
+    assert_eq!(amounts("u1"), [499, 499, 999]);
+    assert_eq!(amounts("u2"), [499, 999, 999]);
+}
+
+#[tokio::test]
+async fn two_instances_never_charge_or_patch_a_subscription_twice() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    let users: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+    for user in &users {
+        app.subscribed_user(user, 1).await;
+    }
+    let other = app.second_instance().await;
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    tokio::join!(
+        treefort_webpay::worker::run_once(&app.state),
+        treefort_webpay::worker::run_once(&other)
+    );
+    let (mine, _) = app.gateway_charges();
+    let (theirs, _) = charges_of(&other);
+    assert_eq!(
+        mine - users.len() + theirs,
+        users.len(),
+        "each renewal charged once ({mine} + {theirs})"
+    );
+    let patches = app.patches().await;
+    assert_eq!(patches.len(), users.len());
+    for user in &users {
+        assert_eq!(app.subscription(user).periods_paid, 2, "{user}");
+    }
+    let renewals = payments_of(&app)
+        .into_iter()
+        .filter(|p| p.kind == "renewal")
+        .count();
+    assert_eq!(renewals, users.len());
+}
+
+#[tokio::test]
+async fn a_charge_taken_before_a_crash_is_not_taken_again() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    // A worker claimed the subscription, charged it, and was killed before recording anything.
+    let sub = app.subscription("u1");
+    let now = app.now().naive_utc();
+    treefort_webpay::models::subscriptions::claim(
+        &mut app.conn(),
+        sub.id,
+        "killed-worker",
+        now,
+        now + TimeDelta::minutes(5),
+    )
+    .unwrap();
+    let card = treefort_webpay::models::customers::find_by_id(&mut app.conn(), sub.customer_id)
+        .unwrap()
+        .unwrap()
+        .payment_method_ref
+        .unwrap();
+    let price = treefort_webpay::domain::money::Money {
+        amount: 999,
+        currency: "USD".into(),
+        divisor: 100,
+    };
+    let key = format!("renewal-{}-2-0", sub.id);
+    app.state
+        .gateway
+        .charge(
+            &card,
+            &price,
+            treefort_webpay::gateway::ChargeKind::Renewal,
+            &key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.gateway_charges(), (2, 0));
+
+    app.run_worker().await;
+    assert!(
+        app.patches().await.is_empty(),
+        "the lease of the dead worker is respected"
+    );
+    app.advance(TimeDelta::minutes(6));
+    app.run_worker().await;
+    assert_eq!(
+        app.gateway_charges(),
+        (2, 0),
+        "the same charge, not a second one"
+    );
+    assert_eq!(app.patches().await.len(), 1);
+    let renewals: Vec<Value> = payments_of(&app)
+        .into_iter()
+        .filter(|p| p.kind == "renewal")
+        .map(|p| json!(p.amount))
+        .collect();
+    assert_eq!(renewals, [json!(999)]);
+}

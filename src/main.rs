@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use treefort_webpay::cli::{self, PlansCommand, PromoCommand};
+use treefort_webpay::cli::{self, OutboxCommand, PlansCommand, PromoCommand};
 use treefort_webpay::config::{LogFormat, Settings};
 use treefort_webpay::startup::{build_state, Application};
 
@@ -33,6 +33,9 @@ enum Command {
     /// Manage promo codes.
     #[command(subcommand)]
     Promo(PromoCommand),
+    /// Inspect and re-drive the queue of Treefort updates.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,9 @@ fn main() -> ExitCode {
             .map(|out| println!("{out}")),
         Command::Promo(command) => cli::open_database()
             .and_then(|mut conn| cli::promo(&mut conn, command))
+            .map(|out| println!("{out}")),
+        Command::Outbox(command) => cli::open_database()
+            .and_then(|mut conn| cli::outbox(&mut conn, command))
             .map(|out| println!("{out}")),
     };
     match result {

@@ -51,6 +51,25 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Show the Treefort updates still to deliver (with --all, delivered ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make pending updates due now (one by id, or --all); a running worker sends them.
+    Retry {
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PromoCommand {
     /// Create a promo code (letters and digits only; matched case-insensitively).
     Create(PromoArgs),
@@ -300,4 +319,61 @@ fn promo_json(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
         "createdAt": rfc3339(c.created_at.and_utc()),
         "duration": c.duration, "durationPeriods": c.duration_periods,
     })
+}
+
+pub fn outbox(conn: &mut AnyConnection, command: OutboxCommand) -> Result<String, String> {
+    use crate::models::outbox as rows;
+    let db_err = |e: diesel::result::Error| format!("database error: {e}");
+    match command {
+        OutboxCommand::List { all, json, limit } => {
+            let entries = rows::list_recent(conn, all, limit).map_err(db_err)?;
+            if json {
+                let out: Vec<_> = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "id": e.id, "subscriptionId": e.subscription_id, "operation": e.operation,
+                            "status": e.status, "attempts": e.attempts,
+                            "nextAttemptAt": rfc3339(e.next_attempt_at.and_utc()),
+                            "lastError": e.last_error, "body": serde_json::from_str::<serde_json::Value>(&e.body).ok(),
+                            "createdAt": rfc3339(e.created_at.and_utc()),
+                            "deliveredAt": e.delivered_at.map(|t| rfc3339(t.and_utc())),
+                        })
+                    })
+                    .collect();
+                return Ok(serde_json::to_string_pretty(&out).unwrap_or_default());
+            }
+            if entries.is_empty() {
+                return Ok("nothing waiting for Treefort".into());
+            }
+            Ok(entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "#{:<6} subscription {:<6} {:<6} {:<9} attempts {:<3} next {}  {}",
+                        e.id,
+                        e.subscription_id,
+                        e.operation,
+                        e.status,
+                        e.attempts,
+                        rfc3339(e.next_attempt_at.and_utc()),
+                        e.last_error.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        OutboxCommand::Retry { id, all } => {
+            if id.is_none() && !all {
+                return Err("name an entry id, or --all".into());
+            }
+            let n = rows::retry_now(conn, id, now()).map_err(db_err)?;
+            if id.is_some() && n == 0 {
+                return Err(format!("no pending entry #{}", id.unwrap_or_default()));
+            }
+            Ok(format!(
+                "{n} update(s) due now; the worker sends them in its next round"
+            ))
+        }
+    }
 }

@@ -173,3 +173,36 @@ pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
         .count()
         .get_result(conn)
 }
+
+/// The newest entries (pending ones first), for operators.
+pub fn list_recent(
+    conn: &mut AnyConnection,
+    include_delivered: bool,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEntry>> {
+    let mut query = treefort_outbox::table.into_boxed();
+    if !include_delivered {
+        query = query.filter(treefort_outbox::status.eq(PENDING));
+    }
+    query
+        .order((treefort_outbox::status.desc(), treefort_outbox::id.desc()))
+        .limit(limit)
+        .load(conn)
+}
+
+/// Makes pending entries due now (all of them, or one), so the next worker round sends them.
+pub fn retry_now(
+    conn: &mut AnyConnection,
+    id: Option<i64>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut query = diesel::update(treefort_outbox::table)
+        .filter(treefort_outbox::status.eq(PENDING))
+        .into_boxed();
+    if let Some(id) = id {
+        query = query.filter(treefort_outbox::id.eq(id));
+    }
+    query
+        .set(treefort_outbox::next_attempt_at.eq(now))
+        .execute(conn)
+}

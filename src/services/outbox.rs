@@ -143,7 +143,8 @@ async fn send(
     let body: Value = serde_json::from_str(&entry.body)
         .map_err(|e| TreefortError::Transport(format!("stored body is not JSON: {e}")))?;
     if entry.operation == outbox::CREATE {
-        return client.create_subscription(&body).await;
+        let key = format!("treefort-webpay-subscription-{}", entry.subscription_id);
+        return client.create_subscription(&body, &key).await;
     }
     let treefort_id = subscription
         .treefort_subscription_id

@@ -179,9 +179,16 @@ impl TreefortClient {
     }
 
     /// `POST {api}/subscriptions`; returns the id Treefort gave the subscription, when its answer
-    /// has one (`id`, or `data.id`, as a string or a number).
-    pub async fn create_subscription(&self, body: &Value) -> Result<Option<String>, TreefortError> {
-        let answer = self.call(Method::POST, "/subscriptions", body).await?;
+    /// has one (`id`, or `data.id`, as a string or a number). `idempotency_key` is the same on
+    /// every retry of one creation, so a POST re-sent after a lost answer can be recognised.
+    pub async fn create_subscription(
+        &self,
+        body: &Value,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, TreefortError> {
+        let answer = self
+            .call(Method::POST, "/subscriptions", body, Some(idempotency_key))
+            .await?;
         Ok(subscription_id_in(&answer))
     }
 
@@ -192,11 +199,19 @@ impl TreefortClient {
         body: &Value,
     ) -> Result<(), TreefortError> {
         let path = format!("/subscriptions/{}", path_segment(treefort_id));
-        self.call(Method::PATCH, &path, body).await.map(|_| ())
+        self.call(Method::PATCH, &path, body, None)
+            .await
+            .map(|_| ())
     }
 
     #[tracing::instrument(name = "treefort", skip(self, body), fields(status))]
-    async fn call(&self, method: Method, path: &str, body: &Value) -> Result<Value, TreefortError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, TreefortError> {
         let url = format!("{}{}", self.settings.api_url, path);
         let mut refreshed = false;
         loop {
@@ -209,6 +224,9 @@ impl TreefortClient {
                 .json(body);
             if let Some(tenant) = &self.settings.tenant {
                 request = request.header("X-Treefort-Tenant", tenant);
+            }
+            if let Some(key) = idempotency_key {
+                request = request.header("Idempotency-Key", key);
             }
             let response = request.send().await.map_err(transport_error)?;
             let status = response.status();

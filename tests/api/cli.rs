@@ -301,3 +301,12 @@ fn a_refused_postgres_url_fails_as_postgres_and_creates_no_file() {
     );
     assert!(!std::env::temp_dir().join("postgres:").exists());
 }
+
+#[test]
+fn the_outbox_can_be_listed_and_re_driven() {
+    let db = TestDatabase::create();
+    assert!(stdout(&run(&db, &["outbox", "list"])).contains("nothing waiting"));
+    assert!(refused(&run(&db, &["outbox", "retry"])).contains("--all"));
+    assert!(refused(&run(&db, &["outbox", "retry", "42"])).contains("no pending entry #42"));
+    assert!(stdout(&run(&db, &["outbox", "retry", "--all"])).contains("0 update(s)"));
+}

@@ -46,6 +46,14 @@ async fn paying_posts_the_subscription_to_treefort_then_redirects_to_success() {
     );
     assert_eq!(post.headers["x-treefort-version"], API_VERSION);
     assert_eq!(post.headers["x-treefort-tenant"], "tenant-9");
+    let sub_id = subscriptions::find_live_for_user(&mut app.conn(), "u1")
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        post.headers["idempotency-key"],
+        format!("treefort-webpay-subscription-{sub_id}")
+    );
     let body = body_of(post);
     assert_eq!(body["provider"], "webPayment");
     assert_eq!(body["userId"], "u1");
@@ -255,6 +263,18 @@ async fn when_treefort_fails_the_payment_is_kept_and_the_page_waits_for_delivery
         .unwrap();
     assert_eq!(attempts, 1);
     assert!(error.unwrap().contains("503"));
+
+    // Operators see it waiting.
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
+        .args(["outbox", "list", "--json"])
+        .env("DATABASE_URL", &app.vars["DATABASE_URL"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["status"], "pending");
+    assert_eq!(listed[0]["operation"], "create");
+    assert!(listed[0]["lastError"].as_str().unwrap().contains("503"));
 
     // Treefort recovers; once the retry is due the worker delivers it and the page moves on.
     drop(failing);

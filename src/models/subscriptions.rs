@@ -159,6 +159,7 @@ pub struct SubscriptionChanges {
     pub next_action_at: Option<Option<NaiveDateTime>>,
     pub past_due_since: Option<Option<NaiveDateTime>>,
     pub renewal_attempts: Option<i32>,
+    pub promo_code_id: Option<Option<i64>>,
     pub promo_periods_left: Option<Option<i32>>,
     pub pending_plan_id: Option<Option<i64>>,
     pub locked_by: Option<Option<String>>,

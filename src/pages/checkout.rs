@@ -11,7 +11,9 @@ use super::{
 };
 use crate::domain::locale::Lang;
 use crate::gateway::CardInput;
-use crate::services::checkout::{self, CheckoutError, CheckoutView, PayOutcome, RetryReason};
+use crate::services::checkout::{
+    self, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
+};
 use crate::services::naive;
 use crate::state::AppState;
 
@@ -140,6 +142,9 @@ fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpR
 }
 
 fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String {
+    if let Some(switch) = &view.switch {
+        return render_switch(view, switch, state, error);
+    }
     let lang: Lang = view.lang;
     let t = lang.texts();
     let fmt = lang.number_format();
@@ -207,6 +212,51 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
         button = escape(button),
         cancel = escape(&view.session.cancel_url),
         back = escape(t.back_to_app),
+    );
+    layout(lang, &title, state.gateway.is_test_mode(), "", &body)
+}
+
+/// The page of a plan switch: what changes and when; nothing to pay today, so no card form.
+fn render_switch(
+    view: &CheckoutView,
+    switch: &SwitchView,
+    state: &AppState,
+    error: Option<&str>,
+) -> String {
+    let lang = view.lang;
+    let t = lang.texts();
+    let fmt = lang.number_format();
+    let title = t.switch_title.replace("{plan}", &view.plan.name);
+    let price = format!(
+        "{} {}",
+        view.discounted.format(&fmt),
+        lang.interval(&view.plan.billing_interval, view.plan.interval_count)
+    );
+    let body_text = t
+        .switch_body
+        .replace("{current}", &switch.current_plan_name)
+        .replace("{date}", &date(switch.starts_at))
+        .replace("{plan}", &view.plan.name)
+        .replace("{price}", &price);
+    let notice = error
+        .map(|m| {
+            format!(
+                "<div class=\"notice error\" role=\"alert\">{}</div>",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"card\"><h1>{}</h1><p class=\"muted\">{}: {}</p><p>{}</p></div>{notice}\
+         <form class=\"card\" method=\"post\" action=\"\"><button type=\"submit\">{}</button></form>\
+         <p><a href=\"{}\">{}</a></p>",
+        escape(&title),
+        escape(t.account),
+        escape(&view.session.user_email),
+        escape(&body_text),
+        escape(t.switch_button),
+        escape(&view.session.cancel_url),
+        escape(t.back_to_app),
     );
     layout(lang, &title, state.gateway.is_test_mode(), "", &body)
 }

@@ -21,7 +21,7 @@ use crate::models::outbox as outbox_rows;
 use crate::models::payments::{self, NewPayment};
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
-use crate::models::subscriptions::{self, NewSubscription};
+use crate::models::subscriptions::{self, NewSubscription, Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::CreateSubscription;
 
@@ -47,8 +47,10 @@ pub async fn create_session(
     run_db(&state.pool, move |conn| {
         write_transaction(conn, |conn| {
             plans::find(conn, plan_id)?.ok_or_else(|| super::plans::plan_not_found(plan_id))?;
-            if subscriptions::find_live_for_user(conn, &request.user.id)?.is_some() {
-                return Err(already_subscribed());
+            if let Some(live) = subscriptions::find_live_for_user(conn, &request.user.id)? {
+                if is_already_on(&live, plan_id) {
+                    return Err(already_subscribed());
+                }
             }
             let promo_code_id = match request.promo_code.as_deref().filter(|c| !c.is_empty()) {
                 None => None,
@@ -102,8 +104,23 @@ pub async fn create_session(
 fn already_subscribed() -> ApiError {
     ApiError::conflict(
         "subscription_exists",
-        "this user already has a subscription; switching plans is not supported yet",
+        "this user already subscribes to this plan",
     )
+}
+
+/// Whether a checkout for `plan_id` would change nothing: the user renews on that plan already.
+/// Any other checkout by a subscriber is a switch (or takes a cancellation back).
+fn is_already_on(live: &Subscription, plan_id: i64) -> bool {
+    live.plan_id == plan_id && live.canceled_at.is_none() && live.pending_plan_id.is_none()
+}
+
+/// A checkout by a user who already subscribes: the new plan starts when the paid period ends.
+#[derive(Debug, Clone)]
+pub struct SwitchView {
+    pub subscription: Subscription,
+    pub current_plan_name: String,
+    /// When the new plan starts (and is first charged).
+    pub starts_at: chrono::NaiveDateTime,
 }
 
 /// Everything the checkout page shows.
@@ -118,12 +135,14 @@ pub struct CheckoutView {
     /// The price after the promo code (equal to `price` without one).
     pub discounted: Money,
     pub trial_ends_at: Option<DateTime<Utc>>,
+    /// Set when the user already subscribes: this checkout switches plans.
+    pub switch: Option<SwitchView>,
 }
 
 impl CheckoutView {
-    /// What is charged today: nothing during a trial.
+    /// What is charged today: nothing during a trial or for a switch.
     pub fn due_today(&self) -> Money {
-        if self.trial_ends_at.is_some() {
+        if self.trial_ends_at.is_some() || self.switch.is_some() {
             Money {
                 amount: 0,
                 ..self.price.clone()
@@ -177,11 +196,24 @@ pub async fn view(state: &AppState, token: &str) -> Result<CheckoutView, Checkou
             Some(id) => promo_codes::find(conn, id)?,
             None => None,
         };
-        Ok(Some((session, plan, promo)))
+        let switch = match subscriptions::find_live_for_user(conn, &session.user_id)? {
+            Some(live) => {
+                let current_plan_name = plans::find(conn, live.plan_id)?
+                    .map_or_else(|| format!("#{}", live.plan_id), |p| p.name);
+                let starts_at = live.next_action_at.unwrap_or(live.current_period_ends_at);
+                Some(SwitchView {
+                    subscription: live,
+                    current_plan_name,
+                    starts_at,
+                })
+            }
+            None => None,
+        };
+        Ok(Some((session, plan, promo, switch)))
     })
     .await
     .map_err(|e| CheckoutError::Failed(Lang::En, e))?;
-    let (session, plan, promo) = found.ok_or(CheckoutError::NotFound)?;
+    let (session, plan, promo, switch) = found.ok_or(CheckoutError::NotFound)?;
     let lang = Lang::negotiate(&session.locale);
     match session.status.as_str() {
         checkout_sessions::COMPLETED => return Err(CheckoutError::Used(lang)),
@@ -196,7 +228,9 @@ pub async fn view(state: &AppState, token: &str) -> Result<CheckoutView, Checkou
         .as_ref()
         .and_then(|p| price.discounted(&p.discount()))
         .map_or_else(|| price.clone(), |(d, _)| d);
-    let trial_ends_at = (plan.trial_days > 0).then(|| trial_end(utc(now), plan.trial_days));
+    // Trials are for first subscriptions; a switch starts paid at the end of the current period.
+    let trial_ends_at =
+        (plan.trial_days > 0 && switch.is_none()).then(|| trial_end(utc(now), plan.trial_days));
     Ok(CheckoutView {
         session,
         plan,
@@ -205,6 +239,7 @@ pub async fn view(state: &AppState, token: &str) -> Result<CheckoutView, Checkou
         price,
         discounted,
         trial_ends_at,
+        switch,
     })
 }
 
@@ -226,6 +261,7 @@ pub async fn pay(
         view.session.user_id.clone(),
         view.session.promo_code_id,
     );
+    let (plan_id, expects_switch) = (view.plan.id, view.switch.is_some());
     let claim = run_db_as(&state.pool, move |conn| {
         write_transaction(conn, |conn| -> Result<_, RecordError> {
             // Claim first: while another payment of this user is in progress the one-payment-per-
@@ -234,7 +270,10 @@ pub async fn pay(
             if !checkout_sessions::claim_for_payment(conn, session_id, naive(now))? {
                 return Ok(Ok(false));
             }
-            if subscriptions::find_live_for_user(conn, &user_id)?.is_some() {
+            // A switch only if the page offered one: never switch a plan behind a payment form.
+            let live = subscriptions::find_live_for_user(conn, &user_id)?;
+            let unchanged = live.as_ref().is_some_and(|l| is_already_on(l, plan_id));
+            if unchanged || live.is_some() != expects_switch {
                 checkout_sessions::release_claim(conn, session_id)?;
                 return Ok(Err(RetryReason::AlreadySubscribed));
             }
@@ -259,6 +298,15 @@ pub async fn pay(
             return Err(retry(&view, reason));
         }
         Err(RecordError::Other(e)) => return Err(fail(e)),
+    }
+
+    if let Some(switch) = &view.switch {
+        return switch_plan(state, &view, switch, now)
+            .await
+            .map_err(|e| match e {
+                RecordError::AlreadySubscribed => CheckoutError::InProgress(lang),
+                RecordError::Other(e) => fail(e),
+            });
     }
 
     // 2. Take the money (outside any transaction).
@@ -302,6 +350,65 @@ pub async fn pay(
     })
 }
 
+/// Records a switch: the new plan is pending until the current period ends (nothing is charged
+/// now); a canceled subscription is resumed, which Treefort must confirm before the redirect.
+async fn switch_plan(
+    state: &AppState,
+    view: &CheckoutView,
+    switch: &SwitchView,
+    now: DateTime<Utc>,
+) -> Result<PayOutcome, RecordError> {
+    let current = switch.subscription.clone();
+    let session = view.session.clone();
+    let new_plan = view.plan.id;
+    let promo = view.promo.clone();
+    let resumes = current.canceled_at.is_some();
+    let entry = run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<Option<i64>, RecordError> {
+            let mut changes = SubscriptionChanges {
+                pending_plan_id: Some((new_plan != current.plan_id).then_some(new_plan)),
+                canceled_at: resumes.then_some(None),
+                updated_at: Some(naive(now)),
+                ..Default::default()
+            };
+            if let Some(promo) = &promo {
+                // A code given at a switch discounts the new plan's charges, from the first one.
+                changes.promo_code_id = Some(Some(promo.id));
+                changes.promo_periods_left = Some(promo.discounted_charges());
+                promo_codes::record_redemption(
+                    conn,
+                    promo.id,
+                    &session.user_id,
+                    current.id,
+                    naive(now),
+                )?;
+            }
+            subscriptions::update(conn, current.id, &changes)?;
+            checkout_sessions::mark_completed(conn, session.id, current.id, naive(now))?;
+            if resumes {
+                let body = crate::treefort::UpdateSubscription::resume();
+                return Ok(Some(
+                    outbox::enqueue(conn, current.id, outbox_rows::UPDATE, &body, naive(now))?.id,
+                ));
+            }
+            Ok(None)
+        })
+    })
+    .await?;
+    state
+        .metrics
+        .incr("checkout_payments_total", label("outcome", "switched"));
+    let delivered = match entry {
+        None => true,
+        Some(id) => matches!(outbox::deliver(state, id).await, Ok(Delivery::Delivered)),
+    };
+    Ok(if delivered {
+        PayOutcome::Redirect(view.session.success_url.clone())
+    } else {
+        PayOutcome::Activating(view.lang)
+    })
+}
+
 /// For the "activating" page: where the shopper stands after paying.
 pub async fn activation(state: &AppState, token: &str) -> Result<PayOutcome, CheckoutError> {
     let token_hash = session_token::hash_if_well_formed(token).ok_or(CheckoutError::NotFound)?;
@@ -318,7 +425,7 @@ pub async fn activation(state: &AppState, token: &str) -> Result<PayOutcome, Che
     else {
         return Err(CheckoutError::NotFound);
     };
-    let created = outbox::is_created_in_treefort(state, subscription_id)
+    let created = outbox::is_in_step_with_treefort(state, subscription_id)
         .await
         .map_err(|e| CheckoutError::Failed(lang, e))?;
     Ok(if created {

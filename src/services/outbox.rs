@@ -212,15 +212,13 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError
     Ok(delivered)
 }
 
-/// Whether a subscription's creation has reached Treefort.
-pub async fn is_created_in_treefort(
+/// Whether Treefort has everything queued for a subscription (its creation, a resume, ...).
+pub async fn is_in_step_with_treefort(
     state: &AppState,
     subscription_id: i64,
 ) -> Result<bool, ApiError> {
     run_db(&state.pool, move |conn| {
-        Ok(subscriptions::find(conn, subscription_id)?
-            .is_some_and(|s| s.treefort_subscription_id.is_some())
-            || outbox::list_pending_for_subscription(conn, subscription_id)?.is_empty())
+        Ok(outbox::list_pending_for_subscription(conn, subscription_id)?.is_empty())
     })
     .await
 }

@@ -374,3 +374,87 @@ async fn a_charge_taken_before_a_crash_is_not_taken_again() {
         .collect();
     assert_eq!(renewals, [json!(999)]);
 }
+
+async fn confirm(app: &TestApp, url: &str) -> reqwest::Response {
+    app.client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_plan_switch_starts_at_the_period_end_and_patches_the_one_subscription() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.add_plan_priced(2, 7, "USD", 1999, 100);
+    app.subscribed_user("u1", 1).await;
+    let url = app.checkout_url("u1", 2, None).await;
+    let page = app.get(&url).await.text().await.unwrap();
+    assert!(page.contains("Switch to Plan 2"), "{page}");
+    assert!(
+        page.contains("Plan 1 continues until 2027-02-01")
+            && page.contains("Nothing is charged today")
+    );
+    assert!(!page.contains("card_number"), "no card needed to switch");
+    let confirmed = confirm(&app, &url).await;
+    assert_eq!(confirmed.status(), 303);
+    assert_eq!(
+        confirmed.headers()["location"],
+        "https://app.example.com/success"
+    );
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "nothing charged at the switch"
+    );
+    assert_eq!(app.subscription("u1").pending_plan_id, Some(2));
+    let portal = app.portal_url("u1", "en").await;
+    let html = app.get(&portal).await.text().await.unwrap();
+    assert!(
+        html.contains("Next charge: $19.99 on 2027-02-01 — Changes to Plan 2 on 2027-02-01"),
+        "{html}"
+    );
+
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(
+        app.patches().await,
+        [
+            json!({"provider": "webPayment", "subscriptionPlanId": 2, "currentPeriodEndsAt": "2027-03-01T00:00:00.000Z"})
+        ]
+    );
+    let sub = app.subscription("u1");
+    assert_eq!((sub.plan_id, sub.pending_plan_id), (2, None));
+    let renewal = payments_of(&app).into_iter().last().unwrap();
+    assert_eq!((renewal.kind.as_str(), renewal.amount), ("renewal", 1999));
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1,
+        "never a second subscription"
+    );
+    assert_eq!(app.count("subscriptions"), 1);
+}
+
+#[tokio::test]
+async fn checking_out_again_after_a_cancel_resumes_before_sending_the_user_on() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    app.post_treefort(
+        "/treefort/cancel-subscription",
+        &json!({"userId": "u1", "subscriptionPlanId": 1}),
+    )
+    .await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(confirm(&app, &url).await.status(), 303);
+    assert_eq!(
+        app.patches().await[1],
+        json!({"provider": "webPayment", "canceledAt": null})
+    );
+    let sub = app.subscription("u1");
+    assert!(sub.canceled_at.is_none());
+    assert_eq!(app.gateway_charges(), (1, 0));
+}

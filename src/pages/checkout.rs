@@ -182,6 +182,20 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
             escape(&view.due_today().format(&fmt))
         ));
     }
+    // A code that discounts only some charges: say what the later ones cost.
+    if let Some(charges) = view.promo.as_ref().and_then(|p| p.discounted_charges()) {
+        // Charges count from the first paid one (today, or at the trial's end).
+        let full_from = charges + 1;
+        if view.discounted != view.price {
+            let later = t.promo_then.replace("{n}", &full_from.to_string());
+            summary.push_str(&format!(
+                "<p class=\"muted\">{}: {} {}</p>",
+                escape(&later),
+                escape(&view.price.format(&fmt)),
+                escape(&interval)
+            ));
+        }
+    }
     let notice = error
         .map(|m| {
             format!(

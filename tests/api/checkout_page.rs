@@ -66,6 +66,10 @@ async fn a_promo_code_shows_the_original_and_the_discounted_price() {
     assert!(html.contains("Promo code Spring25"));
     assert!(html.contains("<s>$9.99</s>"));
     assert!(html.contains("<strong>$7.49</strong>"));
+    assert!(
+        html.contains("From charge 2 on: $9.99 every month"),
+        "a first-charge code says what follows"
+    );
 }
 
 #[tokio::test]

@@ -310,3 +310,37 @@ fn the_outbox_can_be_listed_and_re_driven() {
     assert!(refused(&run(&db, &["outbox", "retry", "42"])).contains("no pending entry #42"));
     assert!(stdout(&run(&db, &["outbox", "retry", "--all"])).contains("0 update(s)"));
 }
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 30, "the server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("TEST MODE"), "the sandbox warning is logged");
+    assert!(logs.contains("worker stopped"), "{logs}");
+}

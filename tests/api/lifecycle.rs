@@ -458,3 +458,55 @@ async fn checking_out_again_after_a_cancel_resumes_before_sending_the_user_on() 
     assert!(sub.canceled_at.is_none());
     assert_eq!(app.gateway_charges(), (1, 0));
 }
+
+#[tokio::test]
+async fn a_renewal_made_while_treefort_is_down_reaches_it_later_in_order() {
+    let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
+    app.add_plan(1, 0);
+    app.mount_token().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"id": "tf_sub_1"})))
+        .mount(&app.treefort)
+        .await;
+    let down = wiremock::Mock::given(wiremock::matchers::method("PATCH"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount_as_scoped(&app.treefort)
+        .await;
+    app.subscribed_user("u1", 1).await;
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    app.advance_to(at("2027-03-01T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(
+        app.gateway_charges(),
+        (3, 0),
+        "renewals go on while Treefort is down"
+    );
+    assert_eq!(app.count("treefort_outbox") - 1, 2);
+    drop(down);
+    app.treefort_ok().await;
+    for _ in 0..4 {
+        app.advance(TimeDelta::hours(2));
+        app.run_worker().await;
+    }
+    let delivered: Vec<Value> = app
+        .treefort_requests("PATCH", "/v1/subscriptions/")
+        .await
+        .iter()
+        .filter(|r| r.url.path() == "/v1/subscriptions/tf_sub_1")
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|b| b.get("currentPeriodEndsAt").is_some())
+        .collect();
+    // Failed attempts are in the log too; the last two sent are the two renewals, oldest first.
+    let last_two: Vec<&Value> = delivered.iter().rev().take(2).rev().collect();
+    assert_eq!(
+        last_two[0]["currentPeriodEndsAt"],
+        "2027-03-01T00:00:00.000Z"
+    );
+    assert_eq!(
+        last_two[1]["currentPeriodEndsAt"],
+        "2027-04-01T00:00:00.000Z"
+    );
+    let pending = treefort_webpay::models::outbox::count_pending(&mut app.conn()).unwrap();
+    assert_eq!(pending, 0);
+}

@@ -328,7 +328,18 @@ fn serve_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Serving (not merely bound): the signal handlers are installed once /healthz answers.
+    let healthy = || -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let mut answer = String::new();
+        stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.0 200")
+    };
+    while !healthy() {
         assert!(started.elapsed().as_secs() < 30, "the server did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -2,8 +2,11 @@
 //!
 //! ```sh
 //! cargo run --release --example worker_bench -- 1000 100000
-//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo run --release --example worker_bench -- 1000 100000
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench cargo run --release --example worker_bench -- 1000 100000
 //! ```
+//!
+//! It EMPTIES the service's tables in the database it is given: point BENCH_DATABASE_URL at a
+//! database of its own (without it, a temporary SQLite file is used).
 //!
 //! For each size N it seeds N live subscriptions of which 1 000 are due, then runs worker rounds
 //! (renewal charge through the sandbox gateway, the Treefort PATCH queued, then delivered to a

@@ -109,17 +109,7 @@ fn render(
     let t = lang.texts();
     let fmt = lang.number_format();
     let now = naive(state.clock.now());
-    let notice = match notice {
-        Some(Ok(m)) => format!(
-            "<div class=\"notice ok\" role=\"status\">{}</div>",
-            escape(m)
-        ),
-        Some(Err(m)) => format!(
-            "<div class=\"notice error\" role=\"alert\">{}</div>",
-            escape(m)
-        ),
-        None => String::new(),
-    };
+    let notice = notice.map(super::notice).unwrap_or_default();
     let mut subs = String::new();
     for PortalSubscription {
         subscription: sub,

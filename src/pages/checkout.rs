@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{
-    date, error_page, escape, expired_page, layout, message_page, not_found_page, respond,
+    date, error_page, escape, expired_page, layout, message_page, not_found_page, notice, respond,
     see_other,
 };
 use crate::domain::locale::Lang;
@@ -196,14 +196,7 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
             ));
         }
     }
-    let notice = error
-        .map(|m| {
-            format!(
-                "<div class=\"notice error\" role=\"alert\">{}</div>",
-                escape(m)
-            )
-        })
-        .unwrap_or_default();
+    let notice = error.map(|m| notice(Err(m))).unwrap_or_default();
     let sandbox_hint = if state.gateway.is_test_mode() {
         format!("<p class=\"muted\">{}</p>", escape(t.sandbox_cards))
     } else {
@@ -252,14 +245,7 @@ fn render_switch(
         .replace("{date}", &date(switch.starts_at))
         .replace("{plan}", &view.plan.name)
         .replace("{price}", &price);
-    let notice = error
-        .map(|m| {
-            format!(
-                "<div class=\"notice error\" role=\"alert\">{}</div>",
-                escape(m)
-            )
-        })
-        .unwrap_or_default();
+    let notice = error.map(|m| notice(Err(m))).unwrap_or_default();
     let body = format!(
         "<div class=\"card\"><h1>{}</h1><p class=\"muted\">{}: {}</p><p>{}</p></div>{notice}\
          <form class=\"card\" method=\"post\" action=\"\"><button type=\"submit\">{}</button></form>\

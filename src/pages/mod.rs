@@ -127,6 +127,20 @@ pub fn error_page(lang: Lang, test_mode: bool, error: &crate::error::ApiError) -
     message_page(error.status, lang, test_mode, t.error_title, t.error_body)
 }
 
+/// A confirmation (`Ok`) or error (`Err`) box above a page's content.
+pub fn notice(message: Result<&str, &str>) -> String {
+    match message {
+        Ok(m) => format!(
+            "<div class=\"notice ok\" role=\"status\">{}</div>",
+            escape(m)
+        ),
+        Err(m) => format!(
+            "<div class=\"notice error\" role=\"alert\">{}</div>",
+            escape(m)
+        ),
+    }
+}
+
 /// Dates on pages: ISO 8601 (YYYY-MM-DD), unambiguous in every locale.
 pub fn date(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d").to_string()

@@ -112,17 +112,7 @@ async fn a_declined_renewal_keeps_access_is_retried_and_a_new_card_recovers_it()
     let portal = app.portal_url("u1", "en").await;
     let page = app.get(&portal).await.text().await.unwrap();
     assert!(page.contains("Payment failed"), "{page}");
-    let replaced = app
-        .client
-        .post(format!("{portal}/card"))
-        .form(&[
-            ("card_number", GOOD_CARD),
-            ("card_expiry", "12/40"),
-            ("card_cvc", "123"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let replaced = app.pay(&format!("{portal}/card"), GOOD_CARD).await;
     assert_eq!(replaced.status(), 200);
     assert!(replaced
         .text()

@@ -105,6 +105,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         completed_at -> Nullable<Timestamp>,
+        claimed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -29,6 +29,7 @@ pub struct CheckoutSession {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub completed_at: Option<NaiveDateTime>,
+    pub claimed_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -77,7 +78,10 @@ pub fn claim_for_payment(
             .filter(checkout_sessions::status.eq(OPEN))
             .filter(checkout_sessions::expires_at.gt(now)),
     )
-    .set(checkout_sessions::status.eq(PROCESSING))
+    .set((
+        checkout_sessions::status.eq(PROCESSING),
+        checkout_sessions::claimed_at.eq(now),
+    ))
     .execute(conn)?;
     Ok(updated == 1)
 }
@@ -106,4 +110,16 @@ pub fn mark_completed(
             checkout_sessions::completed_at.eq(now),
         ))
         .execute(conn)
+}
+
+/// Claims older than `before` (their process died mid-payment): (session id, promo code id).
+pub fn list_stale_claims(
+    conn: &mut AnyConnection,
+    before: NaiveDateTime,
+) -> QueryResult<Vec<(i64, Option<i64>)>> {
+    checkout_sessions::table
+        .filter(checkout_sessions::status.eq(PROCESSING))
+        .filter(checkout_sessions::claimed_at.lt(before))
+        .select((checkout_sessions::id, checkout_sessions::promo_code_id))
+        .load(conn)
 }

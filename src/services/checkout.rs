@@ -630,6 +630,27 @@ async fn record_paid_checkout(
     .await
 }
 
+/// Gives back links claimed by a payment attempt whose process died (no attempt takes longer than
+/// the gateway and Treefort timeouts). Safe for money: paying the link again uses the same charge
+/// key, so a charge taken before the crash is found, not repeated. Returns how many were freed.
+pub async fn release_stale_claims(state: &AppState) -> Result<usize, ApiError> {
+    let before = naive(state.clock.now() - TimeDelta::minutes(10));
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<usize, ApiError> {
+            let stale = checkout_sessions::list_stale_claims(conn, before)?;
+            for (session_id, promo_id) in &stale {
+                if checkout_sessions::release_claim(conn, *session_id)? == 1 {
+                    if let Some(promo_id) = promo_id {
+                        promo_codes::release_redemption(conn, *promo_id)?;
+                    }
+                }
+            }
+            Ok(stale.len())
+        })
+    })
+    .await
+}
+
 /// Frees a claimed link and its promo redemption after an attempt that took no money.
 async fn release(state: &AppState, view: &CheckoutView) -> Result<(), ApiError> {
     let (session_id, promo_id) = (view.session.id, view.session.promo_code_id);

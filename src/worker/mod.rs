@@ -9,7 +9,7 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::{outbox, renewal};
+use crate::services::{checkout, outbox, renewal};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -46,6 +46,14 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
 pub async fn run_once(state: &AppState) {
     if state.treefort.is_none() {
         return;
+    }
+    match checkout::release_stale_claims(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            released = n,
+            "checkout links left mid-payment by a stopped process were freed"
+        ),
+        Err(e) => tracing::warn!(error = %e, "releasing stale checkout claims failed"),
     }
     // Renewals first: the updates they queue are delivered in the same round.
     match renewal::process_due(state, BATCH).await {

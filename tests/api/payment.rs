@@ -429,3 +429,52 @@ async fn card_numbers_never_reach_the_database() {
     assert_eq!(last4.as_deref(), Some("4242"));
     assert!(!reference.unwrap().contains("4242424242424242"));
 }
+
+#[tokio::test]
+async fn a_link_left_mid_payment_by_a_killed_process_pays_once_when_tried_again() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    // A process claimed the link, charged the card, and was killed before recording anything.
+    use treefort_webpay::models::checkout_sessions;
+    let session = {
+        use treefort_webpay::schema::checkout_sessions as table;
+        table::table
+            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
+            .unwrap()
+    };
+    let now = app.now().naive_utc();
+    assert!(checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now).unwrap());
+    let price = treefort_webpay::domain::money::Money {
+        amount: 999,
+        currency: "USD".into(),
+        divisor: 100,
+    };
+    let key = format!("checkout-{}", session.id);
+    app.state
+        .gateway
+        .charge(
+            "pm_sandbox_ok_x",
+            &price,
+            treefort_webpay::gateway::ChargeKind::Checkout,
+            &key,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.pay(&url, GOOD_CARD).await.status(),
+        409,
+        "in progress while the claim is fresh"
+    );
+
+    app.advance(TimeDelta::minutes(11));
+    app.run_worker().await;
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "the charge taken before the crash, not a second one"
+    );
+    assert_eq!(app.count("payments"), 1);
+}

@@ -25,6 +25,9 @@ SET billing_anchor_at = COALESCE(trial_ends_at, current_period_started_at),
 
 CREATE INDEX subscriptions_next_action ON subscriptions (next_action_at);
 
+-- When a payment attempt claimed the checkout link: a claim left by a killed process is given back.
+ALTER TABLE checkout_sessions ADD COLUMN claimed_at TIMESTAMP;
+
 -- How long a promo code discounts: the first charge, every charge, or N billing periods.
 ALTER TABLE promo_codes ADD COLUMN duration TEXT NOT NULL DEFAULT 'once' CHECK (duration IN ('once', 'forever', 'repeating'));
 ALTER TABLE promo_codes ADD COLUMN duration_periods INTEGER CHECK (duration_periods > 0);

@@ -4,6 +4,7 @@ SELECT p.code, p.discount_type, p.percent_off, p.amount_off, p.currency, p.divis
        (SELECT group_concat(plan_id, ',') FROM (SELECT plan_id FROM promo_code_plans pp WHERE pp.promo_code_id = p.id ORDER BY plan_id)) AS eligible_plan_ids,
        p.first_time_only, p.max_redemptions, p.times_redeemed, p.expires_at, p.active, p.note, p.created_at
 FROM promo_codes p;
+ALTER TABLE checkout_sessions DROP COLUMN claimed_at;
 ALTER TABLE promo_codes DROP COLUMN duration_periods;
 ALTER TABLE promo_codes DROP COLUMN duration;
 DROP INDEX subscriptions_next_action;

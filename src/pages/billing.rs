@@ -218,9 +218,14 @@ fn render(
         })
         .map(|c| {
             format!(
-                "<div class=\"card\"><h2>{}</h2><p>{}</p></div>",
+                "<div class=\"card\"><h2>{}</h2><p>{}</p><details><summary>{}</summary>\
+                 <form method=\"post\" action=\"/billing/{}/card\">{}<button type=\"submit\">{}</button></form></details></div>",
                 escape(t.payment_method),
-                escape(&c)
+                escape(&c),
+                escape(t.replace_card),
+                escape(token),
+                super::checkout::card_fields(t),
+                escape(t.save_card)
             )
         })
         .unwrap_or_default();

@@ -150,9 +150,19 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
     let fmt = lang.number_format();
     let title = t.checkout_title.replace("{plan}", &view.plan.name);
     let interval = lang.interval(&view.plan.billing_interval, view.plan.interval_count);
+    // The headline is what recurs: the discounted price only if the code discounts every charge.
+    let discount_recurs = view
+        .promo
+        .as_ref()
+        .is_some_and(|p| p.discounted_charges().is_none());
+    let recurring = if discount_recurs {
+        &view.discounted
+    } else {
+        &view.price
+    };
     let mut summary = format!(
         "<p class=\"price\">{} <span class=\"muted\">{}</span></p>",
-        escape(&view.discounted.format(&fmt)),
+        escape(&recurring.format(&fmt)),
         escape(&interval)
     );
     if let Some(promo) = &view.promo {

@@ -67,6 +67,10 @@ async fn a_promo_code_shows_the_original_and_the_discounted_price() {
     assert!(html.contains("<s>$9.99</s>"));
     assert!(html.contains("<strong>$7.49</strong>"));
     assert!(
+        html.contains(r#"<p class="price">$9.99 <span class="muted">every month"#),
+        "the headline is what recurs"
+    );
+    assert!(
         html.contains("From charge 2 on: $9.99 every month"),
         "a first-charge code says what follows"
     );

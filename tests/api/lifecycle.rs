@@ -112,6 +112,11 @@ async fn a_declined_renewal_keeps_access_is_retried_and_a_new_card_recovers_it()
     let portal = app.portal_url("u1", "en").await;
     let page = app.get(&portal).await.text().await.unwrap();
     assert!(page.contains("Payment failed"), "{page}");
+    let token = portal.rsplit('/').next().unwrap();
+    assert!(
+        page.contains(&format!(r#"action="/billing/{token}/card""#)),
+        "the page offers the card form"
+    );
     let replaced = app.pay(&format!("{portal}/card"), GOOD_CARD).await;
     assert_eq!(replaced.status(), 200);
     assert!(replaced

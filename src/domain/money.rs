@@ -89,11 +89,8 @@ impl Money {
         };
         let symbol = currency_symbol(&self.currency);
         if fmt.symbol_first {
-            let space = if symbol.len() == self.currency.len() {
-                " "
-            } else {
-                ""
-            };
+            // A code (CHF 10.00) is spaced from the number; a symbol ($10.00, €10.00) is not.
+            let space = if symbol == self.currency { " " } else { "" };
             format!("{sign}{symbol}{space}{number}")
         } else {
             format!("{sign}{number}\u{a0}{symbol}")
@@ -149,6 +146,7 @@ mod tests {
             divisor: 100,
         };
         assert_eq!(eur.format(&Lang::De.number_format()), "1.234,50\u{a0}€");
+        assert_eq!(eur.format(&Lang::En.number_format()), "€1,234.50");
         let jpy = Money {
             amount: 1500,
             currency: "JPY".into(),

@@ -16,6 +16,18 @@ fn payments_of(app: &TestApp) -> Vec<Payment> {
         .unwrap()
 }
 
+/// A user with a paid subscription to plan 1 that they canceled (paid time left).
+async fn canceled_subscriber(app: &TestApp, user: &str) {
+    app.subscribed_user(user, 1).await;
+    let canceled = app
+        .post_treefort(
+            "/treefort/cancel-subscription",
+            &json!({"userId": user, "subscriptionPlanId": 1}),
+        )
+        .await;
+    assert_eq!(canceled.status(), 200);
+}
+
 async fn app_at(start: &str) -> TestApp {
     let start = at(start);
     let app = spawn_app_with(|o| o.clock_start = Some(start)).await;
@@ -174,14 +186,7 @@ async fn when_grace_runs_out_treefort_gets_deactivated_at() {
 #[tokio::test]
 async fn a_canceled_subscription_is_not_charged_again_and_ends_with_its_period() {
     let app = app_at("2027-01-01T00:00:00Z").await;
-    app.subscribed_user("u1", 1).await;
-    let canceled = app
-        .post_treefort(
-            "/treefort/cancel-subscription",
-            &json!({"userId": "u1", "subscriptionPlanId": 1}),
-        )
-        .await;
-    assert_eq!(canceled.status(), 200);
+    canceled_subscriber(&app, "u1").await;
     app.advance_to(at("2027-02-01T00:00:00Z"));
     app.run_worker().await;
     assert_eq!(
@@ -201,12 +206,7 @@ async fn a_canceled_subscription_is_not_charged_again_and_ends_with_its_period()
 #[tokio::test]
 async fn a_canceled_subscription_can_be_resumed_from_the_portal_and_renews() {
     let app = app_at("2027-01-01T00:00:00Z").await;
-    app.subscribed_user("u1", 1).await;
-    app.post_treefort(
-        "/treefort/cancel-subscription",
-        &json!({"userId": "u1", "subscriptionPlanId": 1}),
-    )
-    .await;
+    canceled_subscriber(&app, "u1").await;
     let portal = app.portal_url("u1", "en").await;
     assert!(app
         .get(&portal)
@@ -437,12 +437,7 @@ async fn a_plan_switch_starts_at_the_period_end_and_patches_the_one_subscription
 #[tokio::test]
 async fn checking_out_again_after_a_cancel_resumes_before_sending_the_user_on() {
     let app = app_at("2027-01-01T00:00:00Z").await;
-    app.subscribed_user("u1", 1).await;
-    app.post_treefort(
-        "/treefort/cancel-subscription",
-        &json!({"userId": "u1", "subscriptionPlanId": 1}),
-    )
-    .await;
+    canceled_subscriber(&app, "u1").await;
     let url = app.checkout_url("u1", 1, None).await;
     assert_eq!(confirm(&app, &url).await.status(), 303);
     assert_eq!(

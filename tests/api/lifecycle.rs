@@ -500,3 +500,30 @@ async fn a_renewal_made_while_treefort_is_down_reaches_it_later_in_order() {
     let pending = treefort_webpay::models::outbox::count_pending(&mut app.conn()).unwrap();
     assert_eq!(pending, 0);
 }
+
+#[tokio::test]
+async fn without_grace_days_a_declined_renewal_ends_the_subscription_at_once() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    helpers_exec(&app, "UPDATE plans SET grace_days = 0");
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, RENEWAL_DECLINES).await.status(), 303);
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    let sub = app.subscription("u1");
+    assert_eq!(
+        sub.deactivated_at,
+        Some(at("2027-02-01T00:00:00Z").naive_utc())
+    );
+    assert_eq!(sub.next_action_at, None);
+    assert_eq!(
+        app.patches().await,
+        [json!({"provider": "webPayment", "deactivatedAt": "2027-02-01T00:00:00.000Z"})]
+    );
+    let statuses: Vec<String> = payments_of(&app).into_iter().map(|p| p.status).collect();
+    assert_eq!(statuses, ["succeeded", "declined"]);
+}
+
+fn helpers_exec(app: &TestApp, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    app.conn().batch_execute(sql).unwrap();
+}

@@ -206,9 +206,8 @@ async fn record_renewal(
     payment: NewPayment,
     now: NaiveDateTime,
 ) -> Result<Outcome, ApiError> {
-    let sub = context.subscription.clone();
-    let plan = context.plan.clone();
-    let owner = state.instance_id.clone();
+    let sub = &context.subscription;
+    let plan = &context.plan;
     let switched = (plan.id != sub.plan_id).then_some(plan.id);
     // A switch starts a new anchor at the old period end; otherwise periods count from the anchor.
     let (anchor, periods) = match switched {
@@ -242,18 +241,7 @@ async fn record_renewal(
     }
     .releasing(now);
     let body = UpdateSubscription::renewed(utc(new_end), after_trial, switched);
-    let recorded = run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<bool, ApiError> {
-            if subscriptions::update_if_held(conn, sub.id, &owner, sub.periods_paid, &changes)? == 0
-            {
-                return Ok(false);
-            }
-            payments::insert(conn, &payment)?;
-            outbox::enqueue(conn, sub.id, outbox_rows::UPDATE, &body, now)?;
-            Ok(true)
-        })
-    })
-    .await?;
+    let recorded = apply_held(state, sub, changes, Some(payment), Some(body), now).await?;
     if !recorded {
         tracing::warn!(
             subscription_id = context.subscription.id,
@@ -273,39 +261,26 @@ async fn record_decline(
     now: NaiveDateTime,
 ) -> Result<Outcome, ApiError> {
     let next = next_retry(sub.current_period_ends_at, grace_end, now);
+    // No grace left (a plan without grace days): the decline ends the subscription now.
+    let ends_now = next <= now;
     let changes = SubscriptionChanges {
         past_due_since: Some(Some(sub.past_due_since.unwrap_or(now))),
         renewal_attempts: Some(sub.renewal_attempts + 1),
-        next_action_at: Some(Some(next)),
+        next_action_at: Some((!ends_now).then_some(next)),
+        deactivated_at: ends_now.then_some(Some(now)),
         ..Default::default()
     }
     .releasing(now);
-    let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
-    run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<(), ApiError> {
-            if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 1 {
-                payments::insert(conn, &payment)?;
-            }
-            Ok(())
-        })
-    })
-    .await?;
-    tracing::info!(subscription_id = sub.id, retry_at = %utc(next), "renewal declined; will retry inside grace");
-    if next <= now {
-        // No grace left (a plan without grace days): it ends now.
-        let sub = run_db(&state.pool, move |conn| Ok(subscriptions::find(conn, id)?)).await?;
-        if let Some(sub) = sub {
-            let owner = state.instance_id.clone();
-            let reclaimed = run_db(&state.pool, move |conn| {
-                Ok(subscriptions::claim(conn, id, &owner, now, now + LEASE)?)
-            })
-            .await?;
-            if reclaimed {
-                deactivate(state, &sub, now).await?;
-                return Ok(Outcome::Deactivated);
-            }
-        }
+    let body = ends_now.then(|| UpdateSubscription::deactivate(utc(now)));
+    apply_held(state, sub, changes, Some(payment), body, now).await?;
+    if ends_now {
+        tracing::info!(
+            subscription_id = sub.id,
+            "renewal declined with no grace left; subscription deactivated"
+        );
+        return Ok(Outcome::Deactivated);
     }
+    tracing::info!(subscription_id = sub.id, retry_at = %utc(next), "renewal declined; will retry inside grace");
     Ok(Outcome::Declined)
 }
 
@@ -354,16 +329,7 @@ async fn deactivate(
     }
     .releasing(now);
     let body = UpdateSubscription::deactivate(utc(now));
-    let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
-    run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<(), ApiError> {
-            if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 1 {
-                outbox::enqueue(conn, id, outbox_rows::UPDATE, &body, now)?;
-            }
-            Ok(())
-        })
-    })
-    .await?;
+    apply_held(state, sub, changes, None, Some(body), now).await?;
     tracing::info!(subscription_id = sub.id, "subscription deactivated");
     Ok(Outcome::Deactivated)
 }
@@ -379,13 +345,37 @@ async fn postpone(
         ..Default::default()
     }
     .releasing(now);
+    apply_held(state, sub, changes, None, None, now).await?;
+    Ok(Outcome::Postponed)
+}
+
+/// In one transaction: applies `changes` while this worker still holds the lease (and the period
+/// is still the one it charged for), then records the payment and queues the Treefort update.
+/// Returns false, writing nothing, if the lease was lost.
+async fn apply_held(
+    state: &AppState,
+    sub: &Subscription,
+    changes: SubscriptionChanges,
+    payment: Option<NewPayment>,
+    treefort_update: Option<UpdateSubscription>,
+    now: NaiveDateTime,
+) -> Result<bool, ApiError> {
     let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
     run_db(&state.pool, move |conn| {
-        subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)?;
-        Ok(())
+        write_transaction(conn, |conn| -> Result<bool, ApiError> {
+            if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 0 {
+                return Ok(false);
+            }
+            if let Some(payment) = &payment {
+                payments::insert(conn, payment)?;
+            }
+            if let Some(body) = &treefort_update {
+                outbox::enqueue(conn, id, outbox_rows::UPDATE, body, now)?;
+            }
+            Ok(true)
+        })
     })
-    .await?;
-    Ok(Outcome::Postponed)
+    .await
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ async fn cancel_inner(
     user_id: String,
     plan_id: i64,
 ) -> Result<Subscription, ApiError> {
-    let client = state.treefort()?;
+    state.treefort()?;
     let subscription = run_db(&state.pool, move |conn| {
         Ok(subscriptions::find_live_for_user(conn, &user_id)?.filter(|s| s.plan_id == plan_id))
     })
@@ -47,25 +47,9 @@ async fn cancel_inner(
     if subscription.canceled_at.is_some() {
         return Ok(subscription);
     }
-    // Whatever was queued for this subscription (its POST first of all) goes before the cancel.
-    outbox::deliver_pending_for_subscription(state, subscription.id).await?;
     let id = subscription.id;
-    let subscription = run_db(&state.pool, move |conn| Ok(subscriptions::find(conn, id)?))
-        .await?
-        .ok_or_else(|| ApiError::internal("subscription vanished during cancel"))?;
-    let treefort_id = subscription
-        .treefort_subscription_id
-        .clone()
-        .ok_or_else(|| {
-            ApiError::bad_gateway(
-                "treefort_id_unknown",
-                "Treefort did not return an id for this subscription, so it cannot be updated",
-            )
-        })?;
-
     let now = state.clock.now();
-    let body = serde_json::to_value(UpdateSubscription::cancel(now)).map_err(ApiError::internal)?;
-    client.update_subscription(&treefort_id, &body).await?;
+    patch_in_order(state, id, UpdateSubscription::cancel(now)).await?;
 
     run_db(&state.pool, move |conn| {
         subscriptions::mark_canceled(conn, id, naive(now))?;
@@ -80,7 +64,7 @@ async fn cancel_inner(
 /// Takes a cancellation back while paid time is left: PATCH Treefort `canceledAt: null` first,
 /// record it locally only after Treefort's 2xx.
 pub async fn resume(state: &AppState, subscription_id: i64) -> Result<Subscription, ApiError> {
-    let client = state.treefort()?;
+    state.treefort()?;
     let now = naive(state.clock.now());
     let subscription = run_db(&state.pool, move |conn| {
         Ok(subscriptions::find(conn, subscription_id)?)
@@ -95,20 +79,7 @@ pub async fn resume(state: &AppState, subscription_id: i64) -> Result<Subscripti
             "only a canceled subscription with paid time left can be resumed",
         )
     })?;
-    outbox::deliver_pending_for_subscription(state, subscription.id).await?;
-    let treefort_id = run_db(&state.pool, move |conn| {
-        Ok(subscriptions::find(conn, subscription_id)?)
-    })
-    .await?
-    .and_then(|s| s.treefort_subscription_id)
-    .ok_or_else(|| {
-        ApiError::bad_gateway(
-            "treefort_id_unknown",
-            "Treefort did not return an id for this subscription",
-        )
-    })?;
-    let body = serde_json::to_value(UpdateSubscription::resume()).map_err(ApiError::internal)?;
-    client.update_subscription(&treefort_id, &body).await?;
+    patch_in_order(state, subscription.id, UpdateSubscription::resume()).await?;
     run_db(&state.pool, move |conn| {
         let changes = subscriptions::SubscriptionChanges {
             canceled_at: Some(None),
@@ -120,4 +91,28 @@ pub async fn resume(state: &AppState, subscription_id: i64) -> Result<Subscripti
             .ok_or_else(|| ApiError::internal("subscription vanished after resume"))
     })
     .await
+}
+
+/// PATCHes Treefort now, for a change the user waits on (cancel, resume). Whatever was queued for
+/// the subscription (its POST first of all) is delivered before, so this PATCH never overtakes it.
+async fn patch_in_order(
+    state: &AppState,
+    subscription_id: i64,
+    update: UpdateSubscription,
+) -> Result<(), ApiError> {
+    let client = state.treefort()?;
+    outbox::deliver_pending_for_subscription(state, subscription_id).await?;
+    let treefort_id = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find(conn, subscription_id)?)
+    })
+    .await?
+    .and_then(|s| s.treefort_subscription_id)
+    .ok_or_else(|| {
+        ApiError::bad_gateway(
+            "treefort_id_unknown",
+            "Treefort did not return an id for this subscription, so it cannot be updated",
+        )
+    })?;
+    let body = serde_json::to_value(update).map_err(ApiError::internal)?;
+    Ok(client.update_subscription(&treefort_id, &body).await?)
 }

@@ -58,6 +58,7 @@ diesel::table! {
         card_last4 -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        gateway_customer_ref -> Nullable<Text>,
     }
 }
 
@@ -106,6 +107,8 @@ diesel::table! {
         expires_at -> Timestamp,
         completed_at -> Nullable<Timestamp>,
         claimed_at -> Nullable<Timestamp>,
+        payment_attempts -> Integer,
+        gateway_payment_ref -> Nullable<Text>,
     }
 }
 
@@ -138,6 +141,10 @@ diesel::table! {
         gateway_reference -> Nullable<Text>,
         failure_reason -> Nullable<Text>,
         created_at -> Timestamp,
+        refunded_amount -> BigInt,
+        refunded_at -> Nullable<Timestamp>,
+        disputed_at -> Nullable<Timestamp>,
+        dispute_reason -> Nullable<Text>,
     }
 }
 
@@ -168,6 +175,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    gateway_events (id) {
+        id -> BigInt,
+        gateway -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        object_id -> Nullable<Text>,
+        payload -> Text,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
 diesel::joinable!(subscriptions -> customers (customer_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
@@ -185,4 +208,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     promo_redemptions,
     treefort_outbox,
+    gateway_events,
 );

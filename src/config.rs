@@ -57,9 +57,33 @@ pub struct TreefortSettings {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayKind {
     Sandbox,
+    Stripe(StripeSettings),
+}
+
+pub const STRIPE_API_URL: &str = "https://api.stripe.com";
+pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
+
+/// `PAYMENT_GATEWAY=stripe`: the keys, the webhook signing secrets (two while one is rolled), and
+/// where Stripe's API and Stripe.js are (overridable so tests run against localstripe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeSettings {
+    pub secret_key: Secret,
+    /// Public by design: it is written into the checkout page.
+    pub publishable_key: String,
+    pub webhook_secrets: Vec<Secret>,
+    pub api_url: String,
+    pub js_url: String,
+    pub timeout: Duration,
+}
+
+impl StripeSettings {
+    /// Test keys (`sk_test_…`): no real money moves, and the pages say so.
+    pub fn is_test_mode(&self) -> bool {
+        self.secret_key.expose().starts_with("sk_test_")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +131,11 @@ impl Settings {
 
         let gateway = match get("PAYMENT_GATEWAY").as_deref().unwrap_or("sandbox") {
             "sandbox" => GatewayKind::Sandbox,
-            "stripe" => {
-                return Err(
-                    "PAYMENT_GATEWAY=stripe is not available in this version yet; use sandbox"
-                        .into(),
-                )
-            }
+            "stripe" => GatewayKind::Stripe(stripe_settings(&get)?),
             other => {
-                return Err(format!("PAYMENT_GATEWAY must be sandbox (got {other:?})"));
+                return Err(format!(
+                    "PAYMENT_GATEWAY must be sandbox or stripe (got {other:?})"
+                ));
             }
         };
         let log_format = match get("LOG_FORMAT").as_deref() {
@@ -202,6 +223,82 @@ fn treefort_settings(
     }))
 }
 
+/// The Stripe keys must be present, of the right kind, and both test or both live.
+fn stripe_settings(get: &impl Fn(&str) -> Option<String>) -> Result<StripeSettings, String> {
+    let secret_key = get("STRIPE_SECRET_KEY")
+        .ok_or("STRIPE_SECRET_KEY is required with PAYMENT_GATEWAY=stripe")?;
+    let publishable_key = get("STRIPE_PUBLISHABLE_KEY")
+        .ok_or("STRIPE_PUBLISHABLE_KEY is required with PAYMENT_GATEWAY=stripe")?;
+    // Never echo a secret key: name its kind only.
+    let secret_mode = if secret_key.starts_with("sk_test_") || secret_key.starts_with("rk_test_") {
+        "test"
+    } else if secret_key.starts_with("sk_live_") || secret_key.starts_with("rk_live_") {
+        "live"
+    } else {
+        return Err(
+            "STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_… or sk_live_…)".into(),
+        );
+    };
+    let publishable_mode = if publishable_key.starts_with("pk_test_") {
+        "test"
+    } else if publishable_key.starts_with("pk_live_") {
+        "live"
+    } else {
+        return Err(
+            "STRIPE_PUBLISHABLE_KEY must be a Stripe publishable key (pk_test_… or pk_live_…)"
+                .into(),
+        );
+    };
+    if secret_mode != publishable_mode {
+        return Err(format!(
+            "STRIPE_SECRET_KEY is a {secret_mode} key but STRIPE_PUBLISHABLE_KEY is a {publishable_mode} key; use both test or both live keys"
+        ));
+    }
+    let webhook_secrets: Vec<Secret> = get("STRIPE_WEBHOOK_SECRETS")
+        .ok_or("STRIPE_WEBHOOK_SECRETS is required with PAYMENT_GATEWAY=stripe (the whsec_… signing secret of the webhook endpoint; two, comma-separated, while rolling)")?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    if webhook_secrets.is_empty()
+        || webhook_secrets
+            .iter()
+            .any(|s| !s.expose().starts_with("whsec_"))
+    {
+        return Err("STRIPE_WEBHOOK_SECRETS must be comma-separated whsec_… secrets".into());
+    }
+    let timeout_ms = match get("STRIPE_TIMEOUT_MS") {
+        None => 20_000,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(ms) if (1..=120_000).contains(&ms) => ms,
+            _ => {
+                return Err(format!(
+                    "STRIPE_TIMEOUT_MS must be milliseconds from 1 to 120000 (got {raw:?})"
+                ))
+            }
+        },
+    };
+    let js_url = match get("STRIPE_JS_URL") {
+        None => STRIPE_JS_URL.to_string(),
+        Some(url) => {
+            parse_base_url("STRIPE_JS_URL", &url)?;
+            url
+        }
+    };
+    Ok(StripeSettings {
+        secret_key: Secret::new(secret_key),
+        publishable_key,
+        webhook_secrets,
+        api_url: parse_base_url(
+            "STRIPE_API_URL",
+            &get("STRIPE_API_URL").unwrap_or_else(|| STRIPE_API_URL.into()),
+        )?,
+        js_url,
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
 /// An absolute http(s) URL, returned without a trailing slash.
 fn parse_base_url(key: &str, value: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(value)
@@ -253,6 +350,46 @@ mod tests {
         assert!(settings(&[("PAYMENT_GATEWAY", "paypal")]).is_err());
         let err = settings(&[("TREEFORT_API_URL", "https://api.example.com/v1")]).unwrap_err();
         assert!(err.contains("TREEFORT_TOKEN_URL"), "{err}");
+    }
+
+    #[test]
+    fn stripe_keys_must_be_present_of_their_kind_and_of_one_mode() {
+        let stripe = |sk: &str, pk: &str| {
+            settings(&[
+                ("PAYMENT_GATEWAY", "stripe"),
+                ("STRIPE_SECRET_KEY", sk),
+                ("STRIPE_PUBLISHABLE_KEY", pk),
+                ("STRIPE_WEBHOOK_SECRETS", "whsec_one,whsec_two"),
+            ])
+        };
+        let ok = stripe("sk_test_abc", "pk_test_abc").unwrap();
+        let GatewayKind::Stripe(s) = &ok.gateway else {
+            panic!("stripe")
+        };
+        assert!(s.is_test_mode());
+        assert_eq!(s.webhook_secrets.len(), 2);
+        assert_eq!(s.api_url, STRIPE_API_URL);
+        let GatewayKind::Stripe(live) = stripe("sk_live_abc", "pk_live_abc").unwrap().gateway
+        else {
+            panic!("stripe")
+        };
+        assert!(!live.is_test_mode());
+        let mixed = stripe("sk_test_secret123", "pk_live_abc").unwrap_err();
+        assert!(mixed.contains("test") && mixed.contains("live"), "{mixed}");
+        assert!(!mixed.contains("secret123"), "never echo the key: {mixed}");
+        assert!(stripe("pk_test_abc", "pk_test_abc").is_err());
+        assert!(stripe("sk_test_abc", "sk_test_abc").is_err());
+        let missing = settings(&[("PAYMENT_GATEWAY", "stripe")]).unwrap_err();
+        assert!(missing.contains("STRIPE_SECRET_KEY"), "{missing}");
+        let no_hooks = settings(&[
+            ("PAYMENT_GATEWAY", "stripe"),
+            ("STRIPE_SECRET_KEY", "sk_test_a"),
+            ("STRIPE_PUBLISHABLE_KEY", "pk_test_a"),
+        ])
+        .unwrap_err();
+        assert!(no_hooks.contains("STRIPE_WEBHOOK_SECRETS"), "{no_hooks}");
+        let printed = format!("{:?}", stripe("sk_test_hidden", "pk_test_abc").unwrap());
+        assert!(!printed.contains("sk_test_hidden") && !printed.contains("whsec_one"));
     }
 
     #[test]

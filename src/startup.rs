@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{GatewayKind, Settings};
 use crate::db;
 use crate::error::ApiError;
-use crate::gateway::{sandbox::SandboxGateway, Gateway};
+use crate::gateway::{sandbox::SandboxGateway, stripe::StripeGateway, Gateway};
 use crate::metrics::{label, Metrics};
 use crate::pages;
 use crate::services::run_db;
@@ -117,12 +117,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     if settings.provider_api_keys.is_empty() {
         tracing::warn!("PROVIDER_API_KEYS is not set: the /treefort routes answer 503 until it is");
     }
-    let gateway = match settings.gateway {
-        GatewayKind::Sandbox => {
-            tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
-            Gateway::Sandbox(SandboxGateway::new())
-        }
-    };
+    let gateway = build_gateway(&settings.gateway)?;
     let mut id = [0u8; 6];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
     let instance_id = format!(
@@ -138,6 +133,26 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         clock,
         metrics: Arc::new(Metrics::default()),
         instance_id,
+    })
+}
+
+/// The payment gateway the settings name.
+pub fn build_gateway(kind: &GatewayKind) -> Result<Gateway, String> {
+    Ok(match kind {
+        GatewayKind::Sandbox => {
+            tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
+            Gateway::Sandbox(SandboxGateway::new())
+        }
+        GatewayKind::Stripe(stripe) => {
+            if stripe.is_test_mode() {
+                tracing::warn!(
+                    "PAYMENT_GATEWAY=stripe with test keys: TEST MODE, no real payment is taken."
+                );
+            } else {
+                tracing::info!("PAYMENT_GATEWAY=stripe with live keys: real payments are taken.");
+            }
+            Gateway::Stripe(StripeGateway::new(stripe.clone())?)
+        }
     })
 }
 
@@ -192,7 +207,7 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 15] = [
+pub const ROUTES: [(&str, &str); 19] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -200,11 +215,15 @@ pub const ROUTES: [(&str, &str); 15] = [
     ("POST", "/treefort/validate-promo-code"),
     ("GET", "/checkout/{token}"),
     ("POST", "/checkout/{token}"),
+    ("POST", "/checkout/{token}/confirm"),
     ("GET", "/checkout/{token}/activation"),
     ("GET", "/billing/{token}"),
     ("POST", "/billing/{token}/cancel"),
     ("POST", "/billing/{token}/resume"),
     ("POST", "/billing/{token}/card"),
+    ("POST", "/billing/{token}/confirm-payment"),
+    ("POST", "/webhooks/stripe"),
+    ("GET", "/assets/card.js"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -243,6 +262,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/checkout/{token}/confirm").route(web::post().to(pages::checkout::confirm)),
+    )
+    .service(
         web::resource("/checkout/{token}/activation")
             .route(web::get().to(pages::checkout::activation)),
     )
@@ -252,6 +274,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/billing/{token}/card").route(web::post().to(pages::billing::replace_card)),
     )
+    .service(
+        web::resource("/billing/{token}/confirm-payment")
+            .route(web::post().to(pages::billing::confirm_payment)),
+    )
+    .service(
+        web::resource("/webhooks/stripe")
+            .app_data(web::PayloadConfig::new(api::webhooks::WEBHOOK_LIMIT))
+            .route(web::post().to(api::webhooks::stripe))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/assets/card.js", web::get().to(pages::card_js))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics))

@@ -8,6 +8,7 @@ pub mod checkout_session;
 pub mod subscription_plan;
 pub mod types;
 pub mod validate_promo_code;
+pub mod webhooks;
 
 use actix_web::{error::JsonPayloadError, web, HttpRequest};
 

@@ -165,6 +165,15 @@ pub struct Texts {
     pub payment_declined: &'static str,
     pub error_title: &'static str,
     pub error_body: &'static str,
+    pub card: &'static str,
+    pub authenticate_title: &'static str,
+    pub authenticate_body: &'static str,
+    pub confirm_payment: &'static str,
+    pub confirm_payment_needed: &'static str,
+    pub payment_confirmed: &'static str,
+    pub refunded: &'static str,
+    pub partially_refunded: &'static str,
+    pub disputed: &'static str,
 }
 
 static EN: Texts = Texts {
@@ -237,6 +246,15 @@ static EN: Texts = Texts {
     payment_declined: "Declined",
     error_title: "Something went wrong",
     error_body: "Nothing was charged twice. Please try again in a moment.",
+    card: "Card",
+    authenticate_title: "Confirm your payment",
+    authenticate_body: "Your bank asks you to confirm this payment. Follow the steps in the window that opens.",
+    confirm_payment: "Confirm your payment",
+    confirm_payment_needed: "Your bank asks you to confirm the last payment of your subscription.",
+    payment_confirmed: "Thank you: the payment is confirmed. Your subscription continues.",
+    refunded: "Refunded",
+    partially_refunded: "Partly refunded",
+    disputed: "Disputed",
 };
 
 static DE: Texts = Texts {
@@ -307,6 +325,15 @@ static DE: Texts = Texts {
     payment_declined: "Abgelehnt",
     error_title: "Etwas ist schiefgelaufen",
     error_body: "Es wurde nichts doppelt abgebucht. Bitte versuchen Sie es gleich noch einmal.",
+    card: "Karte",
+    authenticate_title: "Zahlung bestätigen",
+    authenticate_body: "Ihre Bank bittet Sie, diese Zahlung zu bestätigen. Folgen Sie den Schritten im Fenster, das sich öffnet.",
+    confirm_payment: "Zahlung bestätigen",
+    confirm_payment_needed: "Ihre Bank bittet Sie, die letzte Zahlung Ihres Abonnements zu bestätigen.",
+    payment_confirmed: "Danke: Die Zahlung ist bestätigt. Ihr Abonnement läuft weiter.",
+    refunded: "Erstattet",
+    partially_refunded: "Teilweise erstattet",
+    disputed: "Angefochten",
 };
 
 static FR: Texts = Texts {
@@ -380,6 +407,15 @@ static FR: Texts = Texts {
     payment_declined: "Refusé",
     error_title: "Un problème est survenu",
     error_body: "Rien n'a été débité deux fois. Réessayez dans un instant.",
+    card: "Carte",
+    authenticate_title: "Confirmez votre paiement",
+    authenticate_body: "Votre banque vous demande de confirmer ce paiement. Suivez les étapes dans la fenêtre qui s’ouvre.",
+    confirm_payment: "Confirmer le paiement",
+    confirm_payment_needed: "Votre banque vous demande de confirmer le dernier paiement de votre abonnement.",
+    payment_confirmed: "Merci : le paiement est confirmé. Votre abonnement continue.",
+    refunded: "Remboursé",
+    partially_refunded: "Partiellement remboursé",
+    disputed: "Contesté",
 };
 
 static ES: Texts = Texts {
@@ -452,6 +488,15 @@ static ES: Texts = Texts {
     payment_declined: "Rechazado",
     error_title: "Algo salió mal",
     error_body: "No se cobró nada dos veces. Inténtelo de nuevo en un momento.",
+    card: "Tarjeta",
+    authenticate_title: "Confirme su pago",
+    authenticate_body: "Su banco le pide que confirme este pago. Siga los pasos en la ventana que se abre.",
+    confirm_payment: "Confirmar el pago",
+    confirm_payment_needed: "Su banco le pide que confirme el último pago de su suscripción.",
+    payment_confirmed: "Gracias: el pago está confirmado. Su suscripción continúa.",
+    refunded: "Reembolsado",
+    partially_refunded: "Reembolsado en parte",
+    disputed: "Disputado",
 };
 
 #[cfg(test)]

@@ -98,6 +98,61 @@ impl Money {
     }
 }
 
+/// Digits after the decimal point in a currency's smallest unit, as card gateways count amounts
+/// (Stripe: "zero-decimal" and "three-decimal" currencies; every other currency has two).
+pub fn minor_unit_exponent(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "JPY" | "KMF" | "KRW" | "MGA" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "JOD" | "KWD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+impl Money {
+    /// The amount in the currency's smallest unit (cents for USD, yen for JPY), as a gateway
+    /// charges it. `None` when it is not a whole number of that unit (e.g. 0.5 yen).
+    pub fn to_minor_units(&self) -> Option<i64> {
+        let scale = 10i128.pow(minor_unit_exponent(&self.currency));
+        let scaled = self.amount as i128 * scale;
+        let divisor = self.divisor.max(1) as i128;
+        (scaled % divisor == 0)
+            .then(|| i64::try_from(scaled / divisor).ok())
+            .flatten()
+    }
+
+    /// An amount a gateway reported in the currency's smallest unit.
+    pub fn from_minor_units(amount: i64, currency: &str) -> Money {
+        let currency = currency.to_ascii_uppercase();
+        Money {
+            amount,
+            divisor: 10i64.pow(minor_unit_exponent(&currency)),
+            currency,
+        }
+    }
+
+    /// This amount with another divisor, if it can be written exactly with it.
+    pub fn rescaled(&self, divisor: i64) -> Option<Money> {
+        let scaled = self.amount as i128 * divisor as i128;
+        let own = self.divisor.max(1) as i128;
+        if scaled % own != 0 {
+            return None;
+        }
+        Some(Money {
+            amount: i64::try_from(scaled / own).ok()?,
+            currency: self.currency.clone(),
+            divisor,
+        })
+    }
+
+    /// Whether two amounts are the same money (same currency and value, whatever the divisors).
+    pub fn same_value(&self, other: &Money) -> bool {
+        self.currency.eq_ignore_ascii_case(&other.currency)
+            && self.amount as i128 * other.divisor as i128
+                == other.amount as i128 * self.divisor as i128
+    }
+}
+
 fn group_thousands(n: u64, sep: &str) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * sep.len());
@@ -193,6 +248,53 @@ mod tests {
             divisor: 100,
         });
         assert_eq!(usd(999).discounted(&euros), None);
+    }
+
+    #[test]
+    fn gateway_amounts_respect_the_currencys_minor_unit() {
+        assert_eq!(usd(999).to_minor_units(), Some(999));
+        let usd_mills = Money {
+            amount: 9990,
+            currency: "USD".into(),
+            divisor: 1000,
+        };
+        assert_eq!(usd_mills.to_minor_units(), Some(999));
+        assert_eq!(
+            Money {
+                amount: 9995,
+                ..usd_mills.clone()
+            }
+            .to_minor_units(),
+            None,
+            "half a cent cannot be charged"
+        );
+        let yen = Money {
+            amount: 1500,
+            currency: "JPY".into(),
+            divisor: 1,
+        };
+        assert_eq!(
+            yen.to_minor_units(),
+            Some(1500),
+            "zero-decimal: yen, not 1/100 yen"
+        );
+        let yen_cents = Money {
+            amount: 150000,
+            currency: "JPY".into(),
+            divisor: 100,
+        };
+        assert_eq!(yen_cents.to_minor_units(), Some(1500));
+        let dinar = Money {
+            amount: 5,
+            currency: "KWD".into(),
+            divisor: 1,
+        };
+        assert_eq!(dinar.to_minor_units(), Some(5000));
+        let back = Money::from_minor_units(1500, "jpy");
+        assert!(back.same_value(&yen_cents) && back.same_value(&yen));
+        assert!(!back.same_value(&usd(1500)));
+        assert_eq!(usd_mills.rescaled(100), Some(usd(999)));
+        assert_eq!(usd(999).rescaled(1), None);
     }
 
     #[test]

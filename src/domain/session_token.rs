@@ -24,6 +24,13 @@ impl SessionToken {
     }
 }
 
+/// 64 random bits as hex: tells apart things of one attempt (e.g. card setups of one page shown).
+pub fn nonce() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The stored form of a token, or `None` for a string that no token could be (so lookups of
 /// garbage never reach the database).
 pub fn hash_if_well_formed(token: &str) -> Option<String> {

@@ -1,12 +1,17 @@
 //! The sandbox gateway: checks card details like a real one and answers by test card number, but
 //! moves no money. Test cards: `4242424242424242` pays; `4000000000000002` is declined;
 //! `4000000000000341` pays at checkout and is declined on renewal. Any other valid card number pays.
+//! The sandbox has no 3-D Secure step and sends no webhooks.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::{CardInput, ChargeKind, ChargeOutcome, GatewayError, SavedCard};
+use super::{
+    CardInput, ChargeKind, ChargeOutcome, ChargeRequest, GatewayError, PaymentState, PaymentStatus,
+    SavedCard,
+};
 use crate::domain::money::Money;
 
 pub const CARD_PAYS: &str = "4242424242424242";
@@ -19,14 +24,42 @@ pub struct SandboxGateway {
     today: Option<(i32, u32)>,
     /// Every charge this process made, as a real gateway's dashboard would list them.
     ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+    /// Checkout payments started and not confirmed yet, by reference.
+    pending: Arc<Mutex<HashMap<String, PendingCharge>>>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingCharge {
+    card_ref: String,
+    customer_ref: String,
+    amount: Money,
+    kind: ChargeKind,
+    idempotency_key: String,
 }
 
 /// One sandbox charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub reference: String,
+    pub idempotency_key: String,
+    pub customer_ref: String,
     pub amount: Money,
     pub refunded: bool,
+    pub refunded_amount: i64,
+}
+
+impl LedgerEntry {
+    fn state(&self) -> PaymentState {
+        PaymentState {
+            reference: self.reference.clone(),
+            status: PaymentStatus::Succeeded,
+            amount: self.amount.clone(),
+            customer_ref: Some(self.customer_ref.clone()),
+            card_ref: None,
+            metadata: HashMap::from([("attempt_key".to_string(), self.idempotency_key.clone())]),
+            client_secret: None,
+        }
+    }
 }
 
 impl Default for SandboxGateway {
@@ -40,6 +73,7 @@ impl SandboxGateway {
         Self {
             today: None,
             ledger: Arc::default(),
+            pending: Arc::default(),
         }
     }
 
@@ -88,42 +122,139 @@ impl SandboxGateway {
         })
     }
 
-    pub fn charge(
-        &self,
-        card_reference: &str,
-        amount: &Money,
-        kind: ChargeKind,
-        idempotency_key: &str,
-    ) -> ChargeOutcome {
-        if kind == ChargeKind::Renewal && card_reference.starts_with("pm_sandbox_renewaldecline_") {
+    pub fn charge(&self, request: &ChargeRequest<'_>) -> ChargeOutcome {
+        if request.kind == ChargeKind::Renewal
+            && request.card_ref.starts_with("pm_sandbox_renewaldecline_")
+        {
             return ChargeOutcome::Declined {
                 reason: "card_declined".into(),
             };
         }
-        let reference = format!("ch_sandbox_{}", short_hash(idempotency_key));
+        let reference = format!("ch_sandbox_{}", short_hash(request.idempotency_key));
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
         // The same idempotency key is the same charge, never a second one.
         if !ledger.iter().any(|c| c.reference == reference) {
             ledger.push(LedgerEntry {
                 reference: reference.clone(),
-                amount: amount.clone(),
+                idempotency_key: request.idempotency_key.to_string(),
+                customer_ref: request.customer_ref.to_string(),
+                amount: request.amount.clone(),
                 refunded: false,
+                refunded_amount: 0,
             });
         }
         ChargeOutcome::Succeeded { reference }
     }
 
-    pub fn refund(&self, charge_reference: &str) -> Result<(), GatewayError> {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-        match ledger.iter_mut().find(|c| c.reference == charge_reference) {
-            Some(charge) => {
-                charge.refunded = true;
-                Ok(())
-            }
-            None => Err(GatewayError::Unavailable(format!(
-                "no charge {charge_reference}"
-            ))),
+    /// Records a payment to confirm later (its reference follows from the key, as a charge's).
+    pub fn start_charge(&self, request: &ChargeRequest<'_>) -> String {
+        let reference = format!("ch_sandbox_{}", short_hash(request.idempotency_key));
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .entry(reference.clone())
+            .or_insert_with(|| PendingCharge {
+                card_ref: request.card_ref.to_string(),
+                customer_ref: request.customer_ref.to_string(),
+                amount: request.amount.clone(),
+                kind: request.kind,
+                idempotency_key: request.idempotency_key.to_string(),
+            });
+        reference
+    }
+
+    pub fn confirm_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        if let Some(done) = self
+            .payment(reference)
+            .ok()
+            .filter(|p| p.status == PaymentStatus::Succeeded)
+        {
+            return Ok(ChargeOutcome::Succeeded {
+                reference: done.reference,
+            });
         }
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(reference)
+            .cloned();
+        let Some(p) = pending else {
+            return Err(GatewayError::Unavailable("no such sandbox payment".into()));
+        };
+        Ok(self.charge(&ChargeRequest {
+            customer_ref: &p.customer_ref,
+            card_ref: &p.card_ref,
+            amount: &p.amount,
+            kind: p.kind,
+            idempotency_key: &p.idempotency_key,
+            metadata: Vec::new(),
+        }))
+    }
+
+    /// A payment of this process, read back. The ledger lives in this process: after a restart
+    /// the sandbox knows nothing, which is safe because it never took real money.
+    pub fn payment(&self, reference: &str) -> Result<PaymentState, GatewayError> {
+        if let Some(charge) = self
+            .ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.reference == reference)
+        {
+            return Ok(charge.state());
+        }
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get(reference) {
+            // Started, not confirmed: the sandbox's "requires_confirmation".
+            Some(p) => Ok(PaymentState {
+                status: PaymentStatus::RequiresAction,
+                ..LedgerEntry {
+                    reference: reference.to_string(),
+                    idempotency_key: p.idempotency_key.clone(),
+                    customer_ref: p.customer_ref.clone(),
+                    amount: p.amount.clone(),
+                    refunded: false,
+                    refunded_amount: 0,
+                }
+                .state()
+            }),
+            // Started by a process that has stopped since: the sandbox took no money for it.
+            None => Ok(PaymentState {
+                reference: reference.to_string(),
+                status: PaymentStatus::Failed,
+                amount: Money {
+                    amount: 0,
+                    currency: "USD".into(),
+                    divisor: 100,
+                },
+                customer_ref: None,
+                card_ref: None,
+                metadata: HashMap::new(),
+                client_secret: None,
+            }),
+        }
+    }
+
+    /// Gives back `amount` of a sandbox charge. A charge made by another process (the CLI refunds
+    /// what `serve` charged) is not in this ledger; any sandbox reference is accepted, since no
+    /// real money moved.
+    pub fn refund(&self, charge_reference: &str, amount: &Money) -> Result<(), GatewayError> {
+        if !charge_reference.starts_with("ch_sandbox_") {
+            return Err(GatewayError::Unavailable(
+                "not a sandbox charge".to_string(),
+            ));
+        }
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(charge) = ledger.iter_mut().find(|c| c.reference == charge_reference) {
+            if charge.refunded_amount + amount.amount > charge.amount.amount {
+                return Err(GatewayError::Unavailable(
+                    "refund larger than the charge".into(),
+                ));
+            }
+            charge.refunded_amount += amount.amount;
+            charge.refunded = true;
+        }
+        Ok(())
     }
 
     fn check_expiry(&self, expiry: &str) -> Result<(), GatewayError> {
@@ -229,11 +360,11 @@ mod tests {
             divisor: 100,
         };
         assert!(matches!(
-            g.charge(&late.reference, &usd, ChargeKind::Checkout, "k"),
+            g.charge(&request(&late.reference, &usd, ChargeKind::Checkout, "k")),
             ChargeOutcome::Succeeded { .. }
         ));
         assert!(matches!(
-            g.charge(&late.reference, &usd, ChargeKind::Renewal, "k2"),
+            g.charge(&request(&late.reference, &usd, ChargeKind::Renewal, "k2")),
             ChargeOutcome::Declined { .. }
         ));
     }
@@ -270,9 +401,84 @@ mod tests {
             currency: "USD".into(),
             divisor: 100,
         };
+        let first = g.charge(&request(
+            "pm_sandbox_ok_1",
+            &usd,
+            ChargeKind::Checkout,
+            "checkout-1-1",
+        ));
         assert_eq!(
-            g.charge("pm_sandbox_ok_1", &usd, ChargeKind::Checkout, "checkout-1"),
-            g.charge("pm_sandbox_ok_1", &usd, ChargeKind::Checkout, "checkout-1")
+            first,
+            g.charge(&request(
+                "pm_sandbox_ok_1",
+                &usd,
+                ChargeKind::Checkout,
+                "checkout-1-1"
+            ))
         );
+        let second = g.charge(&request(
+            "pm_sandbox_ok_1",
+            &usd,
+            ChargeKind::Checkout,
+            "checkout-1-2",
+        ));
+        assert_ne!(first, second, "a new attempt is a new charge");
+        assert_eq!(g.ledger().len(), 2);
+        let ChargeOutcome::Succeeded { reference } = first else {
+            panic!("paid")
+        };
+        assert!(g
+            .payment(&reference)
+            .unwrap()
+            .is_ours("cus_1", &usd, "checkout-1-1"));
+    }
+
+    #[test]
+    fn a_started_charge_takes_money_only_when_confirmed() {
+        let g = gateway();
+        let usd = Money {
+            amount: 500,
+            currency: "USD".into(),
+            divisor: 100,
+        };
+        let reference = g.start_charge(&request(
+            "pm_sandbox_ok_1",
+            &usd,
+            ChargeKind::Checkout,
+            "checkout-7-1",
+        ));
+        assert!(g.ledger().is_empty());
+        assert_eq!(
+            g.payment(&reference).unwrap().status,
+            PaymentStatus::RequiresAction
+        );
+        assert_eq!(
+            g.confirm_charge(&reference).unwrap(),
+            ChargeOutcome::Succeeded {
+                reference: reference.clone()
+            }
+        );
+        g.confirm_charge(&reference).unwrap();
+        assert_eq!(g.ledger().len(), 1, "confirming twice charges once");
+        assert_eq!(
+            g.payment(&reference).unwrap().status,
+            PaymentStatus::Succeeded
+        );
+    }
+
+    fn request<'a>(
+        card: &'a str,
+        amount: &'a Money,
+        kind: ChargeKind,
+        key: &'a str,
+    ) -> ChargeRequest<'a> {
+        ChargeRequest {
+            customer_ref: "cus_1",
+            card_ref: card,
+            amount,
+            kind,
+            idempotency_key: key,
+            metadata: Vec::new(),
+        }
     }
 }

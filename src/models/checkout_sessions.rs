@@ -30,6 +30,18 @@ pub struct CheckoutSession {
     pub expires_at: NaiveDateTime,
     pub completed_at: Option<NaiveDateTime>,
     pub claimed_at: Option<NaiveDateTime>,
+    /// Payment attempts so far; the attempt in progress is this number.
+    pub payment_attempts: i32,
+    /// The gateway's payment of the attempt in progress while the shopper authenticates it.
+    pub gateway_payment_ref: Option<String>,
+}
+
+impl CheckoutSession {
+    /// The charge key of the attempt in progress: a new attempt is a new charge at the gateway,
+    /// the same attempt repeated (after a crash, say) is the same charge.
+    pub fn charge_key(&self) -> String {
+        format!("checkout-{}-{}", self.id, self.payment_attempts)
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -65,13 +77,18 @@ pub fn find_by_token_hash(
         .optional()
 }
 
-/// Moves an open, unexpired session to `processing`. Only one caller can win, so the same link
-/// can never pay twice, however many submissions race.
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<CheckoutSession>> {
+    checkout_sessions::table.find(id).first(conn).optional()
+}
+
+/// Moves an open, unexpired session to `processing` as a new payment attempt. Only one caller can
+/// win, so the same link can never pay twice, however many submissions race. Returns the number
+/// of the attempt won.
 pub fn claim_for_payment(
     conn: &mut AnyConnection,
     id: i64,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<i32>> {
     let updated = diesel::update(
         checkout_sessions::table
             .find(id)
@@ -81,45 +98,87 @@ pub fn claim_for_payment(
     .set((
         checkout_sessions::status.eq(PROCESSING),
         checkout_sessions::claimed_at.eq(now),
+        checkout_sessions::payment_attempts.eq(checkout_sessions::payment_attempts + 1),
+        checkout_sessions::gateway_payment_ref.eq(None::<String>),
     ))
     .execute(conn)?;
-    Ok(updated == 1)
+    if updated != 1 {
+        return Ok(None);
+    }
+    checkout_sessions::table
+        .find(id)
+        .select(checkout_sessions::payment_attempts)
+        .first(conn)
+        .map(Some)
 }
 
 /// Gives a claimed session back (the payment attempt took no money), so the link stays usable.
-pub fn release_claim(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
+/// Only the attempt that claimed it can give it back.
+pub fn release_claim(conn: &mut AnyConnection, id: i64, attempt: i32) -> QueryResult<usize> {
     diesel::update(
         checkout_sessions::table
             .find(id)
-            .filter(checkout_sessions::status.eq(PROCESSING)),
+            .filter(checkout_sessions::status.eq(PROCESSING))
+            .filter(checkout_sessions::payment_attempts.eq(attempt)),
     )
-    .set(checkout_sessions::status.eq(OPEN))
+    .set((
+        checkout_sessions::status.eq(OPEN),
+        checkout_sessions::gateway_payment_ref.eq(None::<String>),
+    ))
     .execute(conn)
 }
 
-pub fn mark_completed(
+/// Remembers the gateway's payment while the shopper authenticates it (3-D Secure).
+pub fn set_gateway_payment_ref(
     conn: &mut AnyConnection,
     id: i64,
-    subscription_id: i64,
-    now: NaiveDateTime,
+    attempt: i32,
+    reference: &str,
 ) -> QueryResult<usize> {
-    diesel::update(checkout_sessions::table.find(id))
-        .set((
-            checkout_sessions::status.eq(COMPLETED),
-            checkout_sessions::subscription_id.eq(subscription_id),
-            checkout_sessions::completed_at.eq(now),
-        ))
-        .execute(conn)
+    diesel::update(
+        checkout_sessions::table
+            .find(id)
+            .filter(checkout_sessions::status.eq(PROCESSING))
+            .filter(checkout_sessions::payment_attempts.eq(attempt)),
+    )
+    .set(checkout_sessions::gateway_payment_ref.eq(reference))
+    .execute(conn)
 }
 
-/// Claims older than `before` (their process died mid-payment): (session id, promo code id).
+/// Completes the attempt `attempt` of a claimed session. Returns false, changing nothing, when
+/// that attempt no longer holds the link (another path completed or released it).
+pub fn complete_claim(
+    conn: &mut AnyConnection,
+    id: i64,
+    attempt: i32,
+    subscription_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        checkout_sessions::table
+            .find(id)
+            .filter(checkout_sessions::status.eq(PROCESSING))
+            .filter(checkout_sessions::payment_attempts.eq(attempt)),
+    )
+    .set((
+        checkout_sessions::status.eq(COMPLETED),
+        checkout_sessions::subscription_id.eq(subscription_id),
+        checkout_sessions::completed_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Claims older than `before`: payment attempts whose shopper or process went away mid-payment.
 pub fn list_stale_claims(
     conn: &mut AnyConnection,
     before: NaiveDateTime,
-) -> QueryResult<Vec<(i64, Option<i64>)>> {
+    limit: i64,
+) -> QueryResult<Vec<CheckoutSession>> {
     checkout_sessions::table
         .filter(checkout_sessions::status.eq(PROCESSING))
         .filter(checkout_sessions::claimed_at.lt(before))
-        .select((checkout_sessions::id, checkout_sessions::promo_code_id))
+        .order(checkout_sessions::claimed_at.asc())
+        .limit(limit)
         .load(conn)
 }

@@ -18,6 +18,8 @@ pub struct Customer {
     pub card_last4: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The gateway's own customer (Stripe: `cus_…`), created once per user and reused.
+    pub gateway_customer_ref: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
@@ -36,6 +38,53 @@ pub fn find_by_user_id(conn: &mut AnyConnection, user_id: &str) -> QueryResult<O
         .filter(customers::user_id.eq(user_id))
         .first(conn)
         .optional()
+}
+
+/// The customer of `user_id`, created with its contact details if there is none yet (an existing
+/// row, its card and gateway customer are left as they are).
+pub fn ensure(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    email: &str,
+    full_name: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<Customer> {
+    crate::on_backend!(conn, |c| {
+        diesel::insert_into(customers::table)
+            .values((
+                customers::user_id.eq(user_id),
+                customers::email.eq(email),
+                customers::full_name.eq(full_name),
+                customers::created_at.eq(now),
+                customers::updated_at.eq(now),
+            ))
+            .on_conflict(customers::user_id)
+            .do_nothing()
+            .execute(c)
+    })?;
+    customers::table
+        .filter(customers::user_id.eq(user_id))
+        .first(conn)
+}
+
+/// Records the gateway's customer, unless another request recorded one first; returns the one kept.
+pub fn set_gateway_customer_ref(
+    conn: &mut AnyConnection,
+    id: i64,
+    reference: &str,
+) -> QueryResult<String> {
+    diesel::update(
+        customers::table
+            .find(id)
+            .filter(customers::gateway_customer_ref.is_null()),
+    )
+    .set(customers::gateway_customer_ref.eq(reference))
+    .execute(conn)?;
+    customers::table
+        .find(id)
+        .select(customers::gateway_customer_ref)
+        .first::<Option<String>>(conn)
+        .map(|r| r.unwrap_or_else(|| reference.to_string()))
 }
 
 /// Creates the customer of `user_id` or updates its contact and payment method.

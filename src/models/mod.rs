@@ -4,6 +4,7 @@
 
 pub mod checkout_sessions;
 pub mod customers;
+pub mod gateway_events;
 pub mod outbox;
 pub mod payments;
 pub mod plans;

@@ -10,6 +10,8 @@ use crate::schema::payments;
 
 pub const SUCCEEDED: &str = "succeeded";
 pub const DECLINED: &str = "declined";
+/// `failure_reason` of a renewal the bank wants the card holder to authenticate (3-D Secure).
+pub const AUTHENTICATION_REQUIRED: &str = "authentication_required";
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Payment {
@@ -27,6 +29,12 @@ pub struct Payment {
     pub gateway_reference: Option<String>,
     pub failure_reason: Option<String>,
     pub created_at: NaiveDateTime,
+    /// How much of `amount` was given back, in the same units.
+    pub refunded_amount: i64,
+    pub refunded_at: Option<NaiveDateTime>,
+    /// Set when the card holder disputed the charge with their bank.
+    pub disputed_at: Option<NaiveDateTime>,
+    pub dispute_reason: Option<String>,
 }
 
 impl Payment {
@@ -61,6 +69,102 @@ pub fn insert(conn: &mut AnyConnection, new: &NewPayment) -> QueryResult<usize> 
     diesel::insert_into(payments::table)
         .values(new)
         .execute(conn)
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Payment>> {
+    payments::table.find(id).first(conn).optional()
+}
+
+/// The payment the gateway knows as `reference` (a charge, or a payment awaiting authentication).
+pub fn find_by_reference(
+    conn: &mut AnyConnection,
+    reference: &str,
+) -> QueryResult<Option<Payment>> {
+    payments::table
+        .filter(payments::gateway_reference.eq(reference))
+        .order(payments::id.desc())
+        .first(conn)
+        .optional()
+}
+
+/// Payments newest first, optionally of one user only (support staff, the CLI).
+pub fn list(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(Payment, String)>> {
+    use crate::schema::customers;
+    let mut query = payments::table
+        .inner_join(customers::table)
+        .select((payments::all_columns, customers::user_id))
+        .order(payments::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(customers::user_id.eq(user_id.to_string()));
+    }
+    query.load(conn)
+}
+
+/// Records that `refunded_total` of a payment has been given back, if that is more than known
+/// so far (refund events may arrive twice or out of order). Returns whether anything changed.
+pub fn record_refund(
+    conn: &mut AnyConnection,
+    id: i64,
+    refunded_total: i64,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        payments::table
+            .find(id)
+            .filter(payments::refunded_amount.lt(refunded_total))
+            .filter(payments::amount.ge(refunded_total)),
+    )
+    .set((
+        payments::refunded_amount.eq(refunded_total),
+        payments::refunded_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Records a dispute (chargeback) opened by the card holder's bank.
+pub fn record_dispute(
+    conn: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        payments::table
+            .find(id)
+            .filter(payments::disputed_at.is_null()),
+    )
+    .set((
+        payments::disputed_at.eq(now),
+        payments::dispute_reason.eq(reason),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// The latest payment of `subscription_id` since `since` that waits for the card holder to
+/// authenticate it: its gateway reference.
+pub fn find_awaiting_authentication(
+    conn: &mut AnyConnection,
+    subscription_id: i64,
+    since: NaiveDateTime,
+) -> QueryResult<Option<String>> {
+    payments::table
+        .filter(payments::subscription_id.eq(subscription_id))
+        .filter(payments::failure_reason.eq(AUTHENTICATION_REQUIRED))
+        .filter(payments::created_at.ge(since))
+        .filter(payments::gateway_reference.is_not_null())
+        .order(payments::id.desc())
+        .select(payments::gateway_reference)
+        .first::<Option<String>>(conn)
+        .optional()
+        .map(Option::flatten)
 }
 
 pub fn list_for_customer(conn: &mut AnyConnection, customer_id: i64) -> QueryResult<Vec<Payment>> {

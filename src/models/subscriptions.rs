@@ -187,6 +187,26 @@ pub fn update(
         .execute(conn)
 }
 
+/// Makes a past-due, live subscription due for the worker now (a retry it need not wait for).
+pub fn make_due_if_past_due(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::past_due_since.is_not_null())
+            .filter(subscriptions::deactivated_at.is_null())
+            .filter(subscriptions::canceled_at.is_null()),
+    )
+    .set((
+        subscriptions::next_action_at.eq(now),
+        subscriptions::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
 /// Applies changes only while `owner` still holds the lease and the subscription is still at
 /// `periods_paid`: a worker whose lease ran out can never apply a renewal twice.
 pub fn update_if_held(

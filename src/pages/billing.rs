@@ -1,15 +1,22 @@
-//! `GET /billing/{token}` (the billing portal) and `POST /billing/{token}/cancel`.
+//! `GET /billing/{token}` (the billing portal) and its forms: `POST /billing/{token}/cancel`,
+//! `/resume`, `/card` (replace the card) and `/confirm-payment` (after the bank's 3-D Secure).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{date, error_page, escape, expired_page, layout, not_found_page, respond};
+use super::{
+    card_form_parts, date, error_page, escape, expired_page, gateway_scripts, layout,
+    not_found_page, respond_allowing,
+};
 use crate::domain::locale::Texts;
+use crate::gateway::CardEntry;
 use crate::models::payments;
 use crate::models::subscriptions::Status;
 use crate::services::naive;
-use crate::services::portal::{self, PortalAction, PortalError, PortalSubscription, PortalView};
+use crate::services::portal::{
+    self, PortalAction, PortalBrowser, PortalError, PortalSubscription, PortalView,
+};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -17,11 +24,53 @@ pub struct SubscriptionForm {
     subscription_id: i64,
 }
 
+#[derive(Deserialize)]
+pub struct PaymentForm {
+    payment_id: i64,
+}
+
 pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match portal::view(&state, &token).await {
-        Ok(view) => respond(StatusCode::OK, render(&view, &state, &token, None)),
+        Ok(view) => page(&state, &view, &token, StatusCode::OK, None).await,
         Err(e) => error_response(&state, e),
     }
+}
+
+/// The portal page, with what the gateway needs in the browser (card field, 3-D Secure).
+async fn page(
+    state: &AppState,
+    view: &PortalView,
+    token: &str,
+    status: StatusCode,
+    notice: Option<Result<&str, &str>>,
+) -> HttpResponse {
+    let browser = portal::browser_steps(state, view).await;
+    let uses_gateway_js = browser.confirm_payment.is_some()
+        || matches!(browser.card_entry, Some(CardEntry::StripeElement { .. }));
+    let origins = if uses_gateway_js {
+        state.gateway.page_origins()
+    } else {
+        Vec::new()
+    };
+    respond_allowing(
+        status,
+        render(view, &browser, state, token, notice),
+        &origins,
+    )
+}
+
+pub async fn confirm_payment(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<PaymentForm>,
+) -> HttpResponse {
+    act(
+        &state,
+        &token,
+        PortalAction::ConfirmPayment(form.payment_id),
+        |t| (t.payment_confirmed, t.declined),
+    )
+    .await
 }
 
 pub async fn cancel(
@@ -57,7 +106,7 @@ pub async fn replace_card(
     token: web::Path<String>,
     form: web::Form<super::checkout::CardForm>,
 ) -> HttpResponse {
-    let card = form.into_inner().into_card();
+    let card = form.into_inner().into_submission();
     act(&state, &token, PortalAction::ReplaceCard(card), |t| {
         (t.card_replaced, t.invalid_card)
     })
@@ -75,14 +124,14 @@ async fn act(
         Ok((view, result)) => {
             let (ok, failed) = messages(view.lang.texts());
             match result {
-                Ok(()) => respond(StatusCode::OK, render(&view, state, token, Some(Ok(ok)))),
+                Ok(()) => page(state, &view, token, StatusCode::OK, Some(Ok(ok))).await,
                 Err(e) => {
                     let message = if e.code == "card_declined" {
                         view.lang.texts().declined
                     } else {
                         failed
                     };
-                    respond(e.status, render(&view, state, token, Some(Err(message))))
+                    page(state, &view, token, e.status, Some(Err(message))).await
                 }
             }
         }
@@ -101,6 +150,7 @@ fn error_response(state: &AppState, error: PortalError) -> HttpResponse {
 
 fn render(
     view: &PortalView,
+    browser: &PortalBrowser,
     state: &AppState,
     token: &str,
     notice: Option<Result<&str, &str>>,
@@ -206,34 +256,67 @@ fn render(
     if subs.is_empty() {
         subs = format!("<p>{}</p>", escape(t.no_subscriptions));
     }
-    let card = view
-        .customer
-        .as_ref()
-        .and_then(|c| {
+    let mut scripts = String::new();
+    let card = match (
+        view.customer.as_ref().and_then(|c| {
             Some(format!(
                 "{} •••• {}",
-                c.card_brand.as_deref()?,
-                c.card_last4.as_deref()?
+                c.card_brand.as_deref().filter(|b| !b.is_empty())?,
+                c.card_last4.as_deref().filter(|l| !l.is_empty())?
             ))
-        })
-        .map(|c| {
+        }),
+        &browser.card_entry,
+    ) {
+        (Some(current), Some(entry)) => {
+            let (form_data, fields) = card_form_parts(entry, t);
+            if let CardEntry::StripeElement { js_url, .. } = entry {
+                scripts = gateway_scripts(js_url);
+            }
             format!(
                 "<div class=\"card\"><h2>{}</h2><p>{}</p><details><summary>{}</summary>\
-                 <form method=\"post\" action=\"/billing/{}/card\">{}<button type=\"submit\">{}</button></form></details></div>",
+                 <form method=\"post\" action=\"/billing/{}/card\"{form_data}>{fields}<button type=\"submit\">{}</button></form></details></div>",
                 escape(t.payment_method),
-                escape(&c),
+                escape(&current),
                 escape(t.replace_card),
                 escape(token),
-                super::checkout::card_fields(t),
                 escape(t.save_card)
             )
-        })
-        .unwrap_or_default();
+        }
+        (Some(current), None) => format!(
+            "<div class=\"card\"><h2>{}</h2><p>{}</p></div>",
+            escape(t.payment_method),
+            escape(&current)
+        ),
+        (None, _) => String::new(),
+    };
+    let confirm = match &browser.confirm_payment {
+        Some((payment_id, step)) => {
+            scripts = gateway_scripts(&step.js_url);
+            format!(
+                "<div class=\"notice error\" role=\"alert\"><p>{}</p>\
+                 <form method=\"post\" action=\"/billing/{}/confirm-payment\" data-stripe-key=\"{}\" data-stripe-payment=\"{}\">\
+                 <input type=\"hidden\" name=\"payment_id\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
+                escape(t.confirm_payment_needed),
+                escape(token),
+                escape(&step.publishable_key),
+                escape(&step.client_secret),
+                payment_id,
+                escape(t.confirm_payment)
+            )
+        }
+        None => String::new(),
+    };
     let rows: String = view
         .payments
         .iter()
         .map(|p| {
-            let status = if p.status == payments::SUCCEEDED {
+            let status = if p.disputed_at.is_some() {
+                t.disputed
+            } else if p.refunded_amount > 0 && p.refunded_amount >= p.amount {
+                t.refunded
+            } else if p.refunded_amount > 0 {
+                t.partially_refunded
+            } else if p.status == payments::SUCCEEDED {
                 t.paid
             } else {
                 t.payment_declined
@@ -257,7 +340,7 @@ fn render(
         )
     };
     let body = format!(
-        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p></div>{notice}\
+        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p></div>{notice}{confirm}\
          <div class=\"card\">{subs}</div>{card}<div class=\"card\"><h2>{payments_title}</h2>{payments}</div>\
          <p><a href=\"{back}\">{back_label}</a></p>",
         title = escape(t.portal_title),
@@ -271,7 +354,7 @@ fn render(
         lang,
         t.portal_title,
         state.gateway.is_test_mode(),
-        "",
+        &scripts,
         &body,
     )
 }

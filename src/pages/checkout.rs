@@ -1,4 +1,5 @@
-//! `GET /checkout/{token}` (the hosted checkout page), `POST /checkout/{token}` (pay) and
+//! `GET /checkout/{token}` (the hosted checkout page), `POST /checkout/{token}` (pay),
+//! `POST /checkout/{token}/confirm` (after the bank's 3-D Secure step) and
 //! `GET /checkout/{token}/activation` (where a paid shopper waits for Treefort).
 
 use actix_web::http::StatusCode;
@@ -6,11 +7,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{
-    date, error_page, escape, expired_page, layout, message_page, not_found_page, notice, respond,
-    see_other,
+    card_form_parts, date, error_page, escape, expired_page, gateway_scripts, layout, message_page,
+    not_found_page, notice, respond, respond_allowing, see_other,
 };
 use crate::domain::locale::Lang;
-use crate::gateway::CardInput;
+use crate::gateway::{BrowserAuthentication, CardEntry, CardInput, CardSubmission};
 use crate::services::checkout::{
     self, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
 };
@@ -25,22 +26,59 @@ pub struct CardForm {
     card_expiry: String,
     #[serde(default)]
     card_cvc: String,
+    /// Stripe: the SetupIntent the browser confirmed (the card itself never comes here).
+    #[serde(default)]
+    setup_intent: String,
 }
 
 pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match checkout::view(&state, &token).await {
-        Ok(view) => respond(StatusCode::OK, render(&view, &state, None)),
-        Err(e) => error_response(&state, &token, e),
+        Ok(view) => checkout_page(&state, &view, StatusCode::OK, None).await,
+        Err(e) => error_response(&state, &token, e).await,
     }
 }
 
 impl CardForm {
-    pub fn into_card(self) -> CardInput {
-        CardInput {
-            number: self.card_number,
-            expiry: self.card_expiry,
-            cvc: self.card_cvc,
+    /// What the browser submitted: the id of a card setup confirmed with the gateway, or our
+    /// own card fields (the sandbox's).
+    pub fn into_submission(self) -> CardSubmission {
+        let setup = self.setup_intent.trim();
+        if setup.is_empty() {
+            CardSubmission::Fields(CardInput {
+                number: self.card_number,
+                expiry: self.card_expiry,
+                cvc: self.card_cvc,
+            })
+        } else {
+            CardSubmission::Setup(setup.to_string())
         }
+    }
+}
+
+/// The checkout page with the card entry the gateway asks for (a fresh Stripe SetupIntent).
+async fn checkout_page(
+    state: &AppState,
+    view: &CheckoutView,
+    status: StatusCode,
+    error: Option<&str>,
+) -> HttpResponse {
+    if view.switch.is_some() {
+        return respond(status, render(view, state, &CardEntry::Fields, error));
+    }
+    match checkout::card_entry(state, view).await {
+        Ok(entry) => respond_allowing(
+            status,
+            render(view, state, &entry, error),
+            &origins_for(state, &entry),
+        ),
+        Err(e) => error_page(view.lang, state.gateway.is_test_mode(), &e),
+    }
+}
+
+fn origins_for(state: &AppState, entry: &CardEntry) -> Vec<String> {
+    match entry {
+        CardEntry::Fields => Vec::new(),
+        CardEntry::StripeElement { .. } => state.gateway.page_origins(),
     }
 }
 
@@ -64,23 +102,33 @@ pub async fn pay(
     token: web::Path<String>,
     form: web::Form<CardForm>,
 ) -> HttpResponse {
-    let card = form.into_inner().into_card();
+    let card = form.into_inner().into_submission();
     match checkout::pay(&state, &token, card).await {
         Ok(outcome) => outcome_response(&state, &token, outcome),
-        Err(e) => error_response(&state, &token, e),
+        Err(e) => error_response(&state, &token, e).await,
+    }
+}
+
+/// After the browser's 3-D Secure step: the server reads the payment back from the gateway.
+pub async fn confirm(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    match checkout::confirm(&state, &token).await {
+        Ok(outcome) => outcome_response(&state, &token, outcome),
+        Err(e) => error_response(&state, &token, e).await,
     }
 }
 
 pub async fn activation(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match checkout::activation(&state, &token).await {
         Ok(outcome) => outcome_response(&state, &token, outcome),
-        Err(e) => error_response(&state, &token, e),
+        Err(e) => error_response(&state, &token, e).await,
     }
 }
 
 fn outcome_response(state: &AppState, token: &str, outcome: PayOutcome) -> HttpResponse {
     match outcome {
         PayOutcome::Redirect(url) => see_other(&url),
+        PayOutcome::BackToCheckout => see_other(&format!("/checkout/{}", escape(token))),
+        PayOutcome::Authenticate(lang, step) => authenticate_page(state, token, lang, &step),
         PayOutcome::Activating(lang) => {
             let t = lang.texts();
             // Reload until Treefort has the subscription; the activation route then redirects.
@@ -107,7 +155,39 @@ fn outcome_response(state: &AppState, token: &str, outcome: PayOutcome) -> HttpR
     }
 }
 
-fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpResponse {
+/// "Confirm your payment": runs Stripe.js's 3-D Secure step at once, then posts to `confirm`.
+fn authenticate_page(
+    state: &AppState,
+    token: &str,
+    lang: Lang,
+    step: &BrowserAuthentication,
+) -> HttpResponse {
+    let t = lang.texts();
+    let body = format!(
+        "<div class=\"card\"><h1>{title}</h1><p>{text}</p>\
+         <form method=\"post\" action=\"/checkout/{token}/confirm\" data-stripe-key=\"{key}\" data-stripe-payment=\"{secret}\" data-auto=\"yes\">\
+         <button type=\"submit\">{button}</button></form></div>",
+        title = escape(t.authenticate_title),
+        text = escape(t.authenticate_body),
+        token = escape(token),
+        key = escape(&step.publishable_key),
+        secret = escape(&step.client_secret),
+        button = escape(t.confirm_payment),
+    );
+    respond_allowing(
+        StatusCode::OK,
+        layout(
+            lang,
+            t.authenticate_title,
+            state.gateway.is_test_mode(),
+            &gateway_scripts(&step.js_url),
+            &body,
+        ),
+        &state.gateway.page_origins(),
+    )
+}
+
+async fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpResponse {
     let test_mode = state.gateway.is_test_mode();
     match error {
         CheckoutError::NotFound => not_found_page(test_mode),
@@ -136,12 +216,12 @@ fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpR
                 RetryReason::AlreadySubscribed => (StatusCode::CONFLICT, t.already_subscribed),
                 RetryReason::GatewayFailed => (StatusCode::BAD_GATEWAY, t.error_body),
             };
-            respond(status, render(&view, state, Some(message)))
+            checkout_page(state, &view, status, Some(message)).await
         }
     }
 }
 
-fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String {
+fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Option<&str>) -> String {
     if let Some(switch) = &view.switch {
         return render_switch(view, switch, state, error);
     }
@@ -212,6 +292,11 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
     } else {
         String::new()
     };
+    let (form_data, fields) = card_form_parts(entry, t);
+    let scripts = match entry {
+        CardEntry::StripeElement { js_url, .. } => gateway_scripts(js_url),
+        CardEntry::Fields => String::new(),
+    };
     let button = if view.trial_ends_at.is_some() {
         t.start_trial
     } else {
@@ -219,18 +304,17 @@ fn render(view: &CheckoutView, state: &AppState, error: Option<&str>) -> String 
     };
     let body = format!(
         "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p>{summary}</div>\
-         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\">{fields}\
+         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\"{form_data}>{fields}\
          <button type=\"submit\">{button}</button>{sandbox_hint}</form>\
          <p><a href=\"{cancel}\">{back}</a></p>",
         title = escape(&title),
         account = escape(t.account),
         email = escape(&view.session.user_email),
-        fields = card_fields(t),
         button = escape(button),
         cancel = escape(&view.session.cancel_url),
         back = escape(t.back_to_app),
     );
-    layout(lang, &title, state.gateway.is_test_mode(), "", &body)
+    layout(lang, &title, state.gateway.is_test_mode(), &scripts, &body)
 }
 
 /// The page of a plan switch: what changes and when; nothing to pay today, so no card form.

@@ -39,7 +39,9 @@ input{width:100%;box-sizing:border-box;font-size:1rem;padding:.65rem;border:1px 
 button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;font-weight:600;border:0;border-radius:8px;background:#2f5bea;color:#fff;cursor:pointer}\
 button.secondary{background:#fff;color:#a02020;border:1px solid #a02020;width:auto;padding:.5rem .9rem;margin-top:.6rem}\
 table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.4rem .2rem;border-bottom:1px solid #eceef2;font-size:.95rem}\
-a{color:#2f5bea}dl{margin:.4rem 0}dt{font-weight:600}dd{margin:0 0 .4rem}";
+a{color:#2f5bea}dl{margin:.4rem 0}dt{font-weight:600}dd{margin:0 0 .4rem}\
+.card-element{padding:.65rem;border:1px solid #c9ced8;border-radius:8px;background:#fff}.card-element input{width:auto;border:0;padding:.2rem}\
+button:disabled{opacity:.6;cursor:wait}";
 
 /// A whole page. `extra_head` is trusted markup (e.g. a meta refresh built from escaped parts).
 pub fn layout(lang: Lang, title: &str, test_mode: bool, extra_head: &str, body: &str) -> String {
@@ -63,16 +65,75 @@ pub fn layout(lang: Lang, title: &str, test_mode: bool, extra_head: &str, body: 
 
 /// Sends a page with the headers every token-bearing page needs.
 pub fn respond(status: StatusCode, html: String) -> HttpResponse {
+    respond_allowing(status, html, &[])
+}
+
+/// `respond`, for a page that runs the payment gateway's script: scripts from this origin (our
+/// card.js) and from `origins`, which may also be framed and called (Stripe.js, 3-D Secure).
+pub fn respond_allowing(status: StatusCode, html: String, origins: &[String]) -> HttpResponse {
+    let csp = if origins.is_empty() {
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+            .to_string()
+    } else {
+        let o = origins.join(" ");
+        format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' {o}; frame-src {o}; \
+             connect-src {o}; img-src {o}; frame-ancestors 'none'; base-uri 'none'"
+        )
+    };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .body(html)
+}
+
+/// Our card script (Stripe.js card entry and 3-D Secure), served at `/assets/card.js`.
+pub const CARD_JS: &str = include_str!("card.js");
+
+pub async fn card_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(CARD_JS)
+}
+
+/// The scripts a page with the gateway's own card field or 3-D Secure step loads.
+pub fn gateway_scripts(js_url: &str) -> String {
+    format!(
+        "<script src=\"{}\"></script><script src=\"/assets/card.js\" defer></script>",
+        escape(js_url)
+    )
+}
+
+/// A card form's inputs, as the gateway asks for them: our own fields (the sandbox), or the
+/// gateway's card field with the setup it confirms (Stripe). `data` is extra markup for the form
+/// element itself, `fields` the markup inside it.
+pub fn card_form_parts(entry: &crate::gateway::CardEntry, t: &Texts) -> (String, String) {
+    match entry {
+        crate::gateway::CardEntry::Fields => (String::new(), checkout::card_fields(t)),
+        crate::gateway::CardEntry::StripeElement {
+            publishable_key,
+            client_secret,
+            ..
+        } => (
+            format!(
+                " data-stripe-key=\"{}\" data-stripe-setup=\"{}\" data-error-text=\"{}\"",
+                escape(publishable_key),
+                escape(client_secret),
+                escape(t.invalid_card)
+            ),
+            format!(
+                "<label for=\"card-element\">{}</label><div id=\"card-element\" class=\"card-element\" data-card-element></div>\
+                 <input type=\"hidden\" name=\"setup_intent\" value=\"\">\
+                 <div class=\"notice error\" role=\"alert\" data-card-error hidden></div>",
+                escape(t.card)
+            ),
+        ),
+    }
 }
 
 /// 303 to `location` (after a form POST, the browser follows with GET).

@@ -4,7 +4,9 @@
 
 pub mod cancel;
 pub mod checkout;
+pub mod gateway_events;
 pub mod outbox;
+pub mod payments;
 pub mod plans;
 pub mod portal;
 pub mod promo;

@@ -8,6 +8,7 @@ use crate::domain::locale::Lang;
 use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
+use crate::gateway::{BrowserAuthentication, CardEntry, CardSubmission, PaymentStatus, Purpose};
 use crate::metrics::label;
 use crate::models::customers::{self, Customer};
 use crate::models::payments::{self, Payment};
@@ -144,11 +145,82 @@ pub async fn view(state: &AppState, token: &str) -> Result<PortalView, PortalErr
     .map_err(|e| PortalError::Failed(Lang::En, e))?
 }
 
+/// What the portal page needs from the gateway: how to enter a new card, and a payment the
+/// card holder must authenticate (3-D Secure) if a renewal is waiting for that.
+#[derive(Debug, Default)]
+pub struct PortalBrowser {
+    pub card_entry: Option<CardEntry>,
+    /// (our payment id, what Stripe.js needs to authenticate it)
+    pub confirm_payment: Option<(i64, BrowserAuthentication)>,
+}
+
+pub async fn browser_steps(state: &AppState, view: &PortalView) -> PortalBrowser {
+    let mut steps = PortalBrowser::default();
+    let Some(customer) = &view.customer else {
+        return steps;
+    };
+    let purpose = Purpose::Portal {
+        user_id: customer.user_id.clone(),
+    };
+    let key = format!(
+        "portal-{}-{}",
+        customer.id,
+        crate::domain::session_token::nonce().unwrap_or_default()
+    );
+    let entry = match state
+        .gateway
+        .ensure_customer(
+            customer.gateway_customer_ref.as_deref(),
+            customer.id,
+            &customer.email,
+            customer.full_name.as_deref(),
+        )
+        .await
+    {
+        Ok(customer_ref) => {
+            state
+                .gateway
+                .card_entry(&customer_ref, &purpose, &key)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match entry {
+        Ok(entry) => steps.card_entry = Some(entry),
+        Err(e) => tracing::warn!(error = %e, "the portal cannot offer a card change now"),
+    }
+    if let Some(payment) = awaiting_authentication(view) {
+        if let Some(reference) = &payment.gateway_reference {
+            if let Ok(Some(step)) = state.gateway.authentication(reference).await {
+                steps.confirm_payment = Some((payment.id, step));
+            }
+        }
+    }
+    steps
+}
+
+/// The newest renewal of a past-due subscription that waits for the card holder's authentication.
+fn awaiting_authentication(view: &PortalView) -> Option<&Payment> {
+    let past_due: Vec<i64> = view
+        .subscriptions
+        .iter()
+        .map(|p| &p.subscription)
+        .filter(|s| s.past_due_since.is_some() && s.deactivated_at.is_none())
+        .map(|s| s.id)
+        .collect();
+    view.payments.iter().find(|p| {
+        p.failure_reason.as_deref() == Some(payments::AUTHENTICATION_REQUIRED)
+            && p.subscription_id.is_some_and(|id| past_due.contains(&id))
+    })
+}
+
 /// What a portal form did.
 pub enum PortalAction {
     Cancel(i64),
     Resume(i64),
-    ReplaceCard(crate::gateway::CardInput),
+    ReplaceCard(CardSubmission),
+    /// The card holder authenticated the payment (our id) in the browser.
+    ConfirmPayment(i64),
 }
 
 /// Runs a portal form for the user behind `token`; returns the page to show and the result.
@@ -179,32 +251,128 @@ pub async fn act(
             None => Err(not_found()),
         },
         PortalAction::ReplaceCard(card) => replace_card(state, &before, card).await,
+        PortalAction::ConfirmPayment(payment_id) => {
+            confirm_payment(state, &before, payment_id).await
+        }
     };
     let after = view(state, token).await?;
     Ok((after, result))
+}
+
+/// After the browser's authentication of a renewal: reads the payment back and, once taken, lets
+/// the worker record the renewal at once.
+async fn confirm_payment(
+    state: &AppState,
+    view: &PortalView,
+    payment_id: i64,
+) -> Result<(), ApiError> {
+    let payment = view
+        .payments
+        .iter()
+        .find(|p| p.id == payment_id)
+        .filter(|p| p.failure_reason.as_deref() == Some(payments::AUTHENTICATION_REQUIRED))
+        .ok_or_else(|| ApiError::not_found("payment_not_found", "no such payment to confirm"))?;
+    let (Some(reference), Some(subscription_id)) =
+        (&payment.gateway_reference, payment.subscription_id)
+    else {
+        return Err(ApiError::not_found(
+            "payment_not_found",
+            "no such payment to confirm",
+        ));
+    };
+    let state_now = state
+        .gateway
+        .payment(reference)
+        .await
+        .map_err(super::checkout::gateway_api_error)?;
+    match state_now.status {
+        PaymentStatus::Succeeded | PaymentStatus::Processing => {
+            super::renewal::retry_now(state, subscription_id).await
+        }
+        _ => Err(ApiError::new_payment_required()),
+    }
+}
+
+/// A card the card holder confirmed in the portal whose page never came back (the webhook).
+pub async fn save_confirmed_card(
+    state: &AppState,
+    user_id: &str,
+    setup_reference: &str,
+    confirmed_at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let user = user_id.to_string();
+    let customer = run_db(&state.pool, move |conn| {
+        Ok(customers::find_by_user_id(conn, &user)?)
+    })
+    .await?;
+    let Some(customer) = customer else {
+        return Ok(());
+    };
+    // A card changed since (by the page itself, say) is newer than this one.
+    if customer.updated_at >= confirmed_at {
+        return Ok(());
+    }
+    let subs = {
+        let user = user_id.to_string();
+        run_db(&state.pool, move |conn| {
+            Ok(subscriptions::list_for_user(conn, &user)?)
+        })
+        .await?
+    };
+    store_card(
+        state,
+        &customer,
+        &subs,
+        CardSubmission::Setup(setup_reference.to_string()),
+    )
+    .await
 }
 
 /// Saves a new card; a subscription waiting for a retry is retried in the next worker round.
 async fn replace_card(
     state: &AppState,
     view: &PortalView,
-    card: crate::gateway::CardInput,
+    card: CardSubmission,
 ) -> Result<(), ApiError> {
     let customer = view.customer.clone().ok_or_else(|| {
         ApiError::not_found("customer_not_found", "there is no card to replace yet")
     })?;
-    let saved = state.gateway.save_card(&card).await.map_err(|e| match e {
-        crate::gateway::GatewayError::InvalidCard(field) => {
-            ApiError::bad_request("invalid_card", format!("check {field}"))
-        }
-        crate::gateway::GatewayError::Declined(_) => ApiError::new_payment_required(),
-        other => ApiError::bad_gateway("gateway_error", other.to_string()),
-    })?;
-    let now = naive(state.clock.now());
-    let past_due: Vec<i64> = view
+    let subs: Vec<Subscription> = view
         .subscriptions
         .iter()
-        .map(|p| &p.subscription)
+        .map(|p| p.subscription.clone())
+        .collect();
+    store_card(state, &customer, &subs, card).await
+}
+
+async fn store_card(
+    state: &AppState,
+    customer: &Customer,
+    subscriptions_of_user: &[Subscription],
+    card: CardSubmission,
+) -> Result<(), ApiError> {
+    let customer_ref = state
+        .gateway
+        .ensure_customer(
+            customer.gateway_customer_ref.as_deref(),
+            customer.id,
+            &customer.email,
+            customer.full_name.as_deref(),
+        )
+        .await
+        .map_err(super::checkout::gateway_api_error)?;
+    let purpose = Purpose::Portal {
+        user_id: customer.user_id.clone(),
+    };
+    let saved = state
+        .gateway
+        .save_card(&customer_ref, &purpose, card)
+        .await
+        .map_err(super::checkout::gateway_api_error)?;
+    let customer = customer.clone();
+    let now = naive(state.clock.now());
+    let past_due: Vec<i64> = subscriptions_of_user
+        .iter()
         .filter(|s| {
             s.deactivated_at.is_none() && s.past_due_since.is_some() && s.canceled_at.is_none()
         })
@@ -212,6 +380,7 @@ async fn replace_card(
         .collect();
     run_db(&state.pool, move |conn| {
         crate::db::write_transaction(conn, |conn| -> Result<(), ApiError> {
+            customers::set_gateway_customer_ref(conn, customer.id, &customer_ref)?;
             customers::set_payment_method(
                 conn,
                 customer.id,

@@ -13,7 +13,7 @@ use crate::db::write_transaction;
 use crate::domain::billing_period::period_end;
 use crate::domain::money::Money;
 use crate::error::ApiError;
-use crate::gateway::{ChargeKind, ChargeOutcome};
+use crate::gateway::{ChargeKind, ChargeOutcome, ChargeRequest, PaymentStatus};
 use crate::models::customers;
 use crate::models::outbox as outbox_rows;
 use crate::models::payments::{self, NewPayment};
@@ -83,6 +83,9 @@ struct Context {
     current_plan: Plan,
     promo: Option<PromoCode>,
     card: Option<String>,
+    customer_ref: Option<String>,
+    /// A payment of this period the bank wanted authenticated, if the card holder may have done it.
+    awaiting_authentication: Option<String>,
 }
 
 async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
@@ -99,14 +102,23 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
             Some(p) => promo_codes::find(conn, p)?,
             None => None,
         };
-        let card = customers::find_by_id(conn, subscription.customer_id)?
-            .and_then(|c| c.payment_method_ref);
+        let customer = customers::find_by_id(conn, subscription.customer_id)?;
+        let awaiting_authentication = match subscription.past_due_since {
+            Some(since) => payments::find_awaiting_authentication(conn, subscription.id, since)?,
+            None => None,
+        };
         Ok(Context {
             subscription,
             plan,
             current_plan,
             promo,
-            card,
+            card: customer.as_ref().and_then(|c| c.payment_method_ref.clone()),
+            customer_ref: customer.as_ref().map(|c| {
+                c.gateway_customer_ref
+                    .clone()
+                    .unwrap_or_else(|| format!("cus_sandbox_{}", c.id))
+            }),
+            awaiting_authentication,
         })
     })
     .await?;
@@ -132,11 +144,18 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
         context.promo.as_ref(),
         sub.promo_periods_left,
     );
-    let outcome = if amount.amount == 0 {
+    let authenticated = match &context.awaiting_authentication {
+        Some(reference) => authenticated_payment(state, &context, reference, &amount).await,
+        None => None,
+    };
+    let outcome = if let Some(reference) = authenticated {
+        // The card holder authenticated the payment the bank asked about: it is this renewal.
+        ChargeOutcome::Succeeded { reference }
+    } else if amount.amount == 0 {
         ChargeOutcome::Succeeded {
             reference: String::new(),
         }
-    } else if let Some(card) = &context.card {
+    } else if let (Some(card), Some(customer_ref)) = (&context.card, &context.customer_ref) {
         // Period and attempt in the key: a retry is a new charge, a repeated attempt is not.
         let key = format!(
             "renewal-{}-{}-{}",
@@ -144,11 +163,15 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
             sub.periods_paid + 1,
             sub.renewal_attempts
         );
-        match state
-            .gateway
-            .charge(card, &amount, ChargeKind::Renewal, &key)
-            .await
-        {
+        let request = ChargeRequest {
+            customer_ref,
+            card_ref: card,
+            amount: &amount,
+            kind: ChargeKind::Renewal,
+            idempotency_key: &key,
+            metadata: vec![("subscription_id", sub.id.to_string())],
+        };
+        match state.gateway.charge(&request).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(subscription_id = sub.id, error = %e, "gateway failed during renewal");
@@ -197,7 +220,55 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
             };
             record_decline(state, sub, payment, grace_end, now).await
         }
+        // The bank wants the card holder to authenticate: past due inside grace, and the billing
+        // portal offers "Confirm your payment" for this payment.
+        ChargeOutcome::RequiresAction { reference } => {
+            let payment = NewPayment {
+                status: payments::DECLINED.into(),
+                failure_reason: Some(payments::AUTHENTICATION_REQUIRED.into()),
+                gateway_reference: Some(reference),
+                ..payment
+            };
+            record_decline(state, sub, payment, grace_end, now).await
+        }
     }
+}
+
+/// The reference of a payment awaiting authentication that has been authenticated and taken
+/// since, if it is this renewal's (our customer and the amount due now).
+async fn authenticated_payment(
+    state: &AppState,
+    context: &Context,
+    reference: &str,
+    amount: &Money,
+) -> Option<String> {
+    let payment = match state.gateway.payment(reference).await {
+        Ok(payment) => payment,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a payment awaiting authentication failed");
+            return None;
+        }
+    };
+    let ours = payment.status == PaymentStatus::Succeeded
+        && payment.customer_ref.as_deref() == context.customer_ref.as_deref()
+        && payment.amount.same_value(amount)
+        && payment.metadata.get("subscription_id") == Some(&context.subscription.id.to_string());
+    ours.then_some(payment.reference)
+}
+
+/// Makes a past-due subscription due now: its card holder authenticated the payment the bank
+/// asked about (portal or webhook), or gave a new card.
+pub async fn retry_now(state: &AppState, subscription_id: i64) -> Result<(), ApiError> {
+    let now = naive(state.clock.now());
+    run_db(&state.pool, move |conn| {
+        Ok(subscriptions::make_due_if_past_due(
+            conn,
+            subscription_id,
+            now,
+        )?)
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn record_renewal(

@@ -9,7 +9,7 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::{checkout, outbox, renewal};
+use crate::services::{checkout, gateway_events, outbox, renewal};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -47,13 +47,21 @@ pub async fn run_once(state: &AppState) {
     if state.treefort.is_none() {
         return;
     }
-    match checkout::release_stale_claims(state).await {
+    // Gateway events first: a webhook may complete a checkout the reconciliation would look up.
+    match gateway_events::process_due(state, BATCH).await {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            released = n,
-            "checkout links left mid-payment by a stopped process were freed"
+        Ok(n) => tracing::info!(processed = n, "gateway events processed"),
+        Err(e) => tracing::warn!(error = %e, "processing gateway events failed"),
+    }
+    match checkout::reconcile_stale_claims(state).await {
+        Ok(done) if done == Default::default() => {}
+        Ok(done) => tracing::info!(
+            completed = done.completed,
+            released = done.released,
+            waiting = done.waiting,
+            "checkout attempts left unfinished were reconciled with the gateway"
         ),
-        Err(e) => tracing::warn!(error = %e, "releasing stale checkout claims failed"),
+        Err(e) => tracing::warn!(error = %e, "reconciling checkout attempts failed"),
     }
     // Renewals first: the updates they queue are delivered in the same round.
     match renewal::process_due(state, BATCH).await {

@@ -450,7 +450,9 @@ impl Drop for TestDatabase {
 
 /// (charges, refunds) the sandbox gateway of an instance made.
 pub fn charges_of(state: &AppState) -> (usize, usize) {
-    let treefort_webpay::gateway::Gateway::Sandbox(sandbox) = &state.gateway;
+    let treefort_webpay::gateway::Gateway::Sandbox(sandbox) = &state.gateway else {
+        panic!("the sandbox gateway keeps a ledger; this instance runs another gateway")
+    };
     let ledger = sandbox.ledger();
     (ledger.len(), ledger.iter().filter(|c| c.refunded).count())
 }

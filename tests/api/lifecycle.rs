@@ -326,11 +326,11 @@ async fn a_charge_taken_before_a_crash_is_not_taken_again() {
         now + TimeDelta::minutes(5),
     )
     .unwrap();
-    let card = treefort_webpay::models::customers::find_by_id(&mut app.conn(), sub.customer_id)
+    let customer = treefort_webpay::models::customers::find_by_id(&mut app.conn(), sub.customer_id)
         .unwrap()
-        .unwrap()
-        .payment_method_ref
         .unwrap();
+    let card = customer.payment_method_ref.unwrap();
+    let customer_ref = customer.gateway_customer_ref.unwrap();
     let price = treefort_webpay::domain::money::Money {
         amount: 999,
         currency: "USD".into(),
@@ -339,12 +339,14 @@ async fn a_charge_taken_before_a_crash_is_not_taken_again() {
     let key = format!("renewal-{}-2-0", sub.id);
     app.state
         .gateway
-        .charge(
-            &card,
-            &price,
-            treefort_webpay::gateway::ChargeKind::Renewal,
-            &key,
-        )
+        .charge(&treefort_webpay::gateway::ChargeRequest {
+            customer_ref: &customer_ref,
+            card_ref: &card,
+            amount: &price,
+            kind: treefort_webpay::gateway::ChargeKind::Renewal,
+            idempotency_key: &key,
+            metadata: vec![],
+        })
         .await
         .unwrap();
     assert_eq!(app.gateway_charges(), (2, 0));

@@ -431,12 +431,105 @@ async fn card_numbers_never_reach_the_database() {
 }
 
 #[tokio::test]
-async fn a_link_left_mid_payment_by_a_killed_process_pays_once_when_tried_again() {
+async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
     let app = spawn_app().await;
     app.add_plan(1, 0);
     app.treefort_ok().await;
     let url = app.checkout_url("u1", 1, None).await;
-    // A process claimed the link, charged the card, and was killed before recording anything.
+    // The page was shown (the gateway customer exists); then a process claimed the link, saved
+    // the card, started and confirmed the charge, and was killed before recording anything.
+    assert_eq!(app.get(&url).await.status(), 200);
+    use treefort_webpay::models::{checkout_sessions, customers};
+    let session = {
+        use treefort_webpay::schema::checkout_sessions as table;
+        table::table
+            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
+            .unwrap()
+    };
+    let now = app.now().naive_utc();
+    let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+        .unwrap()
+        .expect("the link is claimed");
+    let customer = customers::find_by_user_id(&mut app.conn(), "u1")
+        .unwrap()
+        .unwrap();
+    let customer_ref = customer.gateway_customer_ref.unwrap();
+    let card = app
+        .state
+        .gateway
+        .save_card(
+            &customer_ref,
+            &treefort_webpay::gateway::Purpose::Checkout {
+                session_id: session.id,
+            },
+            treefort_webpay::gateway::CardSubmission::Fields(treefort_webpay::gateway::CardInput {
+                number: GOOD_CARD.into(),
+                expiry: "12/40".into(),
+                cvc: "123".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    customers::set_payment_method(
+        &mut app.conn(),
+        customer.id,
+        &card.reference,
+        &card.brand,
+        &card.last4,
+        now,
+    )
+    .unwrap();
+    let price = treefort_webpay::domain::money::Money {
+        amount: 999,
+        currency: "USD".into(),
+        divisor: 100,
+    };
+    let key = format!("checkout-{}-{attempt}", session.id);
+    let request = treefort_webpay::gateway::ChargeRequest {
+        customer_ref: &customer_ref,
+        card_ref: &card.reference,
+        amount: &price,
+        kind: treefort_webpay::gateway::ChargeKind::Checkout,
+        idempotency_key: &key,
+        metadata: vec![],
+    };
+    let reference = app.state.gateway.start_charge(&request).await.unwrap();
+    checkout_sessions::set_gateway_payment_ref(&mut app.conn(), session.id, attempt, &reference)
+        .unwrap();
+    app.state.gateway.confirm_charge(&reference).await.unwrap();
+    assert_eq!(
+        app.pay(&url, GOOD_CARD).await.status(),
+        409,
+        "in progress while the attempt is fresh"
+    );
+
+    app.advance(TimeDelta::minutes(4));
+    app.run_worker().await;
+    assert_eq!(
+        app.gateway_charges(),
+        (1, 0),
+        "the charge taken before the crash, not a second one"
+    );
+    assert_eq!(app.count("payments"), 1);
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.pay(&url, GOOD_CARD).await.status(),
+        410,
+        "the link is used: the shopper sees it is complete"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_killed_before_any_charge_frees_the_link_after_reconciliation() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
     use treefort_webpay::models::checkout_sessions;
     let session = {
         use treefort_webpay::schema::checkout_sessions as table;
@@ -445,36 +538,78 @@ async fn a_link_left_mid_payment_by_a_killed_process_pays_once_when_tried_again(
             .unwrap()
     };
     let now = app.now().naive_utc();
-    assert!(checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now).unwrap());
+    checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+        .unwrap()
+        .expect("the link is claimed");
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 409);
+    app.advance(TimeDelta::minutes(4));
+    app.run_worker().await;
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    assert_eq!(app.gateway_charges(), (1, 0));
+}
+
+#[tokio::test]
+async fn a_new_attempt_after_a_refunded_one_is_a_new_charge() {
+    // The sandbox's charge key used to be the same for every attempt of a link, so a second try
+    // after a refunded first one was answered with the old, refunded charge as a success.
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    use treefort_webpay::models::checkout_sessions;
+    let session = {
+        use treefort_webpay::schema::checkout_sessions as table;
+        table::table
+            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
+            .unwrap()
+    };
+    // The first attempt charged, and that charge was refunded (say, it could not be recorded).
+    assert_eq!(app.get(&url).await.status(), 200);
+    let now = app.now().naive_utc();
+    let first = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+        .unwrap()
+        .unwrap();
     let price = treefort_webpay::domain::money::Money {
         amount: 999,
         currency: "USD".into(),
         divisor: 100,
     };
-    let key = format!("checkout-{}", session.id);
-    app.state
+    let first_key = format!("checkout-{}-{first}", session.id);
+    let outcome = app
+        .state
         .gateway
-        .charge(
-            "pm_sandbox_ok_x",
-            &price,
-            treefort_webpay::gateway::ChargeKind::Checkout,
-            &key,
-        )
+        .charge(&treefort_webpay::gateway::ChargeRequest {
+            customer_ref: "cus_x",
+            card_ref: "pm_sandbox_ok_x",
+            amount: &price,
+            kind: treefort_webpay::gateway::ChargeKind::Checkout,
+            idempotency_key: &first_key,
+            metadata: vec![],
+        })
         .await
         .unwrap();
-    assert_eq!(
-        app.pay(&url, GOOD_CARD).await.status(),
-        409,
-        "in progress while the claim is fresh"
-    );
+    let treefort_webpay::gateway::ChargeOutcome::Succeeded { reference } = outcome else {
+        panic!("charged")
+    };
+    app.state
+        .gateway
+        .refund(&reference, &price, "refund-test")
+        .await
+        .unwrap();
+    checkout_sessions::release_claim(&mut app.conn(), session.id, first).unwrap();
 
-    app.advance(TimeDelta::minutes(11));
-    app.run_worker().await;
     assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
     assert_eq!(
         app.gateway_charges(),
-        (1, 0),
-        "the charge taken before the crash, not a second one"
+        (2, 1),
+        "the second attempt took its own money; the refunded charge does not count"
     );
-    assert_eq!(app.count("payments"), 1);
+    let recorded: Option<String> = {
+        use treefort_webpay::schema::payments;
+        payments::table
+            .select(payments::gateway_reference)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    assert_ne!(recorded.as_deref(), Some(reference.as_str()));
 }

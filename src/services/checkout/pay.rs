@@ -1,0 +1,528 @@
+//! The shopper's payment: claim the link as a new attempt, save the card the browser submitted,
+//! start the charge (its reference is stored before any money moves), confirm it, and record.
+//! A bank that asks for 3-D Secure leaves the attempt open until the browser has done it.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::write_transaction;
+use crate::domain::locale::Lang;
+use crate::error::ApiError;
+use crate::gateway::{
+    CardEntry, CardSubmission, ChargeKind, ChargeOutcome, ChargeRequest, GatewayError,
+    PaymentStatus, Purpose, SavedCard,
+};
+use crate::metrics::label;
+use crate::models::checkout_sessions::{self, CheckoutSession};
+use crate::models::customers;
+use crate::models::promo_codes;
+use crate::models::subscriptions;
+use crate::services::outbox::{self, Delivery};
+use crate::services::{naive, run_db, run_db_as};
+use crate::state::AppState;
+
+use super::record::{self, Attempt, Charged, RecordError};
+use super::{
+    is_already_on, view, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
+};
+
+/// The card entry the checkout page shows (the gateway's own field on Stripe). Creates the
+/// gateway's customer of this user the first time.
+pub async fn card_entry(state: &AppState, view: &CheckoutView) -> Result<CardEntry, ApiError> {
+    let customer_ref = gateway_customer(state, &view.session).await?;
+    let purpose = Purpose::Checkout {
+        session_id: view.session.id,
+    };
+    // One setup per page shown: a reload after a used setup must get a fresh one.
+    let key = format!(
+        "checkout-{}-{}-{}",
+        view.session.id,
+        view.session.payment_attempts + 1,
+        crate::domain::session_token::nonce().map_err(ApiError::internal)?
+    );
+    state
+        .gateway
+        .card_entry(&customer_ref, &purpose, &key)
+        .await
+        .map_err(gateway_api_error)
+}
+
+/// The gateway's customer of the session's user, created once and kept on our customer row.
+pub(super) async fn gateway_customer(
+    state: &AppState,
+    session: &CheckoutSession,
+) -> Result<String, ApiError> {
+    let (user_id, email, name) = (
+        session.user_id.clone(),
+        session.user_email.clone(),
+        session.user_full_name.clone(),
+    );
+    let now = naive(state.clock.now());
+    let customer = run_db(&state.pool, move |conn| {
+        Ok(customers::ensure(
+            conn,
+            &user_id,
+            &email,
+            name.as_deref(),
+            now,
+        )?)
+    })
+    .await?;
+    if let Some(existing) = customer.gateway_customer_ref {
+        return Ok(existing);
+    }
+    let created = state
+        .gateway
+        .ensure_customer(
+            None,
+            customer.id,
+            &customer.email,
+            customer.full_name.as_deref(),
+        )
+        .await
+        .map_err(gateway_api_error)?;
+    run_db(&state.pool, move |conn| {
+        Ok(customers::set_gateway_customer_ref(
+            conn,
+            customer.id,
+            &created,
+        )?)
+    })
+    .await
+}
+
+/// Pays a checkout link with the card the browser submitted.
+pub async fn pay(
+    state: &AppState,
+    token: &str,
+    card: CardSubmission,
+) -> Result<PayOutcome, CheckoutError> {
+    let view = view(state, token).await?;
+    pay_view(state, view, card).await
+}
+
+/// A `setup_intent.succeeded` whose shopper never posted the page: pay as the page would have.
+pub async fn settle_setup(
+    state: &AppState,
+    session_id: i64,
+    setup_reference: &str,
+) -> Result<(), ApiError> {
+    let now = naive(state.clock.now());
+    let view = run_db(&state.pool, move |conn| {
+        match checkout_sessions::find(conn, session_id)? {
+            Some(s) if s.status == checkout_sessions::OPEN && s.expires_at > now => {
+                super::load_view(conn, s, now)
+            }
+            _ => Ok(None),
+        }
+    })
+    .await?;
+    let Some(view) = view else {
+        return Ok(());
+    };
+    match pay_view(state, view, CardSubmission::Setup(setup_reference.into())).await {
+        Ok(_) | Err(CheckoutError::Retry(..)) | Err(CheckoutError::InProgress(_)) => Ok(()),
+        Err(CheckoutError::Failed(_, e)) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
+async fn pay_view(
+    state: &AppState,
+    view: CheckoutView,
+    card: CardSubmission,
+) -> Result<PayOutcome, CheckoutError> {
+    let lang = view.lang;
+    let fail = move |e: ApiError| CheckoutError::Failed(lang, e);
+    let retry = |view: &CheckoutView, reason| CheckoutError::Retry(Box::new(view.clone()), reason);
+
+    // 1. Claim the link (and the promo redemption) as a new attempt: no second submission can
+    //    pay it, and the attempt's number keys its charge.
+    let now = state.clock.now();
+    let attempt = match claim(state, &view, now).await {
+        Ok(Ok(attempt)) => attempt,
+        Ok(Err(reason)) => {
+            record_attempt(state, &reason);
+            return Err(retry(&view, reason));
+        }
+        Err(RecordError::AlreadySubscribed) | Err(RecordError::NotHeld) => {
+            return Err(CheckoutError::InProgress(lang))
+        }
+        Err(RecordError::Other(e)) => return Err(fail(e)),
+    };
+
+    if let Some(switch) = &view.switch {
+        return switch_plan(state, &view, switch, attempt, now)
+            .await
+            .map_err(|e| match e {
+                RecordError::Other(e) => fail(e),
+                _ => CheckoutError::InProgress(lang),
+            });
+    }
+
+    // 2. Save the card the browser submitted (read back from the gateway, never trusted).
+    let saved = match save_card(state, &view, card).await {
+        Ok(saved) => saved,
+        Err(reason) => {
+            release(state, &attempt).await.map_err(fail)?;
+            record_attempt(state, &reason);
+            return Err(retry(&view, reason));
+        }
+    };
+    let amount = view.due_today();
+    let discount_amount = if view.trial_ends_at.is_some() {
+        0
+    } else {
+        view.price.amount - view.discounted.amount
+    };
+    let mut charged = Charged {
+        card: saved,
+        charge_reference: None,
+        amount,
+        discount_amount,
+    };
+    if charged.amount.amount == 0 {
+        // A trial or a 100 % code: the saved card is all that is needed.
+        return record::finish(state, &view, &attempt, charged, now)
+            .await
+            .map_err(fail);
+    }
+
+    // 3. Start the charge and store its reference before any money moves: from here on, the
+    //    payment can always be found again (reconciliation, webhook).
+    let request = ChargeRequest {
+        customer_ref: &attempt.customer_ref,
+        card_ref: &charged.card.reference,
+        amount: &charged.amount,
+        kind: ChargeKind::Checkout,
+        idempotency_key: &attempt.key,
+        metadata: Purpose::Checkout {
+            session_id: view.session.id,
+        }
+        .metadata(),
+    };
+    let reference = match state.gateway.start_charge(&request).await {
+        Ok(reference) => reference,
+        Err(e) => {
+            tracing::warn!(error = %e, "gateway failed while starting a charge");
+            release(state, &attempt).await.map_err(fail)?;
+            record_attempt(state, &RetryReason::GatewayFailed);
+            return Err(retry(&view, RetryReason::GatewayFailed));
+        }
+    };
+    record::remember_payment(state, &attempt, &reference)
+        .await
+        .map_err(fail)?;
+
+    // 4. Take the money.
+    match state.gateway.confirm_charge(&reference).await {
+        Ok(ChargeOutcome::Succeeded { reference }) => {
+            charged.charge_reference = Some(reference);
+            record::finish(state, &view, &attempt, charged, now)
+                .await
+                .map_err(fail)
+        }
+        Ok(ChargeOutcome::Declined { .. }) => {
+            release(state, &attempt).await.map_err(fail)?;
+            record_attempt(state, &RetryReason::Declined);
+            Err(retry(&view, RetryReason::Declined))
+        }
+        Ok(ChargeOutcome::RequiresAction { reference }) => {
+            authenticate(state, &view, &attempt, &reference).await
+        }
+        Err(e) => {
+            // Unknown whether money moved: the attempt keeps the link and reconciliation asks the
+            // gateway; the shopper waits on the "activating" page.
+            tracing::warn!(error = %e, checkout_session_id = view.session.id, "gateway failed while confirming a charge; reconciliation will settle it");
+            Ok(PayOutcome::Activating(lang))
+        }
+    }
+}
+
+/// The page that lets the shopper authenticate, or the decline if that cannot be offered.
+async fn authenticate(
+    state: &AppState,
+    view: &CheckoutView,
+    attempt: &Attempt,
+    reference: &str,
+) -> Result<PayOutcome, CheckoutError> {
+    match state.gateway.authentication(reference).await {
+        Ok(Some(step)) => Ok(PayOutcome::Authenticate(view.lang, step)),
+        Ok(None) | Err(_) => {
+            let _ = state.gateway.cancel_payment(reference).await;
+            release(state, attempt)
+                .await
+                .map_err(|e| CheckoutError::Failed(view.lang, e))?;
+            Err(CheckoutError::Retry(
+                Box::new(view.clone()),
+                RetryReason::Declined,
+            ))
+        }
+    }
+}
+
+/// After the browser's 3-D Secure step: reads the payment back and records it, or gives the
+/// link back for another try.
+pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, CheckoutError> {
+    let token_hash =
+        crate::domain::session_token::hash_if_well_formed(token).ok_or(CheckoutError::NotFound)?;
+    let now = state.clock.now();
+    let view = run_db(
+        &state.pool,
+        move |conn| match checkout_sessions::find_by_token_hash(conn, &token_hash)? {
+            Some(session) => super::load_view(conn, session, naive(now)),
+            None => Ok(None),
+        },
+    )
+    .await
+    .map_err(|e| CheckoutError::Failed(Lang::En, e))?
+    .ok_or(CheckoutError::NotFound)?;
+    let lang = view.lang;
+    let reference = match (
+        &view.session.gateway_payment_ref,
+        view.session.status.as_str(),
+    ) {
+        (Some(reference), checkout_sessions::PROCESSING) => reference.clone(),
+        // Completed meanwhile (by a webhook, say), or never waiting for authentication.
+        _ => return super::activation(state, token).await,
+    };
+    let payment = state
+        .gateway
+        .payment(&reference)
+        .await
+        .map_err(|e| CheckoutError::Failed(lang, gateway_api_error(e)))?;
+    match payment.status {
+        PaymentStatus::Succeeded => {
+            super::record::settle(state, view.session.id, &payment)
+                .await
+                .map_err(|e| CheckoutError::Failed(lang, e))?;
+            super::activation(state, token).await
+        }
+        PaymentStatus::Processing => Ok(PayOutcome::Activating(lang)),
+        PaymentStatus::RequiresAction => match state.gateway.authentication(&reference).await {
+            Ok(Some(step)) => Ok(PayOutcome::Authenticate(lang, step)),
+            _ => Ok(PayOutcome::Activating(lang)),
+        },
+        PaymentStatus::Failed => {
+            let attempt = Attempt::of(&view.session, None);
+            release(state, &attempt)
+                .await
+                .map_err(|e| CheckoutError::Failed(lang, e))?;
+            record_attempt(state, &RetryReason::Declined);
+            let view = super::view(state, token).await?;
+            Err(CheckoutError::Retry(Box::new(view), RetryReason::Declined))
+        }
+    }
+}
+
+/// Claims the link as a new attempt, checks the user's subscription state and takes the promo
+/// redemption, in one transaction.
+async fn claim(
+    state: &AppState,
+    view: &CheckoutView,
+    now: DateTime<Utc>,
+) -> Result<Result<Attempt, RetryReason>, RecordError> {
+    let customer_ref = if view.switch.is_some() {
+        String::new()
+    } else {
+        gateway_customer(state, &view.session).await?
+    };
+    let session = view.session.clone();
+    let (plan_id, expects_switch) = (view.plan.id, view.switch.is_some());
+    run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<_, RecordError> {
+            // Claim first: while another payment of this user is in progress the one-payment-per-
+            // user index refuses the claim, and once it completed, the check below sees its
+            // subscription (checking first left a window on PostgreSQL's READ COMMITTED).
+            let Some(number) = checkout_sessions::claim_for_payment(conn, session.id, naive(now))?
+            else {
+                return Err(RecordError::NotHeld);
+            };
+            let attempt = Attempt::of(
+                &CheckoutSession {
+                    payment_attempts: number,
+                    ..session.clone()
+                },
+                Some(customer_ref),
+            );
+            // A switch only if the page offered one: never switch a plan behind a payment form.
+            let live = subscriptions::find_live_for_user(conn, &session.user_id)?;
+            let unchanged = live.as_ref().is_some_and(|l| is_already_on(l, plan_id));
+            if unchanged || live.is_some() != expects_switch {
+                checkout_sessions::release_claim(conn, session.id, number)?;
+                return Ok(Err(RetryReason::AlreadySubscribed));
+            }
+            if let Some(promo_id) = session.promo_code_id {
+                if !promo_codes::take_redemption(conn, promo_id, naive(now))? {
+                    checkout_sessions::release_claim(conn, session.id, number)?;
+                    return Ok(Err(RetryReason::PromoExhausted));
+                }
+            }
+            Ok(Ok(attempt))
+        })
+    })
+    .await
+}
+
+async fn save_card(
+    state: &AppState,
+    view: &CheckoutView,
+    card: CardSubmission,
+) -> Result<SavedCard, RetryReason> {
+    let customer_ref = gateway_customer(state, &view.session)
+        .await
+        .map_err(|_| RetryReason::GatewayFailed)?;
+    let purpose = Purpose::Checkout {
+        session_id: view.session.id,
+    };
+    let saved = state
+        .gateway
+        .save_card(&customer_ref, &purpose, card)
+        .await
+        .map_err(|e| match e {
+            GatewayError::InvalidCard(field) => RetryReason::InvalidCard(field),
+            GatewayError::Declined(_) => RetryReason::Declined,
+            GatewayError::Mismatch => RetryReason::InvalidCard("card"),
+            GatewayError::Timeout | GatewayError::Unavailable(_) => {
+                tracing::warn!(error = %e, "gateway failed while saving a card");
+                RetryReason::GatewayFailed
+            }
+        })?;
+    // Kept on the customer at once: a charge settled later (webhook, reconciliation) needs it.
+    let (user_id, card, now) = (
+        view.session.user_id.clone(),
+        saved.clone(),
+        naive(state.clock.now()),
+    );
+    run_db(&state.pool, move |conn| {
+        if let Some(customer) = customers::find_by_user_id(conn, &user_id)? {
+            customers::set_payment_method(
+                conn,
+                customer.id,
+                &card.reference,
+                &card.brand,
+                &card.last4,
+                now,
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| RetryReason::GatewayFailed)?;
+    Ok(saved)
+}
+
+/// Records a switch: the new plan is pending until the current period ends (nothing is charged
+/// now); a canceled subscription is resumed, which Treefort must confirm before the redirect.
+async fn switch_plan(
+    state: &AppState,
+    view: &CheckoutView,
+    switch: &SwitchView,
+    attempt: Attempt,
+    now: DateTime<Utc>,
+) -> Result<PayOutcome, RecordError> {
+    let current = switch.subscription.clone();
+    let session = view.session.clone();
+    let new_plan = view.plan.id;
+    let promo = view.promo.clone();
+    let resumes = current.canceled_at.is_some();
+    let entry = run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<Option<i64>, RecordError> {
+            if !checkout_sessions::complete_claim(
+                conn,
+                session.id,
+                attempt.number,
+                current.id,
+                naive(now),
+            )? {
+                return Err(RecordError::NotHeld);
+            }
+            let mut changes = subscriptions::SubscriptionChanges {
+                pending_plan_id: Some((new_plan != current.plan_id).then_some(new_plan)),
+                canceled_at: resumes.then_some(None),
+                updated_at: Some(naive(now)),
+                ..Default::default()
+            };
+            if let Some(promo) = &promo {
+                // A code given at a switch discounts the new plan's charges, from the first one.
+                changes.promo_code_id = Some(Some(promo.id));
+                changes.promo_periods_left = Some(promo.discounted_charges());
+                promo_codes::record_redemption(
+                    conn,
+                    promo.id,
+                    &session.user_id,
+                    current.id,
+                    naive(now),
+                )?;
+            }
+            subscriptions::update(conn, current.id, &changes)?;
+            if resumes {
+                let body = crate::treefort::UpdateSubscription::resume();
+                return Ok(Some(
+                    outbox::enqueue(
+                        conn,
+                        current.id,
+                        crate::models::outbox::UPDATE,
+                        &body,
+                        naive(now),
+                    )?
+                    .id,
+                ));
+            }
+            Ok(None)
+        })
+    })
+    .await?;
+    state
+        .metrics
+        .incr("checkout_payments_total", label("outcome", "switched"));
+    let delivered = match entry {
+        None => true,
+        Some(id) => matches!(outbox::deliver(state, id).await, Ok(Delivery::Delivered)),
+    };
+    Ok(if delivered {
+        PayOutcome::Redirect(view.session.success_url.clone())
+    } else {
+        PayOutcome::Activating(view.lang)
+    })
+}
+
+async fn release(state: &AppState, attempt: &Attempt) -> Result<(), ApiError> {
+    super::record::release_attempt(
+        state,
+        attempt.session_id,
+        attempt.number,
+        attempt.promo_code_id,
+    )
+    .await
+}
+
+pub(super) fn record_attempt(state: &AppState, reason: &RetryReason) {
+    let outcome = match reason {
+        RetryReason::Declined => "declined",
+        RetryReason::InvalidCard(_) => "invalid_card",
+        RetryReason::PromoExhausted => "promo_exhausted",
+        RetryReason::AlreadySubscribed => "already_subscribed",
+        RetryReason::GatewayFailed => "gateway_failed",
+    };
+    state
+        .metrics
+        .incr("checkout_payments_total", label("outcome", outcome));
+}
+
+/// A gateway failure as the API reports it (the cause is logged, not shown).
+pub fn gateway_api_error(e: GatewayError) -> ApiError {
+    match e {
+        GatewayError::Timeout => ApiError::gateway_timeout(
+            "gateway_timeout",
+            "the payment gateway did not answer in time",
+        ),
+        GatewayError::InvalidCard(_) | GatewayError::Mismatch => {
+            ApiError::bad_request("invalid_card", "check the card details")
+        }
+        GatewayError::Declined(_) => ApiError::new_payment_required(),
+        GatewayError::Unavailable(cause) => {
+            tracing::warn!(cause = %cause, "payment gateway failed");
+            ApiError::bad_gateway("gateway_error", "the payment gateway failed; try again")
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Recording a paid checkout: customer, subscription, payment, redemption, the completed link and
+//! the queued Treefort POST, in one transaction that only the attempt holding the link can commit.
+//! Whoever finishes an attempt (the shopper's request, a webhook, reconciliation) comes here; the
+//! losers of a race see the payment recorded and do nothing, and a charge that no attempt can
+//! record is refunded: money is never kept without a subscription.
+
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::write_transaction;
+use crate::domain::billing_period::period_end;
+use crate::domain::money::Money;
+use crate::error::ApiError;
+use crate::gateway::{PaymentState, PaymentStatus, SavedCard};
+use crate::metrics::label;
+use crate::models::checkout_sessions::{self, CheckoutSession};
+use crate::models::customers::{self, CustomerValues};
+use crate::models::outbox as outbox_rows;
+use crate::models::payments::{self, NewPayment};
+use crate::models::promo_codes;
+use crate::models::subscriptions::{self, NewSubscription};
+use crate::services::outbox::{self, Delivery};
+use crate::services::{naive, run_db, run_db_as};
+use crate::state::AppState;
+use crate::treefort::CreateSubscription;
+
+use super::{CheckoutView, PayOutcome};
+
+/// One numbered payment attempt on a link, and the charge key that follows from it.
+#[derive(Debug, Clone)]
+pub(super) struct Attempt {
+    pub session_id: i64,
+    pub number: i32,
+    pub promo_code_id: Option<i64>,
+    pub key: String,
+    pub customer_ref: String,
+}
+
+impl Attempt {
+    /// The attempt in progress on `session`.
+    pub fn of(session: &CheckoutSession, customer_ref: Option<String>) -> Self {
+        Self {
+            session_id: session.id,
+            number: session.payment_attempts,
+            promo_code_id: session.promo_code_id,
+            key: session.charge_key(),
+            customer_ref: customer_ref.unwrap_or_default(),
+        }
+    }
+}
+
+pub(super) struct Charged {
+    pub card: SavedCard,
+    /// `None` when nothing was charged (a trial, or a 100 % discount).
+    pub charge_reference: Option<String>,
+    pub amount: Money,
+    pub discount_amount: i64,
+}
+
+#[derive(Debug)]
+pub(super) enum RecordError {
+    /// Another live subscription of this user won the race.
+    AlreadySubscribed,
+    /// This attempt no longer holds the link (completed or given back by someone else).
+    NotHeld,
+    Other(ApiError),
+}
+
+impl From<DieselError> for RecordError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            // The one-live-subscription-per-user index: another checkout of this user won the race.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                RecordError::AlreadySubscribed
+            }
+            other => RecordError::Other(other.into()),
+        }
+    }
+}
+
+impl From<ApiError> for RecordError {
+    fn from(e: ApiError) -> Self {
+        RecordError::Other(e)
+    }
+}
+
+/// Stores the gateway's payment of the attempt before it is confirmed.
+pub(super) async fn remember_payment(
+    state: &AppState,
+    attempt: &Attempt,
+    reference: &str,
+) -> Result<(), ApiError> {
+    let (id, number, reference) = (attempt.session_id, attempt.number, reference.to_string());
+    run_db(&state.pool, move |conn| {
+        Ok(checkout_sessions::set_gateway_payment_ref(
+            conn, id, number, &reference,
+        )?)
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Records a paid (or free) attempt and tells Treefort; where the shopper goes next.
+pub(super) async fn finish(
+    state: &AppState,
+    view: &CheckoutView,
+    attempt: &Attempt,
+    charged: Charged,
+    now: DateTime<Utc>,
+) -> Result<PayOutcome, ApiError> {
+    match record_paid_checkout(state, view, attempt, &charged, now).await {
+        Ok(entry_id) => {
+            state
+                .metrics
+                .incr("checkout_payments_total", label("outcome", "paid"));
+            // Tell Treefort now; if it fails, the worker retries and the page waits for it.
+            Ok(match outbox::deliver(state, entry_id).await {
+                Ok(Delivery::Delivered) => PayOutcome::Redirect(view.session.success_url.clone()),
+                Ok(Delivery::NotReady) | Err(_) => PayOutcome::Activating(view.lang),
+            })
+        }
+        Err(RecordError::Other(e)) => {
+            // The money may have been taken but cannot be recorded now: the attempt keeps the
+            // link, and reconciliation settles it from the gateway's record.
+            tracing::error!(checkout_session_id = view.session.id, error = %e, "recording a checkout failed; reconciliation will settle it");
+            Ok(PayOutcome::Activating(view.lang))
+        }
+        Err(error) => {
+            let recorded = match &charged.charge_reference {
+                Some(reference) => is_recorded(state, reference).await?,
+                None => false,
+            };
+            if !recorded {
+                if let Some(reference) = &charged.charge_reference {
+                    refund_orphan(state, reference, &charged.amount).await;
+                }
+                release_attempt(
+                    state,
+                    attempt.session_id,
+                    attempt.number,
+                    attempt.promo_code_id,
+                )
+                .await?;
+            }
+            if matches!(error, RecordError::AlreadySubscribed) && !recorded {
+                super::pay::record_attempt(state, &super::RetryReason::AlreadySubscribed);
+                return Err(super::already_subscribed());
+            }
+            Ok(if recorded {
+                PayOutcome::Activating(view.lang)
+            } else {
+                PayOutcome::BackToCheckout
+            })
+        }
+    }
+}
+
+/// Completes the checkout `session_id` from a payment the gateway reports as taken (after 3-D
+/// Secure, from a webhook, or by reconciliation). A payment that is not the attempt holding the
+/// link, and not recorded already, is refunded.
+pub async fn settle(
+    state: &AppState,
+    session_id: i64,
+    payment: &PaymentState,
+) -> Result<(), ApiError> {
+    if payment.status != PaymentStatus::Succeeded || is_recorded(state, &payment.reference).await? {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    let loaded = run_db(&state.pool, move |conn| {
+        let Some(session) = checkout_sessions::find(conn, session_id)? else {
+            return Ok(None);
+        };
+        let customer = customers::find_by_user_id(conn, &session.user_id)?;
+        Ok(super::load_view(conn, session, naive(now))?.zip(customer))
+    })
+    .await?;
+    let Some((view, customer)) = loaded else {
+        tracing::error!(
+            payment = %payment.reference,
+            "a payment names a checkout that does not exist; refunding it"
+        );
+        refund_orphan(state, &payment.reference, &payment.amount).await;
+        return Ok(());
+    };
+    let session = &view.session;
+    let customer_ref = customer.gateway_customer_ref.clone().unwrap_or_default();
+    let holds = session.status == checkout_sessions::PROCESSING
+        && payment.is_ours(&customer_ref, &view.due_today(), &session.charge_key());
+    if !holds {
+        tracing::warn!(
+            checkout_session_id = session.id,
+            payment = %payment.reference,
+            "a payment taken for no open attempt of its checkout; refunding it"
+        );
+        refund_orphan(state, &payment.reference, &payment.amount).await;
+        return Ok(());
+    }
+    let attempt = Attempt::of(session, Some(customer_ref));
+    let card = SavedCard {
+        reference: payment
+            .card_ref
+            .clone()
+            .or(customer.payment_method_ref.clone())
+            .unwrap_or_default(),
+        brand: customer.card_brand.clone().unwrap_or_default(),
+        last4: customer.card_last4.clone().unwrap_or_default(),
+    };
+    let charged = Charged {
+        card,
+        charge_reference: Some(payment.reference.clone()),
+        amount: view.due_today(),
+        discount_amount: view.price.amount - view.discounted.amount,
+    };
+    finish(state, &view, &attempt, charged, now)
+        .await
+        .map(|_| ())
+}
+
+async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
+    let reference = reference.to_string();
+    run_db(&state.pool, move |conn| {
+        Ok(payments::find_by_reference(conn, &reference)?
+            .is_some_and(|p| p.status == payments::SUCCEEDED))
+    })
+    .await
+}
+
+/// Gives back a charge no subscription stands for. Its key makes a repeated refund a no-op.
+async fn refund_orphan(state: &AppState, reference: &str, amount: &Money) {
+    let key = format!("refund-unrecorded-{reference}");
+    match state.gateway.refund(reference, amount, &key).await {
+        Ok(()) => {
+            state
+                .metrics
+                .incr("checkout_payments_total", label("outcome", "refunded"));
+            tracing::warn!(payment = %reference, "charge without a subscription refunded");
+        }
+        Err(e) => {
+            tracing::error!(payment = %reference, error = %e, "refund of a charge without a subscription failed; refund it by hand");
+        }
+    }
+}
+
+/// Customer, subscription, payment, redemption, completed session and queued Treefort POST, all
+/// or nothing, and only while `attempt` holds the link. Returns the outbox entry to deliver.
+async fn record_paid_checkout(
+    state: &AppState,
+    view: &CheckoutView,
+    attempt: &Attempt,
+    charged: &Charged,
+    now: DateTime<Utc>,
+) -> Result<i64, RecordError> {
+    let view = view.clone();
+    let attempt = attempt.clone();
+    let gateway = state.gateway.name();
+    let (card, charge_reference, amount, discount_amount) = (
+        charged.card.clone(),
+        charged.charge_reference.clone(),
+        charged.amount.clone(),
+        charged.discount_amount,
+    );
+    run_db_as(&state.pool, move |conn| {
+        write_transaction(conn, |conn| {
+            let session = &view.session;
+            let customer = customers::upsert(
+                conn,
+                &session.user_id,
+                &CustomerValues {
+                    email: session.user_email.clone(),
+                    full_name: session.user_full_name.clone(),
+                    payment_method_ref: Some(card.reference.clone()),
+                    card_brand: Some(card.brand.clone()),
+                    card_last4: Some(card.last4.clone()),
+                    updated_at: naive(now),
+                },
+                naive(now),
+            )?;
+            // Trials: the period ends with the trial, so Treefort's grace rule cannot lapse it early.
+            let period_ends_at = view.trial_ends_at.unwrap_or_else(|| {
+                period_end(
+                    now,
+                    &view.plan.billing_interval,
+                    view.plan.interval_count,
+                    1,
+                )
+            });
+            let subscription = subscriptions::insert(
+                conn,
+                &NewSubscription {
+                    user_id: session.user_id.clone(),
+                    customer_id: customer.id,
+                    plan_id: view.plan.id,
+                    promo_code_id: session.promo_code_id,
+                    current_period_started_at: naive(now),
+                    current_period_ends_at: naive(period_ends_at),
+                    trial_ends_at: view.trial_ends_at.map(naive),
+                    created_at: naive(now),
+                    updated_at: naive(now),
+                    // Paid periods count from the trial's end, or from now.
+                    billing_anchor_at: Some(naive(view.trial_ends_at.unwrap_or(now))),
+                    periods_paid: if view.trial_ends_at.is_some() { 0 } else { 1 },
+                    next_action_at: Some(naive(period_ends_at)),
+                    promo_periods_left: view.promo.as_ref().and_then(|p| {
+                        let charges = p.discounted_charges()?;
+                        // Without a trial, today's charge used one of them.
+                        Some(if view.trial_ends_at.is_some() {
+                            charges
+                        } else {
+                            charges - 1
+                        })
+                    }),
+                },
+            )?;
+            if !checkout_sessions::complete_claim(
+                conn,
+                session.id,
+                attempt.number,
+                subscription.id,
+                naive(now),
+            )? {
+                return Err(RecordError::NotHeld);
+            }
+            if view.trial_ends_at.is_none() {
+                payments::insert(
+                    conn,
+                    &NewPayment {
+                        customer_id: customer.id,
+                        subscription_id: Some(subscription.id),
+                        checkout_session_id: Some(session.id),
+                        kind: "checkout".into(),
+                        status: payments::SUCCEEDED.into(),
+                        amount: amount.amount,
+                        discount_amount,
+                        currency: amount.currency.clone(),
+                        divisor: amount.divisor,
+                        gateway: gateway.into(),
+                        gateway_reference: charge_reference.clone(),
+                        failure_reason: None,
+                        created_at: naive(now),
+                    },
+                )?;
+            }
+            if let Some(promo_id) = session.promo_code_id {
+                promo_codes::record_redemption(
+                    conn,
+                    promo_id,
+                    &session.user_id,
+                    subscription.id,
+                    naive(now),
+                )?;
+            }
+            let body = CreateSubscription::new(
+                &session.user_id,
+                view.plan.id,
+                period_ends_at,
+                view.trial_ends_at,
+            );
+            let entry = outbox::enqueue(
+                conn,
+                subscription.id,
+                outbox_rows::CREATE,
+                &body,
+                naive(now),
+            )?;
+            Ok(entry.id)
+        })
+    })
+    .await
+}
+
+/// Gives the link back after an attempt that took no money, with its promo redemption. Only the
+/// attempt that holds the link can give it back.
+pub async fn release_attempt(
+    state: &AppState,
+    session_id: i64,
+    attempt: i32,
+    promo_id: Option<i64>,
+) -> Result<(), ApiError> {
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<(), ApiError> {
+            if checkout_sessions::release_claim(conn, session_id, attempt)? == 1 {
+                if let Some(promo_id) = promo_id {
+                    promo_codes::release_redemption(conn, promo_id)?;
+                }
+            }
+            Ok(())
+        })
+    })
+    .await
+}

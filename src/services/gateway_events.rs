@@ -1,0 +1,280 @@
+//! Events from the payment gateway (Stripe's webhooks). Each is stored under the gateway's event id
+//! before anything is done with it, so a duplicate or replayed event finds its id taken and changes
+//! nothing; then it is processed from the stored row, at once and again by the worker if that
+//! failed. What an event means is decided by the same code the shopper's own requests use.
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::error::ApiError;
+use crate::gateway::{GatewayNotice, PaymentState};
+use crate::metrics::label;
+use crate::models::checkout_sessions;
+use crate::models::gateway_events::{self, NewGatewayEvent};
+use crate::models::payments;
+use crate::state::AppState;
+
+use super::{checkout, naive, portal, renewal, run_db};
+
+/// A confirmed card setup is acted on only after this: the browser normally posts it first.
+const SETUP_GRACE: TimeDelta = TimeDelta::seconds(60);
+/// A failed processing is tried again after this.
+const RETRY_AFTER: TimeDelta = TimeDelta::minutes(1);
+
+/// A webhook POSTed to `/webhooks/{route}`: verified, stored, answered. Processing follows from
+/// the stored row (`process`), so the sender gets its 2xx at once. Returns the stored row's id,
+/// or `None` for an event seen before.
+pub async fn receive(
+    state: &AppState,
+    route: &str,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<Option<i64>, ApiError> {
+    use crate::gateway::stripe::WebhookError;
+    let event = state
+        .gateway
+        .verify_webhook(route, signature, body)
+        .map_err(|e| match e {
+            WebhookError::NotConfigured => {
+                ApiError::not_found("webhook_not_configured", e.to_string())
+            }
+            WebhookError::Malformed => ApiError::bad_request("invalid_event", e.to_string()),
+            WebhookError::Stale => ApiError::bad_request("stale_signature", e.to_string()),
+            WebhookError::MissingSignature | WebhookError::BadSignature => {
+                ApiError::bad_request("invalid_signature", e.to_string())
+            }
+        })?;
+    state
+        .metrics
+        .incr("gateway_events_total", label("type", &event.event_type));
+    store(
+        state,
+        Received {
+            gateway: state.gateway.name(),
+            event_id: event.id,
+            event_type: event.event_type,
+            object_id: event.object_id,
+            payload: String::from_utf8_lossy(body).into_owned(),
+        },
+    )
+    .await
+}
+
+/// One event as received, before it is read.
+pub struct Received {
+    pub gateway: &'static str,
+    pub event_id: String,
+    pub event_type: String,
+    pub object_id: Option<String>,
+    pub payload: String,
+}
+
+/// Stores an event. Returns its row id, or `None` when the event id was seen before.
+pub async fn store(state: &AppState, event: Received) -> Result<Option<i64>, ApiError> {
+    let new = NewGatewayEvent {
+        gateway: event.gateway.to_string(),
+        event_id: event.event_id,
+        event_type: event.event_type,
+        object_id: event.object_id,
+        payload: event.payload,
+        received_at: naive(state.clock.now()),
+    };
+    run_db(&state.pool, move |conn| {
+        Ok(gateway_events::insert_new(conn, &new)?)
+    })
+    .await
+}
+
+/// Processes stored events that are due (new, or failed and due again). Returns how many were
+/// processed.
+pub async fn process_due(state: &AppState, limit: i64) -> Result<usize, ApiError> {
+    let now = naive(state.clock.now());
+    let due = run_db(&state.pool, move |conn| {
+        Ok(gateway_events::list_due(conn, now, limit)?)
+    })
+    .await?;
+    let mut processed = 0;
+    for id in due {
+        if process(state, id).await? {
+            processed += 1;
+        }
+    }
+    Ok(processed)
+}
+
+/// Processes one stored event if no one else is. Returns whether it is done.
+pub async fn process(state: &AppState, id: i64) -> Result<bool, ApiError> {
+    let now = naive(state.clock.now());
+    let Some(event) = run_db(&state.pool, move |conn| {
+        Ok(gateway_events::claim(conn, id, now, now + RETRY_AFTER)?)
+    })
+    .await?
+    else {
+        return Ok(false);
+    };
+    let notice = read(&event.gateway, &event.event_type, &event.payload);
+    if let GatewayNotice::SetupSucceeded { .. } = &notice {
+        if event.received_at + SETUP_GRACE > now {
+            let retry_at = event.received_at + SETUP_GRACE;
+            run_db(&state.pool, move |conn| {
+                Ok(gateway_events::mark_failed(
+                    conn,
+                    id,
+                    "waiting for the browser to finish first",
+                    retry_at,
+                )?)
+            })
+            .await?;
+            return Ok(false);
+        }
+    }
+    let outcome = act(state, notice, event.received_at).await;
+    let now = naive(state.clock.now());
+    match outcome {
+        Ok(()) => {
+            run_db(&state.pool, move |conn| {
+                Ok(gateway_events::mark_processed(conn, id, now)?)
+            })
+            .await?;
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "processing a gateway event failed; will try again");
+            let message = e.to_string();
+            run_db(&state.pool, move |conn| {
+                Ok(gateway_events::mark_failed(
+                    conn,
+                    id,
+                    &message,
+                    now + RETRY_AFTER,
+                )?)
+            })
+            .await?;
+            Ok(false)
+        }
+    }
+}
+
+fn read(gateway: &str, event_type: &str, payload: &str) -> GatewayNotice {
+    match (gateway, serde_json::from_str::<serde_json::Value>(payload)) {
+        ("stripe", Ok(event)) => {
+            crate::gateway::stripe::notice_of(event_type, &event["data"]["object"])
+        }
+        _ => GatewayNotice::Ignored,
+    }
+}
+
+async fn act(
+    state: &AppState,
+    notice: GatewayNotice,
+    received_at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    match notice {
+        GatewayNotice::PaymentSucceeded(payment) => {
+            if let Some(session_id) = checkout_session_of(&payment) {
+                checkout::settle(state, session_id, &payment).await?;
+            } else if let Some(subscription_id) = subscription_of(&payment) {
+                // A renewal the card holder authenticated: the worker records it right away.
+                renewal::retry_now(state, subscription_id).await?;
+            }
+            Ok(())
+        }
+        GatewayNotice::PaymentFailed(payment) => {
+            let Some(session_id) = checkout_session_of(&payment) else {
+                // Renewal declines are recorded when the charge answers.
+                return Ok(());
+            };
+            let reference = payment.reference.clone();
+            let session = run_db(&state.pool, move |conn| {
+                Ok(checkout_sessions::find(conn, session_id)?)
+            })
+            .await?;
+            // Only the attempt waiting on this very payment is given back.
+            if let Some(s) = session.filter(|s| {
+                s.status == checkout_sessions::PROCESSING
+                    && s.gateway_payment_ref.as_deref() == Some(reference.as_str())
+            }) {
+                checkout::release_attempt(state, s.id, s.payment_attempts, s.promo_code_id).await?;
+            }
+            Ok(())
+        }
+        GatewayNotice::SetupSucceeded {
+            reference,
+            metadata,
+        } => {
+            match metadata.get("purpose").map(String::as_str) {
+                Some("checkout") => {
+                    if let Some(id) = metadata
+                        .get("checkout_session_id")
+                        .and_then(|v| v.parse().ok())
+                    {
+                        checkout::settle_setup(state, id, &reference).await?;
+                    }
+                }
+                Some("portal") => {
+                    if let Some(user_id) = metadata.get("user_id") {
+                        portal::save_confirmed_card(state, user_id, &reference, received_at)
+                            .await?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        GatewayNotice::Refunded {
+            payment_reference,
+            refunded,
+        } => {
+            let now = naive(state.clock.now());
+            run_db(&state.pool, move |conn| {
+                let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
+                    return Ok(());
+                };
+                match refunded.rescaled(payment.divisor) {
+                    Some(total) if total.currency.eq_ignore_ascii_case(&payment.currency) => {
+                        payments::record_refund(conn, payment.id, total.amount, now)?;
+                    }
+                    _ => tracing::warn!(
+                        payment_id = payment.id,
+                        "a refund event in another currency or unit was not recorded"
+                    ),
+                }
+                Ok(())
+            })
+            .await
+        }
+        GatewayNotice::Disputed {
+            payment_reference,
+            reason,
+        } => {
+            let now = naive(state.clock.now());
+            let recorded = run_db(&state.pool, move |conn| {
+                let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
+                    return Ok(None);
+                };
+                payments::record_dispute(conn, payment.id, &reason, now)?;
+                Ok(Some((payment.id, reason)))
+            })
+            .await?;
+            if let Some((payment_id, reason)) = recorded {
+                state
+                    .metrics
+                    .incr("payment_disputes_total", label("reason", &reason));
+                tracing::warn!(
+                    payment_id,
+                    reason = %reason,
+                    "a card holder disputed a payment: respond in the gateway's dashboard before its deadline"
+                );
+            }
+            Ok(())
+        }
+        GatewayNotice::Ignored => Ok(()),
+    }
+}
+
+fn checkout_session_of(payment: &PaymentState) -> Option<i64> {
+    payment.metadata.get("checkout_session_id")?.parse().ok()
+}
+
+fn subscription_of(payment: &PaymentState) -> Option<i64> {
+    payment.metadata.get("subscription_id")?.parse().ok()
+}

@@ -1,0 +1,63 @@
+//! Payments for support staff: listing them, and refunding one through the active gateway. A
+//! refund is recorded only after the gateway accepted it, and never for more than is left.
+
+use crate::domain::money::Money;
+use crate::error::ApiError;
+use crate::models::payments::{self, Payment};
+use crate::state::AppState;
+
+use super::{naive, run_db};
+
+/// Gives back `amount` (in the payment's own units; all that is left when `None`) of a payment.
+/// Returns the payment as recorded afterwards.
+pub async fn refund(
+    state: &AppState,
+    payment_id: i64,
+    amount: Option<i64>,
+) -> Result<Payment, ApiError> {
+    let payment = run_db(&state.pool, move |conn| {
+        Ok(payments::find(conn, payment_id)?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("payment_not_found", "no such payment"))?;
+    let reference = match (&payment.gateway_reference, payment.status.as_str()) {
+        (Some(reference), payments::SUCCEEDED) => reference.clone(),
+        _ => {
+            return Err(ApiError::conflict(
+                "not_refundable",
+                "only a succeeded charge can be refunded",
+            ))
+        }
+    };
+    let left = payment.amount - payment.refunded_amount;
+    let amount = amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            format!("the amount must be from 1 to {left} (what is left of the payment)"),
+        ));
+    }
+    let money = Money {
+        amount,
+        currency: payment.currency.clone(),
+        divisor: payment.divisor,
+    };
+    // The key names the payment and what was refunded before: repeating this refund is a no-op
+    // at the gateway, and a later, second partial refund is a new one.
+    let key = format!(
+        "refund-{}-{}-{}",
+        payment.id, payment.refunded_amount, amount
+    );
+    state
+        .gateway
+        .refund(&reference, &money, &key)
+        .await
+        .map_err(super::checkout::gateway_api_error)?;
+    let (total, now) = (payment.refunded_amount + amount, naive(state.clock.now()));
+    run_db(&state.pool, move |conn| {
+        payments::record_refund(conn, payment_id, total, now)?;
+        payments::find(conn, payment_id)?
+            .ok_or_else(|| ApiError::internal("refunded payment vanished"))
+    })
+    .await
+}

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use treefort_webpay::cli::{self, OutboxCommand, PlansCommand, PromoCommand};
+use treefort_webpay::cli::{self, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand};
 use treefort_webpay::config::{LogFormat, Settings};
 use treefort_webpay::startup::{build_state, Application};
 
@@ -36,6 +36,9 @@ enum Command {
     /// Inspect and re-drive the queue of Treefort updates.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// List payments, and refund one through the payment gateway.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,10 @@ fn main() -> ExitCode {
         Command::Outbox(command) => cli::open_database()
             .and_then(|mut conn| cli::outbox(&mut conn, command))
             .map(|out| println!("{out}")),
+        Command::Payments(PaymentsCommand::List { user, json, limit }) => cli::open_database()
+            .and_then(|mut conn| cli::payments_list(&mut conn, user.as_deref(), json, limit))
+            .map(|out| println!("{out}")),
+        Command::Payments(PaymentsCommand::Refund { id, amount }) => refund(id, amount),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +79,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `payments refund`: through the gateway the settings name (Stripe keys, or the sandbox).
+fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
+    let settings = Settings::from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let state = build_state(settings, Default::default()).await?;
+        let payment = treefort_webpay::services::payments::refund(&state, id, amount)
+            .await
+            .map_err(|e| e.message)?;
+        let fmt = treefort_webpay::domain::locale::Lang::En.number_format();
+        let refunded = treefort_webpay::domain::money::Money {
+            amount: payment.refunded_amount,
+            ..payment.money()
+        };
+        println!(
+            "payment #{} refunded through {}: {} of {} given back in total",
+            payment.id,
+            payment.gateway,
+            refunded.format(&fmt),
+            payment.money().format(&fmt)
+        );
+        Ok(())
+    })
 }
 
 /// Reads settings, sets up logging and runs `f` on a multi-threaded runtime.

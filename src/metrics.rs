@@ -10,7 +10,7 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
-const HELP: [(&str, &str); 5] = [
+const HELP: [(&str, &str); 7] = [
     (
         "http_requests_total",
         "HTTP requests answered, by route pattern and status",
@@ -25,6 +25,14 @@ const HELP: [(&str, &str); 5] = [
     ),
     ("cancellations_total", "Cancel requests, by outcome"),
     ("sessions_created_total", "Session URLs issued, by kind"),
+    (
+        "gateway_events_total",
+        "Verified webhook events from the payment gateway, by type",
+    ),
+    (
+        "payment_disputes_total",
+        "Payments disputed by card holders (chargebacks), by reason",
+    ),
 ];
 
 impl Metrics {

@@ -70,6 +70,27 @@ pub enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// List payments, newest first (charges, declines, refunds and disputes).
+    List {
+        /// Only this Treefort user's payments.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Refund a payment through the active payment gateway (all that is left, or --amount).
+    Refund {
+        id: i64,
+        /// In the payment's minor units (999 with divisor 100 is 9.99).
+        #[arg(long)]
+        amount: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PromoCommand {
     /// Create a promo code (letters and digits only; matched case-insensitively).
     Create(PromoArgs),
@@ -318,6 +339,77 @@ fn promo_json(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
         "expiresAt": c.expires_at.map(|t| rfc3339(t.and_utc())), "active": c.active, "note": c.note,
         "createdAt": rfc3339(c.created_at.and_utc()),
         "duration": c.duration, "durationPeriods": c.duration_periods,
+    })
+}
+
+/// `payments list`: read from the database only.
+pub fn payments_list(
+    conn: &mut AnyConnection,
+    user: Option<&str>,
+    json: bool,
+    limit: i64,
+) -> Result<String, String> {
+    use crate::models::payments::{self, Payment};
+    let rows = payments::list(conn, user, limit).map_err(|e| format!("database error: {e}"))?;
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(p, user_id)| payment_json(p, user_id))
+            .collect();
+        return Ok(serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    if rows.is_empty() {
+        return Ok("no payments".into());
+    }
+    let describe = |p: &Payment, user_id: &str| {
+        let fmt = crate::domain::locale::Lang::En.number_format();
+        let mut line = format!(
+            "#{:<6} {}  {:<16} {:<8} {:<9} {:>12}  {} {}",
+            p.id,
+            rfc3339(p.created_at.and_utc()),
+            user_id,
+            p.kind,
+            p.status,
+            p.money().format(&fmt),
+            p.gateway,
+            p.gateway_reference.as_deref().unwrap_or("-"),
+        );
+        if p.refunded_amount > 0 {
+            let refunded = crate::domain::money::Money {
+                amount: p.refunded_amount,
+                ..p.money()
+            };
+            line.push_str(&format!("  refunded {}", refunded.format(&fmt)));
+        }
+        if let Some(reason) = &p.failure_reason {
+            line.push_str(&format!("  ({reason})"));
+        }
+        if p.disputed_at.is_some() {
+            line.push_str(&format!(
+                "  DISPUTED ({})",
+                p.dispute_reason.as_deref().unwrap_or("unknown")
+            ));
+        }
+        line
+    };
+    Ok(rows
+        .iter()
+        .map(|(p, user_id)| describe(p, user_id))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+pub fn payment_json(p: &crate::models::payments::Payment, user_id: &str) -> serde_json::Value {
+    json!({
+        "id": p.id, "userId": user_id, "subscriptionId": p.subscription_id, "kind": p.kind,
+        "status": p.status, "amount": p.amount, "discountAmount": p.discount_amount,
+        "currency": p.currency, "divisor": p.divisor, "gateway": p.gateway,
+        "gatewayReference": p.gateway_reference, "failureReason": p.failure_reason,
+        "refundedAmount": p.refunded_amount,
+        "refundedAt": p.refunded_at.map(|t| rfc3339(t.and_utc())),
+        "disputedAt": p.disputed_at.map(|t| rfc3339(t.and_utc())),
+        "disputeReason": p.dispute_reason,
+        "createdAt": rfc3339(p.created_at.and_utc()),
     })
 }
 

@@ -1,0 +1,717 @@
+//! The Stripe gateway end to end against localstripe: checkout with a SetupIntent confirmed the
+//! way Stripe.js does it, charges, 3-D Secure, renewals, card changes, webhooks, reconciliation
+//! and refunds. What localstripe cannot send (setup, refund and dispute events) is POSTed here,
+//! signed as Stripe signs.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+use treefort_webpay::models::payments::Payment;
+
+use crate::helpers::{TestApp, API_KEY};
+use crate::localstripe::*;
+
+fn payments_of(app: &TestApp) -> Vec<Payment> {
+    use treefort_webpay::schema::payments;
+    payments::table
+        .order(payments::id.asc())
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+/// The checkout page, and the client secret of the SetupIntent its card field confirms.
+async fn checkout_page(app: &TestApp, url: &str) -> (String, String) {
+    let response = app.get(url).await;
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = response.text().await.unwrap();
+    let secret = attribute(&html, "data-stripe-setup").expect("the page confirms a SetupIntent");
+    assert!(
+        csp.contains("script-src 'self' http://127.0.0.1:"),
+        "Stripe.js may load from STRIPE_JS_URL: {csp}"
+    );
+    (html, secret)
+}
+
+/// The shopper types `card` into Stripe's card field and presses pay: Stripe.js confirms the
+/// SetupIntent with Stripe, then the form posts only its id.
+async fn pay_with(app: &TestApp, stripe: &LocalStripe, url: &str, card: &str) -> reqwest::Response {
+    let (_, secret) = checkout_page(app, url).await;
+    let setup = stripe
+        .confirm_card_setup(&secret, card)
+        .await
+        .expect("the card is saved");
+    assert_eq!(setup["status"], "succeeded");
+    post_setup(app, url, setup["id"].as_str().unwrap()).await
+}
+
+async fn post_setup(app: &TestApp, url: &str, setup_id: &str) -> reqwest::Response {
+    app.client
+        .post(url)
+        .form(&[("setup_intent", setup_id)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn customer_ref(app: &TestApp, user: &str) -> String {
+    treefort_webpay::models::customers::find_by_user_id(&mut app.conn(), user)
+        .unwrap()
+        .unwrap()
+        .gateway_customer_ref
+        .unwrap()
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_paid_checkout_saves_the_card_in_stripe_and_charges_it_once() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+
+    let (html, _) = checkout_page(&app, &url).await;
+    assert!(
+        !html.contains("name=\"card_number\""),
+        "the card is typed into Stripe's field, not ours"
+    );
+    assert!(html.contains(&stripe.js_url()) && html.contains("/assets/card.js"));
+    assert!(html.contains("Test mode"), "sk_test_ keys keep the banner");
+
+    let paid = pay_with(&app, &stripe, &url, CARD_OK).await;
+    assert_eq!(paid.status(), 303);
+    assert_eq!(
+        paid.headers()["location"],
+        "https://app.example.com/success"
+    );
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+
+    let intents = stripe.payment_intents().await;
+    assert_eq!(intents.len(), 1, "one charge");
+    let intent = &intents[0];
+    let customer = customer_ref(&app, "u1");
+    assert_eq!(intent["status"], "succeeded");
+    assert_eq!(intent["amount"], 999);
+    assert_eq!(intent["currency"], "usd");
+    assert_eq!(intent["customer"], customer.as_str());
+    let payments = payments_of(&app);
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].gateway, "stripe");
+    assert_eq!(
+        payments[0].gateway_reference.as_deref(),
+        intent["id"].as_str()
+    );
+    let stored = treefort_webpay::models::customers::find_by_user_id(&mut app.conn(), "u1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.card_last4.as_deref(), Some("4242"));
+    assert_eq!(stored.card_brand.as_deref(), Some("Visa"));
+    assert!(stored.payment_method_ref.unwrap().starts_with("pm_"));
+    let in_stripe = stripe.get(&format!("/v1/customers/{customer}")).await;
+    assert_eq!(in_stripe["email"], "u1@example.com");
+
+    // The same user's next checkout reuses the Stripe customer.
+    app.add_plan(2, 0);
+    let second = app.checkout_url("u1", 2, None).await;
+    let _ = app.get(&second).await;
+    assert_eq!(customer_ref(&app, "u1"), customer);
+    let customers = stripe.get("/v1/customers?limit=100").await;
+    assert_eq!(customers["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_zero_decimal_currency_is_charged_in_whole_yen() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan_priced(1, 0, "JPY", 1500, 1);
+    app.add_plan_priced(2, 0, "JPY", 150000, 100);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let url = app.checkout_url("u2", 2, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let amounts: Vec<(Value, Value)> = stripe
+        .payment_intents()
+        .await
+        .iter()
+        .map(|pi| (pi["amount"].clone(), pi["currency"].clone()))
+        .collect();
+    assert_eq!(
+        amounts,
+        [(json!(1500), json!("jpy")), (json!(1500), json!("jpy"))],
+        "¥1,500 is 1500 in Stripe's units, whatever our divisor"
+    );
+}
+
+#[tokio::test]
+async fn a_declined_charge_keeps_the_link_and_the_next_attempt_is_a_new_charge() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+
+    let declined = pay_with(&app, &stripe, &url, CARD_CHARGE_DECLINED).await;
+    assert_eq!(declined.status(), 402);
+    let html = declined.text().await.unwrap();
+    assert!(html.contains("declined"), "{html}");
+    assert!(
+        attribute(&html, "data-stripe-setup").is_some(),
+        "a new card can be entered on the same page"
+    );
+    assert_eq!(app.count("subscriptions"), 0);
+
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let intents = stripe.payment_intents().await;
+    assert_eq!(intents.len(), 2);
+    assert_ne!(
+        intents[0]["metadata"]["attempt_key"], intents[1]["metadata"]["attempt_key"],
+        "each attempt has its own idempotency key"
+    );
+    assert_eq!(intents[1]["status"], "succeeded");
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn the_server_never_trusts_a_setup_the_browser_names() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+
+    // A card refused when saved: Stripe.js reports the error, but a hand-made post names it.
+    let (_, secret) = checkout_page(&app, &url).await;
+    let refused = stripe.confirm_card_setup(&secret, CARD_DECLINED).await;
+    assert!(
+        refused.is_err(),
+        "localstripe declines 0002 when it is saved"
+    );
+    let seti = secret.split("_secret_").next().unwrap();
+    assert_eq!(post_setup(&app, &url, seti).await.status(), 402);
+
+    // A setup made for another checkout (another user) is not this page's.
+    let other = app.checkout_url("u2", 1, None).await;
+    let (_, other_secret) = checkout_page(&app, &other).await;
+    let setup = stripe
+        .confirm_card_setup(&other_secret, CARD_OK)
+        .await
+        .unwrap();
+    let posted = post_setup(&app, &url, setup["id"].as_str().unwrap()).await;
+    assert_eq!(posted.status(), 400);
+    // Not an id at all.
+    assert_eq!(
+        post_setup(&app, &url, "seti_../../v1/customers")
+            .await
+            .status(),
+        400
+    );
+
+    assert!(
+        stripe.payment_intents().await.is_empty(),
+        "nothing was charged"
+    );
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_checkout_that_needs_3d_secure_completes_after_the_shopper_authenticates() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+
+    let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
+    assert_eq!(asked.status(), 200);
+    let html = asked.text().await.unwrap();
+    let secret = attribute(&html, "data-stripe-payment").expect("the page runs confirmCardPayment");
+    assert!(html.contains("/confirm\""), "{html}");
+    assert!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .is_empty(),
+        "nothing is recorded before the bank says yes"
+    );
+
+    // A failed authentication: the decline, and the link can be paid again.
+    let failed = stripe.authenticate_payment(&secret, false).await;
+    assert_eq!(failed["status"], "requires_payment_method");
+    let confirm = |app: &TestApp| {
+        app.client
+            .post(format!("{url}/confirm"))
+            .form(&[("payment_intent", "ignored")])
+            .send()
+    };
+    assert_eq!(confirm(&app).await.unwrap().status(), 402);
+
+    let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
+    let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
+    let authenticated = stripe.authenticate_payment(&secret, true).await;
+    assert_eq!(authenticated["status"], "succeeded");
+    let done = confirm(&app).await.unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(
+        done.headers()["location"],
+        "https://app.example.com/success"
+    );
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(app.count("payments"), 1);
+    // Posting the confirmation again changes nothing.
+    assert_eq!(confirm(&app).await.unwrap().status(), 303);
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn a_trial_only_saves_the_card() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 14);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    assert!(stripe.payment_intents().await.is_empty(), "nothing charged");
+    let posted = app.treefort_requests("POST", "/v1/subscriptions").await;
+    let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
+    assert!(body["trialEndsAt"].is_string());
+    assert_eq!(app.count("payments"), 0);
+}
+
+/// A user on a 14-day trial who saved `card`; the clock then moves past the trial's end.
+async fn trial_ended(app: &TestApp, stripe: &LocalStripe, card: &str) {
+    app.add_plan(1, 14);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(app, stripe, &url, card).await.status(), 303);
+    app.advance(TimeDelta::days(14) + TimeDelta::hours(1));
+    app.run_worker().await;
+}
+
+#[tokio::test]
+async fn renewals_charge_the_saved_card_off_session() {
+    let (app, stripe) = spawn_stripe_app().await;
+    trial_ended(&app, &stripe, CARD_OK).await;
+    let intents = stripe.payment_intents().await;
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0]["status"], "succeeded");
+    assert_eq!(intents[0]["metadata"]["kind"], "renewal");
+    let patches = app.patches().await;
+    assert_eq!(patches.len(), 1);
+    assert!(patches[0]["currentPeriodEndsAt"].is_string());
+    assert!(patches[0]["trialEndsAt"].is_null());
+    let payment = payments_of(&app).pop().unwrap();
+    assert_eq!(
+        (payment.kind.as_str(), payment.status.as_str()),
+        ("renewal", "succeeded")
+    );
+}
+
+#[tokio::test]
+async fn a_declined_renewal_is_past_due_and_a_replaced_card_recovers_it() {
+    let (app, stripe) = spawn_stripe_app().await;
+    trial_ended(&app, &stripe, CARD_CHARGE_DECLINED).await;
+    let sub = app.subscription("u1");
+    assert!(sub.past_due_since.is_some());
+    assert!(app.patches().await.is_empty(), "access lasts through grace");
+    assert_eq!(payments_of(&app)[0].status, "declined");
+
+    // Replace the card in the portal: Stripe's field, a SetupIntent, its id posted.
+    let portal = app.portal_url("u1", "en").await;
+    let html = app.get(&portal).await.text().await.unwrap();
+    let secret = attribute(&html, "data-stripe-setup").expect("the portal offers Stripe's field");
+    let setup = stripe.confirm_card_setup(&secret, CARD_OK).await.unwrap();
+    let replaced = app
+        .client
+        .post(format!("{portal}/card"))
+        .form(&[("setup_intent", setup["id"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), 200);
+    assert!(replaced
+        .text()
+        .await
+        .unwrap()
+        .contains("Your card was updated."));
+    let new_card = setup["payment_method"].as_str().unwrap().to_string();
+    let customer = customer_ref(&app, "u1");
+    let in_stripe = stripe.get(&format!("/v1/customers/{customer}")).await;
+    assert_eq!(
+        in_stripe["invoice_settings"]["default_payment_method"], new_card,
+        "the new card is the customer's default in Stripe"
+    );
+
+    app.run_worker().await;
+    let last = stripe.payment_intents().await.pop().unwrap();
+    assert_eq!(last["payment_method"], new_card.as_str());
+    assert_eq!(last["status"], "succeeded");
+    assert_eq!(app.patches().await.len(), 1, "the renewal reached Treefort");
+    assert!(app.subscription("u1").past_due_since.is_none());
+}
+
+#[tokio::test]
+async fn a_renewal_that_needs_authentication_is_recovered_in_the_portal() {
+    let (app, stripe) = spawn_stripe_app().await;
+    trial_ended(&app, &stripe, CARD_3DS).await;
+    let sub = app.subscription("u1");
+    assert!(sub.past_due_since.is_some(), "past due inside grace");
+    let waiting = payments_of(&app).pop().unwrap();
+    assert_eq!(
+        waiting.failure_reason.as_deref(),
+        Some("authentication_required")
+    );
+
+    let portal = app.portal_url("u1", "en").await;
+    let html = app.get(&portal).await.text().await.unwrap();
+    assert!(html.contains("Confirm your payment"), "{html}");
+    let secret = attribute(&html, "data-stripe-payment").unwrap();
+    assert_eq!(
+        stripe.authenticate_payment(&secret, true).await["status"],
+        "succeeded"
+    );
+    let confirmed = app
+        .client
+        .post(format!("{portal}/confirm-payment"))
+        .form(&[("payment_id", waiting.id.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200);
+
+    app.run_worker().await;
+    assert_eq!(stripe.payment_intents().await.len(), 1, "no second charge");
+    assert_eq!(app.patches().await.len(), 1);
+    let sub = app.subscription("u1");
+    assert!(sub.past_due_since.is_none());
+    assert_eq!(sub.periods_paid, 1);
+    let renewed = payments_of(&app).pop().unwrap();
+    assert_eq!(renewed.status, "succeeded");
+    assert_eq!(renewed.gateway_reference, waiting.gateway_reference);
+}
+
+/// POSTs `event` to the webhook route with a `Stripe-Signature` header.
+async fn post_event(app: &TestApp, signature: Option<&str>, body: &str) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(signature) = signature {
+        request = request.header("Stripe-Signature", signature);
+    }
+    request.send().await.unwrap()
+}
+
+fn refund_event(id: &str, payment_intent: &str, refunded: i64) -> Value {
+    json!({"id": id, "object": "event", "type": "charge.refunded", "created": 1,
+           "data": {"object": {"id": "ch_test1234567", "object": "charge", "payment_intent": payment_intent,
+                               "currency": "usd", "amount": 999, "amount_refunded": refunded, "refunded": true}}})
+}
+
+#[tokio::test]
+async fn webhooks_need_a_fresh_signature_of_a_configured_secret_and_count_once() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let pi = payments_of(&app)[0].gateway_reference.clone().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let event = refund_event("evt_refund000001", &pi, 300);
+
+    let (_, body) = signed(WEBHOOK_SECRET, now, &event);
+    let (bad, _) = signed("whsec_someone_else", now, &event);
+    let (stale, _) = signed(WEBHOOK_SECRET, now - 301, &event);
+    for (signature, why) in [
+        (None, "missing"),
+        (Some(bad.as_str()), "another secret"),
+        (Some(stale.as_str()), "older than 300 s"),
+        (Some("t=1,v1=zz"), "malformed"),
+    ] {
+        let response = post_event(&app, signature, &body).await;
+        assert_eq!(response.status(), 400, "{why}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["code"]
+                .as_str()
+                .unwrap()
+                .ends_with("signature"),
+            "{why}"
+        );
+    }
+    assert_eq!(app.count("gateway_events"), 0, "nothing stored");
+    assert_eq!(payments_of(&app)[0].refunded_amount, 0);
+
+    // A tampered body with a good header.
+    let (good, body) = signed(WEBHOOK_SECRET, now, &event);
+    let tampered = body.replace("300", "999");
+    assert_eq!(post_event(&app, Some(&good), &tampered).await.status(), 400);
+
+    // The previous secret still verifies while it is being rolled.
+    let (rolled, body) = signed(OLD_WEBHOOK_SECRET, now, &event);
+    let first = post_event(&app, Some(&rolled), &body).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.json::<Value>().await.unwrap()["duplicate"], false);
+    wait_for("the refund to be recorded", async || {
+        payments_of(&app)[0].refunded_amount == 300
+    })
+    .await;
+
+    // The same event again (a replay, or Stripe retrying): answered, changes nothing.
+    let (good, body) = signed(WEBHOOK_SECRET, now, &event);
+    let again = post_event(&app, Some(&good), &body).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
+    assert_eq!(app.count("gateway_events"), 1);
+
+    // Unknown types are accepted and ignored.
+    let other = json!({"id": "evt_other0000001", "type": "customer.updated", "data": {"object": {"id": "cus_x"}}});
+    let (sig, body) = signed(WEBHOOK_SECRET, now, &other);
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+}
+
+#[tokio::test]
+async fn refunds_and_disputes_reported_by_stripe_show_in_the_records_and_the_portal() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let pi = payments_of(&app)[0].gateway_reference.clone().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (sig, body) = signed(
+        WEBHOOK_SECRET,
+        now,
+        &refund_event("evt_refund000002", &pi, 999),
+    );
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    let dispute = json!({"id": "evt_dispute00001", "type": "charge.dispute.created", "created": now,
+        "data": {"object": {"id": "dp_test1234567", "object": "dispute", "charge": "ch_test1234567",
+                            "payment_intent": pi, "amount": 999, "currency": "usd", "reason": "fraudulent"}}});
+    let (sig, body) = signed(WEBHOOK_SECRET, now, &dispute);
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    wait_for("the dispute to be recorded", async || {
+        payments_of(&app)[0].disputed_at.is_some()
+    })
+    .await;
+    let payment = payments_of(&app).remove(0);
+    assert_eq!(payment.refunded_amount, 999);
+    assert_eq!(payment.dispute_reason.as_deref(), Some("fraudulent"));
+    let metrics = app
+        .get(&format!("{}/metrics", app.address))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("treefort_webpay_payment_disputes_total{reason=\"fraudulent\"} 1"),
+        "{metrics}"
+    );
+    let portal = app.portal_url("u1", "en").await;
+    let html = app.get(&portal).await.text().await.unwrap();
+    assert!(html.contains("Disputed"), "{html}");
+}
+
+/// A shopper who authenticated the bank's 3-D Secure step and closed the tab.
+async fn authenticated_and_gone(app: &TestApp, stripe: &LocalStripe) {
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let asked = pay_with(app, stripe, &url, CARD_3DS).await;
+    let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
+    assert_eq!(
+        stripe.authenticate_payment(&secret, true).await["status"],
+        "succeeded"
+    );
+}
+
+#[tokio::test]
+async fn a_shopper_who_never_comes_back_is_completed_by_the_webhook() {
+    let (app, stripe) = spawn_stripe_app().await;
+    stripe.send_webhooks_to(&app, WEBHOOK_SECRET).await;
+    authenticated_and_gone(&app, &stripe).await;
+    // localstripe sends payment_intent.succeeded about a second later, signed.
+    wait_for("Treefort to get the subscription", async || {
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len()
+            == 1
+    })
+    .await;
+    assert_eq!(app.count("payments"), 1);
+    assert_eq!(stripe.payment_intents().await.len(), 1);
+}
+
+#[tokio::test]
+async fn with_webhooks_off_reconciliation_completes_a_shopper_who_never_came_back() {
+    let (app, stripe) = spawn_stripe_app().await;
+    authenticated_and_gone(&app, &stripe).await;
+    app.run_worker().await;
+    assert!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .is_empty(),
+        "a fresh attempt is left to its shopper"
+    );
+    app.advance(TimeDelta::minutes(4));
+    app.run_worker().await;
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn reconciliation_cancels_an_abandoned_authentication_and_frees_the_link() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_3DS).await.status(), 200);
+    app.advance(TimeDelta::minutes(31));
+    app.run_worker().await;
+    let intents = stripe.payment_intents().await;
+    assert_eq!(
+        intents[0]["status"], "canceled",
+        "it can never be taken later"
+    );
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_confirmed_trial_setup_whose_page_never_posted_is_completed_by_its_webhook() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 14);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let (_, secret) = checkout_page(&app, &url).await;
+    let setup = stripe.confirm_card_setup(&secret, CARD_OK).await.unwrap();
+    // localstripe sends no setup_intent events; Stripe would send this one.
+    let now = chrono::Utc::now().timestamp();
+    let event = json!({"id": "evt_setup0000001", "type": "setup_intent.succeeded", "created": now,
+                       "data": {"object": setup}});
+    let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.count("subscriptions"),
+        0,
+        "the browser gets a minute to post first"
+    );
+    app.advance(TimeDelta::minutes(2));
+    app.run_worker().await;
+    assert_eq!(app.count("subscriptions"), 1);
+    assert_eq!(
+        app.treefort_requests("POST", "/v1/subscriptions")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn support_staff_refund_a_payment_from_the_command_line() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let payment = payments_of(&app).remove(0);
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &app.vars {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let listed = cli(&["payments", "list", "--user", "u1", "--json"]);
+    assert!(listed.status.success());
+    let rows: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows[0]["id"], payment.id);
+
+    let too_much = cli(&[
+        "payments",
+        "refund",
+        &payment.id.to_string(),
+        "--amount",
+        "1000",
+    ]);
+    assert!(!too_much.status.success());
+    let refunded = cli(&[
+        "payments",
+        "refund",
+        &payment.id.to_string(),
+        "--amount",
+        "500",
+    ]);
+    assert!(
+        refunded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refunded.stderr)
+    );
+    let pi = payment.gateway_reference.unwrap();
+    let refunds = stripe
+        .get(&format!("/v1/refunds?payment_intent={pi}"))
+        .await;
+    let amounts: Vec<&Value> = refunds["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["amount"])
+        .collect();
+    assert_eq!(amounts, [&json!(500)]);
+    assert_eq!(payments_of(&app)[0].refunded_amount, 500);
+    let rest = cli(&["payments", "refund", &payment.id.to_string()]);
+    assert!(rest.status.success());
+    assert_eq!(payments_of(&app)[0].refunded_amount, 999);
+    let portal = app.portal_url("u1", "en").await;
+    assert!(app
+        .get(&portal)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Refunded"));
+    let _ = API_KEY;
+}
+
+#[tokio::test]
+async fn live_keys_show_no_test_banner() {
+    let (app, _stripe) = spawn_stripe_app_with(|o| {
+        o.set("STRIPE_SECRET_KEY", "sk_live_treefortwebpay")
+            .set("STRIPE_PUBLISHABLE_KEY", "pk_live_treefortwebpay");
+    })
+    .await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let html = app.get(&url).await.text().await.unwrap();
+    assert!(attribute(&html, "data-stripe-setup").is_some());
+    assert!(!html.contains("Test mode"));
+}

@@ -41,17 +41,22 @@ impl LocalStripe {
             .stderr(Stdio::null())
             .spawn()
             .expect("localstripe is installed (pip install localstripe; .ci/run does it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        // Owned at once: dropping it (a panic below included) stops the process.
+        let stripe = LocalStripe {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            http: reqwest::Client::new(),
+        };
         for _ in 0..200 {
-            let up = http
-                .get(format!("{url}/v1/customers"))
+            let up = stripe
+                .http
+                .get(format!("{}/v1/customers", stripe.url))
                 .bearer_auth(SECRET_KEY)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if up {
-                return LocalStripe { url, child, http };
+                return stripe;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

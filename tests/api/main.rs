@@ -4,6 +4,7 @@
 
 mod auth;
 mod billing_portal;
+mod browser;
 mod cancel;
 mod checkout_page;
 mod checkout_session;

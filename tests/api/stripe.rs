@@ -715,3 +715,43 @@ async fn live_keys_show_no_test_banner() {
     assert!(attribute(&html, "data-stripe-setup").is_some());
     assert!(!html.contains("Test mode"));
 }
+
+#[tokio::test]
+async fn a_charge_no_attempt_can_record_is_refunded() {
+    let (app, stripe) = spawn_stripe_app().await;
+    stripe.send_webhooks_to(&app, WEBHOOK_SECRET).await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
+    let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
+    // The attempt lost its link meanwhile (given back, as after a lost answer).
+    {
+        use treefort_webpay::models::checkout_sessions;
+        use treefort_webpay::schema::checkout_sessions as table;
+        let session: checkout_sessions::CheckoutSession =
+            table::table.first(&mut *app.conn()).unwrap();
+        checkout_sessions::release_claim(&mut app.conn(), session.id, session.payment_attempts)
+            .unwrap();
+    }
+    // The bank's step is completed late; Stripe reports the payment as taken.
+    assert_eq!(
+        stripe.authenticate_payment(&secret, true).await["status"],
+        "succeeded"
+    );
+    let pi = secret.split("_secret_").next().unwrap().to_string();
+    wait_for("the orphan charge to be refunded", async || {
+        let refunds = stripe.get(&format!("/v1/refunds?payment_intent={pi}")).await;
+        refunds["data"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    let refunds = stripe.get(&format!("/v1/refunds?payment_intent={pi}")).await;
+    assert_eq!(refunds["data"][0]["amount"], 999, "in full");
+    assert_eq!(app.count("subscriptions"), 0);
+    assert!(app
+        .treefort_requests("POST", "/v1/subscriptions")
+        .await
+        .is_empty());
+    // The link is still usable for a real attempt.
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+}

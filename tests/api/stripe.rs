@@ -424,6 +424,7 @@ async fn post_event(app: &TestApp, signature: Option<&str>, body: &str) -> reqwe
 fn refund_event(id: &str, payment_intent: &str, refunded: i64) -> Value {
     json!({"id": id, "object": "event", "type": "charge.refunded", "created": 1,
            "data": {"object": {"id": "ch_test1234567", "object": "charge", "payment_intent": payment_intent,
+                               "client_secret": "pi_test1234567_secret_abcdef",
                                "currency": "usd", "amount": 999, "amount_refunded": refunded, "refunded": true}}})
 }
 
@@ -482,6 +483,18 @@ async fn webhooks_need_a_fresh_signature_of_a_configured_secret_and_count_once()
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
     assert_eq!(app.count("gateway_events"), 1);
+    let stored: String = {
+        use treefort_webpay::schema::gateway_events;
+        gateway_events::table
+            .select(gateway_events::payload)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    assert!(stored.contains(&pi), "the event is kept for support staff");
+    assert!(
+        !stored.contains("_secret_"),
+        "client secrets are not kept in the database"
+    );
 
     // Unknown types are accepted and ignored.
     let other = json!({"id": "evt_other0000001", "type": "customer.updated", "data": {"object": {"id": "cus_x"}}});
@@ -741,11 +754,15 @@ async fn a_charge_no_attempt_can_record_is_refunded() {
     );
     let pi = secret.split("_secret_").next().unwrap().to_string();
     wait_for("the orphan charge to be refunded", async || {
-        let refunds = stripe.get(&format!("/v1/refunds?payment_intent={pi}")).await;
+        let refunds = stripe
+            .get(&format!("/v1/refunds?payment_intent={pi}"))
+            .await;
         refunds["data"].as_array().is_some_and(|r| !r.is_empty())
     })
     .await;
-    let refunds = stripe.get(&format!("/v1/refunds?payment_intent={pi}")).await;
+    let refunds = stripe
+        .get(&format!("/v1/refunds?payment_intent={pi}"))
+        .await;
     assert_eq!(refunds["data"][0]["amount"], 999, "in full");
     assert_eq!(app.count("subscriptions"), 0);
     assert!(app

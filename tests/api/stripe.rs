@@ -772,3 +772,78 @@ async fn a_charge_no_attempt_can_record_is_refunded() {
     // The link is still usable for a real attempt.
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
 }
+
+/// What localstripe cannot play: Stripe's real answer to an off-session charge the bank wants
+/// authenticated is a 402 error carrying the PaymentIntent, and a decline carries `decline_code`.
+#[tokio::test]
+async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
+    use treefort_webpay::config::{Secret, StripeSettings};
+    use treefort_webpay::gateway::stripe::StripeGateway;
+    use treefort_webpay::gateway::{ChargeKind, ChargeOutcome, ChargeRequest};
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stripe = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("Idempotency-Key", "renewal-1-2-0"))
+        .and(body_string_contains("off_session=true"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
+            "type": "card_error", "code": "authentication_required",
+            "message": "This payment required an authentication action to complete, but `error_on_requires_action` was set.",
+            "payment_intent": {"id": "pi_3Auth0000000001", "object": "payment_intent", "status": "requires_payment_method"}
+        }})))
+        .mount(&stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .and(header("Idempotency-Key", "renewal-1-2-1"))
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
+            "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+            "payment_intent": {"id": "pi_3Decl0000000001", "object": "payment_intent"}
+        }})))
+        .mount(&stripe)
+        .await;
+    let gateway = StripeGateway::new(StripeSettings {
+        secret_key: Secret::new("sk_test_x"),
+        publishable_key: "pk_test_x".into(),
+        webhook_secrets: vec![Secret::new("whsec_x")],
+        api_url: stripe.uri(),
+        js_url: format!("{}/v3/", stripe.uri()),
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    let amount = treefort_webpay::domain::money::Money {
+        amount: 999,
+        currency: "USD".into(),
+        divisor: 100,
+    };
+    let request = |key: &'static str| ChargeRequest {
+        customer_ref: "cus_Test00000001",
+        card_ref: "pm_Test00000001",
+        amount: &amount,
+        kind: ChargeKind::Renewal,
+        idempotency_key: key,
+        metadata: vec![("subscription_id", "1".into())],
+    };
+    assert_eq!(
+        gateway.charge(&request("renewal-1-2-0")).await.unwrap(),
+        ChargeOutcome::RequiresAction {
+            reference: "pi_3Auth0000000001".into()
+        }
+    );
+    assert_eq!(
+        gateway.charge(&request("renewal-1-2-1")).await.unwrap(),
+        ChargeOutcome::Declined {
+            reason: "insufficient_funds".into()
+        }
+    );
+    let sent = stripe.received_requests().await.unwrap();
+    assert!(sent
+        .iter()
+        .all(|r| r.headers["authorization"] == "Bearer sk_test_x"));
+    assert!(sent
+        .iter()
+        .all(|r| r.headers.contains_key("stripe-version")));
+}

@@ -6,4 +6,5 @@ pub mod locale;
 pub mod money;
 pub mod promo_code;
 pub mod session_token;
+pub mod text;
 pub mod url;

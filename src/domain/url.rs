@@ -1,13 +1,22 @@
 //! Redirect targets Treefort gives us (`successUrl`, `cancelUrl`, `backUrl`): absolute http(s) only.
 
-/// Returns the URL as given when it is an absolute `http` or `https` URL with a host.
+/// The URL, parsed and written back in its normalized form, when it is an absolute `http` or
+/// `https` URL with a host and no control characters. What is stored is what was checked: a value
+/// that parses only after the parser dropped a CR, LF or tab would otherwise reach a `Location`
+/// header as given.
 pub fn parse_redirect_url(field: &str, value: &str) -> Result<String, String> {
+    if super::text::has_control(value) {
+        return Err(format!("{field} must not contain control characters"));
+    }
     let parsed = reqwest::Url::parse(value)
         .map_err(|_| format!("{field} must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("{field} must be an absolute http(s) URL"));
     }
-    Ok(value.to_string())
+    if value.len() > 2048 {
+        return Err(format!("{field} must be at most 2048 characters"));
+    }
+    Ok(parsed.to_string())
 }
 
 #[cfg(test)]
@@ -24,8 +33,20 @@ mod tests {
             "ftp://x/y",
             "",
             "https://",
+            "https://app.example.com/\r\nSet-Cookie: x=1",
+            "https://app.example.com/a\nb",
+            "https://app.example.com/\0",
+            "https://app.example.com/\tx",
         ] {
-            assert!(parse_redirect_url("successUrl", bad).is_err(), "{bad}");
+            assert!(parse_redirect_url("successUrl", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_stored_form_is_the_parsed_one() {
+        assert_eq!(
+            parse_redirect_url("successUrl", "HTTPS://App.Example.com/a b?x=ü").unwrap(),
+            "https://app.example.com/a%20b?x=%C3%BC"
+        );
     }
 }

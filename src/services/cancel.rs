@@ -33,6 +33,7 @@ async fn cancel_inner(
     user_id: String,
     plan_id: i64,
 ) -> Result<Subscription, ApiError> {
+    super::check_user_id(&user_id)?;
     state.treefort()?;
     let subscription = run_db(&state.pool, move |conn| {
         Ok(subscriptions::find_live_for_user(conn, &user_id)?.filter(|s| s.plan_id == plan_id))

@@ -42,10 +42,22 @@ where
 
 /// Checks the user fields every session endpoint receives.
 pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), ApiError> {
-    if user.id.trim().is_empty() || user.id.len() > 255 {
+    check_user_id(&user.id)?;
+    let texts = [
+        Some(&user.email),
+        Some(&user.created_at),
+        user.first_name.as_ref(),
+        user.last_name.as_ref(),
+        user.full_name.as_ref(),
+    ];
+    if texts
+        .into_iter()
+        .flatten()
+        .any(|t| crate::domain::text::has_control(t) || t.len() > 1024)
+    {
         return Err(ApiError::bad_request(
             "invalid_user",
-            "user.id must be a non-empty string of at most 255 characters",
+            "user fields must be text of at most 1024 characters without control characters",
         ));
     }
     let email = user.email.trim();
@@ -53,6 +65,17 @@ pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), A
         return Err(ApiError::bad_request(
             "invalid_user",
             "user.email must be an email address",
+        ));
+    }
+    Ok(())
+}
+
+/// A Treefort user id: 1 to 255 characters, not blank, no control characters.
+pub(crate) fn check_user_id(id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() || id.len() > 255 || crate::domain::text::has_control(id) {
+        return Err(ApiError::bad_request(
+            "invalid_user",
+            "the user id must be a non-empty string of at most 255 characters without control characters",
         ));
     }
     Ok(())

@@ -82,6 +82,9 @@ pub async fn validate(
     state: &AppState,
     request: ValidatePromoCodeRequest,
 ) -> Result<ValidatePromoCodeResponse, ApiError> {
+    if let Some(user_id) = &request.user_id {
+        super::check_user_id(user_id)?;
+    }
     let now = naive(state.clock.now());
     let valid = run_db(&state.pool, move |conn| {
         Ok(evaluate(

@@ -81,6 +81,90 @@ async fn bad_urls_locales_and_users_are_refused_before_a_url_is_issued() {
 }
 
 #[tokio::test]
+async fn control_characters_are_refused_with_400_and_nothing_is_stored() {
+    // Found by an outside attack: a CR/LF in successUrl was stored, the card charged, and the
+    // redirect then failed with 500; a NUL byte was a 500 on PostgreSQL.
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let cases = [
+        (
+            "successUrl",
+            "https://app.example.com/ok\r\nSet-Cookie: a=b",
+            "invalid_url",
+        ),
+        ("cancelUrl", "https://app.example.com/\u{0}", "invalid_url"),
+        ("successUrl", "https://app.example.com/\nx", "invalid_url"),
+    ];
+    for (field, value, code) in cases {
+        let mut body = checkout_body("u1", 1);
+        body[field] = json!(value);
+        let response = app.post_treefort("/treefort/checkout-session", &body).await;
+        assert_eq!(error_code(response).await, (400, code.into()), "{value:?}");
+    }
+    for (field, value) in [
+        ("id", "u\u{0}1"),
+        ("id", "u1\r\n"),
+        ("email", "a\u{0}@example.com"),
+        ("firstName", "Ada\u{0}"),
+        ("fullName", "Ada\nLovelace"),
+        ("createdAt", "2026\u{0}"),
+    ] {
+        let mut body = checkout_body("u1", 1);
+        body["user"][field] = json!(value);
+        let response = app.post_treefort("/treefort/checkout-session", &body).await;
+        assert_eq!(
+            error_code(response).await,
+            (400, "invalid_user".into()),
+            "{field}: {value:?}"
+        );
+        let portal = app
+            .post_treefort(
+                "/treefort/billing-portal-session",
+                &json!({"user": body["user"], "locale": "en", "backUrl": "https://app.example.com/"}),
+            )
+            .await;
+        assert_eq!(error_code(portal).await, (400, "invalid_user".into()));
+    }
+    let cancel = app
+        .post_treefort(
+            "/treefort/cancel-subscription",
+            &json!({"userId": "u\u{0}1", "subscriptionPlanId": 1}),
+        )
+        .await;
+    assert_eq!(error_code(cancel).await, (400, "invalid_user".into()));
+    let validate = app
+        .post_treefort(
+            "/treefort/validate-promo-code",
+            &json!({"userId": "u\u{0}1", "subscriptionPlanIds": [1], "code": "X"}),
+        )
+        .await;
+    assert_eq!(error_code(validate).await, (400, "invalid_user".into()));
+    assert_eq!(app.count("checkout_sessions"), 0);
+    assert_eq!(app.count("portal_sessions"), 0);
+}
+
+#[tokio::test]
+async fn the_redirect_goes_to_the_url_as_checked() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let mut body = checkout_body("u1", 1);
+    body["successUrl"] = json!("HTTPS://App.Example.com/done?next=/home page");
+    let response = app.post_treefort("/treefort/checkout-session", &body).await;
+    let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let paid = app.pay(&url, crate::helpers::GOOD_CARD).await;
+    assert_eq!(paid.status(), 303);
+    assert_eq!(
+        paid.headers()["location"],
+        "https://app.example.com/done?next=/home%20page"
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_plan_is_404() {
     let app = spawn_app().await;
     let response = app.checkout_session("u1", 5, None).await;

@@ -191,6 +191,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
 diesel::joinable!(subscriptions -> customers (customer_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
@@ -209,4 +216,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     promo_redemptions,
     treefort_outbox,
     gateway_events,
+    service_settings,
 );

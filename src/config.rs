@@ -82,7 +82,8 @@ pub struct StripeSettings {
 impl StripeSettings {
     /// Test keys (`sk_test_…`): no real money moves, and the pages say so.
     pub fn is_test_mode(&self) -> bool {
-        self.secret_key.expose().starts_with("sk_test_")
+        let key = self.secret_key.expose();
+        key.starts_with("sk_test_") || key.starts_with("rk_test_")
     }
 }
 

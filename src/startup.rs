@@ -91,18 +91,27 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = settings.database_url.clone();
-    let pool = tokio::task::spawn_blocking(move || -> Result<db::DbPool, String> {
-        let pool = db::connect_pool(&url, 8)?;
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let applied =
-            db::run_migrations(&mut conn).map_err(|e| format!("migrations failed: {e}"))?;
-        if applied > 0 {
-            tracing::info!(applied, "database migrations applied");
-        }
-        Ok(pool)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let (pool, install_id) =
+        tokio::task::spawn_blocking(move || -> Result<(db::DbPool, String), String> {
+            let pool = db::connect_pool(&url, 8)?;
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let applied =
+                db::run_migrations(&mut conn).map_err(|e| format!("migrations failed: {e}"))?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+            let fresh = crate::domain::session_token::nonce().map_err(|e| e.to_string())?;
+            let install_id = crate::models::service_settings::get_or_insert(
+                &mut conn,
+                crate::models::service_settings::INSTALL_ID,
+                &fresh,
+            )
+            .map_err(|e| format!("cannot read this installation's id: {e}"))?;
+            drop(conn);
+            Ok((pool, install_id))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
     let treefort = settings
         .treefort
         .clone()
@@ -117,7 +126,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     if settings.provider_api_keys.is_empty() {
         tracing::warn!("PROVIDER_API_KEYS is not set: the /treefort routes answer 503 until it is");
     }
-    let gateway = build_gateway(&settings.gateway)?;
+    let gateway = build_gateway(&settings.gateway, &install_id)?;
     let mut id = [0u8; 6];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
     let instance_id = format!(
@@ -136,8 +145,8 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     })
 }
 
-/// The payment gateway the settings name.
-pub fn build_gateway(kind: &GatewayKind) -> Result<Gateway, String> {
+/// The payment gateway the settings name. `install_id` marks this installation's objects there.
+pub fn build_gateway(kind: &GatewayKind, install_id: &str) -> Result<Gateway, String> {
     Ok(match kind {
         GatewayKind::Sandbox => {
             tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
@@ -151,7 +160,7 @@ pub fn build_gateway(kind: &GatewayKind) -> Result<Gateway, String> {
             } else {
                 tracing::info!("PAYMENT_GATEWAY=stripe with live keys: real payments are taken.");
             }
-            Gateway::Stripe(StripeGateway::new(stripe.clone())?)
+            Gateway::Stripe(StripeGateway::new(stripe.clone(), install_id)?)
         }
     })
 }

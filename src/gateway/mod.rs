@@ -58,22 +58,31 @@ pub struct BrowserAuthentication {
     pub publishable_key: String,
     pub js_url: String,
     pub client_secret: String,
+    /// The card to authenticate with, when the payment no longer names one (Stripe's off-session
+    /// `authentication_required` leaves it in the last error).
+    pub payment_method: Option<String>,
 }
 
 /// Why a card is saved: written on the gateway's objects so a confirmation coming back from a
 /// browser can be checked against the page that asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purpose {
-    Checkout { session_id: i64 },
+    /// The payment attempt `attempt` of a checkout link: a card set up for one attempt cannot be
+    /// used by another (or by a webhook after the shopper moved on).
+    Checkout { session_id: i64, attempt: i32 },
     Portal { user_id: String },
 }
 
 impl Purpose {
     pub fn metadata(&self) -> Vec<(&'static str, String)> {
         match self {
-            Purpose::Checkout { session_id } => vec![
+            Purpose::Checkout {
+                session_id,
+                attempt,
+            } => vec![
                 ("purpose", "checkout".into()),
                 ("checkout_session_id", session_id.to_string()),
+                ("checkout_attempt", attempt.to_string()),
             ],
             Purpose::Portal { user_id } => {
                 vec![("purpose", "portal".into()), ("user_id", user_id.clone())]
@@ -232,8 +241,25 @@ impl Gateway {
         }
     }
 
-    /// The gateway's customer for our customer `local_id`: `existing` if there is one, else a
-    /// new one (created once: the key is derived from `local_id`).
+    /// Whether a stored customer reference is this gateway's (after a switch from the sandbox to
+    /// Stripe, the sandbox's references are not).
+    pub fn owns_customer(&self, reference: &str) -> bool {
+        match self {
+            Gateway::Sandbox(_) => reference.starts_with("cus_sandbox_"),
+            Gateway::Stripe(_) => stripe::is_stripe_id(reference, "cus"),
+        }
+    }
+
+    /// Whether a stored card reference is this gateway's.
+    pub fn owns_card(&self, reference: &str) -> bool {
+        match self {
+            Gateway::Sandbox(_) => reference.starts_with("pm_sandbox_"),
+            Gateway::Stripe(_) => !reference.starts_with("pm_sandbox_"),
+        }
+    }
+
+    /// The gateway's customer for our customer `local_id`: `existing` if it is this gateway's,
+    /// else a new one (created once: the key is derived from `local_id`). The caller stores it.
     pub async fn ensure_customer(
         &self,
         existing: Option<&str>,
@@ -241,7 +267,7 @@ impl Gateway {
         email: &str,
         name: Option<&str>,
     ) -> Result<String, GatewayError> {
-        if let Some(existing) = existing {
+        if let Some(existing) = existing.filter(|e| self.owns_customer(e)) {
             return Ok(existing.to_string());
         }
         match self {
@@ -328,6 +354,7 @@ impl Gateway {
             Gateway::Sandbox(_) => Ok(None),
             Gateway::Stripe(g) => {
                 let payment = g.payment(reference).await?;
+                let card = payment.card_ref.clone();
                 Ok(payment
                     .client_secret
                     .filter(|_| payment.status == PaymentStatus::RequiresAction)
@@ -335,6 +362,7 @@ impl Gateway {
                         publishable_key: g.publishable_key().to_string(),
                         js_url: g.js_url().to_string(),
                         client_secret,
+                        payment_method: card,
                     }))
             }
         }
@@ -343,8 +371,21 @@ impl Gateway {
     /// Gives up a payment still waiting for authentication, so it can never be taken later.
     pub async fn cancel_payment(&self, reference: &str) -> Result<(), GatewayError> {
         match self {
-            Gateway::Sandbox(_) => Ok(()),
+            Gateway::Sandbox(g) => {
+                g.cancel(reference);
+                Ok(())
+            }
             Gateway::Stripe(g) => g.cancel_payment(reference).await,
+        }
+    }
+
+    /// What a stored event of `gateway` means for us (events of another gateway: nothing).
+    pub fn notice(&self, gateway: &str, event_type: &str, payload: &str) -> GatewayNotice {
+        match (self, gateway, serde_json::from_str::<serde_json::Value>(payload)) {
+            (Gateway::Stripe(g), "stripe", Ok(event)) => {
+                g.notice(event_type, &event["data"]["object"])
+            }
+            _ => GatewayNotice::Ignored,
         }
     }
 

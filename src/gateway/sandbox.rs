@@ -191,6 +191,14 @@ impl SandboxGateway {
         }))
     }
 
+    /// Gives up a started payment: it can no longer be confirmed.
+    pub fn cancel(&self, reference: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(reference);
+    }
+
     /// A payment of this process, read back. The ledger lives in this process: after a restart
     /// the sandbox knows nothing, which is safe because it never took real money.
     pub fn payment(&self, reference: &str) -> Result<PaymentState, GatewayError> {

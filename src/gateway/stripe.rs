@@ -42,7 +42,14 @@ pub fn is_stripe_id(id: &str, prefix: &str) -> bool {
 pub struct StripeGateway {
     http: reqwest::Client,
     settings: StripeSettings,
+    /// This installation's id: in the metadata of every object it creates (`tfw_install`) and in
+    /// every idempotency key, so that other systems on the same Stripe account (or another
+    /// installation) never collide with ours, and their events are never taken for ours.
+    install_id: String,
 }
+
+/// The metadata key naming the installation that created a Stripe object.
+pub const INSTALL_METADATA: &str = "tfw_install";
 
 /// How a Stripe call failed.
 #[derive(Debug)]
@@ -52,6 +59,10 @@ enum Failure {
         code: String,
         decline_code: Option<String>,
         payment_intent: Option<Value>,
+    },
+    /// Stripe refused the request itself (400/404): the same request would fail again.
+    Invalid {
+        code: String,
     },
     Timeout,
     Other(String),
@@ -64,19 +75,26 @@ impl From<Failure> for GatewayError {
                 code, decline_code, ..
             } => GatewayError::Declined(decline_code.unwrap_or(code)),
             Failure::Timeout => GatewayError::Timeout,
+            Failure::Invalid { code } => {
+                GatewayError::Unavailable(format!("Stripe refused the request: {code}"))
+            }
             Failure::Other(message) => GatewayError::Unavailable(message),
         }
     }
 }
 
 impl StripeGateway {
-    pub fn new(settings: StripeSettings) -> Result<Self, String> {
+    pub fn new(settings: StripeSettings, install_id: &str) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(std::time::Duration::from_secs(5)))
             .build()
             .map_err(|e| format!("cannot build the Stripe client: {e}"))?;
-        Ok(Self { http, settings })
+        Ok(Self {
+            http,
+            settings,
+            install_id: install_id.to_string(),
+        })
     }
 
     pub fn is_test_mode(&self) -> bool {
@@ -116,6 +134,10 @@ impl StripeGateway {
         let mut params = vec![
             ("email".to_string(), email.to_string()),
             ("metadata[customer_id]".to_string(), local_id.to_string()),
+            (
+                format!("metadata[{INSTALL_METADATA}]"),
+                self.install_id.clone(),
+            ),
         ];
         if let Some(name) = name {
             params.push(("name".into(), name.into()));
@@ -143,6 +165,10 @@ impl StripeGateway {
             ("payment_method_types[]".to_string(), "card".to_string()),
         ];
         params.extend(metadata_params(&purpose.metadata()));
+        params.push((
+            format!("metadata[{INSTALL_METADATA}]"),
+            self.install_id.clone(),
+        ));
         let setup = self
             .post("/v1/setup_intents", params, &format!("setup-{key}"))
             .await?;
@@ -220,7 +246,7 @@ impl StripeGateway {
 
     /// A PaymentIntent created and confirmed in one call (renewals: `off_session=true`).
     pub async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, GatewayError> {
-        let mut params = intent_params(request)?;
+        let mut params = intent_params(request, &self.install_id)?;
         params.push(("confirm".to_string(), "true".to_string()));
         if request.kind == ChargeKind::Renewal {
             params.push(("off_session".into(), "true".into()));
@@ -236,7 +262,7 @@ impl StripeGateway {
         let intent = self
             .post(
                 "/v1/payment_intents",
-                intent_params(request)?,
+                intent_params(request, &self.install_id)?,
                 request.idempotency_key,
             )
             .await?;
@@ -320,6 +346,23 @@ impl StripeGateway {
         .map(|_| ())
     }
 
+    /// What an event means for this installation: payments and setups another system (or
+    /// installation) created on the same account are not ours and are ignored. Refunds and
+    /// disputes are matched to our payments by reference, so they need no mark.
+    pub fn notice(&self, event_type: &str, object: &Value) -> GatewayNotice {
+        let ours = object["metadata"][INSTALL_METADATA].as_str() == Some(&self.install_id);
+        match notice_of(event_type, object) {
+            GatewayNotice::PaymentSucceeded(_)
+            | GatewayNotice::PaymentFailed(_)
+            | GatewayNotice::SetupSucceeded { .. }
+                if !ours =>
+            {
+                GatewayNotice::Ignored
+            }
+            notice => notice,
+        }
+    }
+
     /// Checks `Stripe-Signature` against every configured secret and reads the event.
     pub fn verify_webhook(
         &self,
@@ -362,7 +405,10 @@ impl StripeGateway {
         let request = self
             .http
             .post(format!("{}{path}", self.settings.api_url))
-            .header("Idempotency-Key", idempotency_key)
+            .header(
+                "Idempotency-Key",
+                format!("tfw-{}-{idempotency_key}", self.install_id),
+            )
             .form(&params);
         self.send(request).await
     }
@@ -402,15 +448,23 @@ impl StripeGateway {
                     .cloned(),
             });
         }
+        // Stripe's own message is not logged: for a wrong key it quotes part of the key.
+        let kind = error["type"].as_str().unwrap_or("unknown");
+        if matches!(status.as_u16(), 400 | 404)
+            && kind == "invalid_request_error"
+            && code != "idempotency_error"
+        {
+            return Err(Failure::Invalid {
+                code: if code.is_empty() {
+                    "invalid_request".into()
+                } else {
+                    code
+                },
+            });
+        }
         Err(Failure::Other(format!(
-            "Stripe answered {}: {} {}",
-            status.as_u16(),
-            error["type"].as_str().unwrap_or("unknown"),
-            if code.is_empty() {
-                error["message"].as_str().unwrap_or_default()
-            } else {
-                &code
-            }
+            "Stripe answered {}: {kind} {code}",
+            status.as_u16()
         )))
     }
 }
@@ -553,13 +607,23 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The parameters of a PaymentIntent for `request` (only those localstripe knows as well).
-fn intent_params(request: &ChargeRequest<'_>) -> Result<Vec<(String, String)>, GatewayError> {
+fn intent_params(
+    request: &ChargeRequest<'_>,
+    install_id: &str,
+) -> Result<Vec<(String, String)>, GatewayError> {
     let amount = request.amount.to_minor_units().ok_or_else(|| {
         GatewayError::Unavailable(format!(
             "{} {}/{} is not a whole number of the currency's smallest unit",
             request.amount.amount, request.amount.currency, request.amount.divisor
         ))
     })?;
+    // Stripe takes three-decimal currencies (KWD, BHD, …) only in whole hundredths.
+    if crate::domain::money::minor_unit_exponent(&request.amount.currency) == 3 && amount % 10 != 0 {
+        return Err(GatewayError::Unavailable(format!(
+            "Stripe charges {} only in multiples of 10 of its smallest unit",
+            request.amount.currency
+        )));
+    }
     let mut params = vec![
         ("amount".to_string(), amount.to_string()),
         (
@@ -572,6 +636,7 @@ fn intent_params(request: &ChargeRequest<'_>) -> Result<Vec<(String, String)>, G
     ];
     let mut metadata = request.metadata.clone();
     metadata.push(("attempt_key", request.idempotency_key.to_string()));
+    metadata.push((INSTALL_METADATA, install_id.to_string()));
     metadata.push((
         "kind",
         match request.kind {
@@ -608,6 +673,10 @@ fn charge_answer(answer: Result<Value, Failure>) -> Result<ChargeOutcome, Gatewa
                 }),
             }
         }
+        // A charge Stripe refuses outright (a detached card, a deleted customer, an amount below
+        // its minimum) will not succeed when repeated: a decline, so grace and "replace card"
+        // apply instead of endless retries.
+        Err(Failure::Invalid { code }) => Ok(ChargeOutcome::Declined { reason: code }),
         Err(other) => Err(other.into()),
     }
 }
@@ -631,11 +700,17 @@ fn outcome_of(intent: &Value) -> ChargeOutcome {
 
 fn state_of(intent: &Value) -> Option<PaymentState> {
     let reference = str_field(intent, "id")?.to_string();
+    let error = &intent["last_payment_error"];
+    // Off-session, Stripe leaves a payment the bank wants authenticated as
+    // `requires_payment_method` with the error `authentication_required` (localstripe answers
+    // `requires_action`): both wait for the card holder.
+    let awaiting_authentication = error["code"].as_str() == Some("authentication_required");
     let status = match str_field(intent, "status")? {
         "succeeded" => PaymentStatus::Succeeded,
         "requires_action" | "requires_source_action" | "requires_confirmation" => {
             PaymentStatus::RequiresAction
         }
+        "requires_payment_method" if awaiting_authentication => PaymentStatus::RequiresAction,
         "processing" | "requires_capture" => PaymentStatus::Processing,
         _ => PaymentStatus::Failed,
     };
@@ -644,7 +719,9 @@ fn state_of(intent: &Value) -> Option<PaymentState> {
         status,
         amount: Money::from_minor_units(intent["amount"].as_i64()?, str_field(intent, "currency")?),
         customer_ref: id_of(&intent["customer"]).map(str::to_string),
-        card_ref: id_of(&intent["payment_method"]).map(str::to_string),
+        card_ref: id_of(&intent["payment_method"])
+            .or_else(|| id_of(&error["payment_method"]))
+            .map(str::to_string),
         metadata: metadata_of(&intent["metadata"]),
         client_secret: str_field(intent, "client_secret").map(str::to_string),
     })

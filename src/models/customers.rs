@@ -67,19 +67,23 @@ pub fn ensure(
         .first(conn)
 }
 
-/// Records the gateway's customer, unless another request recorded one first; returns the one kept.
+/// Records the gateway's customer in place of `previous` (none, or another gateway's), unless
+/// another request recorded one first; returns the one kept.
 pub fn set_gateway_customer_ref(
     conn: &mut AnyConnection,
     id: i64,
+    previous: Option<&str>,
     reference: &str,
 ) -> QueryResult<String> {
-    diesel::update(
-        customers::table
-            .find(id)
-            .filter(customers::gateway_customer_ref.is_null()),
-    )
-    .set(customers::gateway_customer_ref.eq(reference))
-    .execute(conn)?;
+    let row = customers::table.find(id);
+    match previous {
+        None => diesel::update(row.filter(customers::gateway_customer_ref.is_null()))
+            .set(customers::gateway_customer_ref.eq(reference))
+            .execute(conn)?,
+        Some(previous) => diesel::update(row.filter(customers::gateway_customer_ref.eq(previous)))
+            .set(customers::gateway_customer_ref.eq(reference))
+            .execute(conn)?,
+    };
     customers::table
         .find(id)
         .select(customers::gateway_customer_ref)

@@ -10,4 +10,5 @@ pub mod payments;
 pub mod plans;
 pub mod portal_sessions;
 pub mod promo_codes;
+pub mod service_settings;
 pub mod subscriptions;

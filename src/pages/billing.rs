@@ -294,12 +294,11 @@ fn render(
             scripts = gateway_scripts(&step.js_url);
             format!(
                 "<div class=\"notice error\" role=\"alert\"><p>{}</p>\
-                 <form method=\"post\" action=\"/billing/{}/confirm-payment\" data-stripe-key=\"{}\" data-stripe-payment=\"{}\">\
+                 <form method=\"post\" action=\"/billing/{}/confirm-payment\"{}>\
                  <input type=\"hidden\" name=\"payment_id\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
                 escape(t.confirm_payment_needed),
                 escape(token),
-                escape(&step.publishable_key),
-                escape(&step.client_secret),
+                super::authentication_attributes(step),
                 payment_id,
                 escape(t.confirm_payment)
             )

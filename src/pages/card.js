@@ -63,7 +63,9 @@
       started = true;
       setBusy(form, true);
       var done = function () { form.submit(); };
-      stripe.confirmCardPayment(form.getAttribute('data-stripe-payment')).then(done, done);
+      var card = form.getAttribute('data-payment-method');
+      var data = card ? { payment_method: card } : undefined;
+      stripe.confirmCardPayment(form.getAttribute('data-stripe-payment'), data).then(done, done);
     }
     form.addEventListener('submit', function (event) {
       event.preventDefault();

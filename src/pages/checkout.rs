@@ -165,13 +165,12 @@ fn authenticate_page(
     let t = lang.texts();
     let body = format!(
         "<div class=\"card\"><h1>{title}</h1><p>{text}</p>\
-         <form method=\"post\" action=\"/checkout/{token}/confirm\" data-stripe-key=\"{key}\" data-stripe-payment=\"{secret}\" data-auto=\"yes\">\
+         <form method=\"post\" action=\"/checkout/{token}/confirm\"{attributes} data-auto=\"yes\">\
          <button type=\"submit\">{button}</button></form></div>",
         title = escape(t.authenticate_title),
         text = escape(t.authenticate_body),
         token = escape(token),
-        key = escape(&step.publishable_key),
-        secret = escape(&step.client_secret),
+        attributes = super::authentication_attributes(step),
         button = escape(t.confirm_payment),
     );
     respond_allowing(

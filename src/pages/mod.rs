@@ -109,6 +109,20 @@ pub fn gateway_scripts(js_url: &str) -> String {
     )
 }
 
+/// The attributes that make a form run Stripe.js's 3-D Secure step before it posts.
+pub fn authentication_attributes(step: &crate::gateway::BrowserAuthentication) -> String {
+    let card = step
+        .payment_method
+        .as_deref()
+        .map(|pm| format!(" data-payment-method=\"{}\"", escape(pm)))
+        .unwrap_or_default();
+    format!(
+        " data-stripe-key=\"{}\" data-stripe-payment=\"{}\"{card}",
+        escape(&step.publishable_key),
+        escape(&step.client_secret)
+    )
+}
+
 /// A card form's inputs, as the gateway asks for them: our own fields (the sandbox), or the
 /// gateway's card field with the setup it confirms (Stripe). `data` is extra markup for the form
 /// element itself, `fields` the markup inside it.

@@ -133,7 +133,9 @@ pub async fn process(state: &AppState, id: i64) -> Result<bool, ApiError> {
     else {
         return Ok(false);
     };
-    let notice = read(&event.gateway, &event.event_type, &event.payload);
+    let notice = state
+        .gateway
+        .notice(&event.gateway, &event.event_type, &event.payload);
     if let GatewayNotice::SetupSucceeded { .. } = &notice {
         if event.received_at + SETUP_GRACE > now {
             let retry_at = event.received_at + SETUP_GRACE;
@@ -176,15 +178,6 @@ pub async fn process(state: &AppState, id: i64) -> Result<bool, ApiError> {
     }
 }
 
-fn read(gateway: &str, event_type: &str, payload: &str) -> GatewayNotice {
-    match (gateway, serde_json::from_str::<serde_json::Value>(payload)) {
-        ("stripe", Ok(event)) => {
-            crate::gateway::stripe::notice_of(event_type, &event["data"]["object"])
-        }
-        _ => GatewayNotice::Ignored,
-    }
-}
-
 async fn act(
     state: &AppState,
     notice: GatewayNotice,
@@ -195,8 +188,7 @@ async fn act(
             if let Some(session_id) = checkout_session_of(&payment) {
                 checkout::settle(state, session_id, &payment).await?;
             } else if let Some(subscription_id) = subscription_of(&payment) {
-                // A renewal the card holder authenticated: the worker records it right away.
-                renewal::retry_now(state, subscription_id).await?;
+                renewal_payment_taken(state, subscription_id, &payment, received_at).await?;
             }
             Ok(())
         }
@@ -225,11 +217,11 @@ async fn act(
         } => {
             match metadata.get("purpose").map(String::as_str) {
                 Some("checkout") => {
-                    if let Some(id) = metadata
-                        .get("checkout_session_id")
-                        .and_then(|v| v.parse().ok())
+                    let number = |key: &str| metadata.get(key).and_then(|v| v.parse().ok());
+                    if let (Some(id), Some(attempt)) =
+                        (number("checkout_session_id"), number("checkout_attempt"))
                     {
-                        checkout::settle_setup(state, id, &reference).await?;
+                        checkout::settle_setup(state, id, attempt as i32, &reference).await?;
                     }
                 }
                 Some("portal") => {
@@ -291,6 +283,45 @@ async fn act(
         }
         GatewayNotice::Ignored => Ok(()),
     }
+}
+
+/// How long a renewal's own recording may take before its payment counts as unrecorded.
+const RENEWAL_RECORDING: TimeDelta = TimeDelta::minutes(10);
+
+/// A renewal payment the gateway took: recorded already (nothing to do); authenticated by the
+/// card holder of a past-due subscription (the worker records it right away); or, if no renewal
+/// has recorded it well after it was taken, refunded.
+async fn renewal_payment_taken(
+    state: &AppState,
+    subscription_id: i64,
+    payment: &PaymentState,
+    received_at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    if checkout::is_recorded(state, &payment.reference).await? {
+        return Ok(());
+    }
+    let subscription = run_db(&state.pool, move |conn| {
+        Ok(crate::models::subscriptions::find(conn, subscription_id)?)
+    })
+    .await?;
+    let waits_for_it = subscription.as_ref().is_some_and(|s| {
+        s.past_due_since.is_some() && s.deactivated_at.is_none() && s.canceled_at.is_none()
+    });
+    if waits_for_it {
+        renewal::retry_now(state, subscription_id).await?;
+        return Err(ApiError::conflict(
+            "renewal_pending",
+            "waiting for the renewal to record this payment",
+        ));
+    }
+    if naive(state.clock.now()) < received_at + RENEWAL_RECORDING {
+        return Err(ApiError::conflict(
+            "renewal_pending",
+            "waiting for the renewal to record this payment",
+        ));
+    }
+    tracing::warn!(subscription_id, payment = %payment.reference, "a renewal payment no renewal recorded; refunding it");
+    checkout::refund_unrecorded(state, &payment.reference, &payment.amount).await
 }
 
 fn checkout_session_of(payment: &PaymentState) -> Option<i64> {

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod checkout;
+pub mod customers;
 pub mod gateway_events;
 pub mod outbox;
 pub mod payments;

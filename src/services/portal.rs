@@ -167,22 +167,12 @@ pub async fn browser_steps(state: &AppState, view: &PortalView) -> PortalBrowser
         customer.id,
         crate::domain::session_token::nonce().unwrap_or_default()
     );
-    let entry = match state
-        .gateway
-        .ensure_customer(
-            customer.gateway_customer_ref.as_deref(),
-            customer.id,
-            &customer.email,
-            customer.full_name.as_deref(),
-        )
-        .await
-    {
-        Ok(customer_ref) => {
-            state
-                .gateway
-                .card_entry(&customer_ref, &purpose, &key)
-                .await
-        }
+    let entry = match super::customers::gateway_customer(state, customer).await {
+        Ok(customer_ref) => state
+            .gateway
+            .card_entry(&customer_ref, &purpose, &key)
+            .await
+            .map_err(super::checkout::gateway_api_error),
         Err(e) => Err(e),
     };
     match entry {
@@ -351,16 +341,7 @@ async fn store_card(
     subscriptions_of_user: &[Subscription],
     card: CardSubmission,
 ) -> Result<(), ApiError> {
-    let customer_ref = state
-        .gateway
-        .ensure_customer(
-            customer.gateway_customer_ref.as_deref(),
-            customer.id,
-            &customer.email,
-            customer.full_name.as_deref(),
-        )
-        .await
-        .map_err(super::checkout::gateway_api_error)?;
+    let customer_ref = super::customers::gateway_customer(state, customer).await?;
     let purpose = Purpose::Portal {
         user_id: customer.user_id.clone(),
     };
@@ -380,7 +361,6 @@ async fn store_card(
         .collect();
     run_db(&state.pool, move |conn| {
         crate::db::write_transaction(conn, |conn| -> Result<(), ApiError> {
-            customers::set_gateway_customer_ref(conn, customer.id, &customer_ref)?;
             customers::set_payment_method(
                 conn,
                 customer.id,

@@ -83,7 +83,7 @@ struct Context {
     current_plan: Plan,
     promo: Option<PromoCode>,
     card: Option<String>,
-    customer_ref: Option<String>,
+    customer: Option<crate::models::customers::Customer>,
     /// A payment of this period the bank wanted authenticated, if the card holder may have done it.
     awaiting_authentication: Option<String>,
 }
@@ -113,11 +113,7 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
             current_plan,
             promo,
             card: customer.as_ref().and_then(|c| c.payment_method_ref.clone()),
-            customer_ref: customer.as_ref().map(|c| {
-                c.gateway_customer_ref
-                    .clone()
-                    .unwrap_or_else(|| format!("cus_sandbox_{}", c.id))
-            }),
+            customer,
             awaiting_authentication,
         })
     })
@@ -127,6 +123,15 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
     let period_end = sub.current_period_ends_at;
     let grace_end = period_end + TimeDelta::days(context.current_plan.grace_days.into());
 
+    let ending = sub.canceled_at.is_some() || (sub.past_due_since.is_some() && now >= grace_end);
+    if ending {
+        // A payment still waiting for the card holder must not be taken after this.
+        if let Some(reference) = &context.awaiting_authentication {
+            if let Err(e) = state.gateway.cancel_payment(reference).await {
+                tracing::warn!(subscription_id = sub.id, error = %e, "canceling a payment awaiting authentication failed");
+            }
+        }
+    }
     if sub.canceled_at.is_some() {
         // Canceled: never charged again; it ends when the paid time does.
         return if now >= period_end {
@@ -144,9 +149,26 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
         context.promo.as_ref(),
         sub.promo_periods_left,
     );
+    // A payment the bank asked the card holder to authenticate comes first: taken since, it is
+    // this renewal; still open, it is canceled before anything else is charged (so that two
+    // payments can never both be taken); unreadable or in progress, wait.
     let authenticated = match &context.awaiting_authentication {
-        Some(reference) => authenticated_payment(state, &context, reference, &amount).await,
+        Some(reference) => match awaiting_payment(state, &context, reference, &amount).await {
+            Awaiting::Taken(reference) => Some(reference),
+            Awaiting::Gone => None,
+            Awaiting::Wait => return postpone(state, sub, now + GATEWAY_RETRY, now).await,
+        },
         None => None,
+    };
+    let card = context
+        .card
+        .as_deref()
+        .filter(|c| state.gateway.owns_card(c));
+    let customer_ref = match (&context.customer, card) {
+        (Some(customer), Some(_)) => {
+            Some(super::customers::gateway_customer(state, customer).await?)
+        }
+        _ => None,
     };
     let outcome = if let Some(reference) = authenticated {
         // The card holder authenticated the payment the bank asked about: it is this renewal.
@@ -155,7 +177,7 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
         ChargeOutcome::Succeeded {
             reference: String::new(),
         }
-    } else if let (Some(card), Some(customer_ref)) = (&context.card, &context.customer_ref) {
+    } else if let (Some(card), Some(customer_ref)) = (card, &customer_ref) {
         // Period and attempt in the key: a retry is a new charge, a repeated attempt is not.
         let key = format!(
             "renewal-{}-{}-{}",
@@ -234,26 +256,59 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
     }
 }
 
-/// The reference of a payment awaiting authentication that has been authenticated and taken
-/// since, if it is this renewal's (our customer and the amount due now).
-async fn authenticated_payment(
+enum Awaiting {
+    /// Authenticated and taken: this renewal's payment.
+    Taken(String),
+    /// Failed, or canceled now: charge anew.
+    Gone,
+    /// Unreadable or still in progress: decide later.
+    Wait,
+}
+
+/// Where a payment awaiting authentication stands; one still open is canceled.
+async fn awaiting_payment(
     state: &AppState,
     context: &Context,
     reference: &str,
     amount: &Money,
-) -> Option<String> {
-    let payment = match state.gateway.payment(reference).await {
-        Ok(payment) => payment,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading a payment awaiting authentication failed");
-            return None;
+) -> Awaiting {
+    let read = |payment: crate::gateway::PaymentState| {
+        let ours = payment.amount.same_value(amount)
+            && payment.metadata.get("subscription_id")
+                == Some(&context.subscription.id.to_string());
+        match payment.status {
+            PaymentStatus::Succeeded if ours => Awaiting::Taken(payment.reference),
+            PaymentStatus::Succeeded => {
+                tracing::error!(payment = %payment.reference, "an authenticated payment does not match its renewal; not counted");
+                Awaiting::Gone
+            }
+            PaymentStatus::Processing => Awaiting::Wait,
+            PaymentStatus::RequiresAction => Awaiting::Wait,
+            PaymentStatus::Failed => Awaiting::Gone,
         }
     };
-    let ours = payment.status == PaymentStatus::Succeeded
-        && payment.customer_ref.as_deref() == context.customer_ref.as_deref()
-        && payment.amount.same_value(amount)
-        && payment.metadata.get("subscription_id") == Some(&context.subscription.id.to_string());
-    ours.then_some(payment.reference)
+    let first = match state.gateway.payment(reference).await {
+        Ok(payment) => read(payment),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a payment awaiting authentication failed");
+            return Awaiting::Wait;
+        }
+    };
+    if !matches!(first, Awaiting::Wait) {
+        return first;
+    }
+    // Still waiting for the card holder: cancel it, then read again (it may just have been taken).
+    if let Err(e) = state.gateway.cancel_payment(reference).await {
+        tracing::warn!(error = %e, "canceling a payment awaiting authentication failed");
+    }
+    match state.gateway.payment(reference).await {
+        Ok(payment) => match read(payment) {
+            // Canceled, or taken just before: decided. Still open (the cancel failed): wait.
+            Awaiting::Wait => Awaiting::Wait,
+            decided => decided,
+        },
+        Err(_) => Awaiting::Wait,
+    }
 }
 
 /// Makes a past-due subscription due now: its card holder authenticated the payment the bank

@@ -461,6 +461,7 @@ async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
             &customer_ref,
             &treefort_webpay::gateway::Purpose::Checkout {
                 session_id: session.id,
+                attempt,
             },
             treefort_webpay::gateway::CardSubmission::Fields(treefort_webpay::gateway::CardInput {
                 number: GOOD_CARD.into(),

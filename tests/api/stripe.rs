@@ -787,7 +787,7 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
     let stripe = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("Idempotency-Key", "renewal-1-2-0"))
+        .and(header("Idempotency-Key", "tfw-install1-renewal-1-2-0"))
         .and(body_string_contains("off_session=true"))
         .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
             "type": "card_error", "code": "authentication_required",
@@ -798,7 +798,7 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
-        .and(header("Idempotency-Key", "renewal-1-2-1"))
+        .and(header("Idempotency-Key", "tfw-install1-renewal-1-2-1"))
         .respond_with(ResponseTemplate::new(402).set_body_json(json!({"error": {
             "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
             "payment_intent": {"id": "pi_3Decl0000000001", "object": "payment_intent"}
@@ -812,7 +812,7 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
         api_url: stripe.uri(),
         js_url: format!("{}/v3/", stripe.uri()),
         timeout: Duration::from_secs(2),
-    })
+    }, "install1")
     .unwrap();
     let amount = treefort_webpay::domain::money::Money {
         amount: 999,

@@ -7,3 +7,4 @@ ALTER TABLE payments DROP COLUMN refunded_amount;
 ALTER TABLE checkout_sessions DROP COLUMN gateway_payment_ref;
 ALTER TABLE checkout_sessions DROP COLUMN payment_attempts;
 ALTER TABLE customers DROP COLUMN gateway_customer_ref;
+DROP TABLE service_settings;

@@ -2,6 +2,14 @@
 -- idempotency keys, 3-D Secure and refunds on payments, and the gateway's events (webhooks).
 -- Keep in step with migrations/postgres and schema.rs.
 
+-- Facts about this installation, by name. `install_id` (random, set at first start) marks what this
+-- installation creates at the payment gateway, so a gateway account shared with other systems (or
+-- another installation) never has its objects taken for ours.
+CREATE TABLE service_settings (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+
 -- The gateway's customer of this user (Stripe: cus_…), created once and reused.
 ALTER TABLE customers ADD COLUMN gateway_customer_ref TEXT;
 

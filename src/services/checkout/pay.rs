@@ -29,8 +29,10 @@ use super::{
 /// gateway's customer of this user the first time.
 pub async fn card_entry(state: &AppState, view: &CheckoutView) -> Result<CardEntry, ApiError> {
     let customer_ref = gateway_customer(state, &view.session).await?;
+    // The attempt this page's card is for: the next one.
     let purpose = Purpose::Checkout {
         session_id: view.session.id,
+        attempt: view.session.payment_attempts + 1,
     };
     // One setup per page shown: a reload after a used setup must get a fresh one.
     let key = format!(
@@ -67,27 +69,7 @@ pub(super) async fn gateway_customer(
         )?)
     })
     .await?;
-    if let Some(existing) = customer.gateway_customer_ref {
-        return Ok(existing);
-    }
-    let created = state
-        .gateway
-        .ensure_customer(
-            None,
-            customer.id,
-            &customer.email,
-            customer.full_name.as_deref(),
-        )
-        .await
-        .map_err(gateway_api_error)?;
-    run_db(&state.pool, move |conn| {
-        Ok(customers::set_gateway_customer_ref(
-            conn,
-            customer.id,
-            &created,
-        )?)
-    })
-    .await
+    crate::services::customers::gateway_customer(state, &customer).await
 }
 
 /// Pays a checkout link with the card the browser submitted.
@@ -100,16 +82,23 @@ pub async fn pay(
     pay_view(state, view, card).await
 }
 
-/// A `setup_intent.succeeded` whose shopper never posted the page: pay as the page would have.
+/// A `setup_intent.succeeded` whose shopper never posted the page: pay as the page would have,
+/// but only while no attempt was made since that page was shown (after a decline the shopper has
+/// moved on, and that card is not charged behind their back).
 pub async fn settle_setup(
     state: &AppState,
     session_id: i64,
+    attempt: i32,
     setup_reference: &str,
 ) -> Result<(), ApiError> {
     let now = naive(state.clock.now());
     let view = run_db(&state.pool, move |conn| {
         match checkout_sessions::find(conn, session_id)? {
-            Some(s) if s.status == checkout_sessions::OPEN && s.expires_at > now => {
+            Some(s)
+                if s.status == checkout_sessions::OPEN
+                    && s.expires_at > now
+                    && s.payment_attempts + 1 == attempt =>
+            {
                 super::load_view(conn, s, now)
             }
             _ => Ok(None),
@@ -160,7 +149,7 @@ async fn pay_view(
     }
 
     // 2. Save the card the browser submitted (read back from the gateway, never trusted).
-    let saved = match save_card(state, &view, card).await {
+    let saved = match save_card(state, &view, attempt.number, card).await {
         Ok(saved) => saved,
         Err(reason) => {
             release(state, &attempt).await.map_err(fail)?;
@@ -197,6 +186,7 @@ async fn pay_view(
         idempotency_key: &attempt.key,
         metadata: Purpose::Checkout {
             session_id: view.session.id,
+            attempt: attempt.number,
         }
         .metadata(),
     };
@@ -366,6 +356,7 @@ async fn claim(
 async fn save_card(
     state: &AppState,
     view: &CheckoutView,
+    attempt: i32,
     card: CardSubmission,
 ) -> Result<SavedCard, RetryReason> {
     let customer_ref = gateway_customer(state, &view.session)
@@ -373,6 +364,7 @@ async fn save_card(
         .map_err(|_| RetryReason::GatewayFailed)?;
     let purpose = Purpose::Checkout {
         session_id: view.session.id,
+        attempt,
     };
     let saved = state
         .gateway

@@ -121,7 +121,8 @@ pub(super) async fn finish(
         }
         Err(RecordError::Other(e)) => {
             // The money may have been taken but cannot be recorded now: the attempt keeps the
-            // link, and reconciliation settles it from the gateway's record.
+            // link, and reconciliation settles it from the gateway's record (a trial, which
+            // took nothing, is given back for the shopper to try again).
             tracing::error!(checkout_session_id = view.session.id, error = %e, "recording a checkout failed; reconciliation will settle it");
             Ok(PayOutcome::Activating(view.lang))
         }
@@ -131,8 +132,10 @@ pub(super) async fn finish(
                 None => false,
             };
             if !recorded {
+                // The link is given back only once the money is: a failed refund keeps the
+                // attempt, and reconciliation tries again.
                 if let Some(reference) = &charged.charge_reference {
-                    refund_orphan(state, reference, &charged.amount).await;
+                    refund_unrecorded(state, reference, &charged.amount).await?;
                 }
                 release_attempt(
                     state,
@@ -180,21 +183,22 @@ pub async fn settle(
             payment = %payment.reference,
             "a payment names a checkout that does not exist; refunding it"
         );
-        refund_orphan(state, &payment.reference, &payment.amount).await;
-        return Ok(());
+        return refund_unrecorded(state, &payment.reference, &payment.amount).await;
     };
     let session = &view.session;
     let customer_ref = customer.gateway_customer_ref.clone().unwrap_or_default();
+    // The attempt's own payment (its reference was stored before it was confirmed), or one that
+    // carries the attempt's key, customer and amount.
+    let own = session.gateway_payment_ref.as_deref() == Some(payment.reference.as_str());
     let holds = session.status == checkout_sessions::PROCESSING
-        && payment.is_ours(&customer_ref, &view.due_today(), &session.charge_key());
+        && (own || payment.is_ours(&customer_ref, &view.due_today(), &session.charge_key()));
     if !holds {
         tracing::warn!(
             checkout_session_id = session.id,
             payment = %payment.reference,
             "a payment taken for no open attempt of its checkout; refunding it"
         );
-        refund_orphan(state, &payment.reference, &payment.amount).await;
-        return Ok(());
+        return refund_unrecorded(state, &payment.reference, &payment.amount).await;
     }
     let attempt = Attempt::of(session, Some(customer_ref));
     let card = SavedCard {
@@ -206,18 +210,24 @@ pub async fn settle(
         brand: customer.card_brand.clone().unwrap_or_default(),
         last4: customer.card_last4.clone().unwrap_or_default(),
     };
+    // What was charged, in the plan's units (the price may have been edited since).
+    let amount = payment
+        .amount
+        .rescaled(view.price.divisor)
+        .filter(|a| a.currency.eq_ignore_ascii_case(&view.price.currency))
+        .unwrap_or_else(|| view.due_today());
     let charged = Charged {
         card,
         charge_reference: Some(payment.reference.clone()),
-        amount: view.due_today(),
-        discount_amount: view.price.amount - view.discounted.amount,
+        discount_amount: (view.price.amount - amount.amount).max(0),
+        amount,
     };
     finish(state, &view, &attempt, charged, now)
         .await
         .map(|_| ())
 }
 
-async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
+pub(crate) async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
     let reference = reference.to_string();
     run_db(&state.pool, move |conn| {
         Ok(payments::find_by_reference(conn, &reference)?
@@ -226,8 +236,13 @@ async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError
     .await
 }
 
-/// Gives back a charge no subscription stands for. Its key makes a repeated refund a no-op.
-async fn refund_orphan(state: &AppState, reference: &str, amount: &Money) {
+/// Gives back a charge no subscription stands for. Its key makes a repeated refund a no-op; a
+/// failure is returned, so that whoever asked keeps the charge in view and tries again.
+pub(crate) async fn refund_unrecorded(
+    state: &AppState,
+    reference: &str,
+    amount: &Money,
+) -> Result<(), ApiError> {
     let key = format!("refund-unrecorded-{reference}");
     match state.gateway.refund(reference, amount, &key).await {
         Ok(()) => {
@@ -235,9 +250,11 @@ async fn refund_orphan(state: &AppState, reference: &str, amount: &Money) {
                 .metrics
                 .incr("checkout_payments_total", label("outcome", "refunded"));
             tracing::warn!(payment = %reference, "charge without a subscription refunded");
+            Ok(())
         }
         Err(e) => {
-            tracing::error!(payment = %reference, error = %e, "refund of a charge without a subscription failed; refund it by hand");
+            tracing::error!(payment = %reference, error = %e, "refund of a charge without a subscription failed; will try again");
+            Err(super::pay::gateway_api_error(e))
         }
     }
 }

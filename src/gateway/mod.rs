@@ -69,8 +69,13 @@ pub struct BrowserAuthentication {
 pub enum Purpose {
     /// The payment attempt `attempt` of a checkout link: a card set up for one attempt cannot be
     /// used by another (or by a webhook after the shopper moved on).
-    Checkout { session_id: i64, attempt: i32 },
-    Portal { user_id: String },
+    Checkout {
+        session_id: i64,
+        attempt: i32,
+    },
+    Portal {
+        user_id: String,
+    },
 }
 
 impl Purpose {
@@ -381,7 +386,11 @@ impl Gateway {
 
     /// What a stored event of `gateway` means for us (events of another gateway: nothing).
     pub fn notice(&self, gateway: &str, event_type: &str, payload: &str) -> GatewayNotice {
-        match (self, gateway, serde_json::from_str::<serde_json::Value>(payload)) {
+        match (
+            self,
+            gateway,
+            serde_json::from_str::<serde_json::Value>(payload),
+        ) {
             (Gateway::Stripe(g), "stripe", Ok(event)) => {
                 g.notice(event_type, &event["data"]["object"])
             }

@@ -618,7 +618,8 @@ fn intent_params(
         ))
     })?;
     // Stripe takes three-decimal currencies (KWD, BHD, …) only in whole hundredths.
-    if crate::domain::money::minor_unit_exponent(&request.amount.currency) == 3 && amount % 10 != 0 {
+    if crate::domain::money::minor_unit_exponent(&request.amount.currency) == 3 && amount % 10 != 0
+    {
         return Err(GatewayError::Unavailable(format!(
             "Stripe charges {} only in multiples of 10 of its smallest unit",
             request.amount.currency
@@ -826,6 +827,26 @@ mod tests {
             verify_signature(&["whsec_a"], Some("v1=abc"), body, t),
             Err(WebhookError::MissingSignature)
         );
+    }
+
+    #[test]
+    fn an_off_session_charge_stripe_wants_authenticated_waits_for_the_card_holder() {
+        let intent = serde_json::json!({
+            "id": "pi_3Auth0000000001", "object": "payment_intent", "status": "requires_payment_method",
+            "amount": 999, "currency": "usd", "customer": "cus_Test00000001", "payment_method": null,
+            "client_secret": "pi_3Auth0000000001_secret_x",
+            "last_payment_error": {"code": "authentication_required", "type": "card_error",
+                                   "payment_method": {"id": "pm_Card00000001", "object": "payment_method"}},
+            "metadata": {"subscription_id": "7"}
+        });
+        let state = state_of(&intent).unwrap();
+        assert_eq!(state.status, PaymentStatus::RequiresAction);
+        assert_eq!(state.card_ref.as_deref(), Some("pm_Card00000001"));
+        let declined = serde_json::json!({
+            "id": "pi_3Decl0000000001", "status": "requires_payment_method", "amount": 999, "currency": "usd",
+            "last_payment_error": {"code": "card_declined"}
+        });
+        assert_eq!(state_of(&declined).unwrap().status, PaymentStatus::Failed);
     }
 
     #[test]

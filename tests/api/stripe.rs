@@ -805,14 +805,17 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
         }})))
         .mount(&stripe)
         .await;
-    let gateway = StripeGateway::new(StripeSettings {
-        secret_key: Secret::new("sk_test_x"),
-        publishable_key: "pk_test_x".into(),
-        webhook_secrets: vec![Secret::new("whsec_x")],
-        api_url: stripe.uri(),
-        js_url: format!("{}/v3/", stripe.uri()),
-        timeout: Duration::from_secs(2),
-    }, "install1")
+    let gateway = StripeGateway::new(
+        StripeSettings {
+            secret_key: Secret::new("sk_test_x"),
+            publishable_key: "pk_test_x".into(),
+            webhook_secrets: vec![Secret::new("whsec_x")],
+            api_url: stripe.uri(),
+            js_url: format!("{}/v3/", stripe.uri()),
+            timeout: Duration::from_secs(2),
+        },
+        "install1",
+    )
     .unwrap();
     let amount = treefort_webpay::domain::money::Money {
         amount: 999,
@@ -846,4 +849,120 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
     assert!(sent
         .iter()
         .all(|r| r.headers.contains_key("stripe-version")));
+}
+
+#[tokio::test]
+async fn payments_and_setups_of_other_systems_on_the_account_are_ignored() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let ours = stripe.payment_intents().await.remove(0);
+    // Another system's payment on the same Stripe account, with metadata that looks like ours.
+    let mut theirs = ours.clone();
+    theirs["id"] = json!("pi_Theirs0000000001");
+    theirs["metadata"]["tfw_install"] = json!("another-installation");
+    theirs["metadata"]["checkout_session_id"] = json!("1");
+    let now = chrono::Utc::now().timestamp();
+    let event = json!({"id": "evt_theirs0000001", "type": "payment_intent.succeeded", "created": now,
+                       "data": {"object": theirs}});
+    let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    app.run_worker().await;
+    let processed: Option<chrono::NaiveDateTime> = {
+        use treefort_webpay::schema::gateway_events;
+        gateway_events::table
+            .filter(gateway_events::event_id.eq("evt_theirs0000001"))
+            .select(gateway_events::processed_at)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    assert!(processed.is_some(), "stored and done with");
+    let refunds = stripe.get("/v1/refunds?limit=100").await;
+    assert!(
+        refunds["data"].as_array().unwrap().is_empty(),
+        "nobody's payment was refunded"
+    );
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn a_card_setup_of_a_declined_attempt_is_never_charged_by_its_webhook() {
+    let (app, stripe) = spawn_stripe_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let url = app.checkout_url("u1", 1, None).await;
+    let (_, secret) = checkout_page(&app, &url).await;
+    let setup = stripe
+        .confirm_card_setup(&secret, CARD_CHARGE_DECLINED)
+        .await
+        .unwrap();
+    let declined = post_setup(&app, &url, setup["id"].as_str().unwrap()).await;
+    assert_eq!(declined.status(), 402);
+    let retry_secret = attribute(&declined.text().await.unwrap(), "data-stripe-setup").unwrap();
+    // Stripe's setup_intent.succeeded for that card arrives after the shopper saw the decline.
+    let now = chrono::Utc::now().timestamp();
+    let event = json!({"id": "evt_setup0000002", "type": "setup_intent.succeeded", "created": now,
+                       "data": {"object": setup}});
+    let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
+    assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    app.advance(TimeDelta::minutes(2));
+    app.run_worker().await;
+    assert_eq!(
+        stripe.payment_intents().await.len(),
+        1,
+        "only the shopper's own, declined attempt"
+    );
+    assert_eq!(app.count("subscriptions"), 0);
+    // The page the shopper is looking at still works.
+    let setup = stripe
+        .confirm_card_setup(&retry_secret, CARD_OK)
+        .await
+        .unwrap();
+    let paid = post_setup(&app, &url, setup["id"].as_str().unwrap()).await;
+    assert_eq!(paid.status(), 303);
+}
+
+#[tokio::test]
+async fn a_renewal_payment_that_no_renewal_records_is_refunded() {
+    let (app, stripe) = spawn_stripe_app().await;
+    stripe.send_webhooks_to(&app, WEBHOOK_SECRET).await;
+    trial_ended(&app, &stripe, CARD_3DS).await;
+    assert!(app.subscription("u1").past_due_since.is_some());
+    // The user cancels; later the bank's step for the old renewal is completed anyway.
+    let canceled = app
+        .post_treefort(
+            "/treefort/cancel-subscription",
+            &json!({"userId": "u1", "subscriptionPlanId": 1}),
+        )
+        .await;
+    assert_eq!(canceled.status(), 200);
+    let portal_payment = payments_of(&app).pop().unwrap();
+    let pi = portal_payment.gateway_reference.unwrap();
+    let intent = stripe.get(&format!("/v1/payment_intents/{pi}")).await;
+    let secret = intent["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        stripe.authenticate_payment(&secret, true).await["status"],
+        "succeeded"
+    );
+    wait_for("the webhook to be stored", async || {
+        app.count("gateway_events") >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refunds_path = format!("/v1/refunds?payment_intent={pi}");
+    let refunds = || stripe.get(&refunds_path);
+    assert!(
+        refunds().await["data"].as_array().unwrap().is_empty(),
+        "a renewal still being recorded is not refunded"
+    );
+    app.advance(TimeDelta::minutes(11));
+    app.run_worker().await;
+    assert_eq!(refunds().await["data"][0]["amount"], 999);
+    assert_eq!(
+        app.patches().await.len(),
+        1,
+        "only the cancel reached Treefort"
+    );
 }

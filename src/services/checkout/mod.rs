@@ -12,8 +12,8 @@ mod record;
 
 pub use pay::{card_entry, confirm, gateway_api_error, pay, settle_setup};
 pub use reconcile::reconcile_stale_claims;
-pub use record::{release_attempt, settle};
 pub(crate) use record::{is_recorded, refund_unrecorded};
+pub use record::{release_attempt, settle};
 
 use chrono::{DateTime, TimeDelta, Utc};
 

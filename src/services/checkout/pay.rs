@@ -29,16 +29,23 @@ use super::{
 /// gateway's customer of this user the first time.
 pub async fn card_entry(state: &AppState, view: &CheckoutView) -> Result<CardEntry, ApiError> {
     let customer_ref = gateway_customer(state, &view.session).await?;
-    // The attempt this page's card is for: the next one.
+    // The attempt this page's card is for: the next one, as stored now (a page shown after a
+    // failed attempt holds a view from before it).
+    let session_id = view.session.id;
+    let attempts = run_db(&state.pool, move |conn| {
+        Ok(checkout_sessions::find(conn, session_id)?.map(|s| s.payment_attempts))
+    })
+    .await?
+    .unwrap_or(view.session.payment_attempts);
     let purpose = Purpose::Checkout {
-        session_id: view.session.id,
-        attempt: view.session.payment_attempts + 1,
+        session_id,
+        attempt: attempts + 1,
     };
     // One setup per page shown: a reload after a used setup must get a fresh one.
     let key = format!(
         "checkout-{}-{}-{}",
         view.session.id,
-        view.session.payment_attempts + 1,
+        attempts + 1,
         crate::domain::session_token::nonce().map_err(ApiError::internal)?
     );
     state

@@ -186,7 +186,12 @@ fn authenticate_page(
     )
 }
 
-async fn error_response(state: &AppState, _token: &str, error: CheckoutError) -> HttpResponse {
+async fn error_response(state: &AppState, token: &str, error: CheckoutError) -> HttpResponse {
+    if let CheckoutError::InProgress(_) = &error {
+        if let Some(step) = checkout::pending_authentication(state, token).await {
+            return outcome_response(state, token, step);
+        }
+    }
     let test_mode = state.gateway.is_test_mode();
     match error {
         CheckoutError::NotFound => not_found_page(test_mode),

@@ -207,7 +207,7 @@ async fn act(
                 s.status == checkout_sessions::PROCESSING
                     && s.gateway_payment_ref.as_deref() == Some(reference.as_str())
             }) {
-                checkout::release_attempt(state, s.id, s.payment_attempts, s.promo_code_id).await?;
+                checkout::abandon_attempt(state, &s).await?;
             }
             Ok(())
         }

@@ -252,6 +252,7 @@ async fn a_checkout_that_needs_3d_secure_completes_after_the_shopper_authenticat
     // A failed authentication: the decline, and the link can be paid again.
     let failed = stripe.authenticate_payment(&secret, false).await;
     assert_eq!(failed["status"], "requires_payment_method");
+    let failed_id = failed["id"].as_str().unwrap().to_string();
     let confirm = |app: &TestApp| {
         app.client
             .post(format!("{url}/confirm"))
@@ -259,9 +260,23 @@ async fn a_checkout_that_needs_3d_secure_completes_after_the_shopper_authenticat
             .send()
     };
     assert_eq!(confirm(&app).await.unwrap().status(), 402);
+    let given_up = stripe
+        .get(&format!("/v1/payment_intents/{failed_id}"))
+        .await;
+    assert_eq!(
+        given_up["status"], "canceled",
+        "a failed payment is canceled before the link is given back"
+    );
 
     let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
     let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
+    // A reload while the bank waits shows the bank's step again, not "in progress".
+    let reloaded = app.get(&url).await;
+    assert_eq!(reloaded.status(), 200);
+    assert_eq!(
+        attribute(&reloaded.text().await.unwrap(), "data-stripe-payment").as_deref(),
+        Some(secret.as_str())
+    );
     let authenticated = stripe.authenticate_payment(&secret, true).await;
     assert_eq!(authenticated["status"], "succeeded");
     let done = confirm(&app).await.unwrap();

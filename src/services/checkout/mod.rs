@@ -10,10 +10,10 @@ mod pay;
 mod reconcile;
 mod record;
 
-pub use pay::{card_entry, confirm, gateway_api_error, pay, settle_setup};
+pub use pay::{card_entry, confirm, gateway_api_error, pay, pending_authentication, settle_setup};
 pub use reconcile::reconcile_stale_claims;
+pub use record::{abandon_attempt, release_attempt, settle};
 pub(crate) use record::{is_recorded, refund_unrecorded};
-pub use record::{release_attempt, settle};
 
 use chrono::{DateTime, TimeDelta, Utc};
 

@@ -206,9 +206,10 @@ async fn pay_view(
             return Err(retry(&view, RetryReason::GatewayFailed));
         }
     };
-    record::remember_payment(state, &attempt, &reference)
-        .await
-        .map_err(fail)?;
+    if let Err(e) = record::remember_payment(state, &attempt, &reference).await {
+        let _ = state.gateway.cancel_payment(&reference).await;
+        return Err(fail(e));
+    }
 
     // 4. Take the money.
     match state.gateway.confirm_charge(&reference).await {
@@ -219,6 +220,7 @@ async fn pay_view(
                 .map_err(fail)
         }
         Ok(ChargeOutcome::Declined { .. }) => {
+            let _ = state.gateway.cancel_payment(&reference).await;
             release(state, &attempt).await.map_err(fail)?;
             record_attempt(state, &RetryReason::Declined);
             Err(retry(&view, RetryReason::Declined))
@@ -254,6 +256,28 @@ async fn authenticate(
                 RetryReason::Declined,
             ))
         }
+    }
+}
+
+/// A shopper back on a link whose payment waits for their bank's step (a reload, a second tab):
+/// that step again, instead of "in progress".
+pub async fn pending_authentication(state: &AppState, token: &str) -> Option<PayOutcome> {
+    let token_hash = crate::domain::session_token::hash_if_well_formed(token)?;
+    let session = run_db(&state.pool, move |conn| {
+        Ok(checkout_sessions::find_by_token_hash(conn, &token_hash)?)
+    })
+    .await
+    .ok()??;
+    if session.status != checkout_sessions::PROCESSING {
+        return None;
+    }
+    let reference = session.gateway_payment_ref?;
+    match state.gateway.authentication(&reference).await {
+        Ok(Some(step)) => Some(PayOutcome::Authenticate(
+            Lang::negotiate(&session.locale),
+            step,
+        )),
+        _ => None,
     }
 }
 
@@ -300,8 +324,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, Checko
             _ => Ok(PayOutcome::Activating(lang)),
         },
         PaymentStatus::Failed => {
-            let attempt = Attempt::of(&view.session, None);
-            release(state, &attempt)
+            super::record::abandon_attempt(state, &view.session)
                 .await
                 .map_err(|e| CheckoutError::Failed(lang, e))?;
             record_attempt(state, &RetryReason::Declined);

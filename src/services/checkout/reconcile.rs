@@ -97,7 +97,7 @@ async fn reconcile_one(
             Ok(Step::Completed)
         }
         PaymentStatus::Failed => {
-            release().await?;
+            super::record::abandon_attempt(state, session).await?;
             Ok(Step::Released)
         }
         PaymentStatus::RequiresAction | PaymentStatus::Processing => Ok(Step::Waiting),

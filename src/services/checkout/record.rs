@@ -91,13 +91,21 @@ pub(super) async fn remember_payment(
     reference: &str,
 ) -> Result<(), ApiError> {
     let (id, number, reference) = (attempt.session_id, attempt.number, reference.to_string());
-    run_db(&state.pool, move |conn| {
+    let stored = run_db(&state.pool, move |conn| {
         Ok(checkout_sessions::set_gateway_payment_ref(
             conn, id, number, &reference,
         )?)
     })
-    .await
-    .map(|_| ())
+    .await?;
+    if stored == 1 {
+        Ok(())
+    } else {
+        // Reconciliation gave the link back meanwhile: this attempt must not take money.
+        Err(ApiError::conflict(
+            "attempt_abandoned",
+            "this payment attempt was given up; try again",
+        ))
+    }
 }
 
 /// Records a paid (or free) attempt and tells Treefort; where the shopper goes next.
@@ -383,6 +391,23 @@ async fn record_paid_checkout(
             Ok(entry.id)
         })
     })
+    .await
+}
+
+/// Gives the link back after an attempt whose payment failed. The payment is canceled first: a
+/// browser still holding its client secret can then never confirm it later.
+pub async fn abandon_attempt(state: &AppState, session: &CheckoutSession) -> Result<(), ApiError> {
+    if let Some(reference) = &session.gateway_payment_ref {
+        if let Err(e) = state.gateway.cancel_payment(reference).await {
+            tracing::warn!(payment = %reference, error = %e, "canceling a failed payment failed");
+        }
+    }
+    release_attempt(
+        state,
+        session.id,
+        session.payment_attempts,
+        session.promo_code_id,
+    )
     .await
 }
 

@@ -278,6 +278,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Plan 1 (paid, no trial), a healthy Treefort, and a checkout link of `user_id` for plan 1.
+    pub async fn link_to_paid_plan(&self, user_id: &str) -> String {
+        self.add_plan(1, 0);
+        self.treefort_ok().await;
+        self.checkout_url(user_id, 1, None).await
+    }
+
+    /// The first checkout session stored (tests that make one link).
+    pub fn first_checkout_session(
+        &self,
+    ) -> treefort_webpay::models::checkout_sessions::CheckoutSession {
+        use treefort_webpay::schema::checkout_sessions;
+        checkout_sessions::table
+            .order(checkout_sessions::id.asc())
+            .first(&mut *self.conn())
+            .unwrap()
+    }
+
     /// Submits the good card to every URL at once (each on its own task), answers in order.
     pub async fn pay_concurrently(&self, urls: &[String]) -> Vec<reqwest::Response> {
         let handles: Vec<_> = urls

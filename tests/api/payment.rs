@@ -26,9 +26,7 @@ async fn paying_posts_the_subscription_to_treefort_then_redirects_to_success() {
         o.set("TREEFORT_TENANT", "tenant-9");
     })
     .await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let paid_at = app.now();
     let response = app.pay(&url, GOOD_CARD).await;
     assert_eq!(response.status(), 303);
@@ -130,9 +128,7 @@ async fn a_trial_posts_trial_end_as_the_period_end_and_charges_nothing() {
 #[tokio::test]
 async fn a_declined_card_shows_why_and_the_link_stays_usable() {
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let declined = app.pay(&url, DECLINED_CARD).await;
     assert_eq!(declined.status(), 402);
     assert_eq!(app.gateway_charges(), (0, 0));
@@ -162,9 +158,7 @@ async fn a_declined_card_shows_why_and_the_link_stays_usable() {
 #[tokio::test]
 async fn a_used_link_can_never_pay_again() {
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
     let again = app.pay(&url, GOOD_CARD).await;
     assert_eq!(again.status(), 410);
@@ -177,9 +171,7 @@ async fn a_used_link_can_never_pay_again() {
 #[tokio::test]
 async fn racing_submissions_of_one_link_pay_exactly_once() {
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let urls = vec![url.clone(); 6];
     let statuses: Vec<u16> = app
         .pay_concurrently(&urls)
@@ -433,19 +425,12 @@ async fn card_numbers_never_reach_the_database() {
 #[tokio::test]
 async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     // The page was shown (the gateway customer exists); then a process claimed the link, saved
     // the card, started and confirmed the charge, and was killed before recording anything.
     assert_eq!(app.get(&url).await.status(), 200);
     use treefort_webpay::models::{checkout_sessions, customers};
-    let session = {
-        use treefort_webpay::schema::checkout_sessions as table;
-        table::table
-            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
-            .unwrap()
-    };
+    let session = app.first_checkout_session();
     let now = app.now().naive_utc();
     let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
         .unwrap()
@@ -528,16 +513,9 @@ async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
 #[tokio::test]
 async fn an_attempt_killed_before_any_charge_frees_the_link_after_reconciliation() {
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     use treefort_webpay::models::checkout_sessions;
-    let session = {
-        use treefort_webpay::schema::checkout_sessions as table;
-        table::table
-            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
-            .unwrap()
-    };
+    let session = app.first_checkout_session();
     let now = app.now().naive_utc();
     checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
         .unwrap()
@@ -554,16 +532,9 @@ async fn a_new_attempt_after_a_refunded_one_is_a_new_charge() {
     // The sandbox's charge key used to be the same for every attempt of a link, so a second try
     // after a refunded first one was answered with the old, refunded charge as a success.
     let app = spawn_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     use treefort_webpay::models::checkout_sessions;
-    let session = {
-        use treefort_webpay::schema::checkout_sessions as table;
-        table::table
-            .first::<checkout_sessions::CheckoutSession>(&mut *app.conn())
-            .unwrap()
-    };
+    let session = app.first_checkout_session();
     // The first attempt charged, and that charge was refunded (say, it could not be recorded).
     assert_eq!(app.get(&url).await.status(), 200);
     let now = app.now().naive_utc();

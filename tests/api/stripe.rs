@@ -80,9 +80,7 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn a_paid_checkout_saves_the_card_in_stripe_and_charges_it_once() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
 
     let (html, _) = checkout_page(&app, &url).await;
     assert!(
@@ -164,9 +162,7 @@ async fn a_zero_decimal_currency_is_charged_in_whole_yen() {
 #[tokio::test]
 async fn a_declined_charge_keeps_the_link_and_the_next_attempt_is_a_new_charge() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
 
     let declined = pay_with(&app, &stripe, &url, CARD_CHARGE_DECLINED).await;
     assert_eq!(declined.status(), 402);
@@ -192,9 +188,7 @@ async fn a_declined_charge_keeps_the_link_and_the_next_attempt_is_a_new_charge()
 #[tokio::test]
 async fn the_server_never_trusts_a_setup_the_browser_names() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
 
     // A card refused when saved: Stripe.js reports the error, but a hand-made post names it.
     let (_, secret) = checkout_page(&app, &url).await;
@@ -233,9 +227,7 @@ async fn the_server_never_trusts_a_setup_the_browser_names() {
 #[tokio::test]
 async fn a_checkout_that_needs_3d_secure_completes_after_the_shopper_authenticates() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
 
     let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
     assert_eq!(asked.status(), 200);
@@ -446,9 +438,7 @@ fn refund_event(id: &str, payment_intent: &str, refunded: i64) -> Value {
 #[tokio::test]
 async fn webhooks_need_a_fresh_signature_of_a_configured_secret_and_count_once() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let pi = payments_of(&app)[0].gateway_reference.clone().unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -520,9 +510,7 @@ async fn webhooks_need_a_fresh_signature_of_a_configured_secret_and_count_once()
 #[tokio::test]
 async fn refunds_and_disputes_reported_by_stripe_show_in_the_records_and_the_portal() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let pi = payments_of(&app)[0].gateway_reference.clone().unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -561,9 +549,7 @@ async fn refunds_and_disputes_reported_by_stripe_show_in_the_records_and_the_por
 
 /// A shopper who authenticated the bank's 3-D Secure step and closed the tab.
 async fn authenticated_and_gone(app: &TestApp, stripe: &LocalStripe) {
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let asked = pay_with(app, stripe, &url, CARD_3DS).await;
     let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
     assert_eq!(
@@ -614,9 +600,7 @@ async fn with_webhooks_off_reconciliation_completes_a_shopper_who_never_came_bac
 #[tokio::test]
 async fn reconciliation_cancels_an_abandoned_authentication_and_frees_the_link() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_3DS).await.status(), 200);
     app.advance(TimeDelta::minutes(31));
     app.run_worker().await;
@@ -662,9 +646,7 @@ async fn a_confirmed_trial_setup_whose_page_never_posted_is_completed_by_its_web
 #[tokio::test]
 async fn support_staff_refund_a_payment_from_the_command_line() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let payment = payments_of(&app).remove(0);
     let cli = |args: &[&str]| {
@@ -736,9 +718,7 @@ async fn live_keys_show_no_test_banner() {
             .set("STRIPE_PUBLISHABLE_KEY", "pk_live_treefortwebpay");
     })
     .await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let html = app.get(&url).await.text().await.unwrap();
     assert!(attribute(&html, "data-stripe-setup").is_some());
     assert!(!html.contains("Test mode"));
@@ -748,9 +728,7 @@ async fn live_keys_show_no_test_banner() {
 async fn a_charge_no_attempt_can_record_is_refunded() {
     let (app, stripe) = spawn_stripe_app().await;
     stripe.send_webhooks_to(&app, WEBHOOK_SECRET).await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let asked = pay_with(&app, &stripe, &url, CARD_3DS).await;
     let secret = attribute(&asked.text().await.unwrap(), "data-stripe-payment").unwrap();
     // The attempt lost its link meanwhile (given back, as after a lost answer).
@@ -869,9 +847,7 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
 #[tokio::test]
 async fn payments_and_setups_of_other_systems_on_the_account_are_ignored() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let ours = stripe.payment_intents().await.remove(0);
     // Another system's payment on the same Stripe account, with metadata that looks like ours.
@@ -905,9 +881,7 @@ async fn payments_and_setups_of_other_systems_on_the_account_are_ignored() {
 #[tokio::test]
 async fn a_card_setup_of_a_declined_attempt_is_never_charged_by_its_webhook() {
     let (app, stripe) = spawn_stripe_app().await;
-    app.add_plan(1, 0);
-    app.treefort_ok().await;
-    let url = app.checkout_url("u1", 1, None).await;
+    let url = app.link_to_paid_plan("u1").await;
     let (_, secret) = checkout_page(&app, &url).await;
     let setup = stripe
         .confirm_card_setup(&secret, CARD_CHARGE_DECLINED)

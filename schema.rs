@@ -172,6 +172,10 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        dead_at -> Nullable<Timestamp>,
+        skipped_at -> Nullable<Timestamp>,
+        skipped_by -> Nullable<Text>,
+        skip_reason -> Nullable<Text>,
     }
 }
 

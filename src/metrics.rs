@@ -10,7 +10,7 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
-const HELP: [(&str, &str); 7] = [
+const HELP: [(&str, &str); 8] = [
     (
         "http_requests_total",
         "HTTP requests answered, by route pattern and status",
@@ -33,6 +33,10 @@ const HELP: [(&str, &str); 7] = [
         "payment_disputes_total",
         "Payments disputed by card holders (chargebacks), by reason",
     ),
+    (
+        "treefort_outbox_dead_letters_total",
+        "Treefort updates rejected for good (now dead letters), by operation",
+    ),
 ];
 
 impl Metrics {
@@ -42,7 +46,7 @@ impl Metrics {
         *counters.entry((name, labels)).or_default() += 1;
     }
 
-    pub fn render(&self, outbox_pending: Option<i64>) -> String {
+    pub fn render(&self, outbox: Option<(i64, i64)>) -> String {
         let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         for (name, help) in HELP {
@@ -55,12 +59,15 @@ impl Metrics {
                 let _ = writeln!(out, "treefort_webpay_{name}{{{labels}}} {value}");
             }
         }
-        if let Some(pending) = outbox_pending {
+        if let Some((pending, dead)) = outbox {
             out.push_str(
                 "# HELP treefort_webpay_outbox_pending Treefort updates waiting to be delivered\n",
             );
             out.push_str("# TYPE treefort_webpay_outbox_pending gauge\n");
             let _ = writeln!(out, "treefort_webpay_outbox_pending {pending}");
+            out.push_str("# HELP treefort_webpay_outbox_dead Treefort updates rejected for good, waiting for an operator\n");
+            out.push_str("# TYPE treefort_webpay_outbox_dead gauge\n");
+            let _ = writeln!(out, "treefort_webpay_outbox_dead {dead}");
         }
         out
     }

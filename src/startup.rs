@@ -333,7 +333,10 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pending = run_db(&state.pool, |conn| {
-        Ok(crate::models::outbox::count_pending(conn)?)
+        Ok((
+            crate::models::outbox::count_pending(conn)?,
+            crate::models::outbox::count_dead(conn)?,
+        ))
     })
     .await
     .ok();

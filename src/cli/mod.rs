@@ -52,20 +52,35 @@ pub struct PlanArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// Show the Treefort updates still to deliver (with --all, delivered ones too).
+    /// Show the Treefort updates still to deliver, pending or dead (--all: delivered and skipped
+    /// ones too; --dead: only those Treefort rejected for good).
     List {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dead")]
         all: bool,
+        #[arg(long)]
+        dead: bool,
         #[arg(long)]
         json: bool,
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// Make pending updates due now (one by id, or --all); a running worker sends them.
+    /// Make updates due now: one by id (a dead one is pending again), or every pending one with
+    /// --all; a running worker sends them.
     Retry {
         id: Option<i64>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
+    },
+    /// Give up one pending or dead update on purpose, so its subscription's later updates can go.
+    /// Who did it and why are recorded on the entry.
+    Skip {
+        id: i64,
+        /// Why (kept on the entry for whoever looks later).
+        #[arg(long)]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -417,8 +432,18 @@ pub fn outbox(conn: &mut AnyConnection, command: OutboxCommand) -> Result<String
     use crate::models::outbox as rows;
     let db_err = |e: diesel::result::Error| format!("database error: {e}");
     match command {
-        OutboxCommand::List { all, json, limit } => {
-            let entries = rows::list_recent(conn, all, limit).map_err(db_err)?;
+        OutboxCommand::List {
+            all,
+            dead,
+            json,
+            limit,
+        } => {
+            let listing = match (all, dead) {
+                (_, true) => rows::Listing::Dead,
+                (true, false) => rows::Listing::All,
+                (false, false) => rows::Listing::Undelivered,
+            };
+            let entries = rows::list_recent(conn, listing, limit).map_err(db_err)?;
             if json {
                 let out: Vec<_> = entries
                     .iter()
@@ -430,6 +455,9 @@ pub fn outbox(conn: &mut AnyConnection, command: OutboxCommand) -> Result<String
                             "lastError": e.last_error, "body": serde_json::from_str::<serde_json::Value>(&e.body).ok(),
                             "createdAt": rfc3339(e.created_at.and_utc()),
                             "deliveredAt": e.delivered_at.map(|t| rfc3339(t.and_utc())),
+                            "deadAt": e.dead_at.map(|t| rfc3339(t.and_utc())),
+                            "skippedAt": e.skipped_at.map(|t| rfc3339(t.and_utc())),
+                            "skippedBy": e.skipped_by, "skipReason": e.skip_reason,
                         })
                     })
                     .collect();
@@ -461,10 +489,29 @@ pub fn outbox(conn: &mut AnyConnection, command: OutboxCommand) -> Result<String
             }
             let n = rows::retry_now(conn, id, now()).map_err(db_err)?;
             if id.is_some() && n == 0 {
-                return Err(format!("no pending entry #{}", id.unwrap_or_default()));
+                return Err(format!(
+                    "no pending or dead entry #{}",
+                    id.unwrap_or_default()
+                ));
             }
             Ok(format!(
                 "{n} update(s) due now; the worker sends them in its next round"
+            ))
+        }
+        OutboxCommand::Skip { id, reason, by } => {
+            let reason = reason.trim();
+            if reason.is_empty() || crate::domain::text::has_control(reason) {
+                return Err("--reason must say why, in one line".into());
+            }
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|b| !b.trim().is_empty() && !crate::domain::text::has_control(b))
+                .ok_or("--by must name who skips the entry (or set USER)")?;
+            if rows::skip(conn, id, &by, reason, now()).map_err(db_err)? == 0 {
+                return Err(format!("no pending or dead entry #{id}"));
+            }
+            Ok(format!(
+                "entry #{id} skipped by {by}; Treefort will not get it, and the later updates of its subscription go next"
             ))
         }
     }

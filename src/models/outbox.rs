@@ -10,6 +10,11 @@ use crate::schema::treefort_outbox;
 
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
+/// Rejected by Treefort for good: kept with its error, holding back its subscription's later
+/// updates, until an operator retries or skips it.
+pub const DEAD: &str = "dead";
+/// Given up on purpose by an operator (who and why are recorded).
+pub const SKIPPED: &str = "skipped";
 pub const CREATE: &str = "create";
 pub const UPDATE: &str = "update";
 
@@ -27,6 +32,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+    pub dead_at: Option<NaiveDateTime>,
+    pub skipped_at: Option<NaiveDateTime>,
+    pub skipped_by: Option<String>,
+    pub skip_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -70,26 +79,79 @@ pub fn list_due(
         .load(conn)
 }
 
+/// The entries of a subscription Treefort does not have yet (pending or dead), oldest first.
 pub fn list_pending_for_subscription(
     conn: &mut AnyConnection,
     subscription_id: i64,
 ) -> QueryResult<Vec<OutboxEntry>> {
     treefort_outbox::table
         .filter(treefort_outbox::subscription_id.eq(subscription_id))
-        .filter(treefort_outbox::status.eq(PENDING))
+        .filter(treefort_outbox::status.eq_any([PENDING, DEAD]))
         .order(treefort_outbox::id)
         .load(conn)
 }
 
-/// Whether an older entry of the same subscription is still pending (it must go first).
+/// Whether an older entry of the same subscription is still undelivered, pending or dead (it
+/// must go first: a dead one holds the queue until it is retried or skipped).
 pub fn has_earlier_pending(conn: &mut AnyConnection, entry: &OutboxEntry) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         treefort_outbox::table
             .filter(treefort_outbox::subscription_id.eq(entry.subscription_id))
-            .filter(treefort_outbox::status.eq(PENDING))
+            .filter(treefort_outbox::status.eq_any([PENDING, DEAD]))
             .filter(treefort_outbox::id.lt(entry.id)),
     ))
     .get_result(conn)
+}
+
+/// Treefort rejected the entry for good: dead, with its error.
+pub fn mark_dead(
+    conn: &mut AnyConnection,
+    id: i64,
+    error: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(treefort_outbox::table.find(id))
+        .set((
+            treefort_outbox::status.eq(DEAD),
+            treefort_outbox::dead_at.eq(now),
+            treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
+            treefort_outbox::last_error.eq(error),
+            treefort_outbox::locked_by.eq(None::<String>),
+            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+/// Gives up a pending or dead entry on purpose, recording who and why; the subscription's later
+/// updates may then go. Returns how many entries were skipped (0 or 1).
+pub fn skip(
+    conn: &mut AnyConnection,
+    id: i64,
+    by: &str,
+    reason: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        treefort_outbox::table
+            .find(id)
+            .filter(treefort_outbox::status.eq_any([PENDING, DEAD])),
+    )
+    .set((
+        treefort_outbox::status.eq(SKIPPED),
+        treefort_outbox::skipped_at.eq(now),
+        treefort_outbox::skipped_by.eq(by),
+        treefort_outbox::skip_reason.eq(reason),
+        treefort_outbox::locked_by.eq(None::<String>),
+        treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+}
+
+pub fn count_dead(conn: &mut AnyConnection) -> QueryResult<i64> {
+    treefort_outbox::table
+        .filter(treefort_outbox::status.eq(DEAD))
+        .count()
+        .get_result(conn)
 }
 
 /// Takes the lease on a pending entry until `until`, if nobody holds it. Returns whether we won.
@@ -174,15 +236,28 @@ pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
-/// The newest entries (pending ones first), for operators.
+/// Which entries an operator lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Pending and dead: what Treefort does not have yet.
+    Undelivered,
+    Dead,
+    All,
+}
+
+/// The newest entries (undelivered ones first), for operators.
 pub fn list_recent(
     conn: &mut AnyConnection,
-    include_delivered: bool,
+    listing: Listing,
     limit: i64,
 ) -> QueryResult<Vec<OutboxEntry>> {
     let mut query = treefort_outbox::table.into_boxed();
-    if !include_delivered {
-        query = query.filter(treefort_outbox::status.eq(PENDING));
+    match listing {
+        Listing::Undelivered => {
+            query = query.filter(treefort_outbox::status.eq_any([PENDING, DEAD]));
+        }
+        Listing::Dead => query = query.filter(treefort_outbox::status.eq(DEAD)),
+        Listing::All => {}
     }
     query
         .order((treefort_outbox::status.desc(), treefort_outbox::id.desc()))
@@ -190,19 +265,28 @@ pub fn list_recent(
         .load(conn)
 }
 
-/// Makes pending entries due now (all of them, or one), so the next worker round sends them.
+/// Makes entries due now, so the next worker round sends them: one by id (pending, or dead: it
+/// is pending again), or every pending one. Dead entries come back only one by one, on purpose.
 pub fn retry_now(
     conn: &mut AnyConnection,
     id: Option<i64>,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let mut query = diesel::update(treefort_outbox::table)
-        .filter(treefort_outbox::status.eq(PENDING))
-        .into_boxed();
-    if let Some(id) = id {
-        query = query.filter(treefort_outbox::id.eq(id));
+    match id {
+        Some(id) => diesel::update(
+            treefort_outbox::table
+                .find(id)
+                .filter(treefort_outbox::status.eq_any([PENDING, DEAD])),
+        )
+        .set((
+            treefort_outbox::status.eq(PENDING),
+            treefort_outbox::next_attempt_at.eq(now),
+            treefort_outbox::dead_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn),
+        None => diesel::update(treefort_outbox::table)
+            .filter(treefort_outbox::status.eq(PENDING))
+            .set(treefort_outbox::next_attempt_at.eq(now))
+            .execute(conn),
     }
-    query
-        .set(treefort_outbox::next_attempt_at.eq(now))
-        .execute(conn)
 }

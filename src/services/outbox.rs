@@ -59,7 +59,7 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
             let Some(entry) = outbox::find(conn, entry_id)? else {
                 return Ok(Err(Delivery::NotReady));
             };
-            if entry.status == outbox::DELIVERED {
+            if matches!(entry.status.as_str(), outbox::DELIVERED | outbox::SKIPPED) {
                 return Ok(Err(Delivery::Delivered));
             }
             if outbox::has_earlier_pending(conn, &entry)?
@@ -94,26 +94,37 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
         ),
     );
     match result {
+        // A create answered without an id: later updates could never be sent, and sending it
+        // again could create a second subscription. A dead letter for an operator.
+        Ok(None) if entry.operation == outbox::CREATE => {
+            dead_letter(
+                state,
+                &entry,
+                "Treefort created the subscription but its answer had no id".into(),
+                now,
+            )
+            .await?;
+            Err(ApiError::bad_gateway(
+                "treefort_id_unknown",
+                "Treefort's answer had no subscription id",
+            ))
+        }
         Ok(treefort_id) => {
             run_db(&state.pool, move |conn| {
                 write_transaction(conn, |conn| -> Result<_, ApiError> {
-                    let note = match (&treefort_id, entry.operation.as_str()) {
-                        (Some(id), _) => {
-                            subscriptions::set_treefort_id(conn, subscription.id, id, now)?;
-                            None
-                        }
-                        (None, outbox::CREATE) => {
-                            tracing::warn!(subscription_id = subscription.id, "Treefort created the subscription but sent no id; later updates cannot be sent");
-                            Some("Treefort's answer had no subscription id")
-                        }
-                        (None, _) => None,
-                    };
-                    outbox::mark_delivered(conn, entry.id, now, note)?;
+                    if let Some(id) = &treefort_id {
+                        subscriptions::set_treefort_id(conn, subscription.id, id, now)?;
+                    }
+                    outbox::mark_delivered(conn, entry.id, now, None)?;
                     Ok(())
                 })
             })
             .await?;
             Ok(Delivery::Delivered)
+        }
+        Err(error) if error.is_permanent() => {
+            dead_letter(state, &entry, error.to_string(), now).await?;
+            Err(error.into())
         }
         Err(error) => {
             let attempts = entry.attempts + 1;
@@ -128,6 +139,33 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
             Err(error.into())
         }
     }
+}
+
+/// Treefort rejected an entry for good: kept as a dead letter with its error (the later updates
+/// of its subscription wait behind it), counted, and logged for operators.
+async fn dead_letter(
+    state: &AppState,
+    entry: &OutboxEntry,
+    error: String,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    tracing::warn!(
+        outbox_id = entry.id,
+        subscription_id = entry.subscription_id,
+        operation = %entry.operation,
+        error = %error,
+        "Treefort rejected an update for good; it is a dead letter now. See `treefort-webpay outbox list --dead`, then `outbox retry ID` or `outbox skip ID --reason …`"
+    );
+    state.metrics.incr(
+        "treefort_outbox_dead_letters_total",
+        label("operation", &entry.operation),
+    );
+    let id = entry.id;
+    run_db(&state.pool, move |conn| {
+        outbox::mark_dead(conn, id, &error, now)?;
+        Ok(())
+    })
+    .await
 }
 
 /// Sends one entry; for a create, returns the id Treefort gave the subscription.
@@ -180,6 +218,12 @@ pub async fn deliver_pending_for_subscription(
         let Some(first) = pending.first() else {
             return Ok(());
         };
+        if first.status == outbox::DEAD {
+            return Err(ApiError::bad_gateway(
+                "treefort_update_rejected",
+                "an earlier update of this subscription was rejected by Treefort; an operator must retry or skip it (treefort-webpay outbox list --dead)",
+            ));
+        }
         if deliver(state, first.id).await? == Delivery::NotReady {
             if tokio::time::Instant::now() >= deadline {
                 return Err(ApiError::gateway_timeout(

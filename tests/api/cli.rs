@@ -307,7 +307,7 @@ fn the_outbox_can_be_listed_and_re_driven() {
     let db = TestDatabase::create();
     assert!(stdout(&run(&db, &["outbox", "list"])).contains("nothing waiting"));
     assert!(refused(&run(&db, &["outbox", "retry"])).contains("--all"));
-    assert!(refused(&run(&db, &["outbox", "retry", "42"])).contains("no pending entry #42"));
+    assert!(refused(&run(&db, &["outbox", "retry", "42"])).contains("no pending or dead entry #42"));
     assert!(stdout(&run(&db, &["outbox", "retry", "--all"])).contains("0 update(s)"));
 }
 

@@ -14,6 +14,7 @@ mod helpers;
 mod lifecycle;
 mod localstripe;
 mod openapi;
+mod outbox;
 mod payment;
 mod promo_validation;
 mod stripe;

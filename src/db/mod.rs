@@ -181,6 +181,21 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
     Ok(applied)
 }
 
+/// Reverts every applied migration, newest first (tests prove each down migration works).
+pub fn revert_all_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
+    let reverted = match conn {
+        AnyConnection::Sqlite(c) => c
+            .revert_all_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(|e| e.to_string())?,
+        AnyConnection::Postgres(c) => c
+            .revert_all_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(|e| e.to_string())?,
+    };
+    Ok(reverted)
+}
+
 /// Runs `f` in a transaction that holds the write lock from its first statement. On SQLite that is
 /// `BEGIN IMMEDIATE`: a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
 /// under concurrency instead of waiting for the busy timeout.

@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod localstripe;
+mod migrations;
 mod openapi;
 mod outbox;
 mod payment;

@@ -130,8 +130,11 @@ impl ManageConnection for ConnectionManager {
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    /// A connection given back by a panicking thread, or still inside a transaction (a failed
+    /// COMMIT, a panic mid-transaction), is closed instead of being handed to the next caller.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        std::thread::panicking() || conn.is_broken()
     }
 }
 
@@ -149,7 +152,10 @@ pub fn connect_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, String> 
     })?;
     Pool::builder()
         .max_size(max_size)
-        .connection_timeout(Duration::from_secs(10))
+        // A database that went away answers 503 within seconds, not after a long wait per request.
+        .connection_timeout(Duration::from_secs(2))
+        // No `SELECT 1` before every use: broken connections are caught by `has_broken`.
+        .test_on_check_out(false)
         .build(manager)
         .map_err(|e| format!("cannot open database {}: {e}", url.redacted()))
 }

@@ -17,6 +17,7 @@ mod migrations;
 mod openapi;
 mod outbox;
 mod payment;
+mod pool;
 mod promo_validation;
 mod stripe;
 mod subscription_plan;

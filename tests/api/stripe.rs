@@ -860,16 +860,16 @@ async fn payments_and_setups_of_other_systems_on_the_account_are_ignored() {
                        "data": {"object": theirs}});
     let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
     assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
-    app.run_worker().await;
-    let processed: Option<chrono::NaiveDateTime> = {
+    wait_for("the event to be processed", async || {
         use treefort_webpay::schema::gateway_events;
-        gateway_events::table
+        let processed: Option<chrono::NaiveDateTime> = gateway_events::table
             .filter(gateway_events::event_id.eq("evt_theirs0000001"))
             .select(gateway_events::processed_at)
             .first(&mut *app.conn())
-            .unwrap()
-    };
-    assert!(processed.is_some(), "stored and done with");
+            .unwrap();
+        processed.is_some()
+    })
+    .await;
     let refunds = stripe.get("/v1/refunds?limit=100").await;
     assert!(
         refunds["data"].as_array().unwrap().is_empty(),

@@ -415,6 +415,21 @@ async fn a_renewal_that_needs_authentication_is_recovered_in_the_portal() {
     assert_eq!(renewed.gateway_reference, waiting.gateway_reference);
 }
 
+/// Waits until the processing started by the webhook route is over (done, or put off).
+async fn handled(app: &TestApp, event_id: &str) {
+    wait_for("the webhook's own processing", async || {
+        use treefort_webpay::schema::gateway_events;
+        let (processed, error): (Option<chrono::NaiveDateTime>, Option<String>) =
+            gateway_events::table
+                .filter(gateway_events::event_id.eq(event_id))
+                .select((gateway_events::processed_at, gateway_events::last_error))
+                .first(&mut *app.conn())
+                .unwrap();
+        processed.is_some() || error.is_some()
+    })
+    .await;
+}
+
 /// POSTs `event` to the webhook route with a `Stripe-Signature` header.
 async fn post_event(app: &TestApp, signature: Option<&str>, body: &str) -> reqwest::Response {
     let mut request = app
@@ -626,7 +641,7 @@ async fn a_confirmed_trial_setup_whose_page_never_posted_is_completed_by_its_web
                        "data": {"object": setup}});
     let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
     assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    handled(&app, "evt_setup0000001").await;
     assert_eq!(
         app.count("subscriptions"),
         0,
@@ -896,6 +911,7 @@ async fn a_card_setup_of_a_declined_attempt_is_never_charged_by_its_webhook() {
                        "data": {"object": setup}});
     let (sig, body) = signed(WEBHOOK_SECRET, now, &event);
     assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
+    handled(&app, "evt_setup0000002").await;
     app.advance(TimeDelta::minutes(2));
     app.run_worker().await;
     assert_eq!(

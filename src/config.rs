@@ -59,7 +59,11 @@ pub struct TreefortSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayKind {
-    Sandbox,
+    /// The built-in sandbox; `charge_delay` makes each of its charges take that long (a slow
+    /// bank, for tests and demos; `SANDBOX_CHARGE_DELAY_MS`, default none).
+    Sandbox {
+        charge_delay: Duration,
+    },
     Stripe(StripeSettings),
 }
 
@@ -131,7 +135,19 @@ impl Settings {
         let portal_session_ttl_secs = ttl(&get, "PORTAL_SESSION_TTL_SECS", 900)?;
 
         let gateway = match get("PAYMENT_GATEWAY").as_deref().unwrap_or("sandbox") {
-            "sandbox" => GatewayKind::Sandbox,
+            "sandbox" => GatewayKind::Sandbox {
+                charge_delay: match get("SANDBOX_CHARGE_DELAY_MS") {
+                    None => Duration::ZERO,
+                    Some(raw) => match raw.parse::<u64>() {
+                        Ok(ms) if ms <= 60_000 => Duration::from_millis(ms),
+                        _ => {
+                            return Err(format!(
+                                "SANDBOX_CHARGE_DELAY_MS must be milliseconds from 0 to 60000 (got {raw:?})"
+                            ))
+                        }
+                    },
+                },
+            },
             "stripe" => GatewayKind::Stripe(stripe_settings(&get)?),
             other => {
                 return Err(format!(

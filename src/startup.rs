@@ -148,9 +148,9 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
 /// The payment gateway the settings name. `install_id` marks this installation's objects there.
 pub fn build_gateway(kind: &GatewayKind, install_id: &str) -> Result<Gateway, String> {
     Ok(match kind {
-        GatewayKind::Sandbox => {
+        GatewayKind::Sandbox { charge_delay } => {
             tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
-            Gateway::Sandbox(SandboxGateway::new())
+            Gateway::Sandbox(SandboxGateway::new().with_charge_delay(*charge_delay))
         }
         GatewayKind::Stripe(stripe) => {
             if stripe.is_test_mode() {

@@ -319,7 +319,12 @@ impl Gateway {
     /// `idempotency_key` never charges twice.
     pub async fn charge(&self, request: &ChargeRequest<'_>) -> Result<ChargeOutcome, GatewayError> {
         match self {
-            Gateway::Sandbox(g) => Ok(g.charge(request)),
+            Gateway::Sandbox(g) => {
+                if !g.charge_delay.is_zero() {
+                    tokio::time::sleep(g.charge_delay).await;
+                }
+                Ok(g.charge(request))
+            }
             Gateway::Stripe(g) => g.charge(request).await,
         }
     }

@@ -26,6 +26,8 @@ pub struct SandboxGateway {
     ledger: Arc<Mutex<Vec<LedgerEntry>>>,
     /// Checkout payments started and not confirmed yet, by reference.
     pending: Arc<Mutex<HashMap<String, PendingCharge>>>,
+    /// How long each charge takes (a slow bank); zero by default.
+    pub charge_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +76,13 @@ impl SandboxGateway {
             today: None,
             ledger: Arc::default(),
             pending: Arc::default(),
+            charge_delay: std::time::Duration::ZERO,
         }
+    }
+
+    pub fn with_charge_delay(mut self, delay: std::time::Duration) -> Self {
+        self.charge_delay = delay;
+        self
     }
 
     /// The charges made so far (in this process), oldest first.

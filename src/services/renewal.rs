@@ -49,6 +49,9 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
     let mut stats = RoundStats::default();
     for id in due {
         let owner = state.instance_id.clone();
+        // The lease counts from the moment it is taken: earlier charges of this round may have
+        // taken minutes, and a lease counted from the round's start could be expired at once.
+        let now = naive(state.clock.now());
         let won = run_db(&state.pool, move |conn| {
             Ok(subscriptions::claim(conn, id, &owner, now, now + LEASE)?)
         })

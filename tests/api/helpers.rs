@@ -478,3 +478,23 @@ pub fn charges_of(state: &AppState) -> (usize, usize) {
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
 }
+
+impl TestApp {
+    /// Another instance's worker state on the same database and Treefort, with its own manual
+    /// clock and `overrides` to the settings. It has no HTTP server and no background worker: the
+    /// test runs its rounds (and this app's own worker, on the app's clock, sees nothing due).
+    pub async fn worker_state(
+        &self,
+        clock: treefort_webpay::clock::Clock,
+        overrides: &[(&'static str, &str)],
+    ) -> AppState {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert(k, v.to_string());
+        }
+        let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        treefort_webpay::startup::build_state(settings, clock)
+            .await
+            .expect("the worker state builds")
+    }
+}

@@ -529,3 +529,50 @@ fn helpers_exec(app: &TestApp, sql: &str) {
     use diesel::connection::SimpleConnection;
     app.conn().batch_execute(sql).unwrap();
 }
+
+#[tokio::test]
+async fn a_lease_counts_from_its_claim_even_after_slow_charges() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("first", 1).await;
+    app.subscribed_user("second", 1).await;
+    // Two workers whose clock is at the renewals; the bank takes 1.5 s per charge.
+    let clock = treefort_webpay::clock::Clock::manual(at("2027-02-01T00:00:00Z"));
+    let slow = [("SANDBOX_CHARGE_DELAY_MS", "1500")];
+    let one = std::sync::Arc::new(app.worker_state(clock.clone(), &slow).await);
+    let two = app.worker_state(clock.clone(), &slow).await;
+
+    let round = {
+        let one = one.clone();
+        tokio::spawn(async move {
+            treefort_webpay::services::renewal::process_due(&one, 10)
+                .await
+                .unwrap()
+        })
+    };
+    // While the first charge is at the bank, six minutes pass (more than a lease).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    clock.advance(TimeDelta::minutes(6));
+    // The first worker takes the second subscription after the first charge...
+    let mut claimed = false;
+    for _ in 0..100 {
+        let sub = app.subscription("second");
+        if sub.locked_by.as_deref() == Some(one.instance_id.as_str()) {
+            claimed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(claimed, "the first worker claims the second subscription");
+    // ...and the other worker, running now, must find it leased.
+    let theirs = treefort_webpay::services::renewal::process_due(&two, 10)
+        .await
+        .unwrap();
+    let mine = round.await.unwrap();
+    assert_eq!(mine.renewed, 2);
+    assert_eq!(theirs.renewed, 0);
+    assert_eq!(
+        charges_of(&one).0 + charges_of(&two).0,
+        2,
+        "each renewal charged once"
+    );
+}

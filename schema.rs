@@ -86,6 +86,7 @@ diesel::table! {
         pending_plan_id -> Nullable<BigInt>,
         locked_by -> Nullable<Text>,
         locked_until -> Nullable<Timestamp>,
+        cancel_requested_at -> Nullable<Timestamp>,
     }
 }
 

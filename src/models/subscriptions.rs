@@ -31,6 +31,8 @@ pub struct Subscription {
     pub pending_plan_id: Option<i64>,
     pub locked_by: Option<String>,
     pub locked_until: Option<NaiveDateTime>,
+    /// Set while a cancellation is being sent to Treefort (see `services::cancel`).
+    pub cancel_requested_at: Option<NaiveDateTime>,
 }
 
 /// What a subscription is, in the words of the billing portal.
@@ -165,6 +167,7 @@ pub struct SubscriptionChanges {
     pub locked_by: Option<Option<String>>,
     pub locked_until: Option<Option<NaiveDateTime>>,
     pub updated_at: Option<NaiveDateTime>,
+    pub cancel_requested_at: Option<Option<NaiveDateTime>>,
 }
 
 impl SubscriptionChanges {
@@ -207,6 +210,23 @@ pub fn make_due_if_past_due(
     .execute(conn)
 }
 
+/// Applies changes only while `owner` holds the lease. Returns whether it did.
+pub fn update_held_by(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    changes: &SubscriptionChanges,
+) -> QueryResult<bool> {
+    diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::locked_by.eq(owner)),
+    )
+    .set(changes)
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
 /// Applies changes only while `owner` still holds the lease and the subscription is still at
 /// `periods_paid`: a worker whose lease ran out can never apply a renewal twice.
 pub fn update_if_held(
@@ -224,6 +244,52 @@ pub fn update_if_held(
     )
     .set(changes)
     .execute(conn)
+}
+
+/// Takes the lease on a live subscription for a change a user asked for (cancel, resume), if no
+/// worker or other request holds it.
+pub fn claim_for_change(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::deactivated_at.is_null())
+            .filter(
+                subscriptions::locked_until
+                    .is_null()
+                    .or(subscriptions::locked_until.lt(now)),
+            ),
+    )
+    .set((
+        subscriptions::locked_by.eq(owner),
+        subscriptions::locked_until.eq(until),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Subscriptions whose cancellation was sent (or about to be) before `before` and never recorded,
+/// and that nobody holds now.
+pub fn list_unfinished_cancellations(
+    conn: &mut AnyConnection,
+    before: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::cancel_requested_at.lt(before))
+        .filter(subscriptions::canceled_at.is_null())
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(
+            subscriptions::locked_until
+                .is_null()
+                .or(subscriptions::locked_until.lt(now)),
+        )
+        .load(conn)
 }
 
 /// Live subscriptions whose next action is due and that nobody holds, soonest first.

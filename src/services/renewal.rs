@@ -126,6 +126,11 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
     let period_end = sub.current_period_ends_at;
     let grace_end = period_end + TimeDelta::days(context.current_plan.grace_days.into());
 
+    if sub.cancel_requested_at.is_some() {
+        // A cancellation was being sent when its process died: never charged; the worker
+        // finishes the cancellation from its intent.
+        return postpone(state, sub, now + TimeDelta::minutes(2), now).await;
+    }
     let ending = sub.canceled_at.is_some() || (sub.past_due_since.is_some() && now >= grace_end);
     if ending {
         // A payment still waiting for the card holder must not be taken after this.

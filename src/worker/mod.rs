@@ -9,7 +9,7 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::{checkout, gateway_events, outbox, renewal};
+use crate::services::{cancel, checkout, gateway_events, outbox, renewal};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -62,6 +62,14 @@ pub async fn run_once(state: &AppState) {
             "checkout attempts left unfinished were reconciled with the gateway"
         ),
         Err(e) => tracing::warn!(error = %e, "reconciling checkout attempts failed"),
+    }
+    match cancel::finish_unrecorded_cancellations(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            finished = n,
+            "cancellations whose record was lost were finished"
+        ),
+        Err(e) => tracing::warn!(error = %e, "finishing cancellations failed"),
     }
     // Renewals first: the updates they queue are delivered in the same round.
     match renewal::process_due(state, BATCH).await {

@@ -576,3 +576,94 @@ async fn a_lease_counts_from_its_claim_even_after_slow_charges() {
         "each renewal charged once"
     );
 }
+
+#[tokio::test]
+async fn a_cancel_arriving_mid_renewal_waits_for_it_and_reaches_treefort_after_it() {
+    let app = spawn_app_with(|o| {
+        o.clock_start = Some(at("2027-01-01T00:00:00Z"));
+        o.set("SANDBOX_CHARGE_DELAY_MS", "1500");
+    })
+    .await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    let renewal = {
+        let state = app.state.clone();
+        tokio::spawn(async move { treefort_webpay::worker::run_once(&state).await })
+    };
+    // The renewal is at the (slow) bank when the user cancels.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let canceled = app
+        .post_treefort(
+            "/treefort/cancel-subscription",
+            &json!({"userId": "u1", "subscriptionPlanId": 1}),
+        )
+        .await;
+    assert_eq!(canceled.status(), 200);
+    renewal.await.unwrap();
+    let patches = app.patches().await;
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(
+        patches[0]["currentPeriodEndsAt"].is_string() && patches[1]["canceledAt"].is_string(),
+        "Treefort hears of the renewal, then of the cancel: {patches:?}"
+    );
+    // Nothing more is charged: the next period end deactivates.
+    app.advance_to(at("2027-03-01T00:00:01Z"));
+    app.run_worker().await;
+    let renewals = payments_of(&app)
+        .into_iter()
+        .filter(|p| p.kind == "renewal")
+        .count();
+    assert_eq!(renewals, 1);
+    assert!(app.patches().await.last().unwrap()["deactivatedAt"].is_string());
+}
+
+#[tokio::test]
+async fn a_cancellation_whose_record_was_lost_is_finished_by_the_worker() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    // Half a minute before the period end, Treefort accepted the cancel PATCH; the process died
+    // before recording it.
+    app.advance_to(at("2027-01-31T23:59:30Z"));
+    let intent = app.now().naive_utc();
+    {
+        use treefort_webpay::schema::subscriptions;
+        diesel::update(subscriptions::table)
+            .set(subscriptions::cancel_requested_at.eq(intent))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    // At the period end the subscription is not charged while the cancel is unfinished.
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    assert!(
+        app.subscription("u1").canceled_at.is_none(),
+        "not finished yet"
+    );
+    assert!(app.patches().await.is_empty());
+    app.advance(TimeDelta::minutes(3));
+    app.run_worker().await;
+    app.run_worker().await;
+    let sub = app.subscription("u1");
+    assert_eq!(sub.canceled_at, Some(intent), "finished with its own time");
+    assert!(sub.cancel_requested_at.is_none());
+    let patches = app.patches().await;
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(
+        patches[0]["canceledAt"].is_string(),
+        "Treefort is told again"
+    );
+    assert!(
+        patches[1]["deactivatedAt"].is_string(),
+        "and the paid period has ended"
+    );
+    assert_eq!(
+        payments_of(&app)
+            .into_iter()
+            .filter(|p| p.kind == "renewal")
+            .count(),
+        0,
+        "never charged"
+    );
+}

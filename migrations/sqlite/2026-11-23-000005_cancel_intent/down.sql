@@ -1,0 +1,1 @@
+ALTER TABLE subscriptions DROP COLUMN cancel_requested_at;

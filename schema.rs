@@ -87,6 +87,11 @@ diesel::table! {
         locked_by -> Nullable<Text>,
         locked_until -> Nullable<Timestamp>,
         cancel_requested_at -> Nullable<Timestamp>,
+        amount -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        divisor -> Nullable<BigInt>,
+        billing_interval -> Nullable<Text>,
+        interval_count -> Nullable<Integer>,
     }
 }
 

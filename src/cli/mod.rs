@@ -22,6 +22,13 @@ pub enum PlansCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move the current subscribers of a plan to its current price (from each one's next
+    /// renewal; they keep their billing interval). An edit of a plan alone applies to new
+    /// checkouts only.
+    MigrateSubscribers {
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +194,28 @@ pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, 
             };
             let values = input.validate(now())?;
             let plan = plans::upsert(conn, input.id, &values, now()).map_err(db_err)?;
-            Ok(format!("plan {} saved: {}", plan.id, describe_plan(&plan)))
+            let keep =
+                crate::models::subscriptions::count_on_other_terms(conn, &plan).map_err(db_err)?;
+            let mut out = format!("plan {} saved: {}", plan.id, describe_plan(&plan));
+            if keep > 0 {
+                out.push_str(&format!(
+                    "\n{keep} current subscriber(s) keep the price and interval they signed up for; new checkouts get these. To move them to the new price (from each one's next renewal): treefort-webpay plans migrate-subscribers --id {}",
+                    plan.id
+                ));
+            }
+            Ok(out)
+        }
+        PlansCommand::MigrateSubscribers { id } => {
+            let plan = plans::find(conn, id)
+                .map_err(db_err)?
+                .ok_or_else(|| format!("no plan {id}"))?;
+            let moved = crate::models::subscriptions::move_to_plan_price(conn, &plan, now())
+                .map_err(db_err)?;
+            let fmt = crate::domain::locale::Lang::En.number_format();
+            Ok(format!(
+                "{moved} subscriber(s) of plan {id} moved to {}; it applies from each one's next renewal (billing intervals stay)",
+                plan.price().format(&fmt)
+            ))
         }
         PlansCommand::List { json } => {
             let all = plans::list(conn).map_err(db_err)?;

@@ -30,6 +30,24 @@ impl Plan {
             divisor: self.divisor,
         }
     }
+
+    /// What a new subscriber to this plan signs up for.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            price: self.price(),
+            billing_interval: self.billing_interval.clone(),
+            interval_count: self.interval_count,
+        }
+    }
+}
+
+/// The price and billing interval a subscriber pays: the plan's at checkout, kept when the plan
+/// is edited later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    pub price: Money,
+    pub billing_interval: String,
+    pub interval_count: i32,
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]

@@ -33,6 +33,12 @@ pub struct Subscription {
     pub locked_until: Option<NaiveDateTime>,
     /// Set while a cancellation is being sent to Treefort (see `services::cancel`).
     pub cancel_requested_at: Option<NaiveDateTime>,
+    /// The terms this subscriber pays (see `terms`).
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub divisor: Option<i64>,
+    pub billing_interval: Option<String>,
+    pub interval_count: Option<i32>,
 }
 
 /// What a subscription is, in the words of the billing portal.
@@ -47,6 +53,45 @@ pub enum Status {
 }
 
 impl Subscription {
+    /// The price and interval this subscriber keeps; `plan`'s current ones for a row written
+    /// before terms were kept.
+    pub fn terms(&self, plan: &crate::models::plans::Plan) -> crate::models::plans::Terms {
+        match (
+            self.amount,
+            &self.currency,
+            self.divisor,
+            &self.billing_interval,
+            self.interval_count,
+        ) {
+            (Some(amount), Some(currency), Some(divisor), Some(interval), Some(count)) => {
+                crate::models::plans::Terms {
+                    price: crate::domain::money::Money {
+                        amount,
+                        currency: currency.clone(),
+                        divisor,
+                    },
+                    billing_interval: interval.clone(),
+                    interval_count: count,
+                }
+            }
+            _ => plan.terms(),
+        }
+    }
+
+    /// The terms of the next renewal: on `next` (the plan of a pending switch, or the current
+    /// plan `current`). A switch takes the new plan's terms as they are then.
+    pub fn next_terms(
+        &self,
+        current: &crate::models::plans::Plan,
+        next: &crate::models::plans::Plan,
+    ) -> crate::models::plans::Terms {
+        if next.id == self.plan_id {
+            self.terms(current)
+        } else {
+            next.terms()
+        }
+    }
+
     pub fn status(&self, now: NaiveDateTime) -> Status {
         if self.deactivated_at.is_some() {
             Status::Ended
@@ -78,6 +123,11 @@ pub struct NewSubscription {
     pub periods_paid: i32,
     pub next_action_at: Option<NaiveDateTime>,
     pub promo_periods_left: Option<i32>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub divisor: Option<i64>,
+    pub billing_interval: Option<String>,
+    pub interval_count: Option<i32>,
 }
 
 pub fn insert(conn: &mut AnyConnection, new: &NewSubscription) -> QueryResult<Subscription> {
@@ -168,9 +218,24 @@ pub struct SubscriptionChanges {
     pub locked_until: Option<Option<NaiveDateTime>>,
     pub updated_at: Option<NaiveDateTime>,
     pub cancel_requested_at: Option<Option<NaiveDateTime>>,
+    pub amount: Option<Option<i64>>,
+    pub currency: Option<Option<String>>,
+    pub divisor: Option<Option<i64>>,
+    pub billing_interval: Option<Option<String>>,
+    pub interval_count: Option<Option<i32>>,
 }
 
 impl SubscriptionChanges {
+    /// The changes, plus `terms` as the subscriber's from now on.
+    pub fn with_terms(mut self, terms: &crate::models::plans::Terms) -> Self {
+        self.amount = Some(Some(terms.price.amount));
+        self.currency = Some(Some(terms.price.currency.clone()));
+        self.divisor = Some(Some(terms.price.divisor));
+        self.billing_interval = Some(Some(terms.billing_interval.clone()));
+        self.interval_count = Some(Some(terms.interval_count));
+        self
+    }
+
     /// The changes, plus `updated_at` and a released lease.
     pub fn releasing(mut self, now: NaiveDateTime) -> Self {
         self.locked_by = Some(None);
@@ -290,6 +355,51 @@ pub fn list_unfinished_cancellations(
                 .or(subscriptions::locked_until.lt(now)),
         )
         .load(conn)
+}
+
+/// Live subscriptions of `plan` that pay other terms than the plan's current ones (it was edited
+/// after they subscribed).
+pub fn count_on_other_terms(
+    conn: &mut AnyConnection,
+    plan: &crate::models::plans::Plan,
+) -> QueryResult<i64> {
+    on_other_terms(plan).count().get_result(conn)
+}
+
+/// Moves the live subscribers of `plan` who pay another price to its current price (from each
+/// one's next renewal). Their billing interval stays: periods count from their first one, so a
+/// new interval is a plan switch. Returns how many moved.
+pub fn move_to_plan_price(
+    conn: &mut AnyConnection,
+    plan: &crate::models::plans::Plan,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let ids: Vec<i64> = on_other_terms(plan).select(subscriptions::id).load(conn)?;
+    diesel::update(subscriptions::table.filter(subscriptions::id.eq_any(&ids)))
+        .set((
+            subscriptions::amount.eq(plan.amount),
+            subscriptions::currency.eq(&plan.currency),
+            subscriptions::divisor.eq(plan.divisor),
+            subscriptions::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+fn on_other_terms(
+    plan: &crate::models::plans::Plan,
+) -> subscriptions::BoxedQuery<'static, crate::db::MultiBackend> {
+    subscriptions::table
+        .filter(subscriptions::plan_id.eq(plan.id))
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(
+            subscriptions::amount
+                .ne(plan.amount)
+                .or(subscriptions::currency.ne(plan.currency.clone()))
+                .or(subscriptions::divisor.ne(plan.divisor))
+                .or(subscriptions::billing_interval.ne(plan.billing_interval.clone()))
+                .or(subscriptions::interval_count.ne(plan.interval_count)),
+        )
+        .into_boxed()
 }
 
 /// Live subscriptions whose next action is due and that nobody holds, soonest first.

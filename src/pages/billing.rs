@@ -170,11 +170,13 @@ fn render(
         let name = plan
             .as_ref()
             .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
+        // What this subscriber pays: their own terms, kept when the plan was edited since.
         let price = plan.as_ref().map(|p| {
+            let terms = sub.terms(p);
             format!(
                 "{} {}",
-                p.price().format(&fmt),
-                lang.interval(&p.billing_interval, p.interval_count)
+                terms.price.format(&fmt),
+                lang.interval(&terms.billing_interval, terms.interval_count)
             )
         });
         let status = sub.status(now);

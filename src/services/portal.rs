@@ -113,8 +113,12 @@ pub async fn view(state: &AppState, token: &str) -> Result<PortalView, PortalErr
                         Some(id) => promo_codes::find(conn, id)?,
                         None => None,
                     };
+                    let terms = match &plan {
+                        Some(current) => s.next_terms(current, &next_plan),
+                        None => next_plan.terms(),
+                    };
                     let (amount, _) =
-                        renewal_price(&next_plan, promo.as_ref(), s.promo_periods_left);
+                        renewal_price(terms.price, promo.as_ref(), s.promo_periods_left);
                     Some((
                         amount,
                         s.next_action_at.unwrap_or(s.current_period_ends_at),

@@ -152,8 +152,9 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
         return deactivate(state, sub, now).await;
     }
 
+    let terms = sub.next_terms(&context.current_plan, &context.plan);
     let (amount, discount_amount) = renewal_price(
-        &context.plan,
+        terms.price.clone(),
         context.promo.as_ref(),
         sub.promo_periods_left,
     );
@@ -352,10 +353,11 @@ async fn record_renewal(
             sub.periods_paid + 1,
         ),
     };
+    let terms = sub.next_terms(&context.current_plan, plan);
     let new_end = naive(period_end(
         utc(anchor),
-        &plan.billing_interval,
-        plan.interval_count,
+        &terms.billing_interval,
+        terms.interval_count,
         periods as u32,
     ));
     let after_trial = sub.trial_ends_at.is_some();
@@ -373,6 +375,7 @@ async fn record_renewal(
         promo_periods_left: sub.promo_periods_left.map(|left| Some((left - 1).max(0))),
         ..Default::default()
     }
+    .with_terms(&terms)
     .releasing(now);
     let body = UpdateSubscription::renewed(utc(new_end), after_trial, switched);
     let recorded = apply_held(state, sub, changes, Some(payment), Some(body), now).await?;
@@ -418,14 +421,13 @@ async fn record_decline(
     Ok(Outcome::Declined)
 }
 
-/// What the next renewal charges, and the discount in it: the plan price, less the promo code while
+/// What the next renewal charges, and the discount in it: the subscriber's price, less the promo code while
 /// it still has discounted periods left (`None` left with a code: forever).
 pub fn renewal_price(
-    plan: &Plan,
+    price: Money,
     promo: Option<&PromoCode>,
     promo_periods_left: Option<i32>,
 ) -> (Money, i64) {
-    let price = plan.price();
     promo
         .filter(|_| promo_periods_left != Some(0))
         .and_then(|p| price.discounted(&p.discount()))

@@ -667,3 +667,78 @@ async fn a_cancellation_whose_record_was_lost_is_finished_by_the_worker() {
         "never charged"
     );
 }
+
+#[tokio::test]
+async fn a_plan_edit_applies_to_new_checkouts_and_subscribers_move_only_when_told() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("early", 1).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
+            .args(args)
+            .env("DATABASE_URL", &app.vars["DATABASE_URL"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = cli(&[
+        "plans",
+        "upsert",
+        "--id",
+        "1",
+        "--name",
+        "Monthly",
+        "--interval",
+        "year",
+        "--currency",
+        "USD",
+        "--amount",
+        "1499",
+        "--grace-days",
+        "3",
+    ]);
+    assert!(
+        said.contains("1 current subscriber(s) keep the price and interval"),
+        "{said}"
+    );
+    app.subscribed_user("late", 1).await;
+
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.run_worker().await;
+    let paid: Vec<(i64, i64)> = payments_of(&app)
+        .iter()
+        .map(|p| (p.subscription_id.unwrap(), p.amount))
+        .collect();
+    let early = app.subscription("early");
+    let late = app.subscription("late");
+    assert_eq!(
+        paid,
+        [(early.id, 999), (late.id, 1499), (early.id, 999)],
+        "the early subscriber renews at their own price"
+    );
+    assert_eq!(
+        early.current_period_ends_at,
+        at("2027-03-01T00:00:00Z").naive_utc(),
+        "and on their own interval"
+    );
+    let portal = app.portal_url("early", "en").await;
+    let html = app.get(&portal).await.text().await.unwrap();
+    assert!(html.contains("$9.99 every month"), "{html}");
+
+    let moved = cli(&["plans", "migrate-subscribers", "--id", "1"]);
+    assert!(moved.contains("1 subscriber(s)"), "{moved}");
+    app.advance_to(at("2027-03-01T00:00:00Z"));
+    app.run_worker().await;
+    let last = payments_of(&app).pop().unwrap();
+    assert_eq!((last.subscription_id, last.amount), (Some(early.id), 1499));
+    assert_eq!(
+        app.subscription("early").current_period_ends_at,
+        at("2027-04-01T00:00:00Z").naive_utc(),
+        "the new price, on the interval they have"
+    );
+}

@@ -302,13 +302,10 @@ async fn record_paid_checkout(
                 naive(now),
             )?;
             // Trials: the period ends with the trial, so Treefort's grace rule cannot lapse it early.
+            // The subscriber keeps the plan's terms as they are now.
+            let terms = view.plan.terms();
             let period_ends_at = view.trial_ends_at.unwrap_or_else(|| {
-                period_end(
-                    now,
-                    &view.plan.billing_interval,
-                    view.plan.interval_count,
-                    1,
-                )
+                period_end(now, &terms.billing_interval, terms.interval_count, 1)
             });
             let subscription = subscriptions::insert(
                 conn,
@@ -335,6 +332,11 @@ async fn record_paid_checkout(
                             charges - 1
                         })
                     }),
+                    amount: Some(terms.price.amount),
+                    currency: Some(terms.price.currency.clone()),
+                    divisor: Some(terms.price.divisor),
+                    billing_interval: Some(terms.billing_interval.clone()),
+                    interval_count: Some(terms.interval_count),
                 },
             )?;
             if !checkout_sessions::complete_claim(

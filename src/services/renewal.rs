@@ -187,13 +187,7 @@ async fn process_one(state: &AppState, id: i64) -> Result<Outcome, ApiError> {
             reference: String::new(),
         }
     } else if let (Some(card), Some(customer_ref)) = (card, &customer_ref) {
-        // Period and attempt in the key: a retry is a new charge, a repeated attempt is not.
-        let key = format!(
-            "renewal-{}-{}-{}",
-            sub.id,
-            sub.periods_paid + 1,
-            sub.renewal_attempts
-        );
+        let key = renewal_key(sub);
         let request = ChargeRequest {
             customer_ref,
             card_ref: card,
@@ -419,6 +413,18 @@ async fn record_decline(
     }
     tracing::info!(subscription_id = sub.id, retry_at = %utc(next), "renewal declined; will retry inside grace");
     Ok(Outcome::Declined)
+}
+
+/// The charge key of a renewal attempt: the period it pays for (named by its start, which a plan
+/// switch does not reset, unlike the count of periods) and the attempt. A retry is a new charge, a
+/// repeated attempt is not.
+pub fn renewal_key(sub: &Subscription) -> String {
+    format!(
+        "renewal-{}-{}-{}",
+        sub.id,
+        sub.current_period_ends_at.and_utc().timestamp(),
+        sub.renewal_attempts
+    )
 }
 
 /// What the next renewal charges, and the discount in it: the subscriber's price, less the promo code while

@@ -336,7 +336,7 @@ async fn a_charge_taken_before_a_crash_is_not_taken_again() {
         currency: "USD".into(),
         divisor: 100,
     };
-    let key = format!("renewal-{}-2-0", sub.id);
+    let key = treefort_webpay::services::renewal::renewal_key(&sub);
     app.state
         .gateway
         .charge(&treefort_webpay::gateway::ChargeRequest {
@@ -434,6 +434,12 @@ async fn a_plan_switch_starts_at_the_period_end_and_patches_the_one_subscription
         "never a second subscription"
     );
     assert_eq!(app.count("subscriptions"), 1);
+    // The renewal after the switch is a charge of its own (its key names its period).
+    app.advance_to(at("2027-03-01T00:00:00Z"));
+    app.run_worker().await;
+    assert_eq!(app.gateway_charges(), (3, 0), "checkout and two renewals");
+    let amounts: Vec<i64> = payments_of(&app).iter().map(|p| p.amount).collect();
+    assert_eq!(amounts, [999, 1999, 1999]);
 }
 
 #[tokio::test]

@@ -171,6 +171,30 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             .app_data(state.clone())
             .app_data(api::json_config())
             .app_data(form_config())
+            // Shopper forms are refused when another site posts them (CSRF).
+            .wrap_fn(|req, srv| {
+                let page_form = req.method() == actix_web::http::Method::POST
+                    && (req.path().starts_with("/checkout/")
+                        || req.path().starts_with("/billing/"));
+                let refused = req
+                    .app_data::<web::Data<AppState>>()
+                    .filter(|state| {
+                        page_form
+                            && pages::is_cross_site(req.headers(), &state.settings.public_base_url)
+                    })
+                    .map(|state| pages::cross_site_page(state.gateway.is_test_mode()));
+                let (call, refused) = match refused {
+                    None => (Some(srv.call(req)), None),
+                    Some(page) => (None, Some(req.into_response(page))),
+                };
+                async move {
+                    match (call, refused) {
+                        (Some(call), _) => Ok(call.await?.map_into_left_body()),
+                        (None, Some(page)) => Ok(page.map_into_right_body()),
+                        (None, None) => unreachable!("a request is either served or refused"),
+                    }
+                }
+            })
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
                 let method = req.method().to_string();

@@ -1,6 +1,7 @@
 //! Shopper pages: the hosted checkout and the billing portal. HTML is built here with every value
 //! escaped; pages carry the token in their URL, so they are never cached and never leak it through
-//! a Referer header.
+//! a Referer header to another site (`Referrer-Policy: same-origin`: our own forms still carry
+//! our origin, which is how a cross-site form post is told apart and refused).
 
 pub mod billing;
 pub mod checkout;
@@ -84,10 +85,43 @@ pub fn respond_allowing(status: StatusCode, html: String, origins: &[String]) ->
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .body(html)
+}
+
+/// Whether a form post to a page comes from another site: its `Origin` (or, without one, its
+/// `Referer`) names another origin than `ours`, or `null` (an opaque origin: a sandboxed frame,
+/// a page that hides its referrer). Clients that are not browsers send neither and pass: only a
+/// browser can be made to post for someone else.
+pub fn is_cross_site(headers: &actix_web::http::header::HeaderMap, ours: &str) -> bool {
+    let origin_of = |value: &str| {
+        reqwest::Url::parse(value)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    };
+    let ours = origin_of(ours);
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        return origin == "null" || origin_of(origin) != ours;
+    }
+    match headers.get(header::REFERER).and_then(|r| r.to_str().ok()) {
+        Some(referer) => origin_of(referer) != ours,
+        None => false,
+    }
+}
+
+/// 403 for a cross-site form post: nothing was done.
+pub fn cross_site_page(test_mode: bool) -> HttpResponse {
+    let t = Lang::En.texts();
+    message_page(
+        StatusCode::FORBIDDEN,
+        Lang::En,
+        test_mode,
+        t.error_title,
+        "This form was sent from another site, so nothing was done. Open the link from the app again.",
+    )
 }
 
 /// Our card script (Stripe.js card entry and 3-D Secure), served at `/assets/card.js`.

@@ -29,7 +29,7 @@ async fn the_portal_shows_subscriptions_payments_card_and_back_link() {
     let page = app.get(&url).await;
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
-    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"<html lang="fr">"#));
     assert!(html.contains("Facturation"));

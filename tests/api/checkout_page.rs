@@ -18,7 +18,7 @@ async fn the_page_shows_plan_price_interval_and_email_in_the_shoppers_language()
     let page = app.get(&url).await;
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
-    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"<html lang="de">"#));
     assert!(html.contains("Plan 1 abonnieren"));

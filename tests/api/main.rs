@@ -9,6 +9,7 @@ mod cancel;
 mod checkout_page;
 mod checkout_session;
 mod cli;
+mod forms;
 mod health;
 mod helpers;
 mod lifecycle;

@@ -43,6 +43,14 @@ pub struct Settings {
     pub portal_session_ttl_secs: i64,
     pub gateway: GatewayKind,
     pub log_format: Option<LogFormat>,
+    /// Requests a minute per provider key on `/treefort/*` (each instance counts its own).
+    pub rate_limit_treefort_per_minute: std::num::NonZeroU32,
+    /// Requests a minute per client address on the shopper pages (each instance counts its own).
+    pub rate_limit_pages_per_minute: std::num::NonZeroU32,
+    /// Failed payment attempts a checkout link allows before it is spent.
+    pub checkout_max_failed_attempts: i32,
+    /// Take the client address from `X-Forwarded-For`/`Forwarded` (behind a trusted proxy only).
+    pub trust_proxy_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +172,40 @@ impl Settings {
             }
         };
 
+        let per_minute = |key: &str, default: u32| -> Result<std::num::NonZeroU32, String> {
+            match get(key) {
+                None => Ok(std::num::NonZeroU32::new(default).expect("defaults are not zero")),
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .and_then(std::num::NonZeroU32::new)
+                    .ok_or_else(|| {
+                        format!("{key} must be a number of requests a minute from 1 to 1000000 (got {raw:?})")
+                    }),
+            }
+        };
+        let checkout_max_failed_attempts = match get("CHECKOUT_MAX_FAILED_ATTEMPTS") {
+            None => 5,
+            Some(raw) => raw
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "CHECKOUT_MAX_FAILED_ATTEMPTS must be a number from 1 to 100 (got {raw:?})"
+                    )
+                })?,
+        };
+        let trust_proxy_headers = match get("TRUST_PROXY_HEADERS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                return Err(format!(
+                    "TRUST_PROXY_HEADERS must be 1 or 0 (got {other:?})"
+                ))
+            }
+        };
         Ok(Self {
             database_url,
             listen_addr,
@@ -174,6 +216,10 @@ impl Settings {
             portal_session_ttl_secs,
             gateway,
             log_format,
+            rate_limit_treefort_per_minute: per_minute("RATE_LIMIT_TREEFORT_PER_MINUTE", 6000)?,
+            rate_limit_pages_per_minute: per_minute("RATE_LIMIT_PAGES_PER_MINUTE", 120)?,
+            checkout_max_failed_attempts,
+            trust_proxy_headers,
         })
     }
 }

@@ -88,6 +88,15 @@ impl ApiError {
         )
     }
 
+    /// 429: the caller is over its rate limit; `Retry-After` says when to come back.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; try again in {retry_after_secs} s"),
+        )
+    }
+
     /// 402: the card was declined.
     pub fn new_payment_required() -> Self {
         Self::new(

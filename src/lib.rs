@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod pages;

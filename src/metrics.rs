@@ -10,7 +10,7 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
-const HELP: [(&str, &str); 8] = [
+const HELP: [(&str, &str); 9] = [
     (
         "http_requests_total",
         "HTTP requests answered, by route pattern and status",
@@ -32,6 +32,10 @@ const HELP: [(&str, &str); 8] = [
     (
         "payment_disputes_total",
         "Payments disputed by card holders (chargebacks), by reason",
+    ),
+    (
+        "rate_limited_total",
+        "Requests refused with 429, by route group",
     ),
     (
         "treefort_outbox_dead_letters_total",

@@ -134,8 +134,13 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         std::process::id(),
         id.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
+    let limits = Arc::new(crate::limits::RateLimits::new(
+        settings.rate_limit_treefort_per_minute,
+        settings.rate_limit_pages_per_minute,
+    ));
     Ok(AppState {
         pool,
+        limits,
         settings,
         treefort,
         gateway,
@@ -176,13 +181,14 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
                 let page_form = req.method() == actix_web::http::Method::POST
                     && (req.path().starts_with("/checkout/")
                         || req.path().starts_with("/billing/"));
-                let refused = req
-                    .app_data::<web::Data<AppState>>()
-                    .filter(|state| {
-                        page_form
-                            && pages::is_cross_site(req.headers(), &state.settings.public_base_url)
-                    })
-                    .map(|state| pages::cross_site_page(state.gateway.is_test_mode()));
+                let refused = req.app_data::<web::Data<AppState>>().and_then(|state| {
+                    if let Some(refused) = rate_limited(&req, state) {
+                        return Some(refused);
+                    }
+                    (page_form
+                        && pages::is_cross_site(req.headers(), &state.settings.public_base_url))
+                    .then(|| pages::cross_site_page(state.gateway.is_test_mode()))
+                });
                 let (call, refused) = match refused {
                     None => (Some(srv.call(req)), None),
                     Some(page) => (None, Some(req.into_response(page))),
@@ -237,6 +243,65 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
     .shutdown_timeout(30)
     .run();
     Ok(server)
+}
+
+/// 429 with `Retry-After` for a caller over its limit: per provider key on `/treefort/*`, per
+/// client address on the pages.
+fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Option<HttpResponse> {
+    use sha2::{Digest, Sha256};
+    let path = req.path();
+    let client = || -> Option<std::net::IpAddr> {
+        if state.settings.trust_proxy_headers {
+            let info = req.connection_info();
+            if let Some(ip) = info.realip_remote_addr().and_then(|a| {
+                a.parse::<std::net::SocketAddr>()
+                    .map(|s| s.ip())
+                    .ok()
+                    .or_else(|| a.parse().ok())
+            }) {
+                return Some(ip);
+            }
+        }
+        req.peer_addr().map(|a| a.ip())
+    };
+    let wait = if path.starts_with("/treefort/") {
+        // The key's fingerprint, never the key itself; without a key, the address.
+        let caller = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
+            Some(value) => Sha256::digest(value.as_bytes())[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            None => client().map(|ip| ip.to_string()).unwrap_or_default(),
+        };
+        state.limits.check_treefort(&caller).err()
+    } else if path.starts_with("/checkout/") || path.starts_with("/billing/") {
+        client().and_then(|ip| state.limits.check_pages(ip).err())
+    } else {
+        None
+    }?;
+    let seconds = crate::limits::retry_after_secs(wait);
+    state.metrics.incr(
+        "rate_limited_total",
+        crate::metrics::label(
+            "route",
+            if path.starts_with("/treefort/") {
+                "treefort"
+            } else {
+                "pages"
+            },
+        ),
+    );
+    let mut response = if path.starts_with("/treefort/") {
+        use actix_web::ResponseError;
+        ApiError::rate_limited(seconds).error_response()
+    } else {
+        pages::rate_limited_page(state.gateway.is_test_mode())
+    };
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(seconds),
+    );
+    Some(response)
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.

@@ -18,6 +18,7 @@ pub struct AppState {
     pub gateway: Gateway,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    pub limits: Arc<crate::limits::RateLimits>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
     pub instance_id: String,
 }

@@ -174,6 +174,7 @@ pub struct Texts {
     pub refunded: &'static str,
     pub partially_refunded: &'static str,
     pub disputed: &'static str,
+    pub too_many_attempts: &'static str,
 }
 
 static EN: Texts = Texts {
@@ -255,6 +256,7 @@ static EN: Texts = Texts {
     refunded: "Refunded",
     partially_refunded: "Partly refunded",
     disputed: "Disputed",
+    too_many_attempts: "This link has had too many failed payment attempts and can no longer be used. Please go back to the app and start again.",
 };
 
 static DE: Texts = Texts {
@@ -334,6 +336,7 @@ static DE: Texts = Texts {
     refunded: "Erstattet",
     partially_refunded: "Teilweise erstattet",
     disputed: "Angefochten",
+    too_many_attempts: "Mit diesem Link gab es zu viele fehlgeschlagene Zahlungsversuche; er kann nicht mehr verwendet werden. Bitte kehren Sie zur App zurück und beginnen Sie neu.",
 };
 
 static FR: Texts = Texts {
@@ -416,6 +419,7 @@ static FR: Texts = Texts {
     refunded: "Remboursé",
     partially_refunded: "Partiellement remboursé",
     disputed: "Contesté",
+    too_many_attempts: "Ce lien a connu trop de tentatives de paiement échouées et ne peut plus être utilisé. Revenez à l'application et recommencez.",
 };
 
 static ES: Texts = Texts {
@@ -497,6 +501,7 @@ static ES: Texts = Texts {
     refunded: "Reembolsado",
     partially_refunded: "Reembolsado en parte",
     disputed: "Disputado",
+    too_many_attempts: "Este enlace ha tenido demasiados intentos de pago fallidos y ya no se puede usar. Vuelva a la aplicación y empiece de nuevo.",
 };
 
 #[cfg(test)]

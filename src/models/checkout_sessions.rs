@@ -81,19 +81,22 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<CheckoutSes
     checkout_sessions::table.find(id).first(conn).optional()
 }
 
-/// Moves an open, unexpired session to `processing` as a new payment attempt. Only one caller can
+/// Moves an open, unexpired session that has attempts left to `processing` as a new payment
+/// attempt. Only one caller can
 /// win, so the same link can never pay twice, however many submissions race. Returns the number
 /// of the attempt won.
 pub fn claim_for_payment(
     conn: &mut AnyConnection,
     id: i64,
     now: NaiveDateTime,
+    max_attempts: i32,
 ) -> QueryResult<Option<i32>> {
     let updated = diesel::update(
         checkout_sessions::table
             .find(id)
             .filter(checkout_sessions::status.eq(OPEN))
-            .filter(checkout_sessions::expires_at.gt(now)),
+            .filter(checkout_sessions::expires_at.gt(now))
+            .filter(checkout_sessions::payment_attempts.lt(max_attempts)),
     )
     .set((
         checkout_sessions::status.eq(PROCESSING),

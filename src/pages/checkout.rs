@@ -196,6 +196,16 @@ async fn error_response(state: &AppState, token: &str, error: CheckoutError) -> 
     match error {
         CheckoutError::NotFound => not_found_page(test_mode),
         CheckoutError::Expired(lang) => expired_page(lang, test_mode),
+        CheckoutError::Spent(lang) => {
+            let t = lang.texts();
+            message_page(
+                StatusCode::GONE,
+                lang,
+                test_mode,
+                t.expired_title,
+                t.too_many_attempts,
+            )
+        }
         CheckoutError::Used(lang) => {
             let t = lang.texts();
             message_page(StatusCode::GONE, lang, test_mode, t.used_title, t.used_body)

@@ -112,6 +112,18 @@ pub fn is_cross_site(headers: &actix_web::http::header::HeaderMap, ours: &str) -
     }
 }
 
+/// 429 for a client over the pages' rate limit.
+pub fn rate_limited_page(test_mode: bool) -> HttpResponse {
+    let t = Lang::En.texts();
+    message_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        Lang::En,
+        test_mode,
+        t.error_title,
+        "Too many requests from your network. Please wait a moment and try again.",
+    )
+}
+
 /// 403 for a cross-site form post: nothing was done.
 pub fn cross_site_page(test_mode: bool) -> HttpResponse {
     let t = Lang::En.texts();

@@ -44,6 +44,7 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
 
 /// One round of work. Errors are logged; the next round tries again.
 pub async fn run_once(state: &AppState) {
+    state.limits.forget_idle();
     if state.treefort.is_none() {
         return;
     }

@@ -13,6 +13,7 @@ mod forms;
 mod health;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod localstripe;
 mod migrations;
 mod openapi;

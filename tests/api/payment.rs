@@ -432,7 +432,7 @@ async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
     use treefort_webpay::models::{checkout_sessions, customers};
     let session = app.first_checkout_session();
     let now = app.now().naive_utc();
-    let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+    let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now, 5)
         .unwrap()
         .expect("the link is claimed");
     let customer = customers::find_by_user_id(&mut app.conn(), "u1")
@@ -517,7 +517,7 @@ async fn an_attempt_killed_before_any_charge_frees_the_link_after_reconciliation
     use treefort_webpay::models::checkout_sessions;
     let session = app.first_checkout_session();
     let now = app.now().naive_utc();
-    checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+    checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now, 5)
         .unwrap()
         .expect("the link is claimed");
     assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 409);
@@ -538,7 +538,7 @@ async fn a_new_attempt_after_a_refunded_one_is_a_new_charge() {
     // The first attempt charged, and that charge was refunded (say, it could not be recorded).
     assert_eq!(app.get(&url).await.status(), 200);
     let now = app.now().naive_utc();
-    let first = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now)
+    let first = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now, 5)
         .unwrap()
         .unwrap();
     let price = treefort_webpay::domain::money::Money {

@@ -166,6 +166,8 @@ pub enum CheckoutError {
     Expired(Lang),
     Used(Lang),
     InProgress(Lang),
+    /// Too many failed payment attempts: the link is spent.
+    Spent(Lang),
     /// The shopper may try again on the same link.
     Retry(Box<CheckoutView>, RetryReason),
     Failed(Lang, ApiError),
@@ -213,6 +215,9 @@ pub async fn view(state: &AppState, token: &str) -> Result<CheckoutView, Checkou
         checkout_sessions::COMPLETED => Err(CheckoutError::Used(lang)),
         _ if view.session.expires_at <= now => Err(CheckoutError::Expired(lang)),
         checkout_sessions::PROCESSING => Err(CheckoutError::InProgress(lang)),
+        _ if view.session.payment_attempts >= state.settings.checkout_max_failed_attempts => {
+            Err(CheckoutError::Spent(lang))
+        }
         _ => Ok(view),
     }
 }

@@ -348,12 +348,14 @@ async fn claim(
     };
     let session = view.session.clone();
     let (plan_id, expects_switch) = (view.plan.id, view.switch.is_some());
+    let max_attempts = state.settings.checkout_max_failed_attempts;
     run_db_as(&state.pool, move |conn| {
         write_transaction(conn, |conn| -> Result<_, RecordError> {
             // Claim first: while another payment of this user is in progress the one-payment-per-
             // user index refuses the claim, and once it completed, the check below sees its
             // subscription (checking first left a window on PostgreSQL's READ COMMITTED).
-            let Some(number) = checkout_sessions::claim_for_payment(conn, session.id, naive(now))?
+            let Some(number) =
+                checkout_sessions::claim_for_payment(conn, session.id, naive(now), max_attempts)?
             else {
                 return Err(RecordError::NotHeld);
             };

@@ -14,6 +14,11 @@ use crate::state::AppState;
 
 /// How long an attempt may hold its link before it is looked up.
 pub const RECONCILE_AFTER: TimeDelta = TimeDelta::minutes(3);
+/// How long an attempt that has not started a payment may hold its link: after that it is given
+/// back (a process killed mid-attempt must not lock the user out). Safe even if the attempt is
+/// still alive: it must store its payment's reference before taking money, and that fails once
+/// the link was given back.
+pub const RELEASE_UNCHARGED_AFTER: TimeDelta = TimeDelta::seconds(15);
 /// How long a shopper may take over 3-D Secure before the payment is given up.
 pub const AUTHENTICATION_WINDOW: TimeDelta = TimeDelta::minutes(30);
 
@@ -27,9 +32,16 @@ pub struct Reconciled {
 
 pub async fn reconcile_stale_claims(state: &AppState) -> Result<Reconciled, ApiError> {
     let now = state.clock.now();
-    let before = naive(now - RECONCILE_AFTER);
+    let (charged_before, uncharged_before) = (
+        naive(now - RECONCILE_AFTER),
+        naive(now - RELEASE_UNCHARGED_AFTER),
+    );
     let stale = run_db(&state.pool, move |conn| {
-        Ok(checkout_sessions::list_stale_claims(conn, before, 50)?)
+        let mut stale = checkout_sessions::list_stale_claims(conn, uncharged_before, 50)?;
+        // Attempts with a payment are looked up at the gateway only after a few minutes: the
+        // shopper may be at their bank's 3-D Secure step.
+        stale.retain(|s| s.gateway_payment_ref.is_none() || s.claimed_at < Some(charged_before));
+        Ok(stale)
     })
     .await?;
     let mut done = Reconciled::default();

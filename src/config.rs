@@ -51,6 +51,8 @@ pub struct Settings {
     pub checkout_max_failed_attempts: i32,
     /// Take the client address from `X-Forwarded-For`/`Forwarded` (behind a trusted proxy only).
     pub trust_proxy_headers: bool,
+    /// If set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +222,7 @@ impl Settings {
             rate_limit_pages_per_minute: per_minute("RATE_LIMIT_PAGES_PER_MINUTE", 120)?,
             checkout_max_failed_attempts,
             trust_proxy_headers,
+            metrics_token: get("METRICS_TOKEN").map(Secret::new),
         })
     }
 }

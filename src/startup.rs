@@ -185,6 +185,10 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
                     if let Some(refused) = rate_limited(&req, state) {
                         return Some(refused);
                     }
+                    if req.path().starts_with("/treefort/") && api::declares_other_charset(&req) {
+                        use actix_web::ResponseError;
+                        return Some(ApiError::unsupported_media_type().error_response());
+                    }
                     (page_form
                         && pages::is_cross_site(req.headers(), &state.settings.public_base_url))
                     .then(|| pages::cross_site_page(state.gateway.is_test_mode()))
@@ -393,12 +397,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
 fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(16 * 1024)
-        .error_handler(|err, _req| {
+        .error_handler(|err, req| {
             let t = crate::domain::locale::Lang::En.texts();
+            let test_mode = req
+                .app_data::<web::Data<AppState>>()
+                .is_some_and(|s| s.gateway.is_test_mode());
             let page = pages::message_page(
                 StatusCode::BAD_REQUEST,
                 crate::domain::locale::Lang::En,
-                false,
+                test_mode,
                 t.error_title,
                 t.invalid_card,
             );
@@ -411,6 +418,14 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // A SQLite file deleted under a running process still answers through the open handles,
+    // while everything written from then on is lost: not ready.
+    if let Some(path) = state.settings.database_url.sqlite_path() {
+        if !std::path::Path::new(path).exists() {
+            tracing::error!(path, "the SQLite database file is gone");
+            return Err(ApiError::database_unavailable());
+        }
+    }
     run_db(&state.pool, |conn| {
         use diesel::connection::SimpleConnection;
         conn.batch_execute("SELECT 1")
@@ -420,7 +435,25 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+use sha2::Digest;
+
+async fn metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(token) = &state.settings.metrics_token {
+        use subtle::ConstantTimeEq;
+        let sent = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let ok: bool = sha2::Sha256::digest(sent.as_bytes())
+            .ct_eq(&sha2::Sha256::digest(token.expose().as_bytes()))
+            .into();
+        if !ok {
+            use actix_web::ResponseError;
+            return ApiError::unauthorized().error_response();
+        }
+    }
     let pending = run_db(&state.pool, |conn| {
         Ok((
             crate::models::outbox::count_pending(conn)?,

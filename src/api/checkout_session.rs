@@ -14,5 +14,8 @@ pub async fn handle(
     body: web::Json<CheckoutSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let session_url = checkout::create_session(&state, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(SessionUrlResponse { session_url }))
+    // The URL is a bearer secret: no cache keeps it.
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(SessionUrlResponse { session_url }))
 }

@@ -14,6 +14,16 @@ use actix_web::{error::JsonPayloadError, web, HttpRequest};
 
 use crate::error::ApiError;
 
+/// Whether a request's declared charset is one JSON may come in: none, or UTF-8 (RFC 8259). A
+/// body declared in another charset is refused with 415 rather than read as UTF-8.
+pub fn declares_other_charset(req: &actix_web::dev::ServiceRequest) -> bool {
+    use actix_web::HttpMessage;
+    req.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.get_param(actix_web::mime::CHARSET)
+            .is_some_and(|c| !c.as_str().eq_ignore_ascii_case("utf-8"))
+    })
+}
+
 /// Largest JSON body accepted from Treefort.
 pub const JSON_LIMIT: usize = 64 * 1024;
 
@@ -21,6 +31,7 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(JSON_LIMIT)
+        .content_type_required(true)
         .error_handler(|err, _req: &HttpRequest| {
             match err {
                 JsonPayloadError::Overflow { .. }

@@ -81,6 +81,12 @@ impl DatabaseUrl {
         self.backend
     }
 
+    /// The file of a SQLite database (not for `:memory:`).
+    pub fn sqlite_path(&self) -> Option<&str> {
+        (self.backend == Backend::Sqlite && !self.target.starts_with(':'))
+            .then_some(self.target.as_str())
+    }
+
     /// For logs: the backend and, for SQLite, the file; never a PostgreSQL password.
     pub fn redacted(&self) -> String {
         match self.backend {

@@ -16,13 +16,14 @@ pub struct NumberFormat {
     pub symbol_first: bool,
 }
 
-/// A locale as Treefort sends it (`fr`, `de-DE`, `pt_BR`): letters, digits, `-` and `_`, at most 35.
+/// A BCP 47 language tag as Treefort sends it (`fr`, `de-DE`, `pt_BR`, `zh-Hant-TW`): a 2–3 letter
+/// language, then subtags of 1–8 letters or digits, joined by `-` (or `_`), at most 35 in all.
+static LOCALE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$").expect("valid pattern")
+});
+
 pub fn is_valid_locale(locale: &str) -> bool {
-    !locale.is_empty()
-        && locale.len() <= 35
-        && locale
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    locale.len() <= 35 && LOCALE.is_match(locale)
 }
 
 impl Lang {

@@ -61,6 +61,12 @@ pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), A
             "user fields must be text of at most 1024 characters without control characters",
         ));
     }
+    if !is_date(&user.created_at) {
+        return Err(ApiError::bad_request(
+            "invalid_user",
+            "user.createdAt must be a date (2026-01-31) or an RFC 3339 date-time",
+        ));
+    }
     let email = user.email.trim();
     if email.len() > 320 || !email.contains('@') {
         return Err(ApiError::bad_request(
@@ -69,6 +75,12 @@ pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), A
         ));
     }
     Ok(())
+}
+
+/// Treefort's `createdAt`: an RFC 3339 date-time or a plain date.
+fn is_date(value: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(value).is_ok()
+        || chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok()
 }
 
 /// A Treefort user id: 1 to 255 characters, not blank, no control characters.

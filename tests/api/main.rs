@@ -9,6 +9,7 @@ mod cancel;
 mod checkout_page;
 mod checkout_session;
 mod cli;
+mod conformance;
 mod forms;
 mod health;
 mod helpers;

@@ -332,11 +332,21 @@ pub const ROUTES: [(&str, &str); 19] = [
 ];
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    let post = |path: &'static str, route: actix_web::Route| {
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(method_not_allowed))
-    };
+    use actix_web::Route;
+    // Every route answers other methods with 405 and the `Allow` header (RFC 9110).
+    fn resource(path: &'static str, routes: Vec<(&'static str, Route)>) -> actix_web::Resource {
+        let allow: Vec<&str> = routes.iter().map(|(m, _)| *m).collect();
+        let allow = allow.join(", ");
+        routes
+            .into_iter()
+            .fold(web::resource(path), |r, (_, route)| r.route(route))
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(&allow) }
+            }))
+    }
+    let get = |path, route| resource(path, vec![("GET", route)]);
+    let post = |path, route| resource(path, vec![("POST", route)]);
     cfg.service(post(
         "/treefort/subscription-plan",
         web::post().to(api::subscription_plan::handle),
@@ -357,40 +367,47 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/treefort/validate-promo-code",
         web::post().to(api::validate_promo_code::handle),
     ))
+    .service(resource(
+        "/checkout/{token}",
+        vec![
+            ("GET", web::get().to(pages::checkout::show)),
+            ("POST", web::post().to(pages::checkout::pay)),
+        ],
+    ))
+    .service(post(
+        "/checkout/{token}/confirm",
+        web::post().to(pages::checkout::confirm),
+    ))
+    .service(get(
+        "/checkout/{token}/activation",
+        web::get().to(pages::checkout::activation),
+    ))
+    .service(get("/billing/{token}", web::get().to(pages::billing::show)))
+    .service(post(
+        "/billing/{token}/cancel",
+        web::post().to(pages::billing::cancel),
+    ))
+    .service(post(
+        "/billing/{token}/resume",
+        web::post().to(pages::billing::resume),
+    ))
+    .service(post(
+        "/billing/{token}/card",
+        web::post().to(pages::billing::replace_card),
+    ))
+    .service(post(
+        "/billing/{token}/confirm-payment",
+        web::post().to(pages::billing::confirm_payment),
+    ))
     .service(
-        web::resource("/checkout/{token}")
-            .route(web::get().to(pages::checkout::show))
-            .route(web::post().to(pages::checkout::pay))
-            .default_service(web::to(method_not_allowed)),
+        post("/webhooks/stripe", web::post().to(api::webhooks::stripe))
+            .app_data(web::PayloadConfig::new(api::webhooks::WEBHOOK_LIMIT)),
     )
-    .service(
-        web::resource("/checkout/{token}/confirm").route(web::post().to(pages::checkout::confirm)),
-    )
-    .service(
-        web::resource("/checkout/{token}/activation")
-            .route(web::get().to(pages::checkout::activation)),
-    )
-    .service(web::resource("/billing/{token}").route(web::get().to(pages::billing::show)))
-    .service(web::resource("/billing/{token}/cancel").route(web::post().to(pages::billing::cancel)))
-    .service(web::resource("/billing/{token}/resume").route(web::post().to(pages::billing::resume)))
-    .service(
-        web::resource("/billing/{token}/card").route(web::post().to(pages::billing::replace_card)),
-    )
-    .service(
-        web::resource("/billing/{token}/confirm-payment")
-            .route(web::post().to(pages::billing::confirm_payment)),
-    )
-    .service(
-        web::resource("/webhooks/stripe")
-            .app_data(web::PayloadConfig::new(api::webhooks::WEBHOOK_LIMIT))
-            .route(web::post().to(api::webhooks::stripe))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .route("/assets/card.js", web::get().to(pages::card_js))
-    .route("/healthz", web::get().to(healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/metrics", web::get().to(metrics))
-    .route("/openapi.yaml", web::get().to(openapi))
+    .service(get("/assets/card.js", web::get().to(pages::card_js)))
+    .service(get("/healthz", web::get().to(healthz)))
+    .service(get("/readyz", web::get().to(readyz)))
+    .service(get("/metrics", web::get().to(metrics)))
+    .service(get("/openapi.yaml", web::get().to(openapi)))
     .default_service(web::to(not_found));
 }
 
@@ -478,7 +495,13 @@ async fn not_found() -> HttpResponse {
     ApiError::not_found("route_not_found", "no such route").error_response()
 }
 
-async fn method_not_allowed() -> HttpResponse {
+fn method_not_allowed(allow: &str) -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::method_not_allowed().error_response()
+    let mut response = ApiError::method_not_allowed().error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

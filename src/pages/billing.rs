@@ -62,8 +62,12 @@ async fn page(
 pub async fn confirm_payment(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<PaymentForm>,
+    form: FormResult<PaymentForm>,
 ) -> HttpResponse {
+    let form = match form {
+        Ok(form) => form,
+        Err(_) => return malformed(&state, &token).await,
+    };
     act(
         &state,
         &token,
@@ -76,8 +80,12 @@ pub async fn confirm_payment(
 pub async fn cancel(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<SubscriptionForm>,
+    form: FormResult<SubscriptionForm>,
 ) -> HttpResponse {
+    let form = match form {
+        Ok(form) => form,
+        Err(_) => return malformed(&state, &token).await,
+    };
     act(
         &state,
         &token,
@@ -90,8 +98,12 @@ pub async fn cancel(
 pub async fn resume(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<SubscriptionForm>,
+    form: FormResult<SubscriptionForm>,
 ) -> HttpResponse {
+    let form = match form {
+        Ok(form) => form,
+        Err(_) => return malformed(&state, &token).await,
+    };
     act(
         &state,
         &token,
@@ -104,13 +116,37 @@ pub async fn resume(
 pub async fn replace_card(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<super::checkout::CardForm>,
+    form: FormResult<super::checkout::CardForm>,
 ) -> HttpResponse {
-    let card = form.into_inner().into_submission();
+    let card = match form {
+        Ok(form) => form.into_inner().into_submission(),
+        Err(_) => return malformed(&state, &token).await,
+    };
     act(&state, &token, PortalAction::ReplaceCard(card), |t| {
         (t.card_replaced, t.invalid_card)
     })
     .await
+}
+
+/// A form whose body could not be read as the form: the token is checked first (an unknown or
+/// expired link shows that page, whatever was posted), then 400.
+type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
+
+async fn malformed(state: &AppState, token: &str) -> HttpResponse {
+    match portal::view(state, token).await {
+        Ok(view) => {
+            let t = view.lang.texts();
+            page(
+                state,
+                &view,
+                token,
+                StatusCode::BAD_REQUEST,
+                Some(Err(t.error_body)),
+            )
+            .await
+        }
+        Err(e) => error_response(state, e),
+    }
 }
 
 /// Runs a portal form and shows the portal with what happened: confirmed only after Treefort's 2xx.

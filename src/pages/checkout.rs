@@ -100,9 +100,23 @@ pub fn card_fields(t: &crate::domain::locale::Texts) -> String {
 pub async fn pay(
     state: web::Data<AppState>,
     token: web::Path<String>,
-    form: web::Form<CardForm>,
+    form: Result<web::Form<CardForm>, actix_web::Error>,
 ) -> HttpResponse {
-    let card = form.into_inner().into_submission();
+    // The link is checked before the body: an unknown or used link shows that page whatever
+    // was posted.
+    let card = match form {
+        Ok(form) => form.into_inner().into_submission(),
+        Err(_) => {
+            return match checkout::view(&state, &token).await {
+                Ok(view) => {
+                    let t = view.lang.texts();
+                    checkout_page(&state, &view, StatusCode::BAD_REQUEST, Some(t.invalid_card))
+                        .await
+                }
+                Err(e) => error_response(&state, &token, e).await,
+            }
+        }
+    };
     match checkout::pay(&state, &token, card).await {
         Ok(outcome) => outcome_response(&state, &token, outcome),
         Err(e) => error_response(&state, &token, e).await,

@@ -130,3 +130,53 @@ async fn a_deleted_sqlite_file_makes_the_service_unready() {
         (503, "database_unavailable".into())
     );
 }
+
+#[tokio::test]
+async fn every_route_answers_other_methods_with_405_and_allow() {
+    let app = spawn_app().await;
+    let token = "A".repeat(43);
+    for (method, path) in treefort_webpay::startup::ROUTES {
+        let url = format!("{}{}", app.address, path.replace("{token}", &token));
+        for other in ["TRACE", "PUT", "DELETE"] {
+            let response = app
+                .client
+                .request(reqwest::Method::from_bytes(other.as_bytes()).unwrap(), &url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "{other} {path}");
+            let allow = response.headers()["allow"].to_str().unwrap().to_string();
+            assert!(allow.contains(method), "{path}: Allow: {allow}");
+            assert_eq!(
+                error_code(response).await,
+                (405, "method_not_allowed".into())
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_link_is_checked_before_the_form_it_carries() {
+    let app = spawn_app().await;
+    let token = "A".repeat(43);
+    for path in ["cancel", "resume", "card", "confirm-payment"] {
+        let response = app
+            .client
+            .post(format!("{}/billing/{token}/{path}", app.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("garbage=%%%")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let response = app
+        .client
+        .post(format!("{}/checkout/{token}", app.address))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}

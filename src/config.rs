@@ -53,6 +53,8 @@ pub struct Settings {
     pub trust_proxy_headers: bool,
     /// If set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
+    /// How long a client may take to send a request's body before it gets 408.
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +225,15 @@ impl Settings {
             checkout_max_failed_attempts,
             trust_proxy_headers,
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
+            body_read_timeout: match get("BODY_READ_TIMEOUT_MS") {
+                None => Duration::from_secs(10),
+                Some(raw) => match raw.parse::<u64>() {
+                    Ok(ms) if (1..=120_000).contains(&ms) => Duration::from_millis(ms),
+                    _ => return Err(format!(
+                        "BODY_READ_TIMEOUT_MS must be milliseconds from 1 to 120000 (got {raw:?})"
+                    )),
+                },
+            },
         })
     }
 }

@@ -88,6 +88,15 @@ impl ApiError {
         )
     }
 
+    /// 408: the client did not send its request's body in time.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 429: the caller is over its rate limit; `Retry-After` says when to come back.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self::new(

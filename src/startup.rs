@@ -176,6 +176,10 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             .app_data(state.clone())
             .app_data(api::json_config())
             .app_data(form_config())
+            // Bodies are read whole, within BODY_READ_TIMEOUT_MS, before any handler sees them: a
+            // client that declares a body and sends it slowly (or never) gets 408 instead of
+            // holding a connection. Innermost: limits and the CSRF check come first.
+            .wrap(actix_web::middleware::from_fn(read_body_in_time))
             // Shopper forms are refused when another site posts them (CSRF).
             .wrap_fn(|req, srv| {
                 let page_form = req.method() == actix_web::http::Method::POST
@@ -242,11 +246,52 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             })
             .configure(routes)
     })
+    // Bounded connections: slow or idle clients cannot pile up without end.
+    .max_connections(1024)
+    .client_request_timeout(std::time::Duration::from_secs(5))
     .listen(listener)
     .map_err(|e| e.to_string())?
     .shutdown_timeout(30)
     .run();
     Ok(server)
+}
+
+/// Reads a request's body whole within BODY_READ_TIMEOUT_MS before any handler sees it: a client
+/// that declares a body and sends it slowly (or never) gets 408 instead of holding a connection.
+async fn read_body_in_time(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use futures_util::StreamExt;
+    // Past every limit of the routes (they answer 413 on what they get).
+    const MAX: usize = 1024 * 1024;
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.body_read_timeout)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let mut payload = actix_web::HttpMessage::take_payload(&mut req);
+    let read = tokio::time::timeout(timeout, async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() > MAX {
+                break;
+            }
+        }
+        Ok::<_, actix_web::error::PayloadError>(body.freeze())
+    })
+    .await;
+    match read {
+        Ok(Ok(body)) => {
+            req.set_payload(actix_web::dev::Payload::from(body));
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Ok(Err(_)) | Err(_) => {
+            use actix_web::ResponseError;
+            let response = ApiError::request_timeout().error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
 }
 
 /// 429 with `Retry-After` for a caller over its limit: per provider key on `/treefort/*`, per

@@ -180,3 +180,31 @@ async fn a_bad_link_is_checked_before_the_form_it_carries() {
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|o| {
+        o.set("BODY_READ_TIMEOUT_MS", "300");
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    for path in [
+        "/treefort/subscription-plan",
+        "/checkout/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"sub"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 64];
+        // The server answers on its own; the test only refuses to wait forever.
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut answer))
+            .await
+            .expect("an answer, not a held connection")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+    }
+}

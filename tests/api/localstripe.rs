@@ -186,7 +186,7 @@ pub async fn spawn_stripe_app_with(
             )
             .set("STRIPE_API_URL", api)
             .set("STRIPE_JS_URL", js)
-            .set("STRIPE_TIMEOUT_MS", "5000");
+            .set("STRIPE_TIMEOUT_MS", "20000");
         configure(o);
     })
     .await;

@@ -229,9 +229,11 @@ impl Settings {
                 None => Duration::from_secs(10),
                 Some(raw) => match raw.parse::<u64>() {
                     Ok(ms) if (1..=120_000).contains(&ms) => Duration::from_millis(ms),
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "BODY_READ_TIMEOUT_MS must be milliseconds from 1 to 120000 (got {raw:?})"
-                    )),
+                    ))
+                    }
                 },
             },
         })

@@ -3,13 +3,15 @@
 /// Longest code accepted; longer input is treated like any other invalid code.
 pub const MAX_LEN: usize = 64;
 
+/// Treefort's promo-code alphabet: ASCII letters and digits, 1 to `MAX_LEN` of them.
+static CODE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(&format!("^[A-Za-z0-9]{{1,{MAX_LEN}}}$")).expect("valid pattern")
+});
+
 /// The form codes are stored and compared in (lowercase), or `None` when the code has a character
 /// Treefort does not allow. Folding is ASCII-only on purpose: nothing else is a valid character.
 pub fn normalize(code: &str) -> Option<String> {
-    if code.is_empty() || code.len() > MAX_LEN || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    Some(code.to_ascii_lowercase())
+    CODE.is_match(code).then(|| code.to_ascii_lowercase())
 }
 
 #[cfg(test)]

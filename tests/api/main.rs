@@ -22,5 +22,6 @@ mod outbox;
 mod payment;
 mod pool;
 mod promo_validation;
+mod properties;
 mod stripe;
 mod subscription_plan;

@@ -8,6 +8,12 @@ pub fn parse_redirect_url(field: &str, value: &str) -> Result<String, String> {
     if super::text::has_control(value) {
         return Err(format!("{field} must not contain control characters"));
     }
+    // A URI is ASCII (RFC 3986): internationalized names come in their xn-- form.
+    if !value.is_ascii() || value.contains(' ') {
+        return Err(format!(
+            "{field} must be a URL in ASCII, without spaces (internationalized names as xn--)"
+        ));
+    }
     let parsed = reqwest::Url::parse(value)
         .map_err(|_| format!("{field} must be an absolute http(s) URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -45,8 +51,10 @@ mod tests {
     #[test]
     fn the_stored_form_is_the_parsed_one() {
         assert_eq!(
-            parse_redirect_url("successUrl", "HTTPS://App.Example.com/a b?x=ü").unwrap(),
+            parse_redirect_url("successUrl", "HTTPS://App.Example.com/a%20b?x=%C3%BC").unwrap(),
             "https://app.example.com/a%20b?x=%C3%BC"
         );
+        assert!(parse_redirect_url("successUrl", "https://bücher.example/").is_err());
+        assert!(parse_redirect_url("successUrl", "https://a.example/a b").is_err());
     }
 }

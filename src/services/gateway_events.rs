@@ -30,6 +30,13 @@ pub async fn receive(
     body: &[u8],
 ) -> Result<Option<i64>, ApiError> {
     use crate::gateway::stripe::WebhookError;
+    // An unsigned request is refused before anything else is said about this endpoint.
+    if signature.is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(
+            "invalid_signature",
+            WebhookError::MissingSignature.to_string(),
+        ));
+    }
     let event = state
         .gateway
         .verify_webhook(route, signature, body)

@@ -150,7 +150,7 @@ async fn the_redirect_goes_to_the_url_as_checked() {
     app.add_plan(1, 0);
     app.treefort_ok().await;
     let mut body = checkout_body("u1", 1);
-    body["successUrl"] = json!("HTTPS://App.Example.com/done?next=/home page");
+    body["successUrl"] = json!("HTTPS://App.Example.com/done?next=/home%20page");
     let response = app.post_treefort("/treefort/checkout-session", &body).await;
     let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
         .as_str()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Schemathesis (PyPI) against a release build of the service, with a fake Treefort on loopback:
+# every check on every route in openapi.yaml, a fixed seed and a bounded number of examples, so
+# the run is the same every time and short. 0 failures is the bar.
+# Usage: .ci/schemathesis.sh [DATABASE_URL]   (default: a fresh SQLite file)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+work=$(mktemp -d)
+db_url="${1:-sqlite://$work/schemathesis.db}"
+port=$(free_port)
+treefort_port=$(free_port)
+bin=target/release/treefort-webpay
+
+cleanup() {
+    kill "${service_pid:-}" "${treefort_pid:-}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 .ci/fake_treefort.py "$treefort_port" &
+treefort_pid=$!
+
+export DATABASE_URL="$db_url"
+"$bin" plans upsert --id 1 --name Monthly --interval month --trial-days 7 --grace-days 3 \
+    --currency USD --amount 999 >/dev/null
+"$bin" plans upsert --id 2 --name Yearly --interval year --currency EUR --amount 9900 >/dev/null
+"$bin" promo create --code SPRING25 --percent-off 25 >/dev/null
+
+LISTEN_ADDR="127.0.0.1:$port" \
+PROVIDER_API_KEYS=schemathesis-key \
+TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
+TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
+TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
+RATE_LIMIT_TREEFORT_PER_MINUTE=1000000 RATE_LIMIT_PAGES_PER_MINUTE=1000000 \
+LOG_FORMAT=json RUST_LOG=warn \
+    "$bin" serve 2>"$work/service.log" &
+service_pid=$!
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+set +e
+schemathesis --config-file .ci/schemathesis.toml run openapi.yaml \
+    --url "http://127.0.0.1:$port" \
+    -H "Authorization: Bearer schemathesis-key" \
+    --checks all \
+    --seed 20261123 \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
+    --generation-database none \
+    --workers 1 \
+    --no-color
+status=$?
+set -e
+if [ "$status" -ne 0 ]; then
+    echo "--- service log (last 40 lines) ---"
+    tail -n 40 "$work/service.log"
+fi
+exit "$status"

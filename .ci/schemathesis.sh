@@ -39,7 +39,7 @@ LOG_FORMAT=json RUST_LOG=warn \
     "$bin" serve 2>"$work/service.log" &
 service_pid=$!
 for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 

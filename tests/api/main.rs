@@ -10,6 +10,7 @@ mod checkout_page;
 mod checkout_session;
 mod cli;
 mod conformance;
+mod faults;
 mod forms;
 mod health;
 mod helpers;

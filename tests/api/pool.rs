@@ -51,3 +51,14 @@ fn a_panic_inside_a_transaction_leaves_the_pool_healthy() {
         "the half-written row was rolled back, the next write committed"
     );
 }
+
+#[test]
+fn the_pool_fails_fast_and_tests_no_connection_on_checkout() {
+    let database = TestDatabase::create();
+    let url = DatabaseUrl::parse(&database.url).unwrap();
+    let pool = db::connect_pool(&url, 2).unwrap();
+    // A database that went away answers 503 within seconds, not after a long wait per request.
+    assert!(pool.connection_timeout() <= std::time::Duration::from_secs(2));
+    // No `SELECT 1` round trip before every use: broken connections are caught by has_broken.
+    assert!(!pool.test_on_check_out());
+}

@@ -320,21 +320,37 @@ pub fn claim_for_change(
     now: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        subscriptions::table
-            .find(id)
-            .filter(subscriptions::deactivated_at.is_null())
-            .filter(
-                subscriptions::locked_until
-                    .is_null()
-                    .or(subscriptions::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        subscriptions::locked_by.eq(owner),
-        subscriptions::locked_until.eq(until),
-    ))
-    .execute(conn)?;
+    take_lease(conn, id, owner, now, until, false)
+}
+
+/// The lease on a live subscription nobody holds (and, with `due_only`, whose next action is
+/// due): a conditional update only one caller of any instance can win.
+fn take_lease(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    due_only: bool,
+) -> QueryResult<bool> {
+    let mut update = diesel::update(subscriptions::table)
+        .filter(subscriptions::id.eq(id))
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(
+            subscriptions::locked_until
+                .is_null()
+                .or(subscriptions::locked_until.lt(now)),
+        )
+        .into_boxed();
+    if due_only {
+        update = update.filter(subscriptions::next_action_at.le(now));
+    }
+    let updated = update
+        .set((
+            subscriptions::locked_by.eq(owner),
+            subscriptions::locked_until.eq(until),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
@@ -426,21 +442,5 @@ pub fn claim(
     now: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        subscriptions::table
-            .find(id)
-            .filter(subscriptions::deactivated_at.is_null())
-            .filter(subscriptions::next_action_at.le(now))
-            .filter(
-                subscriptions::locked_until
-                    .is_null()
-                    .or(subscriptions::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        subscriptions::locked_by.eq(owner),
-        subscriptions::locked_until.eq(until),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
+    take_lease(conn, id, owner, now, until, true)
 }

@@ -64,14 +64,11 @@ pub async fn confirm_payment(
     token: web::Path<String>,
     form: FormResult<PaymentForm>,
 ) -> HttpResponse {
-    let form = match form {
-        Ok(form) => form,
-        Err(_) => return malformed(&state, &token).await,
-    };
-    act(
+    act_on(
         &state,
         &token,
-        PortalAction::ConfirmPayment(form.payment_id),
+        form,
+        |f| PortalAction::ConfirmPayment(f.payment_id),
         |t| (t.payment_confirmed, t.declined),
     )
     .await
@@ -82,14 +79,11 @@ pub async fn cancel(
     token: web::Path<String>,
     form: FormResult<SubscriptionForm>,
 ) -> HttpResponse {
-    let form = match form {
-        Ok(form) => form,
-        Err(_) => return malformed(&state, &token).await,
-    };
-    act(
+    act_on(
         &state,
         &token,
-        PortalAction::Cancel(form.subscription_id),
+        form,
+        |f| PortalAction::Cancel(f.subscription_id),
         |t| (t.canceled_ok, t.cancel_failed),
     )
     .await
@@ -100,14 +94,11 @@ pub async fn resume(
     token: web::Path<String>,
     form: FormResult<SubscriptionForm>,
 ) -> HttpResponse {
-    let form = match form {
-        Ok(form) => form,
-        Err(_) => return malformed(&state, &token).await,
-    };
-    act(
+    act_on(
         &state,
         &token,
-        PortalAction::Resume(form.subscription_id),
+        form,
+        |f| PortalAction::Resume(f.subscription_id),
         |t| (t.resumed_ok, t.error_body),
     )
     .await
@@ -118,14 +109,28 @@ pub async fn replace_card(
     token: web::Path<String>,
     form: FormResult<super::checkout::CardForm>,
 ) -> HttpResponse {
-    let card = match form {
-        Ok(form) => form.into_inner().into_submission(),
-        Err(_) => return malformed(&state, &token).await,
-    };
-    act(&state, &token, PortalAction::ReplaceCard(card), |t| {
-        (t.card_replaced, t.invalid_card)
-    })
+    act_on(
+        &state,
+        &token,
+        form,
+        |f| PortalAction::ReplaceCard(f.into_submission()),
+        |t| (t.card_replaced, t.invalid_card),
+    )
     .await
+}
+
+/// Runs the portal action a readable form asks for; an unreadable one gets `malformed`.
+async fn act_on<T>(
+    state: &AppState,
+    token: &str,
+    form: FormResult<T>,
+    action: impl FnOnce(T) -> PortalAction,
+    messages: fn(&Texts) -> (&'static str, &'static str),
+) -> HttpResponse {
+    match form {
+        Ok(form) => act(state, token, action(form.into_inner()), messages).await,
+        Err(_) => malformed(state, token).await,
+    }
 }
 
 /// A form whose body could not be read as the form: the token is checked first (an unknown or

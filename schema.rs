@@ -208,6 +208,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        key_id -> Text,
+        name -> Text,
+        scope -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
 diesel::joinable!(subscriptions -> customers (customer_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
@@ -227,4 +240,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     treefort_outbox,
     gateway_events,
     service_settings,
+    api_keys,
 );

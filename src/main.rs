@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use treefort_webpay::cli::{self, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand};
+use treefort_webpay::cli::{
+    self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
+};
 use treefort_webpay::config::{LogFormat, Settings};
 use treefort_webpay::startup::{build_state, Application};
 
@@ -39,6 +41,9 @@ enum Command {
     /// List payments, and refund one through the payment gateway.
     #[command(subcommand)]
     Payments(PaymentsCommand),
+    /// API keys of the app owner's backend for the /v1 management API.
+    #[command(subcommand)]
+    Apikeys(ApiKeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,9 @@ fn main() -> ExitCode {
             .and_then(|mut conn| cli::payments_list(&mut conn, user.as_deref(), json, limit))
             .map(|out| println!("{out}")),
         Command::Payments(PaymentsCommand::Refund { id, amount }) => refund(id, amount),
+        Command::Apikeys(command) => cli::open_database()
+            .and_then(|mut conn| cli::apikeys(&mut conn, command))
+            .map(|out| println!("{out}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -176,6 +176,9 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             .app_data(state.clone())
             .app_data(api::json_config())
             .app_data(form_config())
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                ApiError::not_found("not_found", "no such resource (the path is malformed)").into()
+            }))
             // Bodies are read whole, within BODY_READ_TIMEOUT_MS, before any handler sees them: a
             // client that declares a body and sends it slowly (or never) gets 408 instead of
             // holding a connection. Innermost: limits and the CSRF check come first.
@@ -313,7 +316,8 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
         }
         req.peer_addr().map(|a| a.ip())
     };
-    let wait = if path.starts_with("/treefort/") {
+    let keyed = path.starts_with("/treefort/") || path.starts_with("/v1/");
+    let wait = if keyed {
         // The key's fingerprint, never the key itself; without a key, the address.
         let caller = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
             Some(value) => Sha256::digest(value.as_bytes())[..12]
@@ -331,16 +335,9 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
     let seconds = crate::limits::retry_after_secs(wait);
     state.metrics.incr(
         "rate_limited_total",
-        crate::metrics::label(
-            "route",
-            if path.starts_with("/treefort/") {
-                "treefort"
-            } else {
-                "pages"
-            },
-        ),
+        crate::metrics::label("route", if keyed { "api" } else { "pages" }),
     );
-    let mut response = if path.starts_with("/treefort/") {
+    let mut response = if keyed {
         use actix_web::ResponseError;
         ApiError::rate_limited(seconds).error_response()
     } else {
@@ -354,7 +351,7 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 19] = [
+pub const ROUTES: [(&str, &str); 22] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -371,6 +368,9 @@ pub const ROUTES: [(&str, &str); 19] = [
     ("POST", "/billing/{token}/confirm-payment"),
     ("POST", "/webhooks/stripe"),
     ("GET", "/assets/card.js"),
+    ("GET", "/v1/users/{userId}/entitlement"),
+    ("POST", "/v1/subscriptions/{id}/cancel"),
+    ("POST", "/v1/subscriptions/{id}/resume"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -449,6 +449,18 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(web::PayloadConfig::new(api::webhooks::WEBHOOK_LIMIT)),
     )
     .service(get("/assets/card.js", web::get().to(pages::card_js)))
+    .service(get(
+        "/v1/users/{userId}/entitlement",
+        web::get().to(api::v1::entitlement::show),
+    ))
+    .service(post(
+        "/v1/subscriptions/{id}/cancel",
+        web::post().to(api::v1::subscriptions::cancel),
+    ))
+    .service(post(
+        "/v1/subscriptions/{id}/resume",
+        web::post().to(api::v1::subscriptions::resume),
+    ))
     .service(get("/healthz", web::get().to(healthz)))
     .service(get("/readyz", web::get().to(readyz)))
     .service(get("/metrics", web::get().to(metrics)))

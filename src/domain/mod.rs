@@ -1,6 +1,7 @@
 //! Value types with their rules: money, promo codes, session tokens, locales and page texts.
 //! Nothing here touches the database or the network.
 
+pub mod api_key;
 pub mod billing_period;
 pub mod locale;
 pub mod money;

@@ -2,6 +2,7 @@
 //! named for what they answer. No business rule lives here, only how rows are stored and found.
 //! Times are UTC `NaiveDateTime`s.
 
+pub mod api_keys;
 pub mod checkout_sessions;
 pub mod customers;
 pub mod gateway_events;

@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod checkout;
 pub mod customers;
+pub mod entitlement;
 pub mod gateway_events;
 pub mod outbox;
 pub mod payments;

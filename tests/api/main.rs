@@ -26,3 +26,4 @@ mod promo_validation;
 mod properties;
 mod stripe;
 mod subscription_plan;
+mod v1;

@@ -1,0 +1,77 @@
+//! `api_keys`: keys of the app owner's backend for `/v1`, found by their public `key_id`; only a
+//! hash of the secret part is stored.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::schema::api_keys;
+
+pub const READ: &str = "read";
+pub const WRITE: &str = "write";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct ApiKey {
+    pub id: i64,
+    pub key_id: String,
+    pub name: String,
+    pub scope: String,
+    pub secret_hash: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey {
+    pub key_id: String,
+    pub name: String,
+    pub scope: String,
+    pub secret_hash: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut AnyConnection, new: &NewApiKey) -> QueryResult<ApiKey> {
+    diesel::insert_into(api_keys::table)
+        .values(new)
+        .returning(api_keys::all_columns)
+        .get_result(conn)
+}
+
+pub fn find_by_key_id(conn: &mut AnyConnection, key_id: &str) -> QueryResult<Option<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::key_id.eq(key_id))
+        .first(conn)
+        .optional()
+}
+
+pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table.order(api_keys::id.asc()).load(conn)
+}
+
+/// Revokes a key (by its number or its public id). Returns how many were revoked (0 or 1).
+pub fn revoke(conn: &mut AnyConnection, key: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let by_number = key.parse::<i64>().ok();
+    let mut update = diesel::update(api_keys::table)
+        .filter(api_keys::revoked_at.is_null())
+        .into_boxed();
+    update = match by_number {
+        Some(id) => update.filter(api_keys::id.eq(id)),
+        None => update.filter(api_keys::key_id.eq(key.to_string())),
+    };
+    update.set(api_keys::revoked_at.eq(now)).execute(conn)
+}
+
+/// Notes a use, at most once a minute per key (no write on every request).
+pub fn touch(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table.find(id).filter(
+            api_keys::last_used_at
+                .is_null()
+                .or(api_keys::last_used_at.lt(now - chrono::TimeDelta::minutes(1))),
+        ),
+    )
+    .set(api_keys::last_used_at.eq(now))
+    .execute(conn)
+}

@@ -1,0 +1,140 @@
+//! What the app owner's backend asks about a user (the entitlement check), and the subscription
+//! changes it may make (`/v1`). The same rules as everywhere else: a cancel or resume goes
+//! through `cancel`, Treefort first.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::models::plans;
+use crate::models::subscriptions::{self, Status, Subscription};
+use crate::state::AppState;
+
+use super::{cancel, check_user_id, naive, run_db};
+
+/// `GET /v1/users/{userId}/entitlement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entitlement {
+    /// Whether the user may use what they pay for now: trialing, paid, canceled with paid time
+    /// left, or past due inside the grace period.
+    pub active: bool,
+    /// `trialing`, `active`, `past_due`, `canceled`, `ended`, or `none`.
+    pub status: &'static str,
+    pub plan_id: Option<i64>,
+    pub current_period_ends_at: Option<String>,
+    pub trial_ends_at: Option<String>,
+    pub cancel_at_period_end: bool,
+    /// While past due: when access ends unless a payment succeeds.
+    pub grace_ends_at: Option<String>,
+}
+
+/// A subscription as `/v1` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    pub id: i64,
+    pub user_id: String,
+    pub plan_id: i64,
+    pub status: &'static str,
+    pub current_period_ends_at: String,
+    pub trial_ends_at: Option<String>,
+    pub canceled_at: Option<String>,
+    pub deactivated_at: Option<String>,
+}
+
+fn time(t: NaiveDateTime) -> String {
+    rfc3339(t.and_utc())
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Trialing => "trialing",
+        Status::Active => "active",
+        Status::PastDue => "past_due",
+        Status::Canceled => "canceled",
+        Status::Ended => "ended",
+    }
+}
+
+impl SubscriptionView {
+    pub fn of(s: &Subscription, now: NaiveDateTime) -> Self {
+        Self {
+            id: s.id,
+            user_id: s.user_id.clone(),
+            plan_id: s.plan_id,
+            status: status_name(s.status(now)),
+            current_period_ends_at: time(s.current_period_ends_at),
+            trial_ends_at: s.trial_ends_at.map(time),
+            canceled_at: s.canceled_at.map(time),
+            deactivated_at: s.deactivated_at.map(time),
+        }
+    }
+}
+
+pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, ApiError> {
+    check_user_id(&user_id)?;
+    let now = naive(state.clock.now());
+    let found = run_db(&state.pool, move |conn| {
+        let subs = subscriptions::list_for_user(conn, &user_id)?;
+        // The live one if there is one, else the newest.
+        let Some(sub) = subs
+            .iter()
+            .find(|s| s.deactivated_at.is_none())
+            .or(subs.first())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let grace_days = plans::find(conn, sub.plan_id)?.map_or(0, |p| p.grace_days);
+        Ok(Some((sub, grace_days)))
+    })
+    .await?;
+    let Some((sub, grace_days)) = found else {
+        return Ok(Entitlement {
+            active: false,
+            status: "none",
+            plan_id: None,
+            current_period_ends_at: None,
+            trial_ends_at: None,
+            cancel_at_period_end: false,
+            grace_ends_at: None,
+        });
+    };
+    let status = sub.status(now);
+    let grace_end = sub.current_period_ends_at + TimeDelta::days(grace_days.into());
+    let active = match status {
+        Status::Trialing | Status::Active => true,
+        Status::PastDue => now < grace_end,
+        Status::Canceled => now < sub.current_period_ends_at,
+        Status::Ended => false,
+    };
+    Ok(Entitlement {
+        active,
+        status: status_name(status),
+        plan_id: Some(sub.plan_id),
+        current_period_ends_at: Some(time(sub.current_period_ends_at)),
+        trial_ends_at: sub.trial_ends_at.map(time),
+        cancel_at_period_end: sub.canceled_at.is_some() && sub.deactivated_at.is_none(),
+        grace_ends_at: (status == Status::PastDue).then(|| time(grace_end)),
+    })
+}
+
+async fn find(state: &AppState, id: i64) -> Result<Subscription, ApiError> {
+    run_db(&state.pool, move |conn| Ok(subscriptions::find(conn, id)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription_not_found", "no such subscription"))
+}
+
+pub async fn cancel(state: &AppState, id: i64) -> Result<SubscriptionView, ApiError> {
+    let sub = find(state, id).await?;
+    let canceled = cancel::cancel(state, sub.user_id, sub.plan_id).await?;
+    Ok(SubscriptionView::of(&canceled, naive(state.clock.now())))
+}
+
+pub async fn resume(state: &AppState, id: i64) -> Result<SubscriptionView, ApiError> {
+    find(state, id).await?;
+    let resumed = cancel::resume(state, id).await?;
+    Ok(SubscriptionView::of(&resumed, naive(state.clock.now())))
+}

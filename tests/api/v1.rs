@@ -1,0 +1,229 @@
+//! The app owner's `/v1` API: its own keys and scopes, the entitlement check, cancel and resume.
+
+use chrono::TimeDelta;
+use serde_json::{json, Value};
+
+use crate::helpers::{at, error_code, spawn_app_with, TestApp, API_KEY};
+
+fn apikey(app: &TestApp, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
+        .arg("apikeys")
+        .args(args)
+        .env("DATABASE_URL", &app.vars["DATABASE_URL"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn new_key(app: &TestApp, scope: &str) -> String {
+    let out = apikey(
+        app,
+        &[
+            "create",
+            "--name",
+            &format!("{scope} backend"),
+            "--scope",
+            scope,
+        ],
+    );
+    out.lines().next().unwrap().to_string()
+}
+
+async fn entitlement(app: &TestApp, key: &str, user: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/v1/users/{user}/entitlement", app.address))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_are_shown_once_kept_hashed_scoped_and_revocable() {
+    let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    let read = new_key(&app, "read");
+    let write = new_key(&app, "write");
+    assert!(read.starts_with("tfw_") && read.len() > 50, "{read}");
+    // Only a hash is kept.
+    let stored: Vec<String> = {
+        use diesel::prelude::*;
+        use treefort_webpay::schema::api_keys;
+        api_keys::table
+            .select(api_keys::secret_hash)
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    assert!(stored
+        .iter()
+        .all(|h| !read.contains(h.as_str()) && !write.contains(h.as_str())));
+    let secret = read.rsplit('_').next().unwrap();
+    assert!(stored.iter().all(|h| h != secret));
+
+    assert_eq!(entitlement(&app, &read, "u1").await.status(), 200);
+    // Missing, wrong, provider keys: 401; our keys on Treefort's routes: 401.
+    let none = app
+        .client
+        .get(format!("{}/v1/users/u1/entitlement", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(none).await, (401, "unauthorized".into()));
+    let forged = format!("{}x", &read[..read.len() - 1]);
+    assert_eq!(
+        error_code(entitlement(&app, &forged, "u1").await).await.0,
+        401
+    );
+    assert_eq!(
+        error_code(entitlement(&app, API_KEY, "u1").await).await.0,
+        401
+    );
+    let on_treefort = app
+        .client
+        .post(format!("{}/treefort/subscription-plan", app.address))
+        .bearer_auth(&write)
+        .json(&json!({"subscriptionPlanId": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(on_treefort).await.0, 401);
+
+    // A read key on a write route: 403.
+    let sub = app.subscription("u1");
+    let cancel_with = |key: String| {
+        let url = format!("{}/v1/subscriptions/{}/cancel", app.address, sub.id);
+        let client = app.client.clone();
+        async move { client.post(url).bearer_auth(key).send().await.unwrap() }
+    };
+    assert_eq!(
+        error_code(cancel_with(read.clone()).await).await,
+        (403, "insufficient_scope".into())
+    );
+    assert!(app.subscription("u1").canceled_at.is_none());
+
+    // Listed with last use; revoked keys stop at once.
+    let listed: Value = serde_json::from_str(&apikey(&app, &["list", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(listed[0]["lastUsedAt"].is_string(), "{listed}");
+    assert!(!listed.to_string().contains(secret));
+    let id = listed[0]["id"].as_i64().unwrap().to_string();
+    apikey(&app, &["revoke", &id]);
+    assert_eq!(
+        error_code(entitlement(&app, &read, "u1").await).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn the_entitlement_follows_the_subscription_through_its_life() {
+    let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
+    app.add_plan(1, 7); // 7-day trial, 3 grace days
+    app.treefort_ok().await;
+    let key = new_key(&app, "write");
+    let check = |user: &'static str| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let r = entitlement(app, &key, user).await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let none = check("u1").await;
+    assert_eq!(
+        (none["active"].clone(), none["status"].clone()),
+        (json!(false), json!("none"))
+    );
+
+    // Trial.
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, "4000000000000341").await.status(), 303);
+    let trial = check("u1").await;
+    assert_eq!(
+        (trial["active"].clone(), trial["status"].clone()),
+        (json!(true), json!("trialing"))
+    );
+    assert_eq!(trial["planId"], 1);
+    assert!(trial["trialEndsAt"].is_string());
+
+    // The first charge after the trial is declined (card 0341): past due inside grace.
+    app.advance(TimeDelta::days(7) + TimeDelta::hours(1));
+    app.run_worker().await;
+    let past_due = check("u1").await;
+    assert_eq!(
+        (past_due["active"].clone(), past_due["status"].clone()),
+        (json!(true), json!("past_due"))
+    );
+    assert!(past_due["graceEndsAt"].is_string());
+
+    // Grace runs out: ended, not active.
+    app.advance(TimeDelta::days(4));
+    app.run_worker().await;
+    app.run_worker().await;
+    let ended = check("u1").await;
+    assert_eq!(
+        (ended["active"].clone(), ended["status"].clone()),
+        (json!(false), json!("ended"))
+    );
+
+    // A paid subscriber canceled through /v1: active to the period end, then ended.
+    app.subscribed_user("u2", 1).await;
+    let sub = app.subscription("u2");
+    let canceled = app
+        .client
+        .post(format!(
+            "{}/v1/subscriptions/{}/cancel",
+            app.address, sub.id
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(canceled.status(), 200);
+    let body: Value = canceled.json().await.unwrap();
+    assert_eq!(body["status"], "canceled");
+    assert!(app
+        .patches()
+        .await
+        .iter()
+        .any(|p| p["canceledAt"].is_string()));
+    let paid_up = check("u2").await;
+    assert_eq!(
+        (
+            paid_up["active"].clone(),
+            paid_up["cancelAtPeriodEnd"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    // Resumed through /v1, Treefort first.
+    let resumed = app
+        .client
+        .post(format!(
+            "{}/v1/subscriptions/{}/resume",
+            app.address, sub.id
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    assert_eq!(check("u2").await["cancelAtPeriodEnd"], false);
+    let missing = app
+        .client
+        .post(format!("{}/v1/subscriptions/999999/cancel", app.address))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(missing).await,
+        (404, "subscription_not_found".into())
+    );
+}

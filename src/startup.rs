@@ -176,6 +176,10 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             .app_data(state.clone())
             .app_data(api::json_config())
             .app_data(form_config())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::bad_request("invalid_query", format!("the query is not valid here: {e}"))
+                    .into()
+            }))
             .app_data(web::PathConfig::default().error_handler(|_, _| {
                 ApiError::not_found("not_found", "no such resource (the path is malformed)").into()
             }))
@@ -351,7 +355,7 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 22] = [
+pub const ROUTES: [(&str, &str); 26] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -371,6 +375,10 @@ pub const ROUTES: [(&str, &str); 22] = [
     ("GET", "/v1/users/{userId}/entitlement"),
     ("POST", "/v1/subscriptions/{id}/cancel"),
     ("POST", "/v1/subscriptions/{id}/resume"),
+    ("GET", "/v1/subscriptions"),
+    ("GET", "/v1/subscriptions/{id}"),
+    ("GET", "/v1/payments"),
+    ("POST", "/v1/payments/{id}/refund"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -460,6 +468,19 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(post(
         "/v1/subscriptions/{id}/resume",
         web::post().to(api::v1::subscriptions::resume),
+    ))
+    .service(get(
+        "/v1/subscriptions",
+        web::get().to(api::v1::subscriptions::list),
+    ))
+    .service(get(
+        "/v1/subscriptions/{id}",
+        web::get().to(api::v1::subscriptions::show),
+    ))
+    .service(get("/v1/payments", web::get().to(api::v1::payments::list)))
+    .service(post(
+        "/v1/payments/{id}/refund",
+        web::post().to(api::v1::payments::refund),
     ))
     .service(get("/healthz", web::get().to(healthz)))
     .service(get("/readyz", web::get().to(readyz)))

@@ -93,6 +93,17 @@ pub fn list(
     user_id: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<(Payment, String)>> {
+    list_filtered(conn, user_id, None, None, limit)
+}
+
+/// Payments newest first: of one user, of one subscription, below the id `starting_after`.
+pub fn list_filtered(
+    conn: &mut AnyConnection,
+    user_id: Option<&str>,
+    subscription_id: Option<i64>,
+    starting_after: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<(Payment, String)>> {
     use crate::schema::customers;
     let mut query = payments::table
         .inner_join(customers::table)
@@ -102,6 +113,12 @@ pub fn list(
         .into_boxed();
     if let Some(user_id) = user_id {
         query = query.filter(customers::user_id.eq(user_id.to_string()));
+    }
+    if let Some(subscription_id) = subscription_id {
+        query = query.filter(payments::subscription_id.eq(subscription_id));
+    }
+    if let Some(after) = starting_after {
+        query = query.filter(payments::id.lt(after));
     }
     query.load(conn)
 }

@@ -444,3 +444,56 @@ pub fn claim(
 ) -> QueryResult<bool> {
     take_lease(conn, id, owner, now, until, true)
 }
+
+/// Filters of a subscription listing.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub user_id: Option<String>,
+    pub plan_id: Option<i64>,
+    /// `trialing`, `active`, `past_due`, `canceled` or `ended`, as `Subscription::status` says.
+    pub status: Option<String>,
+    /// Only ids below this one (the cursor: newest first, so rows added meanwhile never shift it).
+    pub starting_after: Option<i64>,
+}
+
+/// Subscriptions newest first, `limit` of them.
+pub fn list(
+    conn: &mut AnyConnection,
+    listing: &Listing,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Subscription>> {
+    use subscriptions as s;
+    let mut query = s::table.into_boxed();
+    if let Some(user_id) = &listing.user_id {
+        query = query.filter(s::user_id.eq(user_id.clone()));
+    }
+    if let Some(plan_id) = listing.plan_id {
+        query = query.filter(s::plan_id.eq(plan_id));
+    }
+    if let Some(after) = listing.starting_after {
+        query = query.filter(s::id.lt(after));
+    }
+    query = match listing.status.as_deref() {
+        None => query,
+        Some("ended") => query.filter(s::deactivated_at.is_not_null()),
+        Some("canceled") => query
+            .filter(s::deactivated_at.is_null())
+            .filter(s::canceled_at.is_not_null()),
+        Some("past_due") => query
+            .filter(s::deactivated_at.is_null())
+            .filter(s::canceled_at.is_null())
+            .filter(s::past_due_since.is_not_null()),
+        Some("trialing") => query
+            .filter(s::deactivated_at.is_null())
+            .filter(s::canceled_at.is_null())
+            .filter(s::past_due_since.is_null())
+            .filter(s::trial_ends_at.gt(now)),
+        Some(_) => query
+            .filter(s::deactivated_at.is_null())
+            .filter(s::canceled_at.is_null())
+            .filter(s::past_due_since.is_null())
+            .filter(s::trial_ends_at.is_null().or(s::trial_ends_at.le(now))),
+    };
+    query.order(s::id.desc()).limit(limit).load(conn)
+}

@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod customers;
 pub mod entitlement;
 pub mod gateway_events;
+pub mod management;
 pub mod outbox;
 pub mod payments;
 pub mod plans;

@@ -227,3 +227,101 @@ async fn the_entitlement_follows_the_subscription_through_its_life() {
         (404, "subscription_not_found".into())
     );
 }
+
+#[tokio::test]
+async fn subscriptions_and_payments_are_listed_newest_first_without_skips_or_repeats() {
+    let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
+    app.add_plan(1, 0);
+    app.add_plan(2, 0);
+    app.treefort_ok().await;
+    let key = new_key(&app, "write");
+    for i in 0..5 {
+        app.subscribed_user(&format!("u{i}"), 1 + (i % 2)).await;
+    }
+    let get = |path: String| {
+        let (client, key, address) = (app.client.clone(), key.clone(), app.address.clone());
+        async move {
+            let r = client
+                .get(format!("{address}{path}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Page through two at a time while a new subscriber arrives between pages.
+    let (status, first) = get("/v1/subscriptions?limit=2".into()).await;
+    assert_eq!(status, 200);
+    let mut seen: Vec<i64> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    let mut cursor = first["nextStartingAfter"].as_i64();
+    app.subscribed_user("late", 1).await;
+    while let Some(after) = cursor {
+        let (_, page) = get(format!("/v1/subscriptions?limit=2&startingAfter={after}")).await;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_i64().unwrap()),
+        );
+        cursor = page["nextStartingAfter"].as_i64();
+    }
+    let mut expected = seen.clone();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    expected.dedup();
+    assert_eq!(seen, expected, "newest first, no repeats");
+    assert_eq!(
+        seen.len(),
+        5,
+        "all that existed when paging began, none skipped"
+    );
+
+    let (_, on_two) = get("/v1/subscriptions?planId=2".into()).await;
+    assert_eq!(on_two["data"].as_array().unwrap().len(), 2);
+    let (_, mine) = get("/v1/subscriptions?userId=u3&status=active".into()).await;
+    assert_eq!(mine["data"].as_array().unwrap().len(), 1);
+    let (status, _) = get("/v1/subscriptions?status=sleeping".into()).await;
+    assert_eq!(status, 400);
+    let (status, _) = get("/v1/subscriptions?limit=0".into()).await;
+    assert_eq!(status, 400);
+
+    let id = mine["data"][0]["id"].as_i64().unwrap();
+    let (status, detail) = get(format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["payments"].as_array().unwrap().len(), 1);
+    let payment = detail["payments"][0]["id"].as_i64().unwrap();
+    let (_, pays) = get("/v1/payments?userId=u3".into()).await;
+    assert_eq!(pays["data"][0]["id"], payment);
+
+    // A refund through /v1: part of it, then a malformed body refunds nothing.
+    let refund = |body: &'static str| {
+        let (client, key, address) = (app.client.clone(), key.clone(), app.address.clone());
+        async move {
+            client
+                .post(format!("{address}/v1/payments/{payment}/refund"))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let part = refund(r#"{"amount": 300}"#).await;
+    assert_eq!(part.status(), 200);
+    assert_eq!(part.json::<Value>().await.unwrap()["refundedAmount"], 300);
+    assert_eq!(
+        error_code(refund(r#"{"amount": "all"}"#).await).await.0,
+        400
+    );
+    assert_eq!(error_code(refund(r#"{"amount": 5000}"#).await).await.0, 400);
+    let (_, after) = get(format!("/v1/subscriptions/{id}")).await;
+    assert_eq!(after["payments"][0]["refundedAmount"], 300);
+}

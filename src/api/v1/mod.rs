@@ -4,6 +4,7 @@
 //! write key every route.
 
 pub mod entitlement;
+pub mod payments;
 pub mod subscriptions;
 
 use std::future::Future;

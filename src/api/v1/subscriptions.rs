@@ -23,3 +23,40 @@ pub async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(entitlement::resume(&state, id.into_inner()).await?))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    user_id: Option<String>,
+    status: Option<String>,
+    plan_id: Option<i64>,
+    limit: Option<i64>,
+    starting_after: Option<i64>,
+}
+
+/// `GET /v1/subscriptions`: newest first, filtered, one page.
+pub async fn list(
+    _key: super::ReadKey,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let listing = crate::models::subscriptions::Listing {
+        user_id: q.user_id,
+        plan_id: q.plan_id,
+        status: q.status,
+        starting_after: q.starting_after,
+    };
+    let page = crate::services::management::subscriptions(&state, listing, q.limit).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /v1/subscriptions/{id}`: with its payments.
+pub async fn show(
+    _key: super::ReadKey,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let detail = crate::services::management::subscription(&state, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(detail))
+}

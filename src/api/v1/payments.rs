@@ -1,0 +1,62 @@
+//! `GET /v1/payments` and `POST /v1/payments/{id}/refund` (through the active gateway, the same
+//! code as the CLI's `payments refund`).
+
+use actix_web::{web, HttpResponse};
+
+use super::{ReadKey, WriteKey};
+use crate::error::ApiError;
+use crate::services::management;
+use crate::state::AppState;
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    user_id: Option<String>,
+    subscription_id: Option<i64>,
+    limit: Option<i64>,
+    starting_after: Option<i64>,
+}
+
+pub async fn list(
+    _key: ReadKey,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let page = management::payments(
+        &state,
+        q.user_id,
+        q.subscription_id,
+        q.starting_after,
+        q.limit,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefundBody {
+    /// In the payment's minor units; all that is left when absent.
+    amount: Option<i64>,
+}
+
+pub async fn refund(
+    _key: WriteKey,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // No body: refund all that is left. A body must say exactly how much (a malformed one must
+    // never become "everything").
+    let amount = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RefundBody>(&body)
+            .map_err(|e| {
+                ApiError::invalid_body(format!("the body must be {{\"amount\": N}}: {e}"))
+            })?
+            .amount
+    };
+    Ok(HttpResponse::Ok().json(management::refund(&state, id.into_inner(), amount).await?))
+}

@@ -355,7 +355,7 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 26] = [
+pub const ROUTES: [(&str, &str); 30] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -379,6 +379,10 @@ pub const ROUTES: [(&str, &str); 26] = [
     ("GET", "/v1/subscriptions/{id}"),
     ("GET", "/v1/payments"),
     ("POST", "/v1/payments/{id}/refund"),
+    ("GET", "/v1/plans"),
+    ("POST", "/v1/plans"),
+    ("GET", "/v1/plans/{id}"),
+    ("PATCH", "/v1/plans/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -481,6 +485,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(post(
         "/v1/payments/{id}/refund",
         web::post().to(api::v1::payments::refund),
+    ))
+    .service(resource(
+        "/v1/plans",
+        vec![
+            ("GET", web::get().to(api::v1::plans::list)),
+            ("POST", web::post().to(api::v1::plans::create)),
+        ],
+    ))
+    .service(resource(
+        "/v1/plans/{id}",
+        vec![
+            ("GET", web::get().to(api::v1::plans::show)),
+            ("PATCH", web::patch().to(api::v1::plans::update)),
+        ],
     ))
     .service(get("/healthz", web::get().to(healthz)))
     .service(get("/readyz", web::get().to(readyz)))

@@ -274,11 +274,7 @@ fn describe_plan(p: &Plan) -> String {
 }
 
 fn plan_json(p: &Plan) -> serde_json::Value {
-    json!({
-        "id": p.id, "name": p.name, "interval": p.billing_interval, "intervalCount": p.interval_count,
-        "trialDays": p.trial_days, "graceDays": p.grace_days,
-        "price": {"currency": p.currency, "amount": p.amount, "divisor": p.divisor},
-    })
+    crate::services::plans::view(p)
 }
 
 pub fn promo(conn: &mut AnyConnection, command: PromoCommand) -> Result<String, String> {

@@ -42,8 +42,8 @@ impl PlanInput {
             return Err("--id must be Treefort's plan id, a positive number".into());
         }
         let name = self.name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err("--name must be 1 to 200 characters".into());
+        if name.is_empty() || name.len() > 200 || crate::domain::text::has_control(name) {
+            return Err("--name must be 1 to 200 characters, without control characters".into());
         }
         if !matches!(self.interval.as_str(), "month" | "year") {
             return Err(format!(
@@ -75,4 +75,117 @@ impl PlanInput {
             updated_at: now,
         })
     }
+}
+
+/// A plan as the CLI's `--json` and `/v1` show it.
+pub fn view(p: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "id": p.id, "name": p.name, "interval": p.billing_interval, "intervalCount": p.interval_count,
+        "trialDays": p.trial_days, "graceDays": p.grace_days,
+        "price": {"currency": p.currency, "amount": p.amount, "divisor": p.divisor},
+    })
+}
+
+/// A plan's fields as `/v1` takes them (all of them to create; any of them to change).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanFields {
+    pub id: Option<i64>,
+    pub name: Option<String>,
+    pub interval: Option<String>,
+    pub interval_count: Option<i32>,
+    pub trial_days: Option<i32>,
+    pub grace_days: Option<i32>,
+    pub price: Option<PriceFields>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceFields {
+    pub currency: String,
+    pub amount: i64,
+    pub divisor: Option<i64>,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("invalid_plan", message.trim_start_matches("--").to_string())
+}
+
+/// Creates a plan (409 if Treefort's id is taken), through the same checks as the CLI.
+pub async fn create(state: &AppState, fields: PlanFields) -> Result<Plan, ApiError> {
+    let (Some(id), Some(name), Some(interval), Some(price)) =
+        (fields.id, fields.name, fields.interval, fields.price)
+    else {
+        return Err(ApiError::bad_request(
+            "invalid_plan",
+            "id, name, interval and price are required",
+        ));
+    };
+    let input = PlanInput {
+        id,
+        name,
+        interval,
+        interval_count: fields.interval_count.unwrap_or(1),
+        trial_days: fields.trial_days.unwrap_or(0),
+        grace_days: fields.grace_days.unwrap_or(0),
+        currency: price.currency,
+        amount: price.amount,
+        divisor: price.divisor.unwrap_or(100),
+    };
+    let now = super::naive(state.clock.now());
+    let values = input.validate(now).map_err(invalid)?;
+    run_db(&state.pool, move |conn| {
+        if plans::find(conn, id)?.is_some() {
+            return Err(ApiError::conflict(
+                "plan_exists",
+                format!("plan {id} exists; change it with PATCH /v1/plans/{id}"),
+            ));
+        }
+        Ok(plans::upsert(conn, id, &values, now)?)
+    })
+    .await
+}
+
+/// Changes the fields given; new checkouts get them, current subscribers keep their terms.
+/// Returns the plan and how many current subscribers keep other terms.
+pub async fn update(
+    state: &AppState,
+    id: i64,
+    fields: PlanFields,
+) -> Result<(Plan, i64), ApiError> {
+    if fields.id.is_some_and(|new| new != id) {
+        return Err(ApiError::bad_request(
+            "invalid_plan",
+            "a plan's id is Treefort's and cannot change",
+        ));
+    }
+    let current = find_plan(state, id).await?;
+    let price = fields.price;
+    let input = PlanInput {
+        id,
+        name: fields.name.unwrap_or(current.name),
+        interval: fields.interval.unwrap_or(current.billing_interval),
+        interval_count: fields.interval_count.unwrap_or(current.interval_count),
+        trial_days: fields.trial_days.unwrap_or(current.trial_days),
+        grace_days: fields.grace_days.unwrap_or(current.grace_days),
+        currency: price
+            .as_ref()
+            .map_or(current.currency, |p| p.currency.clone()),
+        amount: price.as_ref().map_or(current.amount, |p| p.amount),
+        divisor: price
+            .as_ref()
+            .map_or(current.divisor, |p| p.divisor.unwrap_or(100)),
+    };
+    let now = super::naive(state.clock.now());
+    let values = input.validate(now).map_err(invalid)?;
+    run_db(&state.pool, move |conn| {
+        let plan = plans::upsert(conn, id, &values, now)?;
+        let keep = crate::models::subscriptions::count_on_other_terms(conn, &plan)?;
+        Ok((plan, keep))
+    })
+    .await
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<Plan>, ApiError> {
+    run_db(&state.pool, |conn| Ok(plans::list(conn)?)).await
 }

@@ -325,3 +325,97 @@ async fn subscriptions_and_payments_are_listed_newest_first_without_skips_or_rep
     let (_, after) = get(format!("/v1/subscriptions/{id}")).await;
     assert_eq!(after["payments"][0]["refundedAmount"], 300);
 }
+
+#[tokio::test]
+async fn plans_are_managed_through_v1_with_the_clis_rules() {
+    let app = spawn_app_with(|_| {}).await;
+    app.treefort_ok().await;
+    let write = new_key(&app, "write");
+    let read = new_key(&app, "read");
+    let send = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let plan = json!({"id": 7, "name": "Monthly", "interval": "month", "trialDays": 0, "graceDays": 3,
+                      "price": {"currency": "usd", "amount": 999, "divisor": 100}});
+    let refused = send(
+        reqwest::Method::POST,
+        "/v1/plans",
+        &read,
+        Some(plan.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_code(refused).await,
+        (403, "insufficient_scope".into())
+    );
+    let created = send(
+        reqwest::Method::POST,
+        "/v1/plans",
+        &write,
+        Some(plan.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.json::<Value>().await.unwrap()["price"]["currency"],
+        "USD"
+    );
+    let again = send(reqwest::Method::POST, "/v1/plans", &write, Some(plan))
+        .await
+        .unwrap();
+    assert_eq!(error_code(again).await, (409, "plan_exists".into()));
+    let bad = send(
+        reqwest::Method::POST,
+        "/v1/plans",
+        &write,
+        Some(json!({"id": 8, "name": "X", "interval": "week", "price": {"currency": "USD", "amount": 1}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(error_code(bad).await, (400, "invalid_plan".into()));
+
+    app.subscribed_user("u1", 7).await;
+    let changed = send(
+        reqwest::Method::PATCH,
+        "/v1/plans/7",
+        &write,
+        Some(json!({"price": {"currency": "USD", "amount": 1299}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: Value = changed.json().await.unwrap();
+    assert_eq!(changed["price"]["amount"], 1299);
+    assert_eq!(changed["subscribersKeepingOtherTerms"], 1);
+    let listed: Value = send(reqwest::Method::GET, "/v1/plans", &read, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"][0]["name"], "Monthly");
+    let missing = send(reqwest::Method::GET, "/v1/plans/99", &read, None)
+        .await
+        .unwrap();
+    assert_eq!(error_code(missing).await, (404, "plan_not_found".into()));
+    // What Treefort reads is the same plan.
+    let treefort = app
+        .post_treefort(
+            "/treefort/subscription-plan",
+            &json!({"subscriptionPlanId": 7}),
+        )
+        .await;
+    assert_eq!(
+        treefort.json::<Value>().await.unwrap()["price"]["amount"],
+        1299
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod entitlement;
 pub mod payments;
+pub mod plans;
 pub mod subscriptions;
 
 use std::future::Future;

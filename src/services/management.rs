@@ -168,17 +168,14 @@ pub async fn refund(
     id: i64,
     amount: Option<i64>,
 ) -> Result<PaymentView, ApiError> {
+    // The payment as recorded after the refund.
     let payment = super::payments::refund(state, id, amount).await?;
+    let customer_id = payment.customer_id;
     let user = run_db(&state.pool, move |conn| {
-        Ok(
-            crate::models::customers::find_by_id(conn, payment.customer_id)?
-                .map(|c| c.user_id)
-                .unwrap_or_default(),
-        )
+        Ok(crate::models::customers::find_by_id(conn, customer_id)?
+            .map(|c| c.user_id)
+            .unwrap_or_default())
     })
     .await?;
-    let payment = run_db(&state.pool, move |conn| Ok(payments::find(conn, id)?))
-        .await?
-        .ok_or_else(|| ApiError::internal("refunded payment vanished"))?;
     Ok(PaymentView::of(&payment, &user))
 }

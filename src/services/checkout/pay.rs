@@ -156,7 +156,7 @@ async fn pay_view(
     }
 
     // 2. Save the card the browser submitted (read back from the gateway, never trusted).
-    let saved = match save_card(state, &view, attempt.number, card).await {
+    let saved = match save_card(state, &view, &attempt, card).await {
         Ok(saved) => saved,
         Err(reason) => {
             release(state, &attempt).await.map_err(fail)?;
@@ -385,22 +385,20 @@ async fn claim(
     .await
 }
 
+/// Saves the card for the customer the claim found (`attempt.customer_ref`).
 async fn save_card(
     state: &AppState,
     view: &CheckoutView,
-    attempt: i32,
+    attempt: &Attempt,
     card: CardSubmission,
 ) -> Result<SavedCard, RetryReason> {
-    let customer_ref = gateway_customer(state, &view.session)
-        .await
-        .map_err(|_| RetryReason::GatewayFailed)?;
     let purpose = Purpose::Checkout {
         session_id: view.session.id,
-        attempt,
+        attempt: attempt.number,
     };
     let saved = state
         .gateway
-        .save_card(&customer_ref, &purpose, card)
+        .save_card(&attempt.customer_ref, &purpose, card)
         .await
         .map_err(|e| match e {
             GatewayError::InvalidCard(field) => RetryReason::InvalidCard(field),

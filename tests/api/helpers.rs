@@ -498,3 +498,30 @@ impl TestApp {
             .expect("the worker state builds")
     }
 }
+
+impl TestApp {
+    /// Runs the binary's command line with this instance's settings (database, gateway) and
+    /// nothing else from the environment.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.vars {
+            command.env(k, v);
+        }
+        command.output().expect("the binary runs")
+    }
+
+    /// `cli`, which must succeed: its standard output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}

@@ -678,20 +678,7 @@ async fn a_cancellation_whose_record_was_lost_is_finished_by_the_worker() {
 async fn a_plan_edit_applies_to_new_checkouts_and_subscribers_move_only_when_told() {
     let app = app_at("2027-01-01T00:00:00Z").await;
     app.subscribed_user("early", 1).await;
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
-            .args(args)
-            .env("DATABASE_URL", &app.vars["DATABASE_URL"])
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| app.cli_ok(args);
     let said = cli(&[
         "plans",
         "upsert",

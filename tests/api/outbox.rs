@@ -8,17 +8,8 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::{spawn_app, TestApp};
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
-        .args(args)
-        .env("DATABASE_URL", &app.vars["DATABASE_URL"])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
 fn dead_entries(app: &TestApp) -> Vec<Value> {
-    let out = cli(app, &["outbox", "list", "--dead", "--json"]);
+    let out = app.cli(&["outbox", "list", "--dead", "--json"]);
     assert!(out.status.success());
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
@@ -91,20 +82,17 @@ async fn a_rejected_update_is_a_dead_letter_that_holds_its_queue_until_skipped()
     assert_eq!(app.patches().await.len(), 1, "held behind the dead letter");
 
     let id = dead[0]["id"].as_i64().unwrap().to_string();
-    let refused = cli(&app, &["outbox", "skip", &id]);
+    let refused = app.cli(&["outbox", "skip", &id]);
     assert!(!refused.status.success(), "a reason is required");
-    let skipped = cli(
-        &app,
-        &[
-            "outbox",
-            "skip",
-            &id,
-            "--reason",
-            "fixed in Treefort by hand",
-            "--by",
-            "alice",
-        ],
-    );
+    let skipped = app.cli(&[
+        "outbox",
+        "skip",
+        &id,
+        "--reason",
+        "fixed in Treefort by hand",
+        "--by",
+        "alice",
+    ]);
     assert!(
         skipped.status.success(),
         "{}",
@@ -115,7 +103,7 @@ async fn a_rejected_update_is_a_dead_letter_that_holds_its_queue_until_skipped()
     assert_eq!(patches.len(), 2, "the later update went");
     assert!(patches[1]["currentPeriodEndsAt"].is_string());
     assert!(dead_entries(&app).is_empty());
-    let all = cli(&app, &["outbox", "list", "--all", "--json"]);
+    let all = app.cli(&["outbox", "list", "--all", "--json"]);
     let all: Value = serde_json::from_slice(&all.stdout).unwrap();
     let entry = all
         .as_array()
@@ -151,7 +139,7 @@ async fn a_dead_letter_retried_by_an_operator_is_delivered_in_order() {
         (502, "treefort_update_rejected".into())
     );
     let id = dead[0]["id"].as_i64().unwrap().to_string();
-    assert!(cli(&app, &["outbox", "retry", &id]).status.success());
+    assert!(app.cli(&["outbox", "retry", &id]).status.success());
     app.run_worker().await;
     assert_eq!(
         app.patches().await.len(),

@@ -664,17 +664,7 @@ async fn support_staff_refund_a_payment_from_the_command_line() {
     let url = app.link_to_paid_plan("u1").await;
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let payment = payments_of(&app).remove(0);
-    let cli = |args: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in &app.vars {
-            command.env(k, v);
-        }
-        command.output().unwrap()
-    };
+    let cli = |args: &[&str]| app.cli(args);
     let listed = cli(&["payments", "list", "--user", "u1", "--json"]);
     assert!(listed.status.success());
     let rows: Value = serde_json::from_slice(&listed.stdout).unwrap();

@@ -6,19 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::{at, error_code, spawn_app_with, TestApp, API_KEY};
 
 fn apikey(app: &TestApp, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
-        .arg("apikeys")
-        .args(args)
-        .env("DATABASE_URL", &app.vars["DATABASE_URL"])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    app.cli_ok(&[&["apikeys"], args].concat())
 }
 
 fn new_key(app: &TestApp, scope: &str) -> String {

@@ -55,6 +55,26 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// How long a client may take to send a request's body before it gets 408.
     pub body_read_timeout: Duration,
+    /// The key webhook endpoints' signing secrets are derived from (`WEBHOOK_SIGNING_KEY`, the
+    /// same on every instance). `None`: endpoints cannot be added and nothing is delivered.
+    pub webhook_signing_key: Option<Secret>,
+    /// Per-attempt timeout of an outbound webhook delivery.
+    pub webhook_timeout: Duration,
+    /// Whether webhook URLs may name private, loopback or link-local addresses. `None`: only with
+    /// a test-mode gateway.
+    pub webhooks_allow_private: Option<bool>,
+}
+
+impl Settings {
+    /// Whether webhook URLs may point at private, loopback or link-local addresses: as
+    /// `WEBHOOKS_ALLOW_PRIVATE` says, else only with a test-mode gateway (no real money).
+    pub fn allow_private_webhooks(&self) -> bool {
+        self.webhooks_allow_private
+            .unwrap_or(match &self.gateway {
+                GatewayKind::Sandbox { .. } => true,
+                GatewayKind::Stripe(stripe) => stripe.is_test_mode(),
+            })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +245,36 @@ impl Settings {
             checkout_max_failed_attempts,
             trust_proxy_headers,
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
+            webhook_signing_key: match get("WEBHOOK_SIGNING_KEY") {
+                Some(key) if key.len() < 32 => {
+                    return Err(
+                        "WEBHOOK_SIGNING_KEY must be at least 32 characters (e.g. openssl rand -hex 32)"
+                            .into(),
+                    )
+                }
+                key => key.map(Secret::new),
+            },
+            webhook_timeout: match get("WEBHOOK_TIMEOUT_MS") {
+                None => Duration::from_secs(10),
+                Some(raw) => match raw.parse::<u64>() {
+                    Ok(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms),
+                    _ => {
+                        return Err(format!(
+                            "WEBHOOK_TIMEOUT_MS must be milliseconds from 100 to 60000 (got {raw:?})"
+                        ))
+                    }
+                },
+            },
+            webhooks_allow_private: match get("WEBHOOKS_ALLOW_PRIVATE").as_deref() {
+                None => None,
+                Some("1") | Some("true") => Some(true),
+                Some("0") | Some("false") => Some(false),
+                Some(other) => {
+                    return Err(format!(
+                        "WEBHOOKS_ALLOW_PRIVATE must be 1 or 0 (got {other:?})"
+                    ))
+                }
+            },
             body_read_timeout: match get("BODY_READ_TIMEOUT_MS") {
                 None => Duration::from_secs(10),
                 Some(raw) => match raw.parse::<u64>() {

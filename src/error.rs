@@ -182,6 +182,13 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+impl ApiError {
+    /// The JSON body clients get.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status

@@ -138,9 +138,11 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         settings.rate_limit_treefort_per_minute,
         settings.rate_limit_pages_per_minute,
     ));
+    let webhooks = Arc::new(crate::services::webhooks::delivery::Sender::new(&settings)?);
     Ok(AppState {
         pool,
         limits,
+        webhooks,
         settings,
         treefort,
         gateway,
@@ -355,7 +357,7 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 30] = [
+pub const ROUTES: [(&str, &str); 47] = [
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -383,6 +385,21 @@ pub const ROUTES: [(&str, &str); 30] = [
     ("POST", "/v1/plans"),
     ("GET", "/v1/plans/{id}"),
     ("PATCH", "/v1/plans/{id}"),
+    ("GET", "/v1/promo-codes"),
+    ("POST", "/v1/promo-codes"),
+    ("GET", "/v1/promo-codes/{code}"),
+    ("POST", "/v1/promo-codes/{code}/disable"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/{id}"),
+    ("POST", "/v1/events/{id}/redeliver"),
+    ("GET", "/v1/webhook-endpoints"),
+    ("POST", "/v1/webhook-endpoints"),
+    ("GET", "/v1/webhook-endpoints/{id}"),
+    ("DELETE", "/v1/webhook-endpoints/{id}"),
+    ("POST", "/v1/webhook-endpoints/{id}/disable"),
+    ("POST", "/v1/webhook-endpoints/{id}/enable"),
+    ("POST", "/v1/webhook-endpoints/{id}/roll-secret"),
+    ("GET", "/v1/webhook-endpoints/{id}/attempts"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -499,6 +516,57 @@ fn routes(cfg: &mut web::ServiceConfig) {
             ("GET", web::get().to(api::v1::plans::show)),
             ("PATCH", web::patch().to(api::v1::plans::update)),
         ],
+    ))
+    .service(resource(
+        "/v1/promo-codes",
+        vec![
+            ("GET", web::get().to(api::v1::promo_codes::list)),
+            ("POST", web::post().to(api::v1::promo_codes::create)),
+        ],
+    ))
+    .service(get(
+        "/v1/promo-codes/{code}",
+        web::get().to(api::v1::promo_codes::show),
+    ))
+    .service(post(
+        "/v1/promo-codes/{code}/disable",
+        web::post().to(api::v1::promo_codes::disable),
+    ))
+    .service(get("/v1/events", web::get().to(api::v1::events::list)))
+    .service(get("/v1/events/{id}", web::get().to(api::v1::events::show)))
+    .service(post(
+        "/v1/events/{id}/redeliver",
+        web::post().to(api::v1::events::redeliver),
+    ))
+    .service(resource(
+        "/v1/webhook-endpoints",
+        vec![
+            ("GET", web::get().to(api::v1::webhook_endpoints::list)),
+            ("POST", web::post().to(api::v1::webhook_endpoints::create)),
+        ],
+    ))
+    .service(resource(
+        "/v1/webhook-endpoints/{id}",
+        vec![
+            ("GET", web::get().to(api::v1::webhook_endpoints::show)),
+            ("DELETE", web::delete().to(api::v1::webhook_endpoints::delete)),
+        ],
+    ))
+    .service(post(
+        "/v1/webhook-endpoints/{id}/disable",
+        web::post().to(api::v1::webhook_endpoints::disable),
+    ))
+    .service(post(
+        "/v1/webhook-endpoints/{id}/enable",
+        web::post().to(api::v1::webhook_endpoints::enable),
+    ))
+    .service(post(
+        "/v1/webhook-endpoints/{id}/roll-secret",
+        web::post().to(api::v1::webhook_endpoints::roll_secret),
+    ))
+    .service(get(
+        "/v1/webhook-endpoints/{id}/attempts",
+        web::get().to(api::v1::webhook_endpoints::attempts),
     ))
     .service(get("/healthz", web::get().to(healthz)))
     .service(get("/readyz", web::get().to(readyz)))

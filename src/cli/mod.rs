@@ -304,7 +304,7 @@ pub fn promo(conn: &mut AnyConnection, command: PromoCommand) -> Result<String, 
                 duration: a.duration,
                 duration_periods: a.duration_periods,
             };
-            let code = promo_rules::create(conn, &input, now())?;
+            let code = promo_rules::create(conn, &input, now()).map_err(|e| e.to_string())?;
             Ok(format!(
                 "promo code {} created: {}",
                 code.code,
@@ -389,15 +389,7 @@ fn describe_promo(c: &PromoCode) -> String {
 }
 
 fn promo_json(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
-    json!({
-        "code": c.code, "type": c.discount_type, "percentOff": c.percent_off,
-        "amountOff": c.amount_off.map(|a| json!({"amount": a, "currency": c.currency, "divisor": c.divisor})),
-        "eligibleSubscriptionPlanIds": plans, "firstTimeSubscribersOnly": c.first_time_only,
-        "maxRedemptions": c.max_redemptions, "timesRedeemed": c.times_redeemed,
-        "expiresAt": c.expires_at.map(|t| rfc3339(t.and_utc())), "active": c.active, "note": c.note,
-        "createdAt": rfc3339(c.created_at.and_utc()),
-        "duration": c.duration, "durationPeriods": c.duration_periods,
-    })
+    promo_rules::view(c, plans)
 }
 
 pub fn apikeys(conn: &mut AnyConnection, command: ApiKeysCommand) -> Result<String, String> {

@@ -9,3 +9,4 @@ pub mod promo_code;
 pub mod session_token;
 pub mod text;
 pub mod url;
+pub mod webhook;

@@ -5,7 +5,9 @@
 pub mod api_keys;
 pub mod checkout_sessions;
 pub mod customers;
+pub mod events;
 pub mod gateway_events;
+pub mod idempotency_keys;
 pub mod outbox;
 pub mod payments;
 pub mod plans;
@@ -13,3 +15,4 @@ pub mod portal_sessions;
 pub mod promo_codes;
 pub mod service_settings;
 pub mod subscriptions;
+pub mod webhooks;

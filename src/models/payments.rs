@@ -65,10 +65,11 @@ pub struct NewPayment {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut AnyConnection, new: &NewPayment) -> QueryResult<usize> {
+pub fn insert(conn: &mut AnyConnection, new: &NewPayment) -> QueryResult<Payment> {
     diesel::insert_into(payments::table)
         .values(new)
-        .execute(conn)
+        .returning(payments::all_columns)
+        .get_result(conn)
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Payment>> {

@@ -199,3 +199,21 @@ pub fn count_redemptions(conn: &mut AnyConnection, promo_code_id: i64) -> QueryR
         .count()
         .get_result(conn)
 }
+
+/// The redemptions of a code, newest first: (user, subscription, when).
+pub fn list_redemptions(
+    conn: &mut AnyConnection,
+    promo_code_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(String, i64, NaiveDateTime)>> {
+    promo_redemptions::table
+        .filter(promo_redemptions::promo_code_id.eq(promo_code_id))
+        .order(promo_redemptions::id.desc())
+        .select((
+            promo_redemptions::user_id,
+            promo_redemptions::subscription_id,
+            promo_redemptions::redeemed_at,
+        ))
+        .limit(limit)
+        .load(conn)
+}

@@ -15,7 +15,7 @@ use crate::models::subscriptions::{self, Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
 
-use super::{naive, outbox, run_db, utc};
+use super::{events, naive, outbox, run_db, utc};
 
 /// Cancels the user's live subscription to `plan_id`.
 pub async fn cancel(
@@ -70,6 +70,7 @@ async fn cancel_inner(
                 cancel_requested_at: Some(None),
                 ..Default::default()
             },
+            None,
         )
         .await;
         return Err(e);
@@ -83,6 +84,7 @@ async fn cancel_inner(
             cancel_requested_at: Some(None),
             ..Default::default()
         },
+        Some(events::SUBSCRIPTION_CANCELED),
     )
     .await;
     if let Err(e) = &finished {
@@ -147,18 +149,25 @@ async fn hold(
     }
 }
 
-/// Applies `changes` and gives the lease back.
+/// Applies `changes`, records `event` with them (in one transaction), and gives the lease back.
 async fn let_go(
     state: &AppState,
     id: i64,
     owner: &str,
     changes: SubscriptionChanges,
+    event: Option<&'static str>,
 ) -> Result<(), ApiError> {
     let owner = owner.to_string();
-    let changes = changes.releasing(naive(state.clock.now()));
+    let now = naive(state.clock.now());
+    let changes = changes.releasing(now);
     run_db(&state.pool, move |conn| {
-        subscriptions::update_held_by(conn, id, &owner, &changes)?;
-        Ok(())
+        crate::db::write_transaction(conn, |conn| -> Result<(), ApiError> {
+            let applied = subscriptions::update_held_by(conn, id, &owner, &changes)?;
+            if let (true, Some(event_type)) = (applied, event) {
+                events::subscription(conn, event_type, id, now, None)?;
+            }
+            Ok(())
+        })
     })
     .await
 }
@@ -200,6 +209,7 @@ pub async fn finish_unrecorded_cancellations(state: &AppState) -> Result<usize, 
                 }
                 .releasing(now);
                 subscriptions::update_held_by(conn, id, &owner, &changes)?;
+                events::subscription(conn, events::SUBSCRIPTION_CANCELED, id, now, None)?;
                 outbox::enqueue(
                     conn,
                     id,
@@ -247,7 +257,8 @@ pub async fn resume(state: &AppState, subscription_id: i64) -> Result<Subscripti
         canceled_at: patched.is_ok().then_some(None),
         ..Default::default()
     };
-    let_go(state, subscription_id, &owner, changes).await?;
+    let event = patched.is_ok().then_some(events::SUBSCRIPTION_RESUMED);
+    let_go(state, subscription_id, &owner, changes, event).await?;
     patched?;
     run_db(&state.pool, move |conn| {
         subscriptions::find(conn, subscription_id)?

@@ -37,6 +37,8 @@ pub struct SubscriptionView {
     pub id: i64,
     pub user_id: String,
     pub plan_id: i64,
+    /// The plan a switch moves to at the end of the current period.
+    pub pending_plan_id: Option<i64>,
     pub status: &'static str,
     pub current_period_ends_at: String,
     pub trial_ends_at: Option<String>,
@@ -64,6 +66,7 @@ impl SubscriptionView {
             id: s.id,
             user_id: s.user_id.clone(),
             plan_id: s.plan_id,
+            pending_plan_id: s.pending_plan_id,
             status: status_name(s.status(now)),
             current_period_ends_at: time(s.current_period_ends_at),
             trial_ends_at: s.trial_ends_at.map(time),

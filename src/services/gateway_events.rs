@@ -252,7 +252,7 @@ async fn act(
                 };
                 match refunded.rescaled(payment.divisor) {
                     Some(total) if total.currency.eq_ignore_ascii_case(&payment.currency) => {
-                        payments::record_refund(conn, payment.id, total.amount, now)?;
+                        super::payments::record_refund(conn, payment.id, total.amount, now)?;
                     }
                     _ => tracing::warn!(
                         payment_id = payment.id,

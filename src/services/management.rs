@@ -15,11 +15,11 @@ use super::{check_user_id, naive, run_db};
 /// One page of a listing.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Page<T> {
+pub struct Page<T, C = i64> {
     pub data: Vec<T>,
     pub has_more: bool,
     /// Pass as `startingAfter` for the next page.
-    pub next_starting_after: Option<i64>,
+    pub next_starting_after: Option<C>,
 }
 
 /// A payment as `/v1` shows it.
@@ -72,7 +72,7 @@ pub struct SubscriptionDetail {
 
 pub const STATUSES: [&str; 5] = ["trialing", "active", "past_due", "canceled", "ended"];
 
-fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
+pub(crate) fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(20),
         Some(n) if (1..=100).contains(&n) => Ok(n),

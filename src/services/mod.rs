@@ -6,14 +6,18 @@ pub mod cancel;
 pub mod checkout;
 pub mod customers;
 pub mod entitlement;
+pub mod events;
 pub mod gateway_events;
+pub mod idempotency;
 pub mod management;
 pub mod outbox;
 pub mod payments;
 pub mod plans;
 pub mod portal;
 pub mod promo;
+pub mod promo_codes;
 pub mod renewal;
+pub mod webhooks;
 
 use crate::db::{AnyConnection, DbPool};
 use crate::error::ApiError;

@@ -55,9 +55,26 @@ pub async fn refund(
         .map_err(super::checkout::gateway_api_error)?;
     let (total, now) = (payment.refunded_amount + amount, naive(state.clock.now()));
     run_db(&state.pool, move |conn| {
-        payments::record_refund(conn, payment_id, total, now)?;
+        record_refund(conn, payment_id, total, now)?;
         payments::find(conn, payment_id)?
             .ok_or_else(|| ApiError::internal("refunded payment vanished"))
     })
     .await
+}
+
+/// Records that `total` of a payment has been refunded, with its `payment.refunded` event, if
+/// that is more than was known (the gateway's event about our own refund changes nothing).
+pub fn record_refund(
+    conn: &mut crate::db::AnyConnection,
+    payment_id: i64,
+    total: i64,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<bool> {
+    crate::db::write_transaction(conn, |conn| {
+        let changed = payments::record_refund(conn, payment_id, total, now)?;
+        if changed {
+            super::events::payment(conn, super::events::PAYMENT_REFUNDED, payment_id, now)?;
+        }
+        Ok(changed)
+    })
 }

@@ -87,7 +87,7 @@ pub fn view(p: &Plan) -> serde_json::Value {
 }
 
 /// A plan's fields as `/v1` takes them (all of them to create; any of them to change).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanFields {
     pub id: Option<i64>,
@@ -99,7 +99,7 @@ pub struct PlanFields {
     pub price: Option<PriceFields>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceFields {
     pub currency: String,

@@ -140,12 +140,40 @@ pub struct PromoInput {
     pub duration_periods: Option<i32>,
 }
 
-/// Creates a code after the same checks the API applies. Errors are one line for the operator.
+/// Why a code could not be created; the text is one line for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Exists(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Creates a code after the same checks the CLI and `/v1/promo-codes` share. Messages name the
+/// CLI's options; `/v1` renames them to its fields.
 pub fn create(
     conn: &mut AnyConnection,
     input: &PromoInput,
     now: NaiveDateTime,
-) -> Result<PromoCode, String> {
+) -> Result<PromoCode, CreateError> {
+    let (new, plan_ids) = prepare(input, now).map_err(CreateError::Invalid)?;
+    let normalized = new.code_normalized.clone();
+    write_transaction(conn, |conn| {
+        if promo_codes::find_by_normalized_code(conn, &normalized)?.is_some() {
+            return Ok(Err(CreateError::Exists(format!(
+                "promo code {} already exists (codes are case-insensitive)",
+                input.code
+            ))));
+        }
+        Ok::<_, diesel::result::Error>(Ok(promo_codes::insert(conn, &new, &plan_ids)?))
+    })
+    .map_err(|e| CreateError::Database(e.to_string()))?
+}
+
+/// The row a valid input makes, with the plans it is limited to.
+fn prepare(input: &PromoInput, now: NaiveDateTime) -> Result<(NewPromoCode, Vec<i64>), String> {
     let normalized = promo_code::normalize(&input.code).ok_or_else(|| {
         format!(
             "promo code {:?} is not allowed: use 1 to {} letters A-Z and digits only",
@@ -229,14 +257,19 @@ pub fn create(
     let mut plan_ids = input.plan_ids.clone();
     plan_ids.sort_unstable();
     plan_ids.dedup();
-    write_transaction(conn, |conn| {
-        if promo_codes::find_by_normalized_code(conn, &normalized)?.is_some() {
-            return Ok(Err(format!(
-                "promo code {} already exists (codes are case-insensitive)",
-                input.code
-            )));
-        }
-        Ok::<_, diesel::result::Error>(Ok(promo_codes::insert(conn, &new, &plan_ids)?))
+    Ok((new, plan_ids))
+}
+
+/// A code as the CLI's `--json` and `/v1/promo-codes` show it.
+pub fn view(c: &PromoCode, plans: &[i64]) -> serde_json::Value {
+    use crate::clock::rfc3339;
+    serde_json::json!({
+        "code": c.code, "type": c.discount_type, "percentOff": c.percent_off,
+        "amountOff": c.amount_off.map(|a| serde_json::json!({"amount": a, "currency": c.currency, "divisor": c.divisor})),
+        "eligibleSubscriptionPlanIds": plans, "firstTimeSubscribersOnly": c.first_time_only,
+        "maxRedemptions": c.max_redemptions, "timesRedeemed": c.times_redeemed,
+        "expiresAt": c.expires_at.map(|t| rfc3339(t.and_utc())), "active": c.active, "note": c.note,
+        "createdAt": rfc3339(c.created_at.and_utc()),
+        "duration": c.duration, "durationPeriods": c.duration_periods,
     })
-    .map_err(|e| format!("database error: {e}"))?
 }

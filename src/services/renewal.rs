@@ -23,7 +23,7 @@ use crate::models::subscriptions::{self, Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
 
-use super::{naive, outbox, run_db, utc};
+use super::{events, naive, outbox, run_db, utc};
 
 /// How long a claimed subscription stays ours: a charge and two short transactions.
 const LEASE: TimeDelta = TimeDelta::minutes(5);
@@ -372,7 +372,16 @@ async fn record_renewal(
     .with_terms(&terms)
     .releasing(now);
     let body = UpdateSubscription::renewed(utc(new_end), after_trial, switched);
-    let recorded = apply_held(state, sub, changes, Some(payment), Some(body), now).await?;
+    let recorded = apply_held(
+        state,
+        sub,
+        changes,
+        Some(payment),
+        Some(body),
+        &[events::SUBSCRIPTION_RENEWED],
+        now,
+    )
+    .await?;
     if !recorded {
         tracing::warn!(
             subscription_id = context.subscription.id,
@@ -403,7 +412,14 @@ async fn record_decline(
     }
     .releasing(now);
     let body = ends_now.then(|| UpdateSubscription::deactivate(utc(now)));
-    apply_held(state, sub, changes, Some(payment), body, now).await?;
+    let event: &[&'static str] = if ends_now {
+        &[events::SUBSCRIPTION_DEACTIVATED]
+    } else if sub.past_due_since.is_none() {
+        &[events::SUBSCRIPTION_PAST_DUE]
+    } else {
+        &[]
+    };
+    apply_held(state, sub, changes, Some(payment), body, event, now).await?;
     if ends_now {
         tracing::info!(
             subscription_id = sub.id,
@@ -471,7 +487,16 @@ async fn deactivate(
     }
     .releasing(now);
     let body = UpdateSubscription::deactivate(utc(now));
-    apply_held(state, sub, changes, None, Some(body), now).await?;
+    apply_held(
+        state,
+        sub,
+        changes,
+        None,
+        Some(body),
+        &[events::SUBSCRIPTION_DEACTIVATED],
+        now,
+    )
+    .await?;
     tracing::info!(subscription_id = sub.id, "subscription deactivated");
     Ok(Outcome::Deactivated)
 }
@@ -487,29 +512,35 @@ async fn postpone(
         ..Default::default()
     }
     .releasing(now);
-    apply_held(state, sub, changes, None, None, now).await?;
+    apply_held(state, sub, changes, None, None, &[], now).await?;
     Ok(Outcome::Postponed)
 }
 
 /// In one transaction: applies `changes` while this worker still holds the lease (and the period
-/// is still the one it charged for), then records the payment and queues the Treefort update.
-/// Returns false, writing nothing, if the lease was lost.
+/// is still the one it charged for), then records the payment, the events and the Treefort
+/// update. Returns false, writing nothing, if the lease was lost.
 async fn apply_held(
     state: &AppState,
     sub: &Subscription,
     changes: SubscriptionChanges,
     payment: Option<NewPayment>,
     treefort_update: Option<UpdateSubscription>,
+    subscription_events: &[&'static str],
     now: NaiveDateTime,
 ) -> Result<bool, ApiError> {
     let (id, owner, periods_paid) = (sub.id, state.instance_id.clone(), sub.periods_paid);
+    let subscription_events = subscription_events.to_vec();
     run_db(&state.pool, move |conn| {
         write_transaction(conn, |conn| -> Result<bool, ApiError> {
             if subscriptions::update_if_held(conn, id, &owner, periods_paid, &changes)? == 0 {
                 return Ok(false);
             }
             if let Some(payment) = &payment {
-                payments::insert(conn, payment)?;
+                let payment = payments::insert(conn, payment)?;
+                events::payment_recorded(conn, &payment, now)?;
+            }
+            for event_type in subscription_events {
+                events::subscription(conn, event_type, id, now, None)?;
             }
             if let Some(body) = &treefort_update {
                 outbox::enqueue(conn, id, outbox_rows::UPDATE, body, now)?;

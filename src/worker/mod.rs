@@ -1,5 +1,6 @@
 //! The background worker: wakes every second, renews, retries or ends the subscriptions that are
-//! due, and delivers the Treefort updates that are due. Work
+//! due, and delivers the Treefort updates that are due. Webhooks to the app owner's endpoints go
+//! from a loop of their own, so a slow endpoint never delays Treefort's updates. Work
 //! is claimed with a lease in the database, so any number of instances may run it. Stopping waits
 //! for the round in progress, so nothing claimed is dropped half-way.
 
@@ -9,10 +10,11 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::{cancel, checkout, gateway_events, outbox, renewal};
+use crate::services::{cancel, checkout, gateway_events, outbox, renewal, webhooks};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
+const WEBHOOK_INTERVAL: Duration = Duration::from_millis(500);
 const BATCH: i64 = 100;
 
 pub struct WorkerHandle {
@@ -30,6 +32,7 @@ impl WorkerHandle {
 
 pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
     let (stop, mut stopped) = watch::channel(false);
+    let webhooks = tokio::spawn(webhook_loop(state.clone(), stop.subscribe()));
     let task = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -37,14 +40,61 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
                 _ = tokio::time::sleep(INTERVAL) => run_once(&state).await,
             }
         }
+        let _ = webhooks.await;
         tracing::info!("worker stopped");
     });
     WorkerHandle { stop, task }
 }
 
+/// Starts the webhook deliveries that are due, every half second, without waiting for those
+/// in flight (each endpoint's slots bound them). Stopping waits for the ones in flight.
+async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<bool>) {
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tokio::time::sleep(WEBHOOK_INTERVAL) => {
+                while in_flight.try_join_next().is_some() {}
+                match webhooks::delivery::dispatch(&state).await {
+                    Ok(tasks) => {
+                        for task in tasks {
+                            in_flight.spawn(async move { let _ = task.await; });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "starting webhook deliveries failed"),
+                }
+            }
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Starts every webhook delivery that is due and waits until none is in flight (tests, and the
+/// CLI's one-shot worker round).
+pub async fn deliver_webhooks(state: &web::Data<AppState>) {
+    loop {
+        let tasks = webhooks::delivery::dispatch(state).await.unwrap_or_default();
+        let started = tasks.len();
+        for task in tasks {
+            let _ = task.await;
+        }
+        if started == 0 && state.webhooks.is_idle() {
+            return;
+        }
+        if started == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// One round of work. Errors are logged; the next round tries again.
 pub async fn run_once(state: &AppState) {
     state.limits.forget_idle();
+    match crate::services::idempotency::forget_expired(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),
+        Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
+    }
     if state.treefort.is_none() {
         return;
     }

@@ -1,22 +1,27 @@
 //! `/v1`: the management API of the app owner's backend, authenticated with its own API keys
 //! (`Authorization: Bearer tfw_…`, made with `treefort-webpay apikeys create`). Provider keys are
 //! not accepted here, nor these keys on `/treefort/*`. A read key may call the GET routes; a
-//! write key every route.
+//! write key every route. Every write takes an `Idempotency-Key` header (see `Write`).
 
 pub mod entitlement;
+pub mod events;
 pub mod payments;
 pub mod plans;
+pub mod promo_codes;
 pub mod subscriptions;
+pub mod webhook_endpoints;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::http::StatusCode;
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
 use crate::domain::api_key;
 use crate::error::ApiError;
 use crate::models::api_keys::{self, ApiKey};
+use crate::services::idempotency::{self, Begin};
 use crate::services::{naive, run_db};
 use crate::state::AppState;
 
@@ -52,6 +57,110 @@ impl FromRequest for WriteKey {
             }
             Ok(WriteKey(key))
         })
+    }
+}
+
+/// A write made with a write key, with its `Idempotency-Key` if it sent one. `run` makes the
+/// write once per key: a repeat with the same key and request answers what the first answered
+/// (with `Idempotent-Replayed: true`), the same key with another request is 409.
+pub struct Write {
+    pub key: ApiKey,
+    idempotency_key: Option<String>,
+    method: String,
+    path: String,
+}
+
+impl FromRequest for Write {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let key = WriteKey::from_request(req, payload);
+        let idempotency_key = req
+            .headers()
+            .get("idempotency-key")
+            .map(|v| v.to_str().map(str::to_string));
+        let (method, path) = (req.method().to_string(), req.path().to_string());
+        Box::pin(async move {
+            let WriteKey(key) = key.await?;
+            let idempotency_key = match idempotency_key {
+                None => None,
+                Some(Ok(value)) => {
+                    idempotency::check_key(&value)?;
+                    Some(value)
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be visible ASCII characters",
+                    ))
+                }
+            };
+            Ok(Write {
+                key,
+                idempotency_key,
+                method,
+                path,
+            })
+        })
+    }
+}
+
+impl Write {
+    /// Runs `write` (answering a status and JSON), once per `Idempotency-Key`. `request` is what
+    /// the body said, so that a repeat can be told from another request.
+    pub async fn run<B, F, Fut>(
+        self,
+        state: &AppState,
+        request: &B,
+        write: F,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        B: serde::Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
+    {
+        let Some(idempotency_key) = self.idempotency_key else {
+            let (status, body) = write().await?;
+            return Ok(HttpResponse::build(status).json(body));
+        };
+        let body = serde_json::to_string(request).map_err(ApiError::internal)?;
+        let hash = idempotency::fingerprint(&self.method, &self.path, &body);
+        let (api_key_id, now) = (self.key.id, naive(state.clock.now()));
+        let begun = run_db(&state.pool, move |conn| {
+            idempotency::begin(conn, api_key_id, &idempotency_key, &hash, now)
+        })
+        .await?;
+        let record = match begun {
+            Begin::Replay { status, body } => {
+                return Ok(
+                    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+                        .insert_header(("Idempotent-Replayed", "true"))
+                        .content_type("application/json")
+                        .body(body),
+                );
+            }
+            Begin::Run(record) => record,
+        };
+        match write().await {
+            Ok((status, body)) => {
+                if let Err(e) = idempotency::finish(state, record, status.as_u16(), body.to_string()).await {
+                    tracing::error!(error = %e, "keeping the answer of an idempotent request failed");
+                }
+                Ok(HttpResponse::build(status).json(body))
+            }
+            // Ours or Treefort's failure changed nothing: the key may be tried again.
+            Err(e) if e.status.is_server_error() => {
+                if let Err(abandoned) = idempotency::abandon(state, record).await {
+                    tracing::error!(error = %abandoned, "forgetting a failed idempotent request failed");
+                }
+                Err(e)
+            }
+            Err(e) => {
+                let _ = idempotency::finish(state, record, e.status.as_u16(), e.body().to_string()).await;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ReadKey, WriteKey};
+use actix_web::http::StatusCode;
+
+use super::{ReadKey, Write};
 use crate::error::ApiError;
 use crate::services::management;
 use crate::state::AppState;
@@ -34,7 +36,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefundBody {
     /// In the payment's minor units; all that is left when absent.
@@ -42,7 +44,7 @@ pub struct RefundBody {
 }
 
 pub async fn refund(
-    _key: WriteKey,
+    write: Write,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Bytes,
@@ -58,5 +60,13 @@ pub async fn refund(
             })?
             .amount
     };
-    Ok(HttpResponse::Ok().json(management::refund(&state, id.into_inner(), amount).await?))
+    write
+        .run(&state, &RefundBody { amount }, || async {
+            let refunded = management::refund(&state, id.into_inner(), amount).await?;
+            Ok((
+                StatusCode::OK,
+                serde_json::to_value(refunded).map_err(ApiError::internal)?,
+            ))
+        })
+        .await
 }

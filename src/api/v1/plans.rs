@@ -2,7 +2,9 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ReadKey, WriteKey};
+use actix_web::http::StatusCode;
+
+use super::{ReadKey, Write};
 use crate::error::ApiError;
 use crate::services::plans::{self, PlanFields};
 use crate::state::AppState;
@@ -22,22 +24,32 @@ pub async fn show(
 }
 
 pub async fn create(
-    _key: WriteKey,
+    write: Write,
     state: web::Data<AppState>,
     body: web::Json<PlanFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = plans::create(&state, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(plans::view(&plan)))
+    let fields = body.into_inner();
+    write
+        .run(&state, &fields.clone(), || async {
+            let plan = plans::create(&state, fields).await?;
+            Ok((StatusCode::CREATED, plans::view(&plan)))
+        })
+        .await
 }
 
 pub async fn update(
-    _key: WriteKey,
+    write: Write,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     body: web::Json<PlanFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let (plan, keep) = plans::update(&state, id.into_inner(), body.into_inner()).await?;
-    let mut answer = plans::view(&plan);
-    answer["subscribersKeepingOtherTerms"] = keep.into();
-    Ok(HttpResponse::Ok().json(answer))
+    let fields = body.into_inner();
+    write
+        .run(&state, &fields.clone(), || async {
+            let (plan, keep) = plans::update(&state, id.into_inner(), fields).await?;
+            let mut answer = plans::view(&plan);
+            answer["subscribersKeepingOtherTerms"] = keep.into();
+            Ok((StatusCode::OK, answer))
+        })
+        .await
 }

@@ -3,25 +3,41 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::WriteKey;
+use actix_web::http::StatusCode;
+
+use super::Write;
 use crate::error::ApiError;
 use crate::services::entitlement;
 use crate::state::AppState;
 
 pub async fn cancel(
-    _key: WriteKey,
+    write: Write,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(entitlement::cancel(&state, id.into_inner()).await?))
+    write
+        .run(&state, &(), || async {
+            let canceled = entitlement::cancel(&state, id.into_inner()).await?;
+            Ok((StatusCode::OK, json(&canceled)?))
+        })
+        .await
 }
 
 pub async fn resume(
-    _key: WriteKey,
+    write: Write,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(entitlement::resume(&state, id.into_inner()).await?))
+    write
+        .run(&state, &(), || async {
+            let resumed = entitlement::resume(&state, id.into_inner()).await?;
+            Ok((StatusCode::OK, json(&resumed)?))
+        })
+        .await
+}
+
+fn json(value: &impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
 }
 
 #[derive(serde::Deserialize)]

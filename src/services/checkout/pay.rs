@@ -16,6 +16,7 @@ use crate::models::checkout_sessions::{self, CheckoutSession};
 use crate::models::customers;
 use crate::models::promo_codes;
 use crate::models::subscriptions;
+use crate::services::events;
 use crate::services::outbox::{self, Delivery};
 use crate::services::{naive, run_db, run_db_as};
 use crate::state::AppState;
@@ -477,7 +478,28 @@ async fn switch_plan(
                 )?;
             }
             subscriptions::update(conn, current.id, &changes)?;
+            if new_plan != current.plan_id {
+                let change = serde_json::json!({
+                    "fromPlanId": current.plan_id,
+                    "toPlanId": new_plan,
+                    "effectiveAt": crate::clock::rfc3339(current.current_period_ends_at.and_utc()),
+                });
+                events::subscription(
+                    conn,
+                    events::SUBSCRIPTION_PLAN_CHANGED,
+                    current.id,
+                    naive(now),
+                    Some(("planChange", change)),
+                )?;
+            }
             if resumes {
+                events::subscription(
+                    conn,
+                    events::SUBSCRIPTION_RESUMED,
+                    current.id,
+                    naive(now),
+                    None,
+                )?;
                 let body = crate::treefort::UpdateSubscription::resume();
                 return Ok(Some(
                     outbox::enqueue(

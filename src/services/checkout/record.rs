@@ -19,6 +19,7 @@ use crate::models::outbox as outbox_rows;
 use crate::models::payments::{self, NewPayment};
 use crate::models::promo_codes;
 use crate::models::subscriptions::{self, NewSubscription};
+use crate::services::events;
 use crate::services::outbox::{self, Delivery};
 use crate::services::{naive, run_db, run_db_as};
 use crate::state::AppState;
@@ -348,8 +349,15 @@ async fn record_paid_checkout(
             )? {
                 return Err(RecordError::NotHeld);
             }
+            events::subscription(
+                conn,
+                events::SUBSCRIPTION_CREATED,
+                subscription.id,
+                naive(now),
+                None,
+            )?;
             if view.trial_ends_at.is_none() {
-                payments::insert(
+                let payment = payments::insert(
                     conn,
                     &NewPayment {
                         customer_id: customer.id,
@@ -367,6 +375,7 @@ async fn record_paid_checkout(
                         created_at: naive(now),
                     },
                 )?;
+                events::payment_recorded(conn, &payment, naive(now))?;
             }
             if let Some(promo_id) = session.promo_code_id {
                 promo_codes::record_redemption(

@@ -1,0 +1,150 @@
+//! `/v1/webhook-endpoints`: the same endpoints and checks as `treefort-webpay webhooks` (one code
+//! path, `services::webhooks`). A secret is in the answer of a create or a roll, never again.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::{ReadKey, Write};
+use crate::db::AnyConnection;
+use crate::error::ApiError;
+use crate::services::webhooks::{self, EndpointInput, EndpointView};
+use crate::services::{naive, run_db};
+use crate::state::AppState;
+
+fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+/// Runs `f` on a connection with the settings and the current time.
+async fn with_conn<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection, &crate::config::Settings, chrono::NaiveDateTime) -> Result<T, ApiError>
+        + Send
+        + 'static,
+{
+    let shared = state.clone();
+    let now = naive(state.clock.now());
+    run_db(&state.pool, move |conn| f(conn, &shared.settings, now)).await
+}
+
+pub async fn list(_key: ReadKey, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all = with_conn(&state, |conn, _, now| webhooks::list(conn, now)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": all })))
+}
+
+pub async fn show(
+    _key: ReadKey,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let found = with_conn(&state, move |conn, _, now| {
+        Ok(EndpointView::of(&webhooks::find(conn, id)?, now))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
+pub async fn create(
+    write: Write,
+    state: web::Data<AppState>,
+    body: web::Json<EndpointInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    write
+        .run(&state, &input.clone(), || async {
+            let added =
+                with_conn(&state, move |conn, settings, now| webhooks::add(conn, settings, input, now))
+                    .await?;
+            Ok((StatusCode::CREATED, to_json(added)?))
+        })
+        .await
+}
+
+pub async fn delete(
+    write: Write,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    write
+        .run(&state, &(), || async {
+            with_conn(&state, move |conn, _, _| webhooks::delete(conn, id)).await?;
+            Ok((StatusCode::OK, serde_json::json!({ "id": id, "deleted": true })))
+        })
+        .await
+}
+
+pub async fn disable(
+    write: Write,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    write
+        .run(&state, &(), || async {
+            let view = with_conn(&state, move |conn, _, now| webhooks::disable(conn, id, now)).await?;
+            Ok((StatusCode::OK, to_json(view)?))
+        })
+        .await
+}
+
+pub async fn enable(
+    write: Write,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    write
+        .run(&state, &(), || async {
+            let view = with_conn(&state, move |conn, _, now| webhooks::enable(conn, id, now)).await?;
+            Ok((StatusCode::OK, to_json(view)?))
+        })
+        .await
+}
+
+pub async fn roll_secret(
+    write: Write,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    write
+        .run(&state, &(), || async {
+            let rolled = with_conn(&state, move |conn, settings, now| {
+                webhooks::roll_secret(conn, settings, id, now)
+            })
+            .await?;
+            Ok((StatusCode::OK, to_json(rolled)?))
+        })
+        .await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttemptsQuery {
+    limit: Option<i64>,
+    starting_after: Option<i64>,
+}
+
+pub async fn attempts(
+    _key: ReadKey,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<AttemptsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, q) = (id.into_inner(), query.into_inner());
+    let limit = crate::services::management::page_size(q.limit)?;
+    let rows = with_conn(&state, move |conn, _, _| {
+        webhooks::attempts(conn, id, q.starting_after, limit + 1)
+    })
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let data: Vec<_> = rows.into_iter().take(limit as usize).collect();
+    Ok(HttpResponse::Ok().json(crate::services::management::Page {
+        next_starting_after: if has_more { data.last().map(|a| a.id) } else { None },
+        has_more,
+        data,
+    }))
+}

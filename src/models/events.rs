@@ -1,0 +1,78 @@
+//! `events`: what happened to a subscription or a payment, written in the transaction of the
+//! change itself. Read newest first by `GET /v1/events`, and fanned out to webhook endpoints.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::schema::events;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Event {
+    pub id: i64,
+    pub public_id: String,
+    pub event_type: String,
+    pub user_id: String,
+    pub subscription_id: Option<i64>,
+    pub payment_id: Option<i64>,
+    /// JSON text: the subscription or payment as it was after the change.
+    pub data: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent {
+    pub public_id: String,
+    pub event_type: String,
+    pub user_id: String,
+    pub subscription_id: Option<i64>,
+    pub payment_id: Option<i64>,
+    pub data: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut AnyConnection, new: &NewEvent) -> QueryResult<Event> {
+    diesel::insert_into(events::table)
+        .values(new)
+        .returning(events::all_columns)
+        .get_result(conn)
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Event>> {
+    events::table.find(id).first(conn).optional()
+}
+
+pub fn find_by_public_id(conn: &mut AnyConnection, public_id: &str) -> QueryResult<Option<Event>> {
+    events::table
+        .filter(events::public_id.eq(public_id))
+        .first(conn)
+        .optional()
+}
+
+/// Filters of a listing; `before` is the row id the previous page ended with.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub event_type: Option<String>,
+    pub user_id: Option<String>,
+    pub subscription_id: Option<i64>,
+    pub before: Option<i64>,
+}
+
+/// Newest first, `limit` rows.
+pub fn list(conn: &mut AnyConnection, listing: &Listing, limit: i64) -> QueryResult<Vec<Event>> {
+    let mut query = events::table.into_boxed();
+    if let Some(t) = &listing.event_type {
+        query = query.filter(events::event_type.eq(t));
+    }
+    if let Some(u) = &listing.user_id {
+        query = query.filter(events::user_id.eq(u));
+    }
+    if let Some(s) = listing.subscription_id {
+        query = query.filter(events::subscription_id.eq(s));
+    }
+    if let Some(before) = listing.before {
+        query = query.filter(events::id.lt(before));
+    }
+    query.order(events::id.desc()).limit(limit).load(conn)
+}

@@ -1,0 +1,408 @@
+//! `webhook_endpoints`, `webhook_deliveries` and `webhook_attempts`: where the app owner wants
+//! events sent, one delivery per event and endpoint (leased like the outbox), and every attempt.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+/// Given up after the retry window; `redeliver` makes it pending again.
+pub const FAILED: &str = "failed";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Endpoint {
+    pub id: i64,
+    pub url: String,
+    pub description: Option<String>,
+    /// Comma-separated event types; `None`: every type.
+    pub event_types: Option<String>,
+    pub secret_salt: String,
+    pub previous_secret_salt: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub disabled_at: Option<NaiveDateTime>,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<NaiveDateTime>,
+    pub last_success_at: Option<NaiveDateTime>,
+}
+
+impl Endpoint {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types
+            .as_deref()
+            .is_none_or(|types| types.split(',').any(|t| t == event_type))
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<String>,
+    pub secret_salt: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Delivery {
+    pub id: i64,
+    pub endpoint_id: i64,
+    pub event_id: i64,
+    pub ordering_key: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct NewDelivery {
+    pub endpoint_id: i64,
+    pub event_id: i64,
+    pub ordering_key: String,
+    pub status: String,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub endpoint_id: i64,
+    pub event_id: i64,
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct NewAttempt {
+    pub delivery_id: i64,
+    pub endpoint_id: i64,
+    pub event_id: i64,
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+// Endpoints.
+
+pub fn insert_endpoint(conn: &mut AnyConnection, new: &NewEndpoint) -> QueryResult<Endpoint> {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(new)
+        .returning(webhook_endpoints::all_columns)
+        .get_result(conn)
+}
+
+pub fn find_endpoint(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Endpoint>> {
+    webhook_endpoints::table.find(id).first(conn).optional()
+}
+
+pub fn list_endpoints(conn: &mut AnyConnection) -> QueryResult<Vec<Endpoint>> {
+    webhook_endpoints::table
+        .order(webhook_endpoints::id.asc())
+        .load(conn)
+}
+
+pub fn list_enabled_endpoints(conn: &mut AnyConnection) -> QueryResult<Vec<Endpoint>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::disabled_at.is_null())
+        .order(webhook_endpoints::id.asc())
+        .load(conn)
+}
+
+/// Disables an enabled endpoint, saying why. Returns whether it was enabled.
+pub fn disable_endpoint(
+    conn: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        webhook_endpoints::table
+            .find(id)
+            .filter(webhook_endpoints::disabled_at.is_null()),
+    )
+    .set((
+        webhook_endpoints::disabled_at.eq(now),
+        webhook_endpoints::disabled_reason.eq(reason),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Enables an endpoint again, with a clean failure record.
+pub fn enable_endpoint(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::disabled_at.eq(None::<NaiveDateTime>),
+            webhook_endpoints::disabled_reason.eq(None::<String>),
+            webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+/// A new secret; the one before keeps signing until `previous_until`.
+pub fn roll_secret(
+    conn: &mut AnyConnection,
+    id: i64,
+    old_salt: &str,
+    new_salt: &str,
+    previous_until: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        webhook_endpoints::table
+            .find(id)
+            .filter(webhook_endpoints::secret_salt.eq(old_salt)),
+    )
+    .set((
+        webhook_endpoints::secret_salt.eq(new_salt),
+        webhook_endpoints::previous_secret_salt.eq(old_salt),
+        webhook_endpoints::previous_secret_expires_at.eq(previous_until),
+    ))
+    .execute(conn)
+}
+
+/// Deletes an endpoint with its deliveries and their attempts.
+pub fn delete_endpoint(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(webhook_endpoints::table.find(id)).execute(conn)
+}
+
+/// After a 2xx: the endpoint is healthy.
+pub fn record_endpoint_success(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            webhook_endpoints::last_success_at.eq(now),
+            webhook_endpoints::failing_since.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+/// After a failure: failing since now, unless it already was.
+pub fn record_endpoint_failure(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        webhook_endpoints::table
+            .find(id)
+            .filter(webhook_endpoints::failing_since.is_null()),
+    )
+    .set(webhook_endpoints::failing_since.eq(now))
+    .execute(conn)
+}
+
+// Deliveries.
+
+pub fn insert_delivery(conn: &mut AnyConnection, new: &NewDelivery) -> QueryResult<usize> {
+    diesel::insert_into(webhook_deliveries::table)
+        .values(new)
+        .execute(conn)
+}
+
+pub fn find_delivery(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Delivery>> {
+    webhook_deliveries::table.find(id).first(conn).optional()
+}
+
+pub fn find_delivery_of(
+    conn: &mut AnyConnection,
+    event_id: i64,
+    endpoint_id: i64,
+) -> QueryResult<Option<Delivery>> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::event_id.eq(event_id))
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .order(webhook_deliveries::id.desc())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_deliveries_of_event(
+    conn: &mut AnyConnection,
+    event_id: i64,
+) -> QueryResult<Vec<Delivery>> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::event_id.eq(event_id))
+        .order(webhook_deliveries::id.asc())
+        .load(conn)
+}
+
+/// The due deliveries of one endpoint that may go now: pending, not leased, and first in their
+/// subscription's line (no older pending delivery of the same subscription to this endpoint).
+pub fn list_due_heads(
+    conn: &mut AnyConnection,
+    endpoint_id: i64,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    let earlier = diesel::alias!(webhook_deliveries as earlier);
+    webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .filter(webhook_deliveries::status.eq(PENDING))
+        .filter(webhook_deliveries::next_attempt_at.le(now))
+        .filter(
+            webhook_deliveries::locked_until
+                .is_null()
+                .or(webhook_deliveries::locked_until.lt(now)),
+        )
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            earlier
+                .filter(
+                    earlier
+                        .field(webhook_deliveries::endpoint_id)
+                        .eq(webhook_deliveries::endpoint_id),
+                )
+                .filter(
+                    earlier
+                        .field(webhook_deliveries::ordering_key)
+                        .eq(webhook_deliveries::ordering_key),
+                )
+                .filter(earlier.field(webhook_deliveries::status).eq(PENDING))
+                .filter(earlier.field(webhook_deliveries::id).lt(webhook_deliveries::id)),
+        )))
+        .order(webhook_deliveries::next_attempt_at.asc())
+        .then_order_by(webhook_deliveries::id.asc())
+        .select(webhook_deliveries::id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// Whether an older delivery of the same subscription to the same endpoint is still pending.
+pub fn has_earlier_pending(conn: &mut AnyConnection, d: &Delivery) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::endpoint_id.eq(d.endpoint_id))
+            .filter(webhook_deliveries::ordering_key.eq(&d.ordering_key))
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(webhook_deliveries::id.lt(d.id)),
+    ))
+    .get_result(conn)
+}
+
+/// Takes the lease on a pending delivery until `until`, if nobody holds it. Returns whether we won.
+pub fn claim(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        webhook_deliveries::table
+            .find(id)
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(
+                webhook_deliveries::locked_until
+                    .is_null()
+                    .or(webhook_deliveries::locked_until.lt(now)),
+            ),
+    )
+    .set((
+        webhook_deliveries::locked_by.eq(owner),
+        webhook_deliveries::locked_until.eq(until),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// What an attempt did to its delivery, written only by the lease holder.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = webhook_deliveries, treat_none_as_null = true)]
+pub struct AttemptResult {
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// Applies an attempt's result if `owner` still holds the lease. Returns whether it did.
+pub fn finish_attempt(
+    conn: &mut AnyConnection,
+    id: i64,
+    owner: &str,
+    result: &AttemptResult,
+) -> QueryResult<bool> {
+    diesel::update(
+        webhook_deliveries::table
+            .find(id)
+            .filter(webhook_deliveries::locked_by.eq(owner)),
+    )
+    .set(result)
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Makes a delivery pending and due now (a manual redelivery), whatever its state.
+pub fn make_due(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(webhook_deliveries::table.find(id))
+        .set((
+            webhook_deliveries::status.eq(PENDING),
+            webhook_deliveries::next_attempt_at.eq(now),
+            webhook_deliveries::delivered_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+}
+
+pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::status.eq(PENDING))
+        .count()
+        .get_result(conn)
+}
+
+// Attempts.
+
+pub fn insert_attempt(conn: &mut AnyConnection, new: &NewAttempt) -> QueryResult<usize> {
+    diesel::insert_into(webhook_attempts::table)
+        .values(new)
+        .execute(conn)
+}
+
+/// An endpoint's attempts, newest first, below the id `before`.
+pub fn list_attempts(
+    conn: &mut AnyConnection,
+    endpoint_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<(Attempt, String)>> {
+    use crate::schema::events;
+    let mut query = webhook_attempts::table
+        .inner_join(events::table.on(events::id.eq(webhook_attempts::event_id)))
+        .filter(webhook_attempts::endpoint_id.eq(endpoint_id))
+        .select((webhook_attempts::all_columns, events::public_id))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(webhook_attempts::id.lt(before));
+    }
+    query
+        .order(webhook_attempts::id.desc())
+        .limit(limit)
+        .load(conn)
+}

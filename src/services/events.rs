@@ -1,0 +1,254 @@
+//! Lifecycle events: written by the code that makes a change, inside its transaction, so an
+//! event exists exactly when its change does. Each event is also queued, in the same
+//! transaction, for every enabled webhook endpoint that wants its type.
+
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::clock::rfc3339;
+use crate::db::AnyConnection;
+use crate::error::ApiError;
+use crate::models::events::{self, Event, Listing, NewEvent};
+use crate::models::webhooks::{self, NewDelivery};
+use crate::models::{customers, payments, subscriptions};
+use crate::state::AppState;
+
+use super::entitlement::SubscriptionView;
+use super::management::{Page, PaymentView};
+use super::{check_user_id, run_db};
+
+pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
+pub const SUBSCRIPTION_RENEWED: &str = "subscription.renewed";
+pub const SUBSCRIPTION_PAST_DUE: &str = "subscription.past_due";
+pub const SUBSCRIPTION_CANCELED: &str = "subscription.canceled";
+pub const SUBSCRIPTION_RESUMED: &str = "subscription.resumed";
+pub const SUBSCRIPTION_PLAN_CHANGED: &str = "subscription.plan_changed";
+pub const SUBSCRIPTION_DEACTIVATED: &str = "subscription.deactivated";
+pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+pub const PAYMENT_FAILED: &str = "payment.failed";
+pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+
+pub const TYPES: [&str; 10] = [
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_RENEWED,
+    SUBSCRIPTION_PAST_DUE,
+    SUBSCRIPTION_CANCELED,
+    SUBSCRIPTION_RESUMED,
+    SUBSCRIPTION_PLAN_CHANGED,
+    SUBSCRIPTION_DEACTIVATED,
+    PAYMENT_SUCCEEDED,
+    PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
+];
+
+fn db_error(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(Box::new(e))
+}
+
+/// Records `event_type` for a subscription as it now is. `extra` fields join the data (a plan
+/// change names the plan before). Call inside the transaction that made the change.
+pub fn subscription(
+    conn: &mut AnyConnection,
+    event_type: &'static str,
+    subscription_id: i64,
+    now: NaiveDateTime,
+    extra: Option<(&str, Value)>,
+) -> QueryResult<Event> {
+    let sub = subscriptions::find(conn, subscription_id)?.ok_or(diesel::NotFound)?;
+    let mut data = json!({ "subscription": SubscriptionView::of(&sub, now) });
+    if let Some((key, value)) = extra {
+        data[key] = value;
+    }
+    record(
+        conn,
+        event_type,
+        &sub.user_id,
+        Some(sub.id),
+        None,
+        data,
+        now,
+    )
+}
+
+/// Records `event_type` for a payment as it now is. Call inside the transaction that made it.
+pub fn payment(
+    conn: &mut AnyConnection,
+    event_type: &'static str,
+    payment_id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<Event> {
+    let payment = payments::find(conn, payment_id)?.ok_or(diesel::NotFound)?;
+    let user_id = customers::find_by_id(conn, payment.customer_id)?
+        .ok_or(diesel::NotFound)?
+        .user_id;
+    let data = json!({ "payment": PaymentView::of(&payment, &user_id) });
+    record(
+        conn,
+        event_type,
+        &user_id,
+        payment.subscription_id,
+        Some(payment.id),
+        data,
+        now,
+    )
+}
+
+/// `payment.succeeded` or `payment.failed`, as the recorded payment's status says.
+pub fn payment_recorded(
+    conn: &mut AnyConnection,
+    payment: &payments::Payment,
+    now: NaiveDateTime,
+) -> QueryResult<Event> {
+    let event_type = if payment.status == payments::SUCCEEDED {
+        PAYMENT_SUCCEEDED
+    } else {
+        PAYMENT_FAILED
+    };
+    self::payment(conn, event_type, payment.id, now)
+}
+
+fn record(
+    conn: &mut AnyConnection,
+    event_type: &'static str,
+    user_id: &str,
+    subscription_id: Option<i64>,
+    payment_id: Option<i64>,
+    data: Value,
+    now: NaiveDateTime,
+) -> QueryResult<Event> {
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id).map_err(db_error)?;
+    let public_id = format!(
+        "evt_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let event = events::insert(
+        conn,
+        &NewEvent {
+            public_id,
+            event_type: event_type.to_string(),
+            user_id: user_id.to_string(),
+            subscription_id,
+            payment_id,
+            data: serde_json::to_string(&data).map_err(db_error)?,
+            created_at: now,
+        },
+    )?;
+    let ordering_key = ordering_key(&event);
+    for endpoint in webhooks::list_enabled_endpoints(conn)? {
+        if endpoint.wants(event_type) {
+            webhooks::insert_delivery(
+                conn,
+                &NewDelivery {
+                    endpoint_id: endpoint.id,
+                    event_id: event.id,
+                    ordering_key: ordering_key.clone(),
+                    status: webhooks::PENDING.to_string(),
+                    next_attempt_at: now,
+                    created_at: now,
+                },
+            )?;
+        }
+    }
+    tracing::debug!(event_type, event_id = %event.public_id, "event recorded");
+    Ok(event)
+}
+
+/// The line an event's deliveries keep their order in: its subscription's (an event of no
+/// subscription is a line of its own).
+pub fn ordering_key(event: &Event) -> String {
+    event.subscription_id.map_or_else(
+        || format!("event-{}", event.id),
+        |s| format!("subscription-{s}"),
+    )
+}
+
+/// An event as `/v1/events` and webhook bodies show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: String,
+    pub data: Value,
+}
+
+impl EventView {
+    pub fn of(e: &Event) -> Self {
+        Self {
+            id: e.public_id.clone(),
+            event_type: e.event_type.clone(),
+            created_at: rfc3339(e.created_at.and_utc()),
+            data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Filters of `GET /v1/events`, as the query string gives them.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub event_type: Option<String>,
+    pub user_id: Option<String>,
+    pub subscription_id: Option<i64>,
+    pub starting_after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/events`: newest first; `startingAfter` is the last event id of the previous page.
+pub async fn list(state: &AppState, query: EventQuery) -> Result<Page<EventView, String>, ApiError> {
+    if let Some(user) = &query.user_id {
+        check_user_id(user)?;
+    }
+    if let Some(t) = &query.event_type {
+        if !TYPES.contains(&t.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("type must be one of {}", TYPES.join(", ")),
+            ));
+        }
+    }
+    let limit = super::management::page_size(query.limit)?;
+    let rows = run_db(&state.pool, move |conn| {
+        let before = match &query.starting_after {
+            None => None,
+            Some(public_id) => Some(
+                events::find_by_public_id(conn, public_id)?
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_query",
+                            "startingAfter must be the id of an event (evt_…)",
+                        )
+                    })?
+                    .id,
+            ),
+        };
+        let listing = Listing {
+            event_type: query.event_type,
+            user_id: query.user_id,
+            subscription_id: query.subscription_id,
+            before,
+        };
+        Ok(events::list(conn, &listing, limit + 1)?)
+    })
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let data: Vec<EventView> = rows.iter().take(limit as usize).map(EventView::of).collect();
+    Ok(Page {
+        next_starting_after: has_more.then(|| data.last().map(|e| e.id.clone())).flatten(),
+        has_more,
+        data,
+    })
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn show(state: &AppState, public_id: String) -> Result<EventView, ApiError> {
+    run_db(&state.pool, move |conn| {
+        events::find_by_public_id(conn, &public_id)?
+            .map(|e| EventView::of(&e))
+            .ok_or_else(|| ApiError::not_found("event_not_found", "no such event"))
+    })
+    .await
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use treefort_webpay::cli::{
     self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
+    WebhooksCommand,
 };
 use treefort_webpay::config::{LogFormat, Settings};
 use treefort_webpay::startup::{build_state, Application};
@@ -44,6 +45,10 @@ enum Command {
     /// API keys of the app owner's backend for the /v1 management API.
     #[command(subcommand)]
     Apikeys(ApiKeysCommand),
+    /// The app owner's webhook endpoints: add, list, disable, enable, delete, roll a secret,
+    /// see attempts, redeliver an event.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,12 @@ fn main() -> ExitCode {
         Command::Payments(PaymentsCommand::Refund { id, amount }) => refund(id, amount),
         Command::Apikeys(command) => cli::open_database()
             .and_then(|mut conn| cli::apikeys(&mut conn, command))
+            .map(|out| println!("{out}")),
+        Command::Webhooks(command) => Settings::from_env()
+            .and_then(|settings| {
+                let mut conn = cli::open_database()?;
+                cli::webhooks::run(&mut conn, &settings, command)
+            })
             .map(|out| println!("{out}")),
     };
     match result {

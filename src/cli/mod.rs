@@ -1,6 +1,10 @@
 //! Operator and support commands: plans and promo codes. Each validates through the same service
 //! rules as the API and answers with text for people or `--json` for scripts.
 
+pub mod webhooks;
+
+pub use webhooks::WebhooksCommand;
+
 use chrono::{DateTime, NaiveDateTime};
 use clap::{Args, Subcommand};
 use serde_json::json;

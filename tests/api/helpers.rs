@@ -76,6 +76,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Options)) -> TestApp {
             ("TREEFORT_SCOPE", "target-entity:1234".to_string()),
             ("TREEFORT_API_VERSION", API_VERSION.to_string()),
             ("TREEFORT_TIMEOUT_MS", "1500".to_string()),
+            (
+                "WEBHOOK_SIGNING_KEY",
+                "test-webhook-signing-key-0123456789abcdef".to_string(),
+            ),
+            ("WEBHOOK_TIMEOUT_MS", "2000".to_string()),
         ]),
         clock_start: None,
     };

@@ -27,3 +27,7 @@ mod properties;
 mod stripe;
 mod subscription_plan;
 mod v1;
+mod v1_events;
+mod v1_support;
+mod v1_writes;
+mod webhooks;

@@ -37,6 +37,8 @@ pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
     in_flight: Mutex<HashMap<i64, usize>>,
+    /// Rounds between claiming and counting what they claimed.
+    dispatching: std::sync::atomic::AtomicUsize,
 }
 
 /// Resolves names to public addresses only, so a name cannot lead a delivery into a private
@@ -78,12 +80,15 @@ impl Sender {
                 .map_err(|e| format!("cannot build the webhook client: {e}"))?,
             allow_private,
             in_flight: Mutex::new(HashMap::new()),
+            dispatching: Default::default(),
         })
     }
 
     /// Whether no delivery of this instance is in flight.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.lock().map(|m| m.is_empty()).unwrap_or(true)
+        use std::sync::atomic::Ordering;
+        self.dispatching.load(Ordering::SeqCst) == 0
+            && self.in_flight.lock().map(|m| m.is_empty()).unwrap_or(true)
     }
 
     fn in_flight(&self) -> HashMap<i64, usize> {
@@ -113,6 +118,26 @@ impl Drop for Slot {
     }
 }
 
+/// Counts a round as dispatching until what it claimed is counted in flight.
+struct Dispatching<'a>(&'a Sender);
+
+impl<'a> Dispatching<'a> {
+    fn new(sender: &'a Sender) -> Self {
+        sender
+            .dispatching
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(sender)
+    }
+}
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        self.0
+            .dispatching
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A delivery this instance holds the lease of, with what it sends.
 struct Claimed {
     delivery: Delivery,
@@ -137,6 +162,7 @@ pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>
         + TimeDelta::seconds(30);
     let busy = state.webhooks.in_flight();
     let owner = state.instance_id.clone();
+    let _dispatching = Dispatching::new(&state.webhooks);
     let claimed = run_db(&state.pool, move |conn| {
         claim_due(conn, &busy, &owner, now, now + lease)
     })

@@ -138,6 +138,12 @@ async fn every_route_answers_other_methods_with_405_and_allow() {
     for (method, path) in treefort_webpay::startup::ROUTES {
         let url = format!("{}{}", app.address, path.replace("{token}", &token));
         for other in ["TRACE", "PUT", "DELETE"] {
+            let served = treefort_webpay::startup::ROUTES
+                .iter()
+                .any(|(m, p)| *m == other && *p == path);
+            if served {
+                continue;
+            }
             let response = app
                 .client
                 .request(reqwest::Method::from_bytes(other.as_bytes()).unwrap(), &url)

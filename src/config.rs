@@ -69,11 +69,10 @@ impl Settings {
     /// Whether webhook URLs may point at private, loopback or link-local addresses: as
     /// `WEBHOOKS_ALLOW_PRIVATE` says, else only with a test-mode gateway (no real money).
     pub fn allow_private_webhooks(&self) -> bool {
-        self.webhooks_allow_private
-            .unwrap_or(match &self.gateway {
-                GatewayKind::Sandbox { .. } => true,
-                GatewayKind::Stripe(stripe) => stripe.is_test_mode(),
-            })
+        self.webhooks_allow_private.unwrap_or(match &self.gateway {
+            GatewayKind::Sandbox { .. } => true,
+            GatewayKind::Stripe(stripe) => stripe.is_test_mode(),
+        })
     }
 }
 

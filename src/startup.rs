@@ -549,7 +549,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/webhook-endpoints/{id}",
         vec![
             ("GET", web::get().to(api::v1::webhook_endpoints::show)),
-            ("DELETE", web::delete().to(api::v1::webhook_endpoints::delete)),
+            (
+                "DELETE",
+                web::delete().to(api::v1::webhook_endpoints::delete),
+            ),
         ],
     ))
     .service(post(

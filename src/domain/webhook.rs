@@ -85,7 +85,8 @@ pub fn is_private(ip: IpAddr) -> bool {
 /// are checked again at every delivery, on the addresses they resolve to.
 pub fn check_url(value: &str, allow_private: bool) -> Result<reqwest::Url, String> {
     let normalized = super::url::parse_redirect_url("url", value)?;
-    let url = reqwest::Url::parse(&normalized).map_err(|_| "url must be an absolute http(s) URL")?;
+    let url =
+        reqwest::Url::parse(&normalized).map_err(|_| "url must be an absolute http(s) URL")?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("url must not carry a user name or password".into());
     }
@@ -95,8 +96,11 @@ pub fn check_url(value: &str, allow_private: bool) -> Result<reqwest::Url, Strin
             Some(url::Host::Ipv6(ip)) => is_private(ip.into()),
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || name.ends_with(".localhost") || name.ends_with(".local")
-                    || name.ends_with(".internal") || !name.contains('.')
+                name == "localhost"
+                    || name.ends_with(".localhost")
+                    || name.ends_with(".local")
+                    || name.ends_with(".internal")
+                    || !name.contains('.')
             }
             None => true,
         };
@@ -116,11 +120,21 @@ mod tests {
         // The example of the Standard Webhooks specification's reference libraries.
         let secret = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(
-            sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+            sign(
+                &secret,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         assert_ne!(
-            sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, br#"{"test": 2432232314}"#),
+            sign(
+                &secret,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265331,
+                br#"{"test": 2432232314}"#
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
             "the timestamp is signed"
         );
@@ -159,7 +173,11 @@ mod tests {
         for good in ["https://hooks.example.com/tfw", "http://93.184.216.34/x"] {
             assert!(check_url(good, false).is_ok(), "{good}");
         }
-        for never in ["ftp://example.com/", "https://user:pw@example.com/", "/relative"] {
+        for never in [
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "/relative",
+        ] {
             assert!(check_url(never, true).is_err(), "{never}");
         }
     }

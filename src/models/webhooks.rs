@@ -282,7 +282,11 @@ pub fn list_due_heads(
                         .eq(webhook_deliveries::ordering_key),
                 )
                 .filter(earlier.field(webhook_deliveries::status).eq(PENDING))
-                .filter(earlier.field(webhook_deliveries::id).lt(webhook_deliveries::id)),
+                .filter(
+                    earlier
+                        .field(webhook_deliveries::id)
+                        .lt(webhook_deliveries::id),
+                ),
         )))
         .order(webhook_deliveries::next_attempt_at.asc())
         .then_order_by(webhook_deliveries::id.asc())
@@ -359,12 +363,14 @@ pub fn finish_attempt(
     .map(|n| n == 1)
 }
 
-/// Makes a delivery pending and due now (a manual redelivery), whatever its state.
+/// Makes a delivery pending and due now (a manual redelivery), whatever its state. Its retry
+/// window starts again (`created_at` is when it was queued).
 pub fn make_due(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(webhook_deliveries::table.find(id))
         .set((
             webhook_deliveries::status.eq(PENDING),
             webhook_deliveries::next_attempt_at.eq(now),
+            webhook_deliveries::created_at.eq(now),
             webhook_deliveries::delivered_at.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)

@@ -198,7 +198,10 @@ pub struct EventQuery {
 }
 
 /// `GET /v1/events`: newest first; `startingAfter` is the last event id of the previous page.
-pub async fn list(state: &AppState, query: EventQuery) -> Result<Page<EventView, String>, ApiError> {
+pub async fn list(
+    state: &AppState,
+    query: EventQuery,
+) -> Result<Page<EventView, String>, ApiError> {
     if let Some(user) = &query.user_id {
         check_user_id(user)?;
     }
@@ -235,9 +238,15 @@ pub async fn list(state: &AppState, query: EventQuery) -> Result<Page<EventView,
     })
     .await?;
     let has_more = rows.len() as i64 > limit;
-    let data: Vec<EventView> = rows.iter().take(limit as usize).map(EventView::of).collect();
+    let data: Vec<EventView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(EventView::of)
+        .collect();
     Ok(Page {
-        next_starting_after: has_more.then(|| data.last().map(|e| e.id.clone())).flatten(),
+        next_starting_after: has_more
+            .then(|| data.last().map(|e| e.id.clone()))
+            .flatten(),
         has_more,
         data,
     })

@@ -15,6 +15,9 @@ use crate::state::AppState;
 use super::{naive, run_db};
 
 pub const LIFETIME: TimeDelta = TimeDelta::hours(24);
+/// A first request unanswered for this long died with its process (every request ends far
+/// sooner: Treefort and gateway calls have timeouts); its key may be used again.
+pub const ABANDONED_AFTER: TimeDelta = TimeDelta::minutes(2);
 
 /// What a request with a key does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +57,9 @@ pub fn begin(
 ) -> Result<Begin, ApiError> {
     for _ in 0..2 {
         if let Some(found) = idempotency_keys::find(conn, api_key_id, key)? {
-            if found.created_at <= now - LIFETIME {
+            let abandoned =
+                found.status_code.is_none() && found.created_at <= now - ABANDONED_AFTER;
+            if found.created_at <= now - LIFETIME || abandoned {
                 idempotency_keys::delete(conn, found.id)?;
             } else if found.request_hash != request_hash {
                 return Err(ApiError::conflict(

@@ -101,7 +101,7 @@ pub async fn create(state: &AppState, fields: PromoFields) -> Result<Value, ApiE
     if input
         .note
         .as_deref()
-        .is_some_and(|n| n.len() > 1000 || crate::domain::text::has_control(n))
+        .is_some_and(|n| n.chars().count() > 1000 || crate::domain::text::has_control(n))
     {
         return Err(ApiError::bad_request(
             "invalid_promo_code",

@@ -73,7 +73,9 @@ async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<b
 /// CLI's one-shot worker round).
 pub async fn deliver_webhooks(state: &web::Data<AppState>) {
     loop {
-        let tasks = webhooks::delivery::dispatch(state).await.unwrap_or_default();
+        let tasks = webhooks::delivery::dispatch(state)
+            .await
+            .unwrap_or_default();
         let started = tasks.len();
         for task in tasks {
             let _ = task.await;

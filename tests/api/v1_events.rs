@@ -66,14 +66,21 @@ async fn each_change_records_one_event_of_its_type_with_the_state_after_it() {
     assert_eq!(resumed.status(), 200);
     let switch = app.checkout_url("u1", 2, None).await;
     confirm_switch(&app, &switch).await;
-    let first_payment = v1_json(&app, &key, &format!("/v1/payments?subscriptionId={u1}")).await["data"]
+    let first_payment = v1_json(&app, &key, &format!("/v1/payments?subscriptionId={u1}")).await
+        ["data"]
         .as_array()
         .unwrap()
         .last()
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let refunded = v1_post(&app, &key, &format!("/v1/payments/{first_payment}/refund"), None).await;
+    let refunded = v1_post(
+        &app,
+        &key,
+        &format!("/v1/payments/{first_payment}/refund"),
+        None,
+    )
+    .await;
     assert_eq!(refunded.status(), 200);
 
     let url = app.checkout_url("u2", 1, None).await;
@@ -120,8 +127,12 @@ async fn each_change_records_one_event_of_its_type_with_the_state_after_it() {
     // Each holds the subscription or payment as the change left it.
     let renewed = &events[3]["data"]["subscription"];
     assert_eq!(renewed["currentPeriodEndsAt"], "2027-03-01T00:00:00.000Z");
-    assert!(last_of(&events, "subscription.canceled")["data"]["subscription"]["canceledAt"].is_string());
-    assert!(last_of(&events, "subscription.resumed")["data"]["subscription"]["canceledAt"].is_null());
+    assert!(
+        last_of(&events, "subscription.canceled")["data"]["subscription"]["canceledAt"].is_string()
+    );
+    assert!(
+        last_of(&events, "subscription.resumed")["data"]["subscription"]["canceledAt"].is_null()
+    );
     let switched = last_of(&events, "subscription.plan_changed");
     assert_eq!(switched["data"]["subscription"]["pendingPlanId"], 2);
     assert_eq!(
@@ -144,13 +155,23 @@ async fn each_change_records_one_event_of_its_type_with_the_state_after_it() {
     let ids: HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len(), "ids are unique");
     // One event by id, and the filters.
-    let one = v1_json(&app, &key, &format!("/v1/events/{}", events[0]["id"].as_str().unwrap())).await;
+    let one = v1_json(
+        &app,
+        &key,
+        &format!("/v1/events/{}", events[0]["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(one, events[0]);
     let paid = v1_json(&app, &key, "/v1/events?type=payment.succeeded").await;
     assert_eq!(paid["data"].as_array().unwrap().len(), 4);
     let of_u2 = v1_json(&app, &key, "/v1/events?userId=u2&limit=100").await;
     assert_eq!(of_u2["data"].as_array().unwrap().len(), 7);
-    let by_sub = v1_json(&app, &key, &format!("/v1/events?subscriptionId={u2}&limit=100")).await;
+    let by_sub = v1_json(
+        &app,
+        &key,
+        &format!("/v1/events?subscriptionId={u2}&limit=100"),
+    )
+    .await;
     assert_eq!(by_sub["data"], of_u2["data"]);
     assert_eq!(
         error_code(v1_get(&app, &key, "/v1/events?type=subscription.exploded").await).await,
@@ -181,7 +202,10 @@ async fn a_change_that_did_not_happen_records_no_event() {
     assert_eq!(event_types(&app, &key).await, before);
     // A declined first payment makes no subscription, so no subscription event either.
     let url = app.checkout_url("u2", 1, None).await;
-    assert_eq!(app.pay(&url, crate::helpers::DECLINED_CARD).await.status(), 402);
+    assert_eq!(
+        app.pay(&url, crate::helpers::DECLINED_CARD).await.status(),
+        402
+    );
     assert_eq!(event_types(&app, &key).await, before);
 }
 
@@ -206,7 +230,12 @@ async fn event_pages_neither_skip_nor_repeat_when_events_arrive_between_them() {
         // Newer events arrive between pages; they are not on later pages (those go back in time).
         app.subscribed_user(&format!("late{late}"), 1).await;
         late += 1;
-        let page = v1_json(&app, &key, &format!("/v1/events?limit=3&startingAfter={after}")).await;
+        let page = v1_json(
+            &app,
+            &key,
+            &format!("/v1/events?limit=3&startingAfter={after}"),
+        )
+        .await;
         seen.extend(
             page["data"]
                 .as_array()
@@ -221,7 +250,11 @@ async fn event_pages_neither_skip_nor_repeat_when_events_arrive_between_them() {
     }
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no event twice");
-    assert_eq!(seen.len(), 10, "the 10 events there were when paging began, each once");
+    assert_eq!(
+        seen.len(),
+        10,
+        "the 10 events there were when paging began, each once"
+    );
     assert!(late > 1);
     assert_eq!(
         error_code(v1_get(&app, &key, "/v1/events?startingAfter=evt_0000").await).await,

@@ -37,7 +37,12 @@ pub async fn v1_get(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-pub async fn v1_post(app: &TestApp, key: &str, path: &str, body: Option<&Value>) -> reqwest::Response {
+pub async fn v1_post(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> reqwest::Response {
     let request = app
         .client
         .post(format!("{}{path}", app.address))
@@ -93,7 +98,12 @@ pub async fn deliver_webhooks(app: &TestApp) {
 }
 
 /// Registers an endpoint through the API; answers (id, secret).
-pub async fn add_endpoint(app: &TestApp, key: &str, url: &str, events: Option<&[&str]>) -> (i64, String) {
+pub async fn add_endpoint(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: Option<&[&str]>,
+) -> (i64, String) {
     let mut body = serde_json::json!({ "url": url });
     if let Some(events) = events {
         body["events"] = events.into();

@@ -53,7 +53,10 @@ async fn a_repeated_write_with_its_idempotency_key_answers_the_first_answer_and_
     assert_eq!(app.count("plans"), 1);
     // The same key for another request is a client bug: refused, nothing done.
     let other = post_with_key(&app, &key, "k-1", "/v1/plans", &plan(8, 999)).await;
-    assert_eq!(error_code(other).await, (409, "idempotency_key_reused".into()));
+    assert_eq!(
+        error_code(other).await,
+        (409, "idempotency_key_reused".into())
+    );
     assert_eq!(app.count("plans"), 1);
     // Without the key the plain rules apply (the plan exists).
     let plain = v1_post(&app, &key, "/v1/plans", Some(&plan(7, 999))).await;
@@ -77,8 +80,41 @@ async fn a_repeated_write_with_its_idempotency_key_answers_the_first_answer_and_
     let malformed = post_with_key(&app, &key, "k 1", "/v1/plans", &plan(11, 1)).await;
     assert_eq!(malformed.status(), 400);
     let long = post_with_key(&app, &key, &"k".repeat(256), "/v1/plans", &plan(11, 1)).await;
-    assert_eq!(error_code(long).await, (400, "invalid_idempotency_key".into()));
+    assert_eq!(
+        error_code(long).await,
+        (400, "invalid_idempotency_key".into())
+    );
     assert_eq!(app.count("plans"), 3);
+    // A first request whose process died keeps its key busy for two minutes, not a day.
+    {
+        use treefort_webpay::models::api_keys;
+        use treefort_webpay::models::idempotency_keys::{self, NewIdempotencyKey};
+        let key_id = treefort_webpay::domain::api_key::parse(&key)
+            .unwrap()
+            .0
+            .to_string();
+        let api_key = api_keys::find_by_key_id(&mut app.conn(), &key_id)
+            .unwrap()
+            .unwrap();
+        idempotency_keys::insert(
+            &mut app.conn(),
+            &NewIdempotencyKey {
+                api_key_id: api_key.id,
+                idem_key: "died".into(),
+                request_hash: "whatever".into(),
+                created_at: app.now().naive_utc(),
+            },
+        )
+        .unwrap();
+    }
+    let busy = post_with_key(&app, &key, "died", "/v1/plans", &plan(12, 1)).await;
+    assert_eq!(
+        error_code(busy).await,
+        (409, "idempotency_key_reused".into())
+    );
+    app.advance(TimeDelta::minutes(3));
+    let freed = post_with_key(&app, &key, "died", "/v1/plans", &plan(12, 1)).await;
+    assert_eq!(freed.status(), 201);
 }
 
 #[tokio::test]
@@ -122,22 +158,36 @@ async fn promo_codes_through_v1_follow_the_cli_rules_and_show_their_redemptions(
         &app,
         &key,
         "/v1/promo-codes",
-        Some(&json!({"code": "Spring25", "percentOff": 25, "eligibleSubscriptionPlanIds": [1],
-                     "maxRedemptions": 10, "duration": "repeating", "durationPeriods": 3})),
+        Some(
+            &json!({"code": "Spring25", "percentOff": 25, "eligibleSubscriptionPlanIds": [1],
+                     "maxRedemptions": 10, "duration": "repeating", "durationPeriods": 3}),
+        ),
     )
     .await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["code"], "Spring25");
     assert_eq!(created["eligibleSubscriptionPlanIds"], json!([1]));
-    let twice = v1_post(&app, &key, "/v1/promo-codes", Some(&json!({"code": "SPRING25", "percentOff": 5}))).await;
+    let twice = v1_post(
+        &app,
+        &key,
+        "/v1/promo-codes",
+        Some(&json!({"code": "SPRING25", "percentOff": 5})),
+    )
+    .await;
     assert_eq!(error_code(twice).await, (409, "promo_code_exists".into()));
     for (body, word) in [
         (json!({"code": "BAD-CODE", "percentOff": 5}), "letters"),
         (json!({"code": "X1", "percentOff": 101}), "percentOff"),
-        (json!({"code": "X2", "amountOff": {"amount": 100, "currency": "usd!"}}), "currency"),
+        (
+            json!({"code": "X2", "amountOff": {"amount": 100, "currency": "usd!"}}),
+            "currency",
+        ),
         (json!({"code": "X3"}), "percentOff or amountOff"),
-        (json!({"code": "X4", "percentOff": 5, "expiresAt": "2020-01-01T00:00:00Z"}), "expiresAt"),
+        (
+            json!({"code": "X4", "percentOff": 5, "expiresAt": "2020-01-01T00:00:00Z"}),
+            "expiresAt",
+        ),
     ] {
         let refused = v1_post(&app, &key, "/v1/promo-codes", Some(&body)).await;
         assert_eq!(refused.status(), 400, "{body}");
@@ -145,14 +195,22 @@ async fn promo_codes_through_v1_follow_the_cli_rules_and_show_their_redemptions(
             .as_str()
             .unwrap()
             .to_string();
-        assert!(message.contains(word) && !message.contains("--"), "{message}");
+        assert!(
+            message.contains(word) && !message.contains("--"),
+            "{message}"
+        );
     }
     // The CLI sees the API's code and the API the CLI's.
     let shown = app.cli_ok(&["promo", "show", "spring25"]);
     assert!(shown.contains("\"percentOff\": 25"), "{shown}");
     app.cli_ok(&["promo", "create", "--code", "CLI10", "--percent-off", "10"]);
     let listed = v1_json(&app, &key, "/v1/promo-codes").await;
-    let codes: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes.len(), 2);
     assert!(codes.contains(&"CLI10"));
 
@@ -161,7 +219,10 @@ async fn promo_codes_through_v1_follow_the_cli_rules_and_show_their_redemptions(
     let one = v1_json(&app, &key, "/v1/promo-codes/SPRING25").await;
     assert_eq!(one["timesRedeemed"], 1);
     assert_eq!(one["redemptions"][0]["userId"], "u1");
-    assert_eq!(one["redemptions"][0]["subscriptionId"], app.subscription("u1").id);
+    assert_eq!(
+        one["redemptions"][0]["subscriptionId"],
+        app.subscription("u1").id
+    );
     let disabled = v1_post(&app, &key, "/v1/promo-codes/spring25/disable", None).await;
     assert_eq!(disabled.json::<Value>().await.unwrap()["active"], false);
     let check = app
@@ -170,7 +231,10 @@ async fn promo_codes_through_v1_follow_the_cli_rules_and_show_their_redemptions(
             &json!({"code": "SPRING25", "subscriptionPlanIds": [1]}),
         )
         .await;
-    assert_eq!(check.json::<Value>().await.unwrap(), json!({"type": "invalid"}));
+    assert_eq!(
+        check.json::<Value>().await.unwrap(),
+        json!({"type": "invalid"})
+    );
     assert_eq!(
         error_code(v1_get(&app, &key, "/v1/promo-codes/NOPE").await).await,
         (404, "promo_code_not_found".into())
@@ -191,23 +255,50 @@ async fn webhook_endpoints_are_managed_from_the_api_and_the_cli_alike() {
         Some(&["payment.succeeded", "payment.failed"]),
     )
     .await;
-    let added = app.cli_ok(&["webhooks", "add", "--url", "http://127.0.0.1:9/other", "--events", "subscription.created"]);
+    let added = app.cli_ok(&[
+        "webhooks",
+        "add",
+        "--url",
+        "http://127.0.0.1:9/other",
+        "--events",
+        "subscription.created",
+    ]);
     let secret = added.lines().next().unwrap();
     assert!(secret.starts_with("whsec_"), "{added}");
     let listed = v1_json(&app, &key, "/v1/webhook-endpoints").await;
     let listed = listed["data"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0]["events"], json!(["payment.failed", "payment.succeeded"]));
+    assert_eq!(
+        listed[0]["events"],
+        json!(["payment.failed", "payment.succeeded"])
+    );
     assert_eq!(listed[1]["events"], json!(["subscription.created"]));
-    assert!(listed.iter().all(|e| e.get("secret").is_none() && e["status"] == "enabled"));
+    assert!(listed
+        .iter()
+        .all(|e| e.get("secret").is_none() && e["status"] == "enabled"));
     let cli_list = app.cli_ok(&["webhooks", "list"]);
     assert!(cli_list.contains("http://127.0.0.1:9/hooks") && !cli_list.contains("whsec_"));
 
-    let disabled = v1_post(&app, &key, &format!("/v1/webhook-endpoints/{id}/disable"), None).await;
+    let disabled = v1_post(
+        &app,
+        &key,
+        &format!("/v1/webhook-endpoints/{id}/disable"),
+        None,
+    )
+    .await;
     let disabled: Value = disabled.json().await.unwrap();
-    assert_eq!((disabled["status"].as_str(), disabled["disabledReason"].as_str()), (Some("disabled"), Some("disabled by an operator")));
+    assert_eq!(
+        (
+            disabled["status"].as_str(),
+            disabled["disabledReason"].as_str()
+        ),
+        (Some("disabled"), Some("disabled by an operator"))
+    );
     app.cli_ok(&["webhooks", "enable", &id.to_string()]);
-    assert_eq!(v1_json(&app, &key, &format!("/v1/webhook-endpoints/{id}")).await["status"], "enabled");
+    assert_eq!(
+        v1_json(&app, &key, &format!("/v1/webhook-endpoints/{id}")).await["status"],
+        "enabled"
+    );
     let deleted = app
         .client
         .delete(format!("{}/v1/webhook-endpoints/{id}", app.address))
@@ -215,7 +306,10 @@ async fn webhook_endpoints_are_managed_from_the_api_and_the_cli_alike() {
         .send()
         .await
         .unwrap();
-    assert_eq!(deleted.json::<Value>().await.unwrap(), json!({"id": id, "deleted": true}));
+    assert_eq!(
+        deleted.json::<Value>().await.unwrap(),
+        json!({"id": id, "deleted": true})
+    );
     assert_eq!(
         error_code(v1_get(&app, &key, &format!("/v1/webhook-endpoints/{id}")).await).await,
         (404, "webhook_endpoint_not_found".into())
@@ -230,7 +324,13 @@ async fn webhook_endpoints_are_managed_from_the_api_and_the_cli_alike() {
         assert_eq!(refused.status(), 400, "{bad}");
     }
     let read = v1_key(&app, "read");
-    let denied = v1_post(&app, &read, "/v1/webhook-endpoints", Some(&json!({"url": "http://127.0.0.1/x"}))).await;
+    let denied = v1_post(
+        &app,
+        &read,
+        "/v1/webhook-endpoints",
+        Some(&json!({"url": "http://127.0.0.1/x"})),
+    )
+    .await;
     assert_eq!(error_code(denied).await, (403, "insufficient_scope".into()));
 
     // Without a signing key there are no secrets to make: 503, and the CLI says what to set.
@@ -239,7 +339,13 @@ async fn webhook_endpoints_are_managed_from_the_api_and_the_cli_alike() {
     })
     .await;
     let key = v1_key(&unkeyed, "write");
-    let refused = v1_post(&unkeyed, &key, "/v1/webhook-endpoints", Some(&json!({"url": "http://127.0.0.1/x"}))).await;
+    let refused = v1_post(
+        &unkeyed,
+        &key,
+        "/v1/webhook-endpoints",
+        Some(&json!({"url": "http://127.0.0.1/x"})),
+    )
+    .await;
     assert_eq!(error_code(refused).await, (503, "not_configured".into()));
     let cli = unkeyed.cli(&["webhooks", "add", "--url", "http://127.0.0.1/x"]);
     assert!(String::from_utf8_lossy(&cli.stderr).contains("WEBHOOK_SIGNING_KEY"));

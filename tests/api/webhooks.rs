@@ -14,8 +14,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::{at, spawn_app_with, TestApp};
 use crate::v1_support::{
-    add_endpoint, all_events, deliver_webhooks, v1_json, v1_key, v1_post,
-    verify_standard_webhook,
+    add_endpoint, all_events, deliver_webhooks, v1_json, v1_key, v1_post, verify_standard_webhook,
 };
 
 async fn app() -> TestApp {
@@ -40,7 +39,10 @@ async fn received(server: &MockServer) -> Vec<Request> {
 }
 
 fn header<'a>(r: &'a Request, name: &str) -> &'a str {
-    r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn body(r: &Request) -> Value {
@@ -85,7 +87,10 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
         assert_eq!(header(request, "webhook-id"), event["id"].as_str().unwrap());
         assert_eq!(header(request, "content-type"), "application/json");
         let timestamp = header(request, "webhook-timestamp");
-        assert_eq!(timestamp, at("2027-01-01T00:00:00Z").timestamp().to_string());
+        assert_eq!(
+            timestamp,
+            at("2027-01-01T00:00:00Z").timestamp().to_string()
+        );
         assert!(verify_standard_webhook(
             &secret,
             header(request, "webhook-id"),
@@ -103,7 +108,11 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
             &tampered,
             header(request, "webhook-signature"),
         ));
-        assert_eq!(&body(request), event, "the body is the event as /v1/events has it");
+        assert_eq!(
+            &body(request),
+            event,
+            "the body is the event as /v1/events has it"
+        );
     }
     // Attempts are on record.
     let attempts = v1_json(&app, &key, &format!("/v1/webhook-endpoints/{id}/attempts")).await;
@@ -113,7 +122,13 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
     assert_eq!(attempts[0]["responseExcerpt"], "thanks");
 
     // A rolled secret: both sign for 24 hours, then only the new one.
-    let rolled = v1_post(&app, &key, &format!("/v1/webhook-endpoints/{id}/roll-secret"), None).await;
+    let rolled = v1_post(
+        &app,
+        &key,
+        &format!("/v1/webhook-endpoints/{id}/roll-secret"),
+        None,
+    )
+    .await;
     assert_eq!(rolled.status(), 200);
     let new_secret = rolled.json::<Value>().await.unwrap()["secret"]
         .as_str()
@@ -158,15 +173,27 @@ async fn a_failing_endpoint_is_retried_with_backoff_and_disabled_after_three_day
     .await;
     app.subscribed_user("u1", 1).await;
     deliver_webhooks(&app).await;
-    assert_eq!(received(&hooks).await.len(), 1, "only the type it asked for");
+    assert_eq!(
+        received(&hooks).await.len(),
+        1,
+        "only the type it asked for"
+    );
     deliver_webhooks(&app).await;
-    assert_eq!(received(&hooks).await.len(), 1, "not again before its backoff");
+    assert_eq!(
+        received(&hooks).await.len(),
+        1,
+        "not again before its backoff"
+    );
     app.advance(TimeDelta::seconds(31));
     deliver_webhooks(&app).await;
     assert_eq!(received(&hooks).await.len(), 2, "again after 30 s");
     app.advance(TimeDelta::seconds(31));
     deliver_webhooks(&app).await;
-    assert_eq!(received(&hooks).await.len(), 2, "the second wait is a minute");
+    assert_eq!(
+        received(&hooks).await.len(),
+        2,
+        "the second wait is a minute"
+    );
     app.advance(TimeDelta::seconds(30));
     deliver_webhooks(&app).await;
     assert_eq!(received(&hooks).await.len(), 3);
@@ -206,18 +233,34 @@ async fn a_failing_endpoint_is_retried_with_backoff_and_disabled_after_three_day
         .mount(&hooks)
         .await;
     assert_eq!(
-        v1_post(&app, &key, &format!("/v1/webhook-endpoints/{id}/enable"), None).await.status(),
+        v1_post(
+            &app,
+            &key,
+            &format!("/v1/webhook-endpoints/{id}/enable"),
+            None
+        )
+        .await
+        .status(),
         200
     );
-    let event = all_events(&app, &key).await[0]["id"].as_str().unwrap().to_string();
+    let event = all_events(&app, &key).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let redelivered = app.cli_ok(&["webhooks", "redeliver", &event]);
-    assert!(redelivered.contains("queued for 1 endpoint"), "{redelivered}");
+    assert!(
+        redelivered.contains("queued for 1 endpoint"),
+        "{redelivered}"
+    );
     deliver_webhooks(&app).await;
     assert_eq!(received_types(&hooks).await, ["subscription.created"]);
     let endpoint = v1_json(&app, &key, &format!("/v1/webhook-endpoints/{id}")).await;
     assert!(endpoint["failingSince"].is_null() && endpoint["lastSuccessAt"].is_string());
     let attempts = app.cli_ok(&["webhooks", "attempts", &id.to_string()]);
-    assert!(attempts.lines().next().unwrap().contains(" 204 "), "{attempts}");
+    assert!(
+        attempts.lines().next().unwrap().contains(" 204 "),
+        "{attempts}"
+    );
 }
 
 #[tokio::test]
@@ -243,10 +286,17 @@ async fn order_per_subscription_is_kept_while_an_endpoint_is_down_and_others_go_
         "subscription.resumed",
         "subscription.canceled",
     ];
-    assert_eq!(received_types(&up).await, expected, "the healthy endpoint got all, in order");
+    assert_eq!(
+        received_types(&up).await,
+        expected,
+        "the healthy endpoint got all, in order"
+    );
     // The endpoint that is down got only the first, again and again: the rest wait behind it.
     let tried = received_types(&down).await;
-    assert!(tried.iter().all(|t| t == "subscription.created"), "{tried:?}");
+    assert!(
+        tried.iter().all(|t| t == "subscription.created"),
+        "{tried:?}"
+    );
 
     down.reset().await;
     Mock::given(method("POST"))
@@ -255,8 +305,16 @@ async fn order_per_subscription_is_kept_while_an_endpoint_is_down_and_others_go_
         .await;
     app.advance(TimeDelta::minutes(10));
     deliver_webhooks(&app).await;
-    assert_eq!(received_types(&down).await, expected, "in order once it is back");
-    assert_eq!(received(&up).await.len(), 5, "nothing twice to the healthy one");
+    assert_eq!(
+        received_types(&down).await,
+        expected,
+        "in order once it is back"
+    );
+    assert_eq!(
+        received(&up).await.len(),
+        5,
+        "nothing twice to the healthy one"
+    );
 }
 
 /// A server that takes connections and never answers; counts them.
@@ -297,16 +355,29 @@ async fn a_dead_endpoint_does_not_delay_a_healthy_one() {
     while received(&healthy).await.len() < 12 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(received(&healthy).await.len(), 12, "every event reached the healthy endpoint");
-    assert!(accepted.load(Ordering::SeqCst) >= 1, "the dead one was tried");
-    let dead_attempts = v1_json(&app, &key, &format!("/v1/webhook-endpoints/{dead}/attempts")).await;
+    assert_eq!(
+        received(&healthy).await.len(),
+        12,
+        "every event reached the healthy endpoint"
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the dead one was tried"
+    );
+    let dead_attempts = v1_json(
+        &app,
+        &key,
+        &format!("/v1/webhook-endpoints/{dead}/attempts"),
+    )
+    .await;
     assert_eq!(
         dead_attempts["data"].as_array().unwrap().len(),
         0,
         "while its requests still hang"
     );
     assert!(
-        accepted.load(Ordering::SeqCst) <= treefort_webpay::services::webhooks::delivery::SLOTS_PER_ENDPOINT,
+        accepted.load(Ordering::SeqCst)
+            <= treefort_webpay::services::webhooks::delivery::SLOTS_PER_ENDPOINT,
         "it holds only its own slots"
     );
 }
@@ -333,7 +404,9 @@ async fn two_instances_never_send_one_event_twice() {
     let got = received(&hooks).await;
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for r in &got {
-        *per_id.entry(header(r, "webhook-id").to_string()).or_default() += 1;
+        *per_id
+            .entry(header(r, "webhook-id").to_string())
+            .or_default() += 1;
     }
     assert_eq!(per_id.len(), 16, "every event");
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
@@ -345,7 +418,8 @@ async fn two_instances_never_send_one_event_twice() {
             "subscription.created" => {
                 seen_created.insert(event["data"]["subscription"]["id"].as_i64().unwrap());
             }
-            _ => assert!(seen_created.contains(&event["data"]["payment"]["subscriptionId"].as_i64().unwrap())),
+            _ => assert!(seen_created
+                .contains(&event["data"]["payment"]["subscriptionId"].as_i64().unwrap())),
         }
     }
 }
@@ -366,7 +440,13 @@ async fn private_addresses_are_refused_in_production_and_rechecked_at_delivery()
         "ftp://example.com/",
         "https://user:secret@example.com/",
     ] {
-        let refused = v1_post(&strict, &key, "/v1/webhook-endpoints", Some(&serde_json::json!({"url": url}))).await;
+        let refused = v1_post(
+            &strict,
+            &key,
+            "/v1/webhook-endpoints",
+            Some(&serde_json::json!({"url": url})),
+        )
+        .await;
         assert_eq!(
             crate::helpers::error_code(refused).await,
             (400, "invalid_webhook_endpoint".into()),

@@ -62,7 +62,9 @@ pub async fn redeliver(
         RedeliverBody::default()
     } else {
         serde_json::from_slice::<RedeliverBody>(&body).map_err(|e| {
-            ApiError::invalid_body(format!("the body must be {{\"endpointId\": N}} or empty: {e}"))
+            ApiError::invalid_body(format!(
+                "the body must be {{\"endpointId\": N}} or empty: {e}"
+            ))
         })?
     };
     let endpoint_id = request.endpoint_id;
@@ -73,7 +75,10 @@ pub async fn redeliver(
                 webhooks::redeliver(conn, &event, endpoint_id, now)
             })
             .await?;
-            Ok((StatusCode::ACCEPTED, serde_json::json!({ "queued": queued })))
+            Ok((
+                StatusCode::ACCEPTED,
+                serde_json::json!({ "queued": queued }),
+            ))
         })
         .await
 }

@@ -133,18 +133,20 @@ impl Write {
         .await?;
         let record = match begun {
             Begin::Replay { status, body } => {
-                return Ok(
-                    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                        .insert_header(("Idempotent-Replayed", "true"))
-                        .content_type("application/json")
-                        .body(body),
-                );
+                return Ok(HttpResponse::build(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                )
+                .insert_header(("Idempotent-Replayed", "true"))
+                .content_type("application/json")
+                .body(body));
             }
             Begin::Run(record) => record,
         };
         match write().await {
             Ok((status, body)) => {
-                if let Err(e) = idempotency::finish(state, record, status.as_u16(), body.to_string()).await {
+                if let Err(e) =
+                    idempotency::finish(state, record, status.as_u16(), body.to_string()).await
+                {
                     tracing::error!(error = %e, "keeping the answer of an idempotent request failed");
                 }
                 Ok(HttpResponse::build(status).json(body))
@@ -157,7 +159,8 @@ impl Write {
                 Err(e)
             }
             Err(e) => {
-                let _ = idempotency::finish(state, record, e.status.as_u16(), e.body().to_string()).await;
+                let _ = idempotency::finish(state, record, e.status.as_u16(), e.body().to_string())
+                    .await;
                 Err(e)
             }
         }

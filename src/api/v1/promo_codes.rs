@@ -29,7 +29,10 @@ pub async fn create(
     let fields = body.into_inner();
     write
         .run(&state, &fields.clone(), || async {
-            Ok((StatusCode::CREATED, promo_codes::create(&state, fields).await?))
+            Ok((
+                StatusCode::CREATED,
+                promo_codes::create(&state, fields).await?,
+            ))
         })
         .await
 }

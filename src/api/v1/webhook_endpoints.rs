@@ -19,7 +19,11 @@ fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> 
 async fn with_conn<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut AnyConnection, &crate::config::Settings, chrono::NaiveDateTime) -> Result<T, ApiError>
+    F: FnOnce(
+            &mut AnyConnection,
+            &crate::config::Settings,
+            chrono::NaiveDateTime,
+        ) -> Result<T, ApiError>
         + Send
         + 'static,
 {
@@ -54,9 +58,10 @@ pub async fn create(
     let input = body.into_inner();
     write
         .run(&state, &input.clone(), || async {
-            let added =
-                with_conn(&state, move |conn, settings, now| webhooks::add(conn, settings, input, now))
-                    .await?;
+            let added = with_conn(&state, move |conn, settings, now| {
+                webhooks::add(conn, settings, input, now)
+            })
+            .await?;
             Ok((StatusCode::CREATED, to_json(added)?))
         })
         .await
@@ -71,7 +76,10 @@ pub async fn delete(
     write
         .run(&state, &(), || async {
             with_conn(&state, move |conn, _, _| webhooks::delete(conn, id)).await?;
-            Ok((StatusCode::OK, serde_json::json!({ "id": id, "deleted": true })))
+            Ok((
+                StatusCode::OK,
+                serde_json::json!({ "id": id, "deleted": true }),
+            ))
         })
         .await
 }
@@ -84,7 +92,8 @@ pub async fn disable(
     let id = id.into_inner();
     write
         .run(&state, &(), || async {
-            let view = with_conn(&state, move |conn, _, now| webhooks::disable(conn, id, now)).await?;
+            let view =
+                with_conn(&state, move |conn, _, now| webhooks::disable(conn, id, now)).await?;
             Ok((StatusCode::OK, to_json(view)?))
         })
         .await
@@ -98,7 +107,8 @@ pub async fn enable(
     let id = id.into_inner();
     write
         .run(&state, &(), || async {
-            let view = with_conn(&state, move |conn, _, now| webhooks::enable(conn, id, now)).await?;
+            let view =
+                with_conn(&state, move |conn, _, now| webhooks::enable(conn, id, now)).await?;
             Ok((StatusCode::OK, to_json(view)?))
         })
         .await
@@ -143,7 +153,11 @@ pub async fn attempts(
     let has_more = rows.len() as i64 > limit;
     let data: Vec<_> = rows.into_iter().take(limit as usize).collect();
     Ok(HttpResponse::Ok().json(crate::services::management::Page {
-        next_starting_after: if has_more { data.last().map(|a| a.id) } else { None },
+        next_starting_after: if has_more {
+            data.last().map(|a| a.id)
+        } else {
+            None
+        },
         has_more,
         data,
     }))

@@ -269,7 +269,16 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
     let owner = state.instance_id.clone();
     let outcome = run_db(&state.pool, move |conn| {
         write_transaction(conn, |conn| {
-            record(conn, &delivery, &endpoint, &owner, ok, answer, duration_ms, now)
+            record(
+                conn,
+                &delivery,
+                &endpoint,
+                &owner,
+                ok,
+                answer,
+                duration_ms,
+                now,
+            )
         })
     })
     .await?;

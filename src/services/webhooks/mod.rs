@@ -135,8 +135,8 @@ pub fn add(
     now: NaiveDateTime,
 ) -> Result<EndpointWithSecret, ApiError> {
     let key = signing_key(settings)?;
-    let url = webhook::check_url(input.url.trim(), settings.allow_private_webhooks())
-        .map_err(invalid)?;
+    let url =
+        webhook::check_url(input.url.trim(), settings.allow_private_webhooks()).map_err(invalid)?;
     let event_types = match input.events {
         None => None,
         Some(list) => {
@@ -160,7 +160,7 @@ pub fn add(
     let description = input.description.map(|d| d.trim().to_string());
     if description
         .as_deref()
-        .is_some_and(|d| d.len() > 500 || crate::domain::text::has_control(d))
+        .is_some_and(|d| d.chars().count() > 500 || crate::domain::text::has_control(d))
     {
         return Err(invalid(
             "description must be at most 500 characters without control characters",

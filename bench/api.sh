@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Throughput of the read routes Treefort and the app owner's backend call most, next to a no-op
+# route of the same server (GET /healthz: routing, middleware, JSON, no database), measured in the
+# same run on a release build with wrk (Debian's `wrk`).
+#   bench/api.sh                      # SQLite in a temporary folder
+#   DATABASE_URL=postgres://…/bench bench/api.sh   # a database of its own: its tables are used
+# DURATION (default 10s), CONNECTIONS (64), ROUNDS (3; the median is reported).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-64}
+rounds=${ROUNDS:-3}
+
+cargo build --release --locked -q
+bin=target/release/treefort-webpay
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+work=$(mktemp -d)
+port=$(free_port)
+treefort_port=$(free_port)
+cleanup() {
+    kill "${service_pid:-}" "${treefort_pid:-}" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 .ci/fake_treefort.py "$treefort_port" &
+treefort_pid=$!
+export DATABASE_URL="${DATABASE_URL:-sqlite://$work/bench.db}"
+"$bin" plans upsert --id 1 --name Monthly --interval month --currency USD --amount 999 >/dev/null
+created=$("$bin" apikeys create --name bench --scope read)
+v1_key=${created%%$'\n'*}
+
+LISTEN_ADDR="127.0.0.1:$port" PROVIDER_API_KEYS=bench-key \
+TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
+TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
+TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
+RATE_LIMIT_TREEFORT_PER_MINUTE=1000000 RATE_LIMIT_PAGES_PER_MINUTE=1000000 \
+LOG_FORMAT=json RUST_LOG=warn \
+    "$bin" serve 2>"$work/service.log" &
+service_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
+
+# One subscriber, through the real checkout (sandbox card).
+session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-key' \
+    -H 'Content-Type: application/json' \
+    -d '{"user":{"id":"u1","email":"u1@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,
+         "locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["sessionUrl"])')
+curl -fs -o /dev/null -X POST "$session" -H "Origin: $base" \
+    --data 'card_number=4242424242424242&card_expiry=12/40&card_cvc=123'
+
+cat >"$work/plan.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer bench-key"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"subscriptionPlanId": 1}'
+LUA
+
+# wrk pinned to one core, the service free to use the other.
+run() {  # run NAME URL [wrk args…]: prints "req/s p50 p99" medians over the rounds
+    local name=$1 url=$2; shift 2
+    local results=()
+    for _ in $(seq 1 "$rounds"); do
+        out=$(taskset -c 1 wrk -t1 -c"$connections" -d"$duration" --latency "$@" "$url")
+        if echo "$out" | grep -q "Non-2xx"; then echo "$name: errors: $out" >&2; exit 1; fi
+        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+        p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+        p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+        results+=("$rps $p50 $p99")
+    done
+    printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p"
+}
+
+noop=$(run noop "$base/healthz")
+plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan.lua")
+entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -H "Authorization: Bearer $v1_key")
+noop_rps=${noop%% *}
+printf '%-34s %12s %10s %10s %10s\n' route "req/s" p50 p99 "/ no-op"
+for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" "GET /v1/users/{id}/entitlement|$entitlement"; do
+    name=${row%%|*}; read -r rps p50 p99 <<<"${row#*|}"
+    printf '%-34s %12s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" \
+        "$(python3 -c "print($rps / $noop_rps)")"
+done
+echo "database: ${DATABASE_URL%%:*}, $connections connections, $rounds rounds of $duration (median), $(nproc) cores"

@@ -160,6 +160,21 @@ pub fn list_for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec
         .load(conn)
 }
 
+/// The user's subscriptions, newest first, each with its plan's grace days (one query, for the
+/// entitlement check).
+pub fn list_for_user_with_grace(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> QueryResult<Vec<(Subscription, i32)>> {
+    use crate::schema::plans;
+    subscriptions::table
+        .inner_join(plans::table)
+        .filter(subscriptions::user_id.eq(user_id))
+        .order(subscriptions::id.desc())
+        .select((subscriptions::all_columns, plans::grace_days))
+        .load(conn)
+}
+
 /// Whether the user ever had a subscription (for first-time-only promo codes).
 pub fn user_has_subscribed_before(conn: &mut AnyConnection, user_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

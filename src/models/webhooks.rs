@@ -295,18 +295,6 @@ pub fn list_due_heads(
         .load(conn)
 }
 
-/// Whether an older delivery of the same subscription to the same endpoint is still pending.
-pub fn has_earlier_pending(conn: &mut AnyConnection, d: &Delivery) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::endpoint_id.eq(d.endpoint_id))
-            .filter(webhook_deliveries::ordering_key.eq(&d.ordering_key))
-            .filter(webhook_deliveries::status.eq(PENDING))
-            .filter(webhook_deliveries::id.lt(d.id)),
-    ))
-    .get_result(conn)
-}
-
 /// Takes the lease on a pending delivery until `until`, if nobody holds it. Returns whether we won.
 pub fn claim(
     conn: &mut AnyConnection,

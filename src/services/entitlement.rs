@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::models::plans;
 use crate::models::subscriptions::{self, Status, Subscription};
 use crate::state::AppState;
 
@@ -80,18 +79,13 @@ pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, A
     check_user_id(&user_id)?;
     let now = naive(state.clock.now());
     let found = run_db(&state.pool, move |conn| {
-        let subs = subscriptions::list_for_user(conn, &user_id)?;
+        let subs = subscriptions::list_for_user_with_grace(conn, &user_id)?;
         // The live one if there is one, else the newest.
-        let Some(sub) = subs
+        Ok(subs
             .iter()
-            .find(|s| s.deactivated_at.is_none())
+            .find(|(s, _)| s.deactivated_at.is_none())
             .or(subs.first())
-            .cloned()
-        else {
-            return Ok(None);
-        };
-        let grace_days = plans::find(conn, sub.plan_id)?.map_or(0, |p| p.grace_days);
-        Ok(Some((sub, grace_days)))
+            .cloned())
     })
     .await?;
     let Some((sub, grace_days)) = found else {

@@ -294,6 +294,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    catalog_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
 diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
 diesel::joinable!(subscriptions -> customers (customer_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
@@ -321,4 +328,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     idempotency_keys,
+    catalog_version,
 );

@@ -30,6 +30,7 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: Option<WorkerHandle>,
+    catalog_poll: tokio::task::JoinHandle<()>,
     state: web::Data<AppState>,
 }
 
@@ -59,10 +60,12 @@ impl Application {
         let data = web::Data::new(state);
         let server = http_server(data.clone(), listener)?;
         let worker = Some(worker::spawn(data.clone()));
+        let catalog_poll = tokio::spawn(poll_catalog(data.clone()));
         Ok(Self {
             port,
             server,
             worker,
+            catalog_poll,
             state: data,
         })
     }
@@ -79,10 +82,23 @@ impl Application {
     /// claimed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.catalog_poll.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
         result
+    }
+}
+
+/// Keeps the in-memory catalog current with changes other instances and the CLI make.
+async fn poll_catalog(state: web::Data<AppState>) {
+    loop {
+        tokio::time::sleep(crate::catalog::POLL_INTERVAL).await;
+        match state.catalog.refresh_if_stale(&state.pool).await {
+            Ok(true) => tracing::debug!("catalog read again after a change elsewhere"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "checking the catalog version failed"),
+        }
     }
 }
 
@@ -91,8 +107,8 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = settings.database_url.clone();
-    let (pool, install_id) =
-        tokio::task::spawn_blocking(move || -> Result<(db::DbPool, String), String> {
+    let (pool, install_id, catalog) = tokio::task::spawn_blocking(
+        move || -> Result<(db::DbPool, String, crate::catalog::Catalog), String> {
             let pool = db::connect_pool(&url, 8)?;
             let mut conn = pool.get().map_err(|e| e.to_string())?;
             let applied =
@@ -107,11 +123,14 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
                 &fresh,
             )
             .map_err(|e| format!("cannot read this installation's id: {e}"))?;
+            let catalog = crate::catalog::Catalog::load(&mut conn)
+                .map_err(|e| format!("cannot read the plans and promo codes: {e}"))?;
             drop(conn);
-            Ok((pool, install_id))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+            Ok((pool, install_id, catalog))
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())??;
     let treefort = settings
         .treefort
         .clone()
@@ -142,6 +161,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
     Ok(AppState {
         pool,
         limits,
+        catalog: Arc::new(catalog),
         webhooks,
         settings,
         treefort,

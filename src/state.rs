@@ -19,6 +19,8 @@ pub struct AppState {
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<crate::limits::RateLimits>,
+    /// Plans and promo codes in memory, for the read endpoints.
+    pub catalog: Arc<crate::catalog::Catalog>,
     /// The client of outbound webhooks and what this instance has in flight.
     pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.

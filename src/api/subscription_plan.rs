@@ -13,7 +13,7 @@ pub async fn handle(
     state: web::Data<AppState>,
     body: web::Json<SubscriptionPlanRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = plans::find_plan(&state, body.subscription_plan_id).await?;
+    let plan = plans::published_plan(&state, body.subscription_plan_id).await?;
     Ok(HttpResponse::Ok().json(SubscriptionPlanResponse {
         subscription_plan_id: plan.id,
         interval: plan.billing_interval,

@@ -3,6 +3,7 @@
 //! Times are UTC `NaiveDateTime`s.
 
 pub mod api_keys;
+pub mod catalog_version;
 pub mod checkout_sessions;
 pub mod customers;
 pub mod events;

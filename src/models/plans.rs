@@ -99,5 +99,6 @@ pub fn upsert(
             .set(values)
             .execute(c)
     })?;
+    super::catalog_version::bump(conn)?;
     plans::table.find(id).first(conn)
 }

@@ -93,6 +93,7 @@ pub fn insert(
             ))
             .execute(conn)?;
     }
+    super::catalog_version::bump(conn)?;
     Ok(code)
 }
 
@@ -126,24 +127,35 @@ pub fn plan_ids(conn: &mut AnyConnection, promo_code_id: i64) -> QueryResult<Vec
         .load(conn)
 }
 
+/// Every (code, plan) limit, for the in-memory catalog.
+pub fn all_plan_limits(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, i64)>> {
+    promo_code_plans::table
+        .select((promo_code_plans::promo_code_id, promo_code_plans::plan_id))
+        .order((promo_code_plans::promo_code_id, promo_code_plans::plan_id))
+        .load(conn)
+}
+
 pub fn set_active(
     conn: &mut AnyConnection,
     id: i64,
     active: bool,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(promo_codes::table.find(id))
+    let updated = diesel::update(promo_codes::table.find(id))
         .set((
             promo_codes::active.eq(active),
             promo_codes::updated_at.eq(now),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    super::catalog_version::bump(conn)?;
+    Ok(updated)
 }
 
 /// Takes one redemption if the code is active, unexpired and below its limit. A single conditional
 /// UPDATE, so racing checkouts can never exceed `max_redemptions`. Returns whether one was taken.
+/// The one that reaches the limit raises the catalog version (the code is used up).
 pub fn take_redemption(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
-    let updated = diesel::update(
+    let taken: Option<(i32, Option<i32>)> = diesel::update(
         promo_codes::table
             .find(id)
             .filter(promo_codes::active.eq(true))
@@ -161,19 +173,35 @@ pub fn take_redemption(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) ->
             ),
     )
     .set(promo_codes::times_redeemed.eq(promo_codes::times_redeemed + 1))
-    .execute(conn)?;
-    Ok(updated == 1)
+    .returning((promo_codes::times_redeemed, promo_codes::max_redemptions))
+    .get_result(conn)
+    .optional()?;
+    if let Some((times, Some(max))) = taken {
+        if times >= max {
+            super::catalog_version::bump(conn)?;
+        }
+    }
+    Ok(taken.is_some())
 }
 
-/// Gives back a redemption taken by `take_redemption` for a checkout that did not complete.
+/// Gives back a redemption taken by `take_redemption` for a checkout that did not complete. One
+/// that makes a used-up code usable again raises the catalog version.
 pub fn release_redemption(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
-    diesel::update(
+    let released: Option<(i32, Option<i32>)> = diesel::update(
         promo_codes::table
             .find(id)
             .filter(promo_codes::times_redeemed.gt(0)),
     )
     .set(promo_codes::times_redeemed.eq(promo_codes::times_redeemed - 1))
-    .execute(conn)
+    .returning((promo_codes::times_redeemed, promo_codes::max_redemptions))
+    .get_result(conn)
+    .optional()?;
+    if let Some((times, Some(max))) = released {
+        if times + 1 >= max {
+            super::catalog_version::bump(conn)?;
+        }
+    }
+    Ok(usize::from(released.is_some()))
 }
 
 pub fn record_redemption(

@@ -14,6 +14,16 @@ pub async fn find_plan(state: &AppState, id: i64) -> Result<Plan, ApiError> {
     .await
 }
 
+/// A plan as Treefort fetches it: from the in-memory catalog, no database round trip.
+pub async fn published_plan(state: &AppState, id: i64) -> Result<Plan, ApiError> {
+    let catalog = state.catalog.get(&state.pool).await?;
+    catalog
+        .plans
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| plan_not_found(id))
+}
+
 pub fn plan_not_found(id: i64) -> ApiError {
     ApiError::not_found(
         "plan_not_found",

@@ -25,7 +25,8 @@ pub struct ValidPromo {
 
 /// Decides whether `code` is usable for any of `requested_plan_ids` by `user_id` (if known) at `now`:
 /// syntax, active, not expired, below its redemption limit, limited to those plans (and, for an
-/// amount off, to plans in its currency), and first-time-only against the user's history.
+/// amount off, to plans in its currency), and first-time-only against the user's history. Read
+/// from the database (checkout: exact where it decides money).
 pub fn evaluate(
     conn: &mut AnyConnection,
     code: &str,
@@ -39,13 +40,22 @@ pub fn evaluate(
     let Some(promo) = promo_codes::find_by_normalized_code(conn, &normalized)? else {
         return Ok(None);
     };
-    let exhausted = promo
-        .max_redemptions
-        .is_some_and(|max| promo.times_redeemed >= max);
-    if !promo.active || exhausted || promo.expires_at.is_some_and(|at| at <= now) {
-        return Ok(None);
-    }
     let limited_to = promo_codes::plan_ids(conn, promo.id)?;
+    let candidates = candidates(&limited_to, requested_plan_ids);
+    let found = plans::find_many(conn, &candidates)?;
+    let Some(valid) = judge(promo, &found, now) else {
+        return Ok(None);
+    };
+    if let (true, Some(user_id)) = (valid.promo.first_time_only, user_id) {
+        if subscriptions::user_has_subscribed_before(conn, user_id)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(valid))
+}
+
+/// The requested plans a code limited to `limited_to` (empty: every plan) may apply to.
+fn candidates(limited_to: &[i64], requested_plan_ids: &[i64]) -> Vec<i64> {
     let mut candidates: Vec<i64> = requested_plan_ids
         .iter()
         .copied()
@@ -53,28 +63,64 @@ pub fn evaluate(
         .collect();
     candidates.sort_unstable();
     candidates.dedup();
+    candidates
+}
+
+/// The code's own terms against the candidate plans: active, not expired, not used up, and a
+/// discount each plan's price can take. The user's history is the caller's to check.
+fn judge(promo: PromoCode, candidate_plans: &[plans::Plan], now: NaiveDateTime) -> Option<ValidPromo> {
+    let exhausted = promo
+        .max_redemptions
+        .is_some_and(|max| promo.times_redeemed >= max);
+    if !promo.active || exhausted || promo.expires_at.is_some_and(|at| at <= now) {
+        return None;
+    }
     let discount = promo.discount();
-    let eligible: Vec<i64> = plans::find_many(conn, &candidates)?
-        .into_iter()
+    let mut eligible_plan_ids: Vec<i64> = candidate_plans
+        .iter()
         .filter(|plan| plan.price().discounted(&discount).is_some())
         .map(|plan| plan.id)
         .collect();
-    if eligible.is_empty() {
-        return Ok(None);
+    if eligible_plan_ids.is_empty() {
+        return None;
     }
-    if promo.first_time_only {
-        if let Some(user_id) = user_id {
-            if subscriptions::user_has_subscribed_before(conn, user_id)? {
-                return Ok(None);
-            }
-        }
-    }
-    let mut eligible_plan_ids = eligible;
     eligible_plan_ids.sort_unstable();
-    Ok(Some(ValidPromo {
+    Some(ValidPromo {
         promo,
         eligible_plan_ids,
-    }))
+    })
+}
+
+/// `evaluate` for the validation endpoint: the code and plans from the in-memory catalog; only a
+/// first-time-only code asked about a known user reads the database (that user's history).
+async fn evaluate_from_catalog(
+    state: &AppState,
+    code: &str,
+    requested_plan_ids: &[i64],
+    user_id: Option<String>,
+    now: NaiveDateTime,
+) -> Result<Option<ValidPromo>, ApiError> {
+    let Some(normalized) = promo_code::normalize(code) else {
+        return Ok(None);
+    };
+    let catalog = state.catalog.get(&state.pool).await?;
+    let Some(entry) = catalog.promos.get(&normalized) else {
+        return Ok(None);
+    };
+    let candidates = candidates(&entry.plan_ids, requested_plan_ids);
+    let Some(valid) = judge(entry.code.clone(), &catalog.plans_among(&candidates), now) else {
+        return Ok(None);
+    };
+    if let (true, Some(user_id)) = (valid.promo.first_time_only, user_id) {
+        let before = run_db(&state.pool, move |conn| {
+            Ok(subscriptions::user_has_subscribed_before(conn, &user_id)?)
+        })
+        .await?;
+        if before {
+            return Ok(None);
+        }
+    }
+    Ok(Some(valid))
 }
 
 /// The promo code validation endpoint.
@@ -86,15 +132,13 @@ pub async fn validate(
         super::check_user_id(user_id)?;
     }
     let now = naive(state.clock.now());
-    let valid = run_db(&state.pool, move |conn| {
-        Ok(evaluate(
-            conn,
-            &request.code,
-            &request.subscription_plan_ids,
-            request.user_id.as_deref(),
-            now,
-        )?)
-    })
+    let valid = evaluate_from_catalog(
+        state,
+        &request.code,
+        &request.subscription_plan_ids,
+        request.user_id.clone(),
+        now,
+    )
     .await?;
     Ok(match valid {
         None => ValidatePromoCodeResponse::Invalid,

@@ -6,6 +6,7 @@ mod auth;
 mod billing_portal;
 mod browser;
 mod cancel;
+mod catalog;
 mod checkout_page;
 mod checkout_session;
 mod cli;

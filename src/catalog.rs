@@ -1,0 +1,139 @@
+//! The catalog in memory: every plan and promo code, read from one snapshot (`arc-swap`) so the
+//! plan endpoint and promo validation answer without a database round trip. A change raises
+//! `catalog_version` in its own transaction; this process notices its own changes at once
+//! (`changed`), and every instance compares the stored version every 250 ms, so a change made by
+//! another instance or by the CLI shows within a second. Checkout and renewals do not read it:
+//! what decides money (redemption limits, first-time-only) is checked in their transactions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use diesel::QueryResult;
+
+use crate::db::{AnyConnection, DbPool};
+use crate::error::ApiError;
+use crate::models::plans::{self, Plan};
+use crate::models::promo_codes::{self, PromoCode};
+use crate::models::catalog_version;
+
+/// How often each instance compares the stored version with its snapshot's.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Raised by every change this process makes (see `catalog_version::bump`).
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Tells this process's catalogs that a change is being made.
+pub fn changed() {
+    CHANGES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A promo code with the plans it is limited to (empty: every plan).
+#[derive(Debug, Clone)]
+pub struct CatalogPromo {
+    pub code: PromoCode,
+    pub plan_ids: Vec<i64>,
+}
+
+/// Everything at one version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub plans: HashMap<i64, Plan>,
+    /// By the code's normalised form.
+    pub promos: HashMap<String, CatalogPromo>,
+}
+
+impl Snapshot {
+    /// Reads the version first: data read after it is at least as new, so a change committed
+    /// between the two reads is seen again at the next comparison, never missed.
+    pub fn load(conn: &mut AnyConnection) -> QueryResult<Self> {
+        let version = catalog_version::current(conn)?;
+        let plans = plans::list(conn)?.into_iter().map(|p| (p.id, p)).collect();
+        let mut limits: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (code_id, plan_id) in promo_codes::all_plan_limits(conn)? {
+            limits.entry(code_id).or_default().push(plan_id);
+        }
+        let promos = promo_codes::list(conn)?
+            .into_iter()
+            .map(|code| {
+                let plan_ids = limits.remove(&code.id).unwrap_or_default();
+                (code.code_normalized.clone(), CatalogPromo { code, plan_ids })
+            })
+            .collect();
+        Ok(Self {
+            version,
+            plans,
+            promos,
+        })
+    }
+
+    pub fn plans_among(&self, ids: &[i64]) -> Vec<Plan> {
+        ids.iter().filter_map(|id| self.plans.get(id).cloned()).collect()
+    }
+}
+
+pub struct Catalog {
+    current: ArcSwap<Snapshot>,
+    /// `CHANGES` as it was before the current snapshot was read.
+    seen_changes: AtomicU64,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    pub fn new(snapshot: Snapshot, changes_before: u64) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+            seen_changes: AtomicU64::new(changes_before),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads the first snapshot (at start-up).
+    pub fn load(conn: &mut AnyConnection) -> QueryResult<Self> {
+        let before = CHANGES.load(Ordering::SeqCst);
+        Ok(Self::new(Snapshot::load(conn)?, before))
+    }
+
+    /// The current snapshot, read again first if this process changed the catalog since.
+    pub async fn get(&self, pool: &DbPool) -> Result<Arc<Snapshot>, ApiError> {
+        if CHANGES.load(Ordering::SeqCst) != self.seen_changes.load(Ordering::SeqCst) {
+            self.reload(pool).await?;
+        }
+        Ok(self.current.load_full())
+    }
+
+    /// Reads the catalog again (one reload at a time; a waiter finding it done returns).
+    pub async fn reload(&self, pool: &DbPool) -> Result<(), ApiError> {
+        let before = CHANGES.load(Ordering::SeqCst);
+        let _one = self.reloading.lock().await;
+        // Another reload that began after `before` was read has done the work.
+        if self.seen_changes.load(Ordering::SeqCst) >= before {
+            return Ok(());
+        }
+        let snapshot = crate::services::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
+        self.current.store(Arc::new(snapshot));
+        self.seen_changes.store(before, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Compares the stored version with the snapshot's; reads again if they differ. Answers
+    /// whether it did.
+    pub async fn refresh_if_stale(&self, pool: &DbPool) -> Result<bool, ApiError> {
+        let stored = crate::services::run_db(pool, |conn| Ok(catalog_version::current(conn)?)).await?;
+        if stored == self.current.load().version {
+            return Ok(false);
+        }
+        let _one = self.reloading.lock().await;
+        if stored == self.current.load().version {
+            return Ok(false);
+        }
+        let before = CHANGES.load(Ordering::SeqCst);
+        let snapshot = crate::services::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
+        self.current.store(Arc::new(snapshot));
+        self.seen_changes.store(before, Ordering::SeqCst);
+        Ok(true)
+    }
+}

@@ -15,9 +15,9 @@ use diesel::QueryResult;
 
 use crate::db::{AnyConnection, DbPool};
 use crate::error::ApiError;
+use crate::models::catalog_version;
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
-use crate::models::catalog_version;
 
 /// How often each instance compares the stored version with its snapshot's.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -60,7 +60,10 @@ impl Snapshot {
             .into_iter()
             .map(|code| {
                 let plan_ids = limits.remove(&code.id).unwrap_or_default();
-                (code.code_normalized.clone(), CatalogPromo { code, plan_ids })
+                (
+                    code.code_normalized.clone(),
+                    CatalogPromo { code, plan_ids },
+                )
             })
             .collect();
         Ok(Self {
@@ -71,7 +74,9 @@ impl Snapshot {
     }
 
     pub fn plans_among(&self, ids: &[i64]) -> Vec<Plan> {
-        ids.iter().filter_map(|id| self.plans.get(id).cloned()).collect()
+        ids.iter()
+            .filter_map(|id| self.plans.get(id).cloned())
+            .collect()
     }
 }
 
@@ -122,7 +127,8 @@ impl Catalog {
     /// Compares the stored version with the snapshot's; reads again if they differ. Answers
     /// whether it did.
     pub async fn refresh_if_stale(&self, pool: &DbPool) -> Result<bool, ApiError> {
-        let stored = crate::services::run_db(pool, |conn| Ok(catalog_version::current(conn)?)).await?;
+        let stored =
+            crate::services::run_db(pool, |conn| Ok(catalog_version::current(conn)?)).await?;
         if stored == self.current.load().version {
             return Ok(false);
         }

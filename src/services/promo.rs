@@ -68,7 +68,11 @@ fn candidates(limited_to: &[i64], requested_plan_ids: &[i64]) -> Vec<i64> {
 
 /// The code's own terms against the candidate plans: active, not expired, not used up, and a
 /// discount each plan's price can take. The user's history is the caller's to check.
-fn judge(promo: PromoCode, candidate_plans: &[plans::Plan], now: NaiveDateTime) -> Option<ValidPromo> {
+fn judge(
+    promo: PromoCode,
+    candidate_plans: &[plans::Plan],
+    now: NaiveDateTime,
+) -> Option<ValidPromo> {
     let exhausted = promo
         .max_redemptions
         .is_some_and(|max| promo.times_redeemed >= max);

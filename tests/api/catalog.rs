@@ -51,14 +51,41 @@ async fn changes_from_this_process_show_at_once_and_from_the_cli_soon_after() {
 
     // Another process (the CLI) changes the price and adds a plan and a code.
     app.cli_ok(&[
-        "plans", "upsert", "--id", "1", "--name", "Monthly", "--interval", "month", "--currency",
-        "USD", "--amount", "1234",
+        "plans",
+        "upsert",
+        "--id",
+        "1",
+        "--name",
+        "Monthly",
+        "--interval",
+        "month",
+        "--currency",
+        "USD",
+        "--amount",
+        "1234",
     ]);
     app.cli_ok(&[
-        "plans", "upsert", "--id", "2", "--name", "Yearly", "--interval", "year", "--currency",
-        "USD", "--amount", "9999",
+        "plans",
+        "upsert",
+        "--id",
+        "2",
+        "--name",
+        "Yearly",
+        "--interval",
+        "year",
+        "--currency",
+        "USD",
+        "--amount",
+        "9999",
     ]);
-    app.cli_ok(&["promo", "create", "--code", "FROMCLI", "--percent-off", "10"]);
+    app.cli_ok(&[
+        "promo",
+        "create",
+        "--code",
+        "FROMCLI",
+        "--percent-off",
+        "10",
+    ]);
     assert!(
         eventually(|| async {
             let answer: Value = plan(&app, 1).await.json().await.unwrap();

@@ -248,6 +248,7 @@ diesel::table! {
         disabled_reason -> Nullable<Text>,
         failing_since -> Nullable<Timestamp>,
         last_success_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -109,7 +109,7 @@ fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let state = build_state(settings, Default::default()).await?;
-        let payment = treefort_webpay::services::payments::refund(&state, id, amount)
+        let payment = treefort_webpay::services::payments::refund(&state, id, amount, None)
             .await
             .map_err(|e| e.message)?;
         let fmt = treefort_webpay::domain::locale::Lang::En.number_format();

@@ -29,7 +29,7 @@ pub enum WebhooksCommand {
     Disable { id: i64 },
     /// Resume deliveries to an endpoint, in order, from where they stopped.
     Enable { id: i64 },
-    /// Delete an endpoint with its queued deliveries and attempts.
+    /// Delete an endpoint: nothing more is sent to it (its history stays in the database).
     Delete { id: i64 },
     /// Make a new signing secret (printed once); the old one keeps signing for 24 hours.
     RollSecret { id: i64 },
@@ -103,7 +103,7 @@ pub fn run(
         WebhooksCommand::Enable { id } => webhooks::enable(conn, id, now)
             .map(|e| describe(&e))
             .map_err(message),
-        WebhooksCommand::Delete { id } => webhooks::delete(conn, id)
+        WebhooksCommand::Delete { id } => webhooks::delete(conn, id, now)
             .map(|()| format!("endpoint #{id} deleted"))
             .map_err(message),
         WebhooksCommand::RollSecret { id } => {

@@ -238,6 +238,23 @@ where
     }
 }
 
+/// Locks a subscription's row until the transaction ends, so that events of one subscription
+/// get their ids in the order their transactions commit (PostgreSQL; on SQLite `BEGIN IMMEDIATE`
+/// already makes writers take turns).
+pub fn lock_subscription(conn: &mut AnyConnection, id: i64) -> diesel::QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        use crate::schema::subscriptions;
+        use diesel::prelude::*;
+        subscriptions::table
+            .find(id)
+            .select(subscriptions::id)
+            .for_update()
+            .first::<i64>(pg)
+            .optional()?;
+    }
+    Ok(())
+}
+
 /// Runs the same typed query on the inner connection, for the few query forms (upserts) that
 /// diesel cannot build on the multi-backend connection.
 #[macro_export]

@@ -49,7 +49,7 @@ pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -58,15 +58,25 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+                || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
                 || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            // 6to4 carries an IPv4 address in its second and third groups.
+            if first == 0x2002 {
+                let [hi, lo] = [segments[1], segments[2]];
+                let v4 =
+                    std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+                return is_private(IpAddr::V4(v4));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -75,6 +85,7 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
                 || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
                 || first == 0x0064 && v6.segments()[1] == 0xff9b // NAT64
+                || first == 0x2001 && v6.segments()[1] == 0 // Teredo
                 || v6.segments()[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible
         }
     }
@@ -163,6 +174,9 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0/",
             "http://100.64.0.1/",
+            "http://198.18.0.1/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[2001:0:4136:e378::1]/",
             "http://localhost:8080/",
             "http://metadata.google.internal/",
             "http://intranet/",

@@ -27,6 +27,7 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     pub failing_since: Option<NaiveDateTime>,
     pub last_success_at: Option<NaiveDateTime>,
+    pub deleted_at: Option<NaiveDateTime>,
 }
 
 impl Endpoint {
@@ -109,16 +110,23 @@ pub fn insert_endpoint(conn: &mut AnyConnection, new: &NewEndpoint) -> QueryResu
         .get_result(conn)
 }
 
+/// An endpoint that was not deleted.
 pub fn find_endpoint(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Endpoint>> {
-    webhook_endpoints::table.find(id).first(conn).optional()
+    webhook_endpoints::table
+        .find(id)
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .first(conn)
+        .optional()
 }
 
 pub fn list_endpoints(conn: &mut AnyConnection) -> QueryResult<Vec<Endpoint>> {
     webhook_endpoints::table
+        .filter(webhook_endpoints::deleted_at.is_null())
         .order(webhook_endpoints::id.asc())
         .load(conn)
 }
 
+/// Enabled endpoints (a deleted one is disabled too).
 pub fn list_enabled_endpoints(conn: &mut AnyConnection) -> QueryResult<Vec<Endpoint>> {
     webhook_endpoints::table
         .filter(webhook_endpoints::disabled_at.is_null())
@@ -178,13 +186,32 @@ pub fn roll_secret(
     .execute(conn)
 }
 
-/// Deletes an endpoint with its deliveries and their attempts.
-pub fn delete_endpoint(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
-    diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
-        .execute(conn)?;
-    diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
-        .execute(conn)?;
-    diesel::delete(webhook_endpoints::table.find(id)).execute(conn)
+/// Deletes an endpoint: hidden, disabled, nothing more sent. Its rows stay (an event being
+/// recorded or an attempt in flight may still name it), its deliveries are given up.
+pub fn delete_endpoint(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let deleted = diesel::update(
+        webhook_endpoints::table
+            .find(id)
+            .filter(webhook_endpoints::deleted_at.is_null()),
+    )
+    .set((
+        webhook_endpoints::deleted_at.eq(now),
+        webhook_endpoints::disabled_at.eq(now),
+        webhook_endpoints::disabled_reason.eq("deleted"),
+    ))
+    .execute(conn)?;
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::endpoint_id.eq(id))
+            .filter(webhook_deliveries::status.eq(PENDING)),
+    )
+    .set(webhook_deliveries::status.eq(FAILED))
+    .execute(conn)?;
+    Ok(deleted)
 }
 
 /// After a 2xx: the endpoint is healthy.
@@ -352,11 +379,12 @@ pub fn finish_attempt(
 }
 
 /// Makes a delivery pending and due now (a manual redelivery), whatever its state. Its retry
-/// window starts again (`created_at` is when it was queued).
+/// window and backoff start again (`created_at` is when it was queued).
 pub fn make_due(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(webhook_deliveries::table.find(id))
         .set((
             webhook_deliveries::status.eq(PENDING),
+            webhook_deliveries::attempts.eq(0),
             webhook_deliveries::next_attempt_at.eq(now),
             webhook_deliveries::created_at.eq(now),
             webhook_deliveries::delivered_at.eq(None::<NaiveDateTime>),

@@ -118,6 +118,10 @@ fn record(
     data: Value,
     now: NaiveDateTime,
 ) -> QueryResult<Event> {
+    if let Some(subscription_id) = subscription_id {
+        // Ids in commit order within a subscription (a refund does not hold its row otherwise).
+        crate::db::lock_subscription(conn, subscription_id)?;
+    }
     let mut id = [0u8; 12];
     getrandom::fill(&mut id).map_err(db_error)?;
     let public_id = format!(

@@ -15,9 +15,11 @@ use crate::state::AppState;
 use super::{naive, run_db};
 
 pub const LIFETIME: TimeDelta = TimeDelta::hours(24);
-/// A first request unanswered for this long died with its process (every request ends far
-/// sooner: Treefort and gateway calls have timeouts); its key may be used again.
-pub const ABANDONED_AFTER: TimeDelta = TimeDelta::minutes(2);
+/// A first request unanswered for this long died with its process; its key may be used again.
+/// Far above the longest request: a lease wait of 10 s and a few Treefort and gateway calls,
+/// each at most 120 s (the largest timeouts the settings allow). A write whose side effect must
+/// not repeat even then (a refund) also names the key in its gateway idempotency key.
+pub const ABANDONED_AFTER: TimeDelta = TimeDelta::minutes(15);
 
 /// What a request with a key does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +107,20 @@ pub fn begin(
     ))
 }
 
-/// Keeps the answer of a request that ran.
+/// Keeps the answer of a request that ran (tried twice: a lost answer would hold the key).
 pub async fn finish(state: &AppState, id: i64, status: u16, body: String) -> Result<(), ApiError> {
-    run_db(&state.pool, move |conn| {
+    let again = body.clone();
+    let first = run_db(&state.pool, move |conn| {
         idempotency_keys::complete(conn, id, i32::from(status), &body)?;
+        Ok(())
+    })
+    .await;
+    if first.is_ok() {
+        return first;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    run_db(&state.pool, move |conn| {
+        idempotency_keys::complete(conn, id, i32::from(status), &again)?;
         Ok(())
     })
     .await

@@ -167,9 +167,10 @@ pub async fn refund(
     state: &AppState,
     id: i64,
     amount: Option<i64>,
+    request_key: Option<String>,
 ) -> Result<PaymentView, ApiError> {
     // The payment as recorded after the refund.
-    let payment = super::payments::refund(state, id, amount).await?;
+    let payment = super::payments::refund(state, id, amount, request_key).await?;
     let customer_id = payment.customer_id;
     let user = run_db(&state.pool, move |conn| {
         Ok(crate::models::customers::find_by_id(conn, customer_id)?

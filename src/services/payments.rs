@@ -10,10 +10,14 @@ use super::{naive, run_db};
 
 /// Gives back `amount` (in the payment's own units; all that is left when `None`) of a payment.
 /// Returns the payment as recorded afterwards.
+/// `request_key` names the request when its sender gave one (`/v1`'s `Idempotency-Key`, with its
+/// API key): the gateway then takes a repeat of the request as the same refund, whatever was
+/// refunded meanwhile.
 pub async fn refund(
     state: &AppState,
     payment_id: i64,
     amount: Option<i64>,
+    request_key: Option<String>,
 ) -> Result<Payment, ApiError> {
     let payment = run_db(&state.pool, move |conn| {
         Ok(payments::find(conn, payment_id)?)
@@ -44,10 +48,18 @@ pub async fn refund(
     };
     // The key names the payment and what was refunded before: repeating this refund is a no-op
     // at the gateway, and a later, second partial refund is a new one.
-    let key = format!(
-        "refund-{}-{}-{}",
-        payment.id, payment.refunded_amount, amount
-    );
+    let key = match request_key {
+        Some(request) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(request.as_bytes());
+            let named: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("refund-{}-request-{named}", payment.id)
+        }
+        None => format!(
+            "refund-{}-{}-{}",
+            payment.id, payment.refunded_amount, amount
+        ),
+    };
     state
         .gateway
         .refund(&reference, &money, &key)

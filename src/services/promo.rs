@@ -217,7 +217,17 @@ pub fn create(
         }
         Ok::<_, diesel::result::Error>(Ok(promo_codes::insert(conn, &new, &plan_ids)?))
     })
-    .map_err(|e| CreateError::Database(e.to_string()))?
+    .map_err(|e| match e {
+        // Made by another request meanwhile.
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => CreateError::Exists(format!(
+            "promo code {} already exists (codes are case-insensitive)",
+            input.code
+        )),
+        e => CreateError::Database(e.to_string()),
+    })?
 }
 
 /// The row a valid input makes, with the plans it is limited to.

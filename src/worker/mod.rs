@@ -15,6 +15,9 @@ use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const WEBHOOK_INTERVAL: Duration = Duration::from_millis(500);
+/// The minute idempotency keys were last forgotten in (this process).
+static FORGOTTEN_IN_MINUTE: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(i64::MIN);
 const BATCH: i64 = 100;
 
 pub struct WorkerHandle {
@@ -69,8 +72,8 @@ async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<b
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Starts every webhook delivery that is due and waits until none is in flight (tests, and the
-/// CLI's one-shot worker round).
+/// Starts every webhook delivery that is due and waits until none is in flight (for tests, which
+/// drive rounds themselves).
 pub async fn deliver_webhooks(state: &web::Data<AppState>) {
     loop {
         let tasks = webhooks::delivery::dispatch(state)
@@ -92,10 +95,14 @@ pub async fn deliver_webhooks(state: &web::Data<AppState>) {
 /// One round of work. Errors are logged; the next round tries again.
 pub async fn run_once(state: &AppState) {
     state.limits.forget_idle();
-    match crate::services::idempotency::forget_expired(state).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),
-        Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
+    // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
+    let minute = state.clock.now().timestamp() / 60;
+    if FORGOTTEN_IN_MINUTE.swap(minute, std::sync::atomic::Ordering::SeqCst) != minute {
+        match crate::services::idempotency::forget_expired(state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),
+            Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
+        }
     }
     if state.treefort.is_none() {
         return;

@@ -124,8 +124,8 @@ pub fn verify_standard_webhook(
     timestamp: &str,
     body: &[u8],
     signatures: &str,
+    now: i64,
 ) -> bool {
-    let now = timestamp.parse::<i64>().unwrap_or_default();
     verify(secret, id, timestamp, signatures, body, now)
 }
 

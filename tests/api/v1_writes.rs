@@ -85,7 +85,7 @@ async fn a_repeated_write_with_its_idempotency_key_answers_the_first_answer_and_
         (400, "invalid_idempotency_key".into())
     );
     assert_eq!(app.count("plans"), 3);
-    // A first request whose process died keeps its key busy for two minutes, not a day.
+    // A first request whose process died keeps its key busy for 15 minutes, not a day.
     {
         use treefort_webpay::models::api_keys;
         use treefort_webpay::models::idempotency_keys::{self, NewIdempotencyKey};
@@ -112,7 +112,7 @@ async fn a_repeated_write_with_its_idempotency_key_answers_the_first_answer_and_
         error_code(busy).await,
         (409, "idempotency_key_reused".into())
     );
-    app.advance(TimeDelta::minutes(3));
+    app.advance(TimeDelta::minutes(16));
     let freed = post_with_key(&app, &key, "died", "/v1/plans", &plan(12, 1)).await;
     assert_eq!(freed.status(), 201);
 }
@@ -349,4 +349,56 @@ async fn webhook_endpoints_are_managed_from_the_api_and_the_cli_alike() {
     assert_eq!(error_code(refused).await, (503, "not_configured".into()));
     let cli = unkeyed.cli(&["webhooks", "add", "--url", "http://127.0.0.1/x"]);
     assert!(String::from_utf8_lossy(&cli.stderr).contains("WEBHOOK_SIGNING_KEY"));
+}
+
+#[tokio::test]
+async fn a_replayed_endpoint_creation_answers_its_secret_again_without_keeping_it() {
+    let app = app().await;
+    let key = v1_key(&app, "write");
+    let body = json!({"url": "http://127.0.0.1:9/hooks"});
+    let first = post_with_key(&app, &key, "endpoint-1", "/v1/webhook-endpoints", &body).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let secret = first["secret"].as_str().unwrap().to_string();
+    assert!(
+        first.get("_secretSalt").is_none(),
+        "the salt is never shown"
+    );
+    let again = post_with_key(&app, &key, "endpoint-1", "/v1/webhook-endpoints", &body).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        first,
+        "the same answer, secret included"
+    );
+    assert_eq!(
+        v1_json(&app, &key, "/v1/webhook-endpoints").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // What is kept for the replay holds no secret.
+    let kept: Vec<Option<String>> = {
+        use diesel::prelude::*;
+        use treefort_webpay::schema::idempotency_keys;
+        idempotency_keys::table
+            .select(idempotency_keys::response_body)
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(kept.len(), 1);
+    let kept = kept[0].clone().unwrap();
+    assert!(
+        !kept.contains("whsec_") && !kept.contains(&secret[6..]),
+        "{kept}"
+    );
+    // Without a key, the answer carries no salt either.
+    let plain = v1_post(&app, &key, "/v1/webhook-endpoints", Some(&body)).await;
+    assert!(plain
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("_secretSalt")
+        .is_none());
 }

@@ -91,13 +91,26 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
             timestamp,
             at("2027-01-01T00:00:00Z").timestamp().to_string()
         );
+        let now = app.now().timestamp();
         assert!(verify_standard_webhook(
             &secret,
             header(request, "webhook-id"),
             timestamp,
             &request.body,
             header(request, "webhook-signature"),
+            now,
         ));
+        assert!(
+            !verify_standard_webhook(
+                &secret,
+                header(request, "webhook-id"),
+                timestamp,
+                &request.body,
+                header(request, "webhook-signature"),
+                now + 301,
+            ),
+            "a delivery replayed after 5 minutes is refused"
+        );
         // Any change to what was signed breaks it.
         let mut tampered = request.body.clone();
         tampered[0] = b' ';
@@ -107,6 +120,7 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
             timestamp,
             &tampered,
             header(request, "webhook-signature"),
+            now,
         ));
         assert_eq!(
             &body(request),
@@ -147,6 +161,7 @@ async fn deliveries_are_signed_per_standard_webhooks_and_a_rolled_secret_signs_f
             header(r, "webhook-timestamp"),
             &r.body,
             header(r, "webhook-signature"),
+            app.now().timestamp(),
         )
     };
     assert!(sign(&during, &secret) && sign(&during, &new_secret));

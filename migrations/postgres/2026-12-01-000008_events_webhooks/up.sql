@@ -26,7 +26,8 @@ CREATE TABLE webhook_endpoints (
     disabled_at           TIMESTAMP,
     disabled_reason       TEXT,                      -- 'by operator' or why it was disabled
     failing_since         TIMESTAMP,                 -- first failed attempt since the last success
-    last_success_at       TIMESTAMP
+    last_success_at       TIMESTAMP,
+    deleted_at            TIMESTAMP                  -- deleted: hidden, nothing sent; history kept
 );
 
 CREATE TABLE webhook_deliveries (

@@ -107,6 +107,13 @@ impl FromRequest for Write {
 }
 
 impl Write {
+    /// The request's name for outbound idempotency keys: its API key and `Idempotency-Key`.
+    pub fn request_name(&self) -> Option<String> {
+        self.idempotency_key
+            .as_ref()
+            .map(|k| format!("{}:{k}", self.key.key_id))
+    }
+
     /// Runs `write` (answering a status and JSON), once per `Idempotency-Key`. `request` is what
     /// the body said, so that a repeat can be told from another request.
     pub async fn run<B, F, Fut>(
@@ -122,7 +129,7 @@ impl Write {
     {
         let Some(idempotency_key) = self.idempotency_key else {
             let (status, body) = write().await?;
-            return Ok(HttpResponse::build(status).json(body));
+            return Ok(respond(status, body));
         };
         let body = serde_json::to_string(request).map_err(ApiError::internal)?;
         let hash = idempotency::fingerprint(&self.method, &self.path, &body);
@@ -138,33 +145,67 @@ impl Write {
                 )
                 .insert_header(("Idempotent-Replayed", "true"))
                 .content_type("application/json")
-                .body(body));
+                .body(unseal(state, &body)?));
             }
             Begin::Run(record) => record,
         };
-        match write().await {
-            Ok((status, body)) => {
-                if let Err(e) =
-                    idempotency::finish(state, record, status.as_u16(), body.to_string()).await
-                {
-                    tracing::error!(error = %e, "keeping the answer of an idempotent request failed");
-                }
-                Ok(HttpResponse::build(status).json(body))
-            }
-            // Ours or Treefort's failure changed nothing: the key may be tried again.
-            Err(e) if e.status.is_server_error() => {
-                if let Err(abandoned) = idempotency::abandon(state, record).await {
-                    tracing::error!(error = %abandoned, "forgetting a failed idempotent request failed");
-                }
-                Err(e)
-            }
-            Err(e) => {
-                let _ = idempotency::finish(state, record, e.status.as_u16(), e.body().to_string())
-                    .await;
-                Err(e)
-            }
+        let outcome = write().await;
+        let kept = match &outcome {
+            Ok((status, body)) => Some((status.as_u16(), seal(body).to_string())),
+            // Worth trying again with the same key: ours or Treefort's failure (nothing changed),
+            // or a conflict that says to retry in a moment.
+            Err(e) if e.status.is_server_error() || RETRYABLE.contains(&e.code) => None,
+            Err(e) => Some((e.status.as_u16(), e.body().to_string())),
+        };
+        let saved = match kept {
+            Some((status, body)) => idempotency::finish(state, record, status, body).await,
+            None => idempotency::abandon(state, record).await,
+        };
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "keeping the outcome of an idempotent request failed");
+        }
+        let (status, body) = outcome?;
+        Ok(respond(status, body))
+    }
+}
+
+/// The answer as sent: without the salt a secret's answer carries for `seal`.
+fn respond(status: StatusCode, mut body: serde_json::Value) -> HttpResponse {
+    if let Some(object) = body.as_object_mut() {
+        object.remove(SEALED_SALT);
+    }
+    HttpResponse::build(status).json(body)
+}
+
+/// Conflicts that clear by themselves: a repeat with the same key runs again.
+const RETRYABLE: [&str; 3] = ["subscription_busy", "request_timeout", "rate_limited"];
+
+/// The field a webhook secret's answer carries its salt in (see `EndpointWithSecret`).
+const SEALED_SALT: &str = "_secretSalt";
+
+/// An answer as it is kept: a webhook secret is replaced by nothing but its salt, so the
+/// database never holds it.
+fn seal(body: &serde_json::Value) -> serde_json::Value {
+    let mut kept = body.clone();
+    if let Some(object) = kept.as_object_mut() {
+        if object.contains_key(SEALED_SALT) {
+            object.remove("secret");
         }
     }
+    kept
+}
+
+/// A kept answer as it is sent again: the secret derived anew from its salt.
+fn unseal(state: &AppState, kept: &str) -> Result<String, ApiError> {
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(kept) else {
+        return Ok(kept.to_string());
+    };
+    let Some(serde_json::Value::String(salt)) = object.remove(SEALED_SALT) else {
+        return Ok(kept.to_string());
+    };
+    let secret = crate::services::webhooks::secret_from_salt(&state.settings, &salt)?;
+    object.insert("secret".into(), secret.into());
+    Ok(serde_json::Value::Object(object).to_string())
 }
 
 fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiError>> + 'static {

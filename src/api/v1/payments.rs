@@ -60,9 +60,10 @@ pub async fn refund(
             })?
             .amount
     };
+    let request_key = write.request_name();
     write
         .run(&state, &RefundBody { amount }, || async {
-            let refunded = management::refund(&state, id.into_inner(), amount).await?;
+            let refunded = management::refund(&state, id.into_inner(), amount, request_key).await?;
             Ok((
                 StatusCode::OK,
                 serde_json::to_value(refunded).map_err(ApiError::internal)?,

@@ -75,7 +75,7 @@ pub async fn delete(
     let id = id.into_inner();
     write
         .run(&state, &(), || async {
-            with_conn(&state, move |conn, _, _| webhooks::delete(conn, id)).await?;
+            with_conn(&state, move |conn, _, now| webhooks::delete(conn, id, now)).await?;
             Ok((
                 StatusCode::OK,
                 serde_json::json!({ "id": id, "deleted": true }),

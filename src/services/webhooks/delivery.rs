@@ -69,6 +69,8 @@ impl Sender {
             .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(5)))
             // A redirect could lead anywhere, a private address too: a 3xx is a failure.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the address rule below.
+            .no_proxy()
             .user_agent(concat!("treefort-webpay/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(SLOTS_PER_ENDPOINT);
         if !allow_private {
@@ -399,10 +401,12 @@ fn record(
         delivered_at: ok.then_some(now),
     };
     if !webhooks::finish_attempt(conn, delivery.id, owner, &result)? {
+        // Another instance has it now and decides; this attempt stays on record only.
         tracing::warn!(
             delivery_id = delivery.id,
             "a webhook delivery's lease ran out during its attempt"
         );
+        return Ok("lease_lost");
     }
     if ok {
         webhooks::record_endpoint_success(conn, endpoint.id, now)?;

@@ -93,6 +93,18 @@ pub struct EndpointWithSecret {
     pub endpoint: EndpointView,
     /// `whsec_…`: configure it in the receiver; it is not shown again.
     pub secret: String,
+    /// What the secret is derived from: kept instead of the secret where an answer is kept (an
+    /// `Idempotency-Key` replay derives it again), never shown.
+    #[serde(rename = "_secretSalt")]
+    pub secret_salt: String,
+}
+
+/// The secret derived from `salt` with this service's signing key.
+pub fn secret_from_salt(settings: &Settings, salt: &str) -> Result<String, ApiError> {
+    Ok(webhook::display_secret(&webhook::secret_bytes(
+        signing_key(settings)?,
+        salt,
+    )))
 }
 
 fn signing_key(settings: &Settings) -> Result<&str, ApiError> {
@@ -182,6 +194,7 @@ pub fn add(
     Ok(EndpointWithSecret {
         endpoint: EndpointView::of(&endpoint, now),
         secret,
+        secret_salt: endpoint.secret_salt.clone(),
     })
 }
 
@@ -218,10 +231,11 @@ pub fn enable(
     Ok(EndpointView::of(&find(conn, id)?, now))
 }
 
-/// Deletes an endpoint with its queued deliveries and its attempts.
-pub fn delete(conn: &mut AnyConnection, id: i64) -> Result<(), ApiError> {
+/// Deletes an endpoint: nothing more is sent to it and it is no longer listed (its history stays
+/// in the database).
+pub fn delete(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> Result<(), ApiError> {
     write_transaction(conn, |conn| {
-        if webhooks::delete_endpoint(conn, id)? == 0 {
+        if webhooks::delete_endpoint(conn, id, now)? == 0 {
             return Err(not_found());
         }
         Ok(())
@@ -255,7 +269,19 @@ pub fn roll_secret(
     Ok(EndpointWithSecret {
         endpoint: EndpointView::of(&find(conn, id)?, now),
         secret: webhook::display_secret(&webhook::secret_bytes(key, &salt)),
+        secret_salt: salt,
     })
+}
+
+/// Refuses to send again what is being sent right now (its attempt would decide over ours).
+fn requeue(d: &webhooks::Delivery, now: NaiveDateTime) -> Result<(), ApiError> {
+    if d.locked_until.is_some_and(|until| until > now) {
+        return Err(ApiError::conflict(
+            "delivery_in_progress",
+            "this event is being sent to that endpoint right now; look at its attempts first",
+        ));
+    }
+    Ok(())
 }
 
 /// One delivery attempt as the CLI and `/v1` show it.
@@ -313,14 +339,28 @@ pub fn redeliver(
                     "this event was sent to no endpoint; name one to send it to",
                 ));
             }
+            let mut queued = 0;
             for d in &deliveries {
-                webhooks::make_due(conn, d.id, now)?;
+                let enabled = webhooks::find_endpoint(conn, d.endpoint_id)?
+                    .is_some_and(|e| e.disabled_at.is_none());
+                if enabled {
+                    requeue(d, now)?;
+                    webhooks::make_due(conn, d.id, now)?;
+                    queued += 1;
+                }
             }
-            return Ok(deliveries.len());
+            return Ok(queued);
         };
-        find(conn, endpoint_id)?;
+        let endpoint = find(conn, endpoint_id)?;
+        if endpoint.disabled_at.is_some() {
+            return Err(ApiError::conflict(
+                "webhook_endpoint_disabled",
+                "this endpoint is disabled; enable it first",
+            ));
+        }
         match webhooks::find_delivery_of(conn, event.id, endpoint_id)? {
             Some(d) => {
+                requeue(&d, now)?;
                 webhooks::make_due(conn, d.id, now)?;
             }
             None => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Throughput of the read routes Treefort and the app owner's backend call most, next to a no-op
-# route of the same server (GET /healthz: routing, middleware, JSON, no database), measured in the
-# same run on a release build with wrk (Debian's `wrk`).
+# Throughput of the read routes Treefort and the app owner's backend call most (the plan, a
+# promo code, the entitlement check), next to a no-op route of the same server (GET /healthz:
+# routing, middleware, JSON, no database), measured in the same run on a release build with wrk
+# (Debian's `wrk`).
 #   bench/api.sh                      # SQLite in a temporary folder
 #   DATABASE_URL=postgres://…/bench bench/api.sh   # a database of its own: its tables are used
 # DURATION (default 10s), CONNECTIONS (64), ROUNDS (3; the median is reported).
@@ -29,10 +30,13 @@ python3 .ci/fake_treefort.py "$treefort_port" &
 treefort_pid=$!
 export DATABASE_URL="${DATABASE_URL:-sqlite://$work/bench.db}"
 "$bin" plans upsert --id 1 --name Monthly --interval month --currency USD --amount 999 >/dev/null
+"$bin" promo create --code BENCH10 --percent-off 10 >/dev/null
 created=$("$bin" apikeys create --name bench --scope read)
 v1_key=${created%%$'\n'*}
 
-LISTEN_ADDR="127.0.0.1:$port" PROVIDER_API_KEYS=bench-key \
+# One provider key per round: each key's rate limit (at most 1 000 000 a minute) holds one round.
+provider_keys=$(seq -f 'bench-key-%g' 1 "$rounds" | paste -sd, -)
+LISTEN_ADDR="127.0.0.1:$port" PROVIDER_API_KEYS="$provider_keys" \
 TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
 TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
 TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
@@ -44,7 +48,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
 
 # One subscriber, through the real checkout (sandbox card).
-session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-key' \
+session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-key-1' \
     -H 'Content-Type: application/json' \
     -d '{"user":{"id":"u1","email":"u1@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,
          "locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}' |
@@ -52,19 +56,23 @@ session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer b
 curl -fs -o /dev/null -X POST "$session" -H "Origin: $base" \
     --data 'card_number=4242424242424242&card_expiry=12/40&card_cvc=123'
 
-cat >"$work/plan.lua" <<'LUA'
+for round in $(seq 1 "$rounds"); do
+    cat >"$work/plan-$round.lua" <<LUA
 wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer bench-key"
+wrk.headers["Authorization"] = "Bearer bench-key-$round"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"subscriptionPlanId": 1}'
 LUA
+    sed -e 's/{"subscriptionPlanId": 1}/{"code": "bench10", "subscriptionPlanIds": [1], "userId": "u2"}/' \
+        "$work/plan-$round.lua" >"$work/promo-$round.lua"
+done
 
 # wrk pinned to one core, the service free to use the other.
 run() {  # run NAME URL [wrk args…]: prints "req/s p50 p99" medians over the rounds
     local name=$1 url=$2; shift 2
     local results=()
-    for _ in $(seq 1 "$rounds"); do
-        out=$(taskset -c 1 wrk -t1 -c"$connections" -d"$duration" --latency "$@" "$url")
+    for round in $(seq 1 "$rounds"); do
+        out=$(taskset -c 1 wrk -t1 -c"$connections" -d"$duration" --latency "${@//ROUND/$round}" "$url")
         if echo "$out" | grep -q "Non-2xx"; then echo "$name: errors: $out" >&2; exit 1; fi
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -75,11 +83,13 @@ run() {  # run NAME URL [wrk args…]: prints "req/s p50 p99" medians over the r
 }
 
 noop=$(run noop "$base/healthz")
-plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan.lua")
+plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan-ROUND.lua")
+promo=$(run promo "$base/treefort/validate-promo-code" -s "$work/promo-ROUND.lua")
 entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -H "Authorization: Bearer $v1_key")
 noop_rps=${noop%% *}
 printf '%-34s %12s %10s %10s %10s\n' route "req/s" p50 p99 "/ no-op"
-for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" "GET /v1/users/{id}/entitlement|$entitlement"; do
+for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" \
+    "POST /treefort/validate-promo-code|$promo" "GET /v1/users/{id}/entitlement|$entitlement"; do
     name=${row%%|*}; read -r rps p50 p99 <<<"${row#*|}"
     printf '%-34s %12s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" \
         "$(python3 -c "print($rps / $noop_rps)")"

@@ -1,14 +1,14 @@
 //! The catalog in memory: every plan and promo code, read from one snapshot (`arc-swap`) so the
 //! plan endpoint and promo validation answer without a database round trip. A change raises
 //! `catalog_version` in its own transaction; this process notices its own changes at once
-//! (`changed`), and every instance compares the stored version every 250 ms, so a change made by
-//! another instance or by the CLI shows within a second. Checkout and renewals do not read it:
+//! (`changed`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and every
+//! instance compares the stored version every 250 ms (`CATALOG_CHECK_MS`) as a safety net, so a change made by another
+//! instance or by the CLI shows within a second on either backend. Checkout and renewals do not read it:
 //! what decides money (redemption limits, first-time-only) is checked in their transactions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use diesel::QueryResult;
@@ -18,9 +18,6 @@ use crate::error::ApiError;
 use crate::models::catalog_version;
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
-
-/// How often each instance compares the stored version with its snapshot's.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Raised by every change this process makes (see `catalog_version::bump`).
 static CHANGES: AtomicU64 = AtomicU64::new(0);
@@ -82,6 +79,8 @@ impl Snapshot {
 
 pub struct Catalog {
     current: ArcSwap<Snapshot>,
+    /// Woken by the PostgreSQL listener when another instance announces a change.
+    pub announced: tokio::sync::Notify,
     /// `CHANGES` as it was before the current snapshot was read.
     seen_changes: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
@@ -91,6 +90,7 @@ impl Catalog {
     pub fn new(snapshot: Snapshot, changes_before: u64) -> Self {
         Self {
             current: ArcSwap::from_pointee(snapshot),
+            announced: tokio::sync::Notify::new(),
             seen_changes: AtomicU64::new(changes_before),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -141,5 +141,30 @@ impl Catalog {
         self.current.store(Arc::new(snapshot));
         self.seen_changes.store(before, Ordering::SeqCst);
         Ok(true)
+    }
+}
+
+/// Starts the PostgreSQL listener of `catalog` on a thread of its own; it stops when the catalog
+/// is dropped.
+pub fn listen(url: &crate::db::DatabaseUrl, catalog: &Arc<Catalog>) {
+    if url.backend() != crate::db::Backend::Postgres {
+        return;
+    }
+    let (url, catalog) = (url.clone(), Arc::downgrade(catalog));
+    let spawned = std::thread::Builder::new()
+        .name("catalog-listener".into())
+        .spawn(move || {
+            crate::db::listen_for_catalog_changes(&url, |arrived| {
+                let Some(catalog) = catalog.upgrade() else {
+                    return false;
+                };
+                if arrived {
+                    catalog.announced.notify_one();
+                }
+                true
+            })
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the catalog listener; the version check remains");
     }
 }

@@ -63,6 +63,8 @@ pub struct Settings {
     /// Whether webhook URLs may name private, loopback or link-local addresses. `None`: only with
     /// a test-mode gateway.
     pub webhooks_allow_private: Option<bool>,
+    /// How often the in-memory catalog's version is compared with the database's.
+    pub catalog_check_interval: Duration,
 }
 
 impl Settings {
@@ -260,6 +262,17 @@ impl Settings {
                     _ => {
                         return Err(format!(
                             "WEBHOOK_TIMEOUT_MS must be milliseconds from 100 to 60000 (got {raw:?})"
+                        ))
+                    }
+                },
+            },
+            catalog_check_interval: match get("CATALOG_CHECK_MS") {
+                None => Duration::from_millis(250),
+                Some(raw) => match raw.parse::<u64>() {
+                    Ok(ms) if (50..=60_000).contains(&ms) => Duration::from_millis(ms),
+                    _ => {
+                        return Err(format!(
+                            "CATALOG_CHECK_MS must be milliseconds from 50 to 60000 (got {raw:?})"
                         ))
                     }
                 },

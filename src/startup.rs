@@ -90,10 +90,14 @@ impl Application {
     }
 }
 
-/// Keeps the in-memory catalog current with changes other instances and the CLI make.
+/// Keeps the in-memory catalog current with changes other instances and the CLI make: at once
+/// when PostgreSQL announces one, else at the next version check.
 async fn poll_catalog(state: web::Data<AppState>) {
     loop {
-        tokio::time::sleep(crate::catalog::POLL_INTERVAL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(state.settings.catalog_check_interval) => {}
+            _ = state.catalog.announced.notified() => {}
+        }
         match state.catalog.refresh_if_stale(&state.pool).await {
             Ok(true) => tracing::debug!("catalog read again after a change elsewhere"),
             Ok(false) => {}
@@ -158,10 +162,12 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         settings.rate_limit_pages_per_minute,
     ));
     let webhooks = Arc::new(crate::services::webhooks::delivery::Sender::new(&settings)?);
+    let catalog = Arc::new(catalog);
+    crate::catalog::listen(&settings.database_url, &catalog);
     Ok(AppState {
         pool,
         limits,
-        catalog: Arc::new(catalog),
+        catalog,
         webhooks,
         settings,
         treefort,

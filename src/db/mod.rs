@@ -238,6 +238,64 @@ where
     }
 }
 
+/// The channel a catalog change is announced on (PostgreSQL `NOTIFY`, sent at commit).
+pub const CATALOG_CHANNEL: &str = "treefort_webpay_catalog";
+
+/// Announces a catalog change to every instance when the transaction commits (PostgreSQL; SQLite
+/// has one writer process at a time and is left to the version check).
+pub fn notify_catalog_change(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        pg.batch_execute(&format!("NOTIFY {CATALOG_CHANNEL}"))?;
+    }
+    Ok(())
+}
+
+/// Waits for catalog announcements on a connection of its own. `tell` is called about every
+/// 20 ms with whether an announcement arrived, and answers whether to go on listening. Blocking:
+/// run it on a thread of its own. Reconnects after an error; returns at once for SQLite.
+pub fn listen_for_catalog_changes(url: &DatabaseUrl, mut tell: impl FnMut(bool) -> bool) {
+    if url.backend != Backend::Postgres {
+        return;
+    }
+    while tell(false) {
+        let listening = diesel::PgConnection::establish(&url.target).and_then(|mut pg| {
+            pg.batch_execute(&format!("LISTEN {CATALOG_CHANNEL}"))
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            Ok(pg)
+        });
+        let mut pg = match listening {
+            Ok(pg) => pg,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for catalog changes failed; trying again");
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                continue;
+            }
+        };
+        loop {
+            // Reads what arrived on the socket: no round trip to the server.
+            let mut arrived = false;
+            let mut failed = false;
+            for notification in pg.notifications_iter() {
+                match notification {
+                    Ok(_) => arrived = true,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if !tell(arrived) {
+                return;
+            }
+            if failed {
+                tracing::warn!("the catalog listener's connection failed; listening again");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// Locks a subscription's row until the transaction ends, so that events of one subscription
 /// get their ids in the order their transactions commit (PostgreSQL; on SQLite `BEGIN IMMEDIATE`
 /// already makes writers take turns).

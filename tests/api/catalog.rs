@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, GOOD_CARD};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, GOOD_CARD};
 use treefort_webpay::services::promo::PromoInput;
 
 async fn plan(app: &TestApp, id: i64) -> reqwest::Response {
@@ -118,4 +118,33 @@ async fn a_code_used_up_at_checkout_is_invalid_at_once() {
     let url = app.checkout_url("u1", 1, Some("ONCE")).await;
     assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
     assert_eq!(validate(&app, "ONCE").await, json!({"type": "invalid"}));
+}
+
+#[tokio::test]
+async fn on_postgresql_another_process_s_change_is_announced_at_commit() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return; // LISTEN/NOTIFY is PostgreSQL's; SQLite relies on the version check above.
+    }
+    // A version check once a minute: only the announcement can make the change show in time.
+    let app = spawn_app_with(|o| {
+        o.set("CATALOG_CHECK_MS", "60000");
+    })
+    .await;
+    app.add_plan(1, 0);
+    let before: Value = plan(&app, 1).await.json().await.unwrap();
+    assert_eq!(before["price"]["amount"], 999, "this process's own change, read at once");
+    // Let the listener connect before the change.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.cli_ok(&[
+        "plans", "upsert", "--id", "1", "--name", "Monthly", "--interval", "month", "--currency",
+        "USD", "--amount", "4321",
+    ]);
+    assert!(
+        eventually(|| async {
+            let answer: Value = plan(&app, 1).await.json().await.unwrap();
+            answer["price"]["amount"] == 4321
+        })
+        .await,
+        "the CLI's change was announced and read"
+    );
 }

@@ -132,12 +132,25 @@ async fn on_postgresql_another_process_s_change_is_announced_at_commit() {
     .await;
     app.add_plan(1, 0);
     let before: Value = plan(&app, 1).await.json().await.unwrap();
-    assert_eq!(before["price"]["amount"], 999, "this process's own change, read at once");
+    assert_eq!(
+        before["price"]["amount"], 999,
+        "this process's own change, read at once"
+    );
     // Let the listener connect before the change.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     app.cli_ok(&[
-        "plans", "upsert", "--id", "1", "--name", "Monthly", "--interval", "month", "--currency",
-        "USD", "--amount", "4321",
+        "plans",
+        "upsert",
+        "--id",
+        "1",
+        "--name",
+        "Monthly",
+        "--interval",
+        "month",
+        "--currency",
+        "USD",
+        "--amount",
+        "4321",
     ]);
     assert!(
         eventually(|| async {

@@ -26,6 +26,24 @@ async fn validate(app: &TestApp, code: &str) -> Value {
     .unwrap()
 }
 
+/// `plans upsert` from another process: the CLI.
+fn cli_plan(app: &TestApp, id: &str, interval: &str, amount: &str) {
+    app.cli_ok(&[
+        "plans",
+        "upsert",
+        "--id",
+        id,
+        "--name",
+        "Plan",
+        "--interval",
+        interval,
+        "--currency",
+        "USD",
+        "--amount",
+        amount,
+    ]);
+}
+
 /// Asks until `done` holds, for at most 5 seconds; answers whether it did.
 async fn eventually<F, Fut>(mut done: F) -> bool
 where
@@ -50,34 +68,8 @@ async fn changes_from_this_process_show_at_once_and_from_the_cli_soon_after() {
     assert_eq!(plan(&app, 1).await.status(), 200, "at once");
 
     // Another process (the CLI) changes the price and adds a plan and a code.
-    app.cli_ok(&[
-        "plans",
-        "upsert",
-        "--id",
-        "1",
-        "--name",
-        "Monthly",
-        "--interval",
-        "month",
-        "--currency",
-        "USD",
-        "--amount",
-        "1234",
-    ]);
-    app.cli_ok(&[
-        "plans",
-        "upsert",
-        "--id",
-        "2",
-        "--name",
-        "Yearly",
-        "--interval",
-        "year",
-        "--currency",
-        "USD",
-        "--amount",
-        "9999",
-    ]);
+    cli_plan(&app, "1", "month", "1234");
+    cli_plan(&app, "2", "year", "9999");
     app.cli_ok(&[
         "promo",
         "create",
@@ -138,20 +130,7 @@ async fn on_postgresql_another_process_s_change_is_announced_at_commit() {
     );
     // Let the listener connect before the change.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    app.cli_ok(&[
-        "plans",
-        "upsert",
-        "--id",
-        "1",
-        "--name",
-        "Monthly",
-        "--interval",
-        "month",
-        "--currency",
-        "USD",
-        "--amount",
-        "4321",
-    ]);
+    cli_plan(&app, "1", "month", "4321");
     assert!(
         eventually(|| async {
             let answer: Value = plan(&app, 1).await.json().await.unwrap();

@@ -67,21 +67,39 @@ pub async fn create(
         .await
 }
 
+/// A change to one endpoint: `f` on a connection, once per `Idempotency-Key`.
+async fn change(
+    write: Write,
+    state: web::Data<AppState>,
+    id: i64,
+    f: fn(
+        &mut AnyConnection,
+        &crate::config::Settings,
+        i64,
+        chrono::NaiveDateTime,
+    ) -> Result<serde_json::Value, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    write
+        .run(&state, &(), || async {
+            let answer = with_conn(&state, move |conn, settings, now| {
+                f(conn, settings, id, now)
+            })
+            .await?;
+            Ok((StatusCode::OK, answer))
+        })
+        .await
+}
+
 pub async fn delete(
     write: Write,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    write
-        .run(&state, &(), || async {
-            with_conn(&state, move |conn, _, now| webhooks::delete(conn, id, now)).await?;
-            Ok((
-                StatusCode::OK,
-                serde_json::json!({ "id": id, "deleted": true }),
-            ))
-        })
-        .await
+    change(write, state, id.into_inner(), |conn, _, id, now| {
+        webhooks::delete(conn, id, now)?;
+        Ok(serde_json::json!({ "id": id, "deleted": true }))
+    })
+    .await
 }
 
 pub async fn disable(
@@ -89,14 +107,10 @@ pub async fn disable(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    write
-        .run(&state, &(), || async {
-            let view =
-                with_conn(&state, move |conn, _, now| webhooks::disable(conn, id, now)).await?;
-            Ok((StatusCode::OK, to_json(view)?))
-        })
-        .await
+    change(write, state, id.into_inner(), |conn, _, id, now| {
+        to_json(webhooks::disable(conn, id, now)?)
+    })
+    .await
 }
 
 pub async fn enable(
@@ -104,14 +118,10 @@ pub async fn enable(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    write
-        .run(&state, &(), || async {
-            let view =
-                with_conn(&state, move |conn, _, now| webhooks::enable(conn, id, now)).await?;
-            Ok((StatusCode::OK, to_json(view)?))
-        })
-        .await
+    change(write, state, id.into_inner(), |conn, _, id, now| {
+        to_json(webhooks::enable(conn, id, now)?)
+    })
+    .await
 }
 
 pub async fn roll_secret(
@@ -119,16 +129,10 @@ pub async fn roll_secret(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    write
-        .run(&state, &(), || async {
-            let rolled = with_conn(&state, move |conn, settings, now| {
-                webhooks::roll_secret(conn, settings, id, now)
-            })
-            .await?;
-            Ok((StatusCode::OK, to_json(rolled)?))
-        })
-        .await
+    change(write, state, id.into_inner(), |conn, settings, id, now| {
+        to_json(webhooks::roll_secret(conn, settings, id, now)?)
+    })
+    .await
 }
 
 #[derive(serde::Deserialize)]

@@ -58,15 +58,7 @@ pub async fn redeliver(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let request = if body.iter().all(u8::is_ascii_whitespace) {
-        RedeliverBody::default()
-    } else {
-        serde_json::from_slice::<RedeliverBody>(&body).map_err(|e| {
-            ApiError::invalid_body(format!(
-                "the body must be {{\"endpointId\": N}} or empty: {e}"
-            ))
-        })?
-    };
+    let request = super::optional_body::<RedeliverBody>(&body, r#"{"endpointId": N}"#)?;
     let endpoint_id = request.endpoint_id;
     write
         .run(&state, &request, || async {

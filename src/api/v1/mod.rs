@@ -208,6 +208,19 @@ fn unseal(state: &AppState, kept: &str) -> Result<String, ApiError> {
     Ok(serde_json::Value::Object(object).to_string())
 }
 
+/// A JSON body that may be left out (empty: `T::default()`). A malformed one is 400, never the
+/// default.
+pub fn optional_body<T>(body: &[u8], shape: &str) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_body(format!("the body must be {shape} or empty: {e}")))
+}
+
 fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiError>> + 'static {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let presented = req

@@ -51,15 +51,7 @@ pub async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     // No body: refund all that is left. A body must say exactly how much (a malformed one must
     // never become "everything").
-    let amount = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<RefundBody>(&body)
-            .map_err(|e| {
-                ApiError::invalid_body(format!("the body must be {{\"amount\": N}}: {e}"))
-            })?
-            .amount
-    };
+    let amount = super::optional_body::<RefundBody>(&body, r#"{"amount": N}"#)?.amount;
     let request_key = write.request_name();
     write
         .run(&state, &RefundBody { amount }, || async {

@@ -1,10 +1,11 @@
 //! The catalog in memory: every plan and promo code, read from one snapshot (`arc-swap`) so the
 //! plan endpoint and promo validation answer without a database round trip. A change raises
 //! `catalog_version` in its own transaction; this process notices its own changes at once
-//! (`changed`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and every
-//! instance compares the stored version every 250 ms (`CATALOG_CHECK_MS`) as a safety net, so a change made by another
-//! instance or by the CLI shows within a second on either backend. Checkout and renewals do not read it:
-//! what decides money (redemption limits, first-time-only) is checked in their transactions.
+//! (`changed`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
+//! every instance compares the stored version every 250 ms (`CATALOG_CHECK_MS`) as a safety
+//! net, so a change made by another instance or by the CLI shows within a second on either
+//! backend. Checkout and renewals do not read it: what decides money (redemption limits,
+//! first-time-only) is checked in their transactions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,19 +88,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(snapshot: Snapshot, changes_before: u64) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-            announced: tokio::sync::Notify::new(),
-            seen_changes: AtomicU64::new(changes_before),
-            reloading: tokio::sync::Mutex::new(()),
-        }
-    }
-
     /// Loads the first snapshot (at start-up).
     pub fn load(conn: &mut AnyConnection) -> QueryResult<Self> {
         let before = CHANGES.load(Ordering::SeqCst);
-        Ok(Self::new(Snapshot::load(conn)?, before))
+        Ok(Self {
+            current: ArcSwap::from_pointee(Snapshot::load(conn)?),
+            announced: tokio::sync::Notify::new(),
+            seen_changes: AtomicU64::new(before),
+            reloading: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// The current snapshot, read again first if this process changed the catalog since.
@@ -118,9 +115,15 @@ impl Catalog {
         if self.seen_changes.load(Ordering::SeqCst) >= before {
             return Ok(());
         }
+        self.install(pool, before).await
+    }
+
+    /// Reads a snapshot and makes it current; `changes_before` is `CHANGES` as read before.
+    /// Call with `reloading` held.
+    async fn install(&self, pool: &DbPool, changes_before: u64) -> Result<(), ApiError> {
         let snapshot = crate::services::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
         self.current.store(Arc::new(snapshot));
-        self.seen_changes.store(before, Ordering::SeqCst);
+        self.seen_changes.store(changes_before, Ordering::SeqCst);
         Ok(())
     }
 
@@ -136,10 +139,7 @@ impl Catalog {
         if stored == self.current.load().version {
             return Ok(false);
         }
-        let before = CHANGES.load(Ordering::SeqCst);
-        let snapshot = crate::services::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
-        self.current.store(Arc::new(snapshot));
-        self.seen_changes.store(before, Ordering::SeqCst);
+        self.install(pool, CHANGES.load(Ordering::SeqCst)).await?;
         Ok(true)
     }
 }

@@ -63,13 +63,18 @@ pub fn revoke(conn: &mut AnyConnection, key: &str, now: NaiveDateTime) -> QueryR
     update.set(api_keys::revoked_at.eq(now)).execute(conn)
 }
 
-/// Notes a use, at most once a minute per key (no write on every request).
-pub fn touch(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+/// Notes a use, at most once a minute per key: a key used within the minute is no write at all,
+/// and of racing requests only one writes.
+pub fn touch(conn: &mut AnyConnection, key: &ApiKey, now: NaiveDateTime) -> QueryResult<usize> {
+    let a_minute_ago = now - chrono::TimeDelta::minutes(1);
+    if key.last_used_at.is_some_and(|at| at >= a_minute_ago) {
+        return Ok(0);
+    }
     diesel::update(
-        api_keys::table.find(id).filter(
+        api_keys::table.find(key.id).filter(
             api_keys::last_used_at
                 .is_null()
-                .or(api_keys::last_used_at.lt(now - chrono::TimeDelta::minutes(1))),
+                .or(api_keys::last_used_at.lt(a_minute_ago)),
         ),
     )
     .set(api_keys::last_used_at.eq(now))

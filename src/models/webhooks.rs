@@ -392,13 +392,6 @@ pub fn make_due(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryR
         .execute(conn)
 }
 
-pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
-    webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq(PENDING))
-        .count()
-        .get_result(conn)
-}
-
 // Attempts.
 
 pub fn insert_attempt(conn: &mut AnyConnection, new: &NewAttempt) -> QueryResult<usize> {

@@ -80,22 +80,10 @@ pub fn payment(
     now: NaiveDateTime,
 ) -> QueryResult<Event> {
     let payment = payments::find(conn, payment_id)?.ok_or(diesel::NotFound)?;
-    let user_id = customers::find_by_id(conn, payment.customer_id)?
-        .ok_or(diesel::NotFound)?
-        .user_id;
-    let data = json!({ "payment": PaymentView::of(&payment, &user_id) });
-    record(
-        conn,
-        event_type,
-        &user_id,
-        payment.subscription_id,
-        Some(payment.id),
-        data,
-        now,
-    )
+    payment_as_it_is(conn, event_type, &payment, now)
 }
 
-/// `payment.succeeded` or `payment.failed`, as the recorded payment's status says.
+/// `payment.succeeded` or `payment.failed`, as the payment just recorded says.
 pub fn payment_recorded(
     conn: &mut AnyConnection,
     payment: &payments::Payment,
@@ -106,7 +94,29 @@ pub fn payment_recorded(
     } else {
         PAYMENT_FAILED
     };
-    self::payment(conn, event_type, payment.id, now)
+    payment_as_it_is(conn, event_type, payment, now)
+}
+
+/// Records `event_type` for `payment`, which is the row as the change left it.
+fn payment_as_it_is(
+    conn: &mut AnyConnection,
+    event_type: &'static str,
+    payment: &payments::Payment,
+    now: NaiveDateTime,
+) -> QueryResult<Event> {
+    let user_id = customers::find_by_id(conn, payment.customer_id)?
+        .ok_or(diesel::NotFound)?
+        .user_id;
+    let data = json!({ "payment": PaymentView::of(payment, &user_id) });
+    record(
+        conn,
+        event_type,
+        &user_id,
+        payment.subscription_id,
+        Some(payment.id),
+        data,
+        now,
+    )
 }
 
 fn record(
@@ -140,29 +150,38 @@ fn record(
             created_at: now,
         },
     )?;
-    let ordering_key = ordering_key(&event);
     for endpoint in webhooks::list_enabled_endpoints(conn)? {
         if endpoint.wants(event_type) {
-            webhooks::insert_delivery(
-                conn,
-                &NewDelivery {
-                    endpoint_id: endpoint.id,
-                    event_id: event.id,
-                    ordering_key: ordering_key.clone(),
-                    status: webhooks::PENDING.to_string(),
-                    next_attempt_at: now,
-                    created_at: now,
-                },
-            )?;
+            queue(conn, endpoint.id, &event, now)?;
         }
     }
     tracing::debug!(event_type, event_id = %event.public_id, "event recorded");
     Ok(event)
 }
 
+/// Queues `event` for one endpoint, due now, in its subscription's line.
+pub fn queue(
+    conn: &mut AnyConnection,
+    endpoint_id: i64,
+    event: &Event,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    webhooks::insert_delivery(
+        conn,
+        &NewDelivery {
+            endpoint_id,
+            event_id: event.id,
+            ordering_key: ordering_key(event),
+            status: webhooks::PENDING.to_string(),
+            next_attempt_at: now,
+            created_at: now,
+        },
+    )
+}
+
 /// The line an event's deliveries keep their order in: its subscription's (an event of no
 /// subscription is a line of its own).
-pub fn ordering_key(event: &Event) -> String {
+fn ordering_key(event: &Event) -> String {
     event.subscription_id.map_or_else(
         || format!("event-{}", event.id),
         |s| format!("subscription-{s}"),
@@ -241,19 +260,10 @@ pub async fn list(
         Ok(events::list(conn, &listing, limit + 1)?)
     })
     .await?;
-    let has_more = rows.len() as i64 > limit;
-    let data: Vec<EventView> = rows
-        .iter()
-        .take(limit as usize)
-        .map(EventView::of)
-        .collect();
-    Ok(Page {
-        next_starting_after: has_more
-            .then(|| data.last().map(|e| e.id.clone()))
-            .flatten(),
-        has_more,
-        data,
-    })
+    let views = rows.iter().map(EventView::of).collect();
+    Ok(super::management::paged(views, limit, |e: &EventView| {
+        e.id.clone()
+    }))
 }
 
 /// `GET /v1/events/{id}`.

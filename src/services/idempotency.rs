@@ -109,21 +109,20 @@ pub fn begin(
 
 /// Keeps the answer of a request that ran (tried twice: a lost answer would hold the key).
 pub async fn finish(state: &AppState, id: i64, status: u16, body: String) -> Result<(), ApiError> {
-    let again = body.clone();
-    let first = run_db(&state.pool, move |conn| {
-        idempotency_keys::complete(conn, id, i32::from(status), &body)?;
-        Ok(())
-    })
-    .await;
-    if first.is_ok() {
-        return first;
+    let mut tries = 0;
+    loop {
+        let body = body.clone();
+        let kept = run_db(&state.pool, move |conn| {
+            idempotency_keys::complete(conn, id, i32::from(status), &body)?;
+            Ok(())
+        })
+        .await;
+        tries += 1;
+        if kept.is_ok() || tries == 2 {
+            return kept;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    run_db(&state.pool, move |conn| {
-        idempotency_keys::complete(conn, id, i32::from(status), &again)?;
-        Ok(())
-    })
-    .await
 }
 
 /// Forgets a request that failed on our side or Treefort's: the key may be used again.

@@ -83,10 +83,12 @@ pub(crate) fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-fn paged<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Page<T> {
+/// One page of `rows`, read with `limit + 1` so that the extra row tells there is more; `cursor`
+/// names a row for `startingAfter`.
+pub(crate) fn paged<T, C>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_starting_after = has_more.then(|| rows.last().map(&id)).flatten();
+    let next_starting_after = has_more.then(|| rows.last().map(&cursor)).flatten();
     Page {
         data: rows,
         has_more,

@@ -250,13 +250,7 @@ fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiErr
             if !same {
                 return Err(unauthorized());
             }
-            // Last use is kept to the minute: most requests need no write at all.
-            let stale = key
-                .last_used_at
-                .is_none_or(|at| at < now - chrono::TimeDelta::minutes(1));
-            if stale {
-                api_keys::touch(conn, key.id, now)?;
-            }
+            api_keys::touch(conn, &key, now)?;
             Ok(key)
         })
         .await

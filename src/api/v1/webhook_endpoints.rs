@@ -154,15 +154,6 @@ pub async fn attempts(
         webhooks::attempts(conn, id, q.starting_after, limit + 1)
     })
     .await?;
-    let has_more = rows.len() as i64 > limit;
-    let data: Vec<_> = rows.into_iter().take(limit as usize).collect();
-    Ok(HttpResponse::Ok().json(crate::services::management::Page {
-        next_starting_after: if has_more {
-            data.last().map(|a| a.id)
-        } else {
-            None
-        },
-        has_more,
-        data,
-    }))
+    let page = crate::services::management::paged(rows, limit, |a: &webhooks::AttemptView| a.id);
+    Ok(HttpResponse::Ok().json(page))
 }

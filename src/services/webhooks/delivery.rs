@@ -236,25 +236,18 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
     let key = super::signing_key(&state.settings)?;
     let sent_at = state.clock.now();
     let timestamp = sent_at.timestamp();
-    let mut signatures = vec![webhook::sign(
-        &webhook::secret_bytes(key, &endpoint.secret_salt),
-        &event.public_id,
-        timestamp,
-        &body,
-    )];
-    if let (Some(salt), Some(until)) = (
-        &endpoint.previous_secret_salt,
-        endpoint.previous_secret_expires_at,
-    ) {
-        if until > naive(sent_at) {
-            signatures.push(webhook::sign(
-                &webhook::secret_bytes(key, salt),
-                &event.public_id,
-                timestamp,
-                &body,
-            ));
-        }
-    }
+    // The current secret, and for a day after a roll the one before: any one may verify.
+    let previous = endpoint
+        .previous_secret_salt
+        .as_ref()
+        .filter(|_| endpoint.previous_secret_expires_at > Some(naive(sent_at)));
+    let signatures: Vec<String> = std::iter::once(&endpoint.secret_salt)
+        .chain(previous)
+        .map(|salt| {
+            let secret = webhook::secret_bytes(key, salt);
+            webhook::sign(&secret, &event.public_id, timestamp, &body)
+        })
+        .collect();
     let started = Instant::now();
     let answer = post(
         state,

@@ -14,7 +14,7 @@ use crate::db::{write_transaction, AnyConnection};
 use crate::domain::webhook;
 use crate::error::ApiError;
 use crate::models::events;
-use crate::models::webhooks::{self, Endpoint, NewDelivery, NewEndpoint};
+use crate::models::webhooks::{self, Endpoint, NewEndpoint};
 
 use super::events::TYPES;
 
@@ -127,14 +127,6 @@ fn new_salt() -> Result<String, ApiError> {
     webhook::new_salt().map_err(ApiError::internal)
 }
 
-/// The secret an endpoint signs with now.
-pub fn current_secret(settings: &Settings, endpoint: &Endpoint) -> Result<[u8; 32], ApiError> {
-    Ok(webhook::secret_bytes(
-        signing_key(settings)?,
-        &endpoint.secret_salt,
-    ))
-}
-
 pub fn not_found() -> ApiError {
     ApiError::not_found("webhook_endpoint_not_found", "no such webhook endpoint")
 }
@@ -146,7 +138,8 @@ pub fn add(
     input: EndpointInput,
     now: NaiveDateTime,
 ) -> Result<EndpointWithSecret, ApiError> {
-    let key = signing_key(settings)?;
+    // Before anything else: without the key there is no secret to make.
+    signing_key(settings)?;
     let url =
         webhook::check_url(input.url.trim(), settings.allow_private_webhooks()).map_err(invalid)?;
     let event_types = match input.events {
@@ -179,7 +172,7 @@ pub fn add(
         ));
     }
     let salt = new_salt()?;
-    let secret = webhook::display_secret(&webhook::secret_bytes(key, &salt));
+    let secret = secret_from_salt(settings, &salt)?;
     let endpoint = webhooks::insert_endpoint(
         conn,
         &NewEndpoint {
@@ -249,7 +242,7 @@ pub fn roll_secret(
     id: i64,
     now: NaiveDateTime,
 ) -> Result<EndpointWithSecret, ApiError> {
-    let key = signing_key(settings)?;
+    signing_key(settings)?;
     let current = find(conn, id)?;
     let salt = new_salt()?;
     if webhooks::roll_secret(
@@ -268,19 +261,25 @@ pub fn roll_secret(
     tracing::info!(endpoint_id = id, "webhook secret rolled");
     Ok(EndpointWithSecret {
         endpoint: EndpointView::of(&find(conn, id)?, now),
-        secret: webhook::display_secret(&webhook::secret_bytes(key, &salt)),
+        secret: secret_from_salt(settings, &salt)?,
         secret_salt: salt,
     })
 }
 
-/// Refuses to send again what is being sent right now (its attempt would decide over ours).
-fn requeue(d: &webhooks::Delivery, now: NaiveDateTime) -> Result<(), ApiError> {
+/// Makes a delivery due again now, unless it is being sent right now (that attempt would
+/// decide over ours).
+fn requeue(
+    conn: &mut AnyConnection,
+    d: &webhooks::Delivery,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
     if d.locked_until.is_some_and(|until| until > now) {
         return Err(ApiError::conflict(
             "delivery_in_progress",
             "this event is being sent to that endpoint right now; look at its attempts first",
         ));
     }
+    webhooks::make_due(conn, d.id, now)?;
     Ok(())
 }
 
@@ -344,8 +343,7 @@ pub fn redeliver(
                 let enabled = webhooks::find_endpoint(conn, d.endpoint_id)?
                     .is_some_and(|e| e.disabled_at.is_none());
                 if enabled {
-                    requeue(d, now)?;
-                    webhooks::make_due(conn, d.id, now)?;
+                    requeue(conn, d, now)?;
                     queued += 1;
                 }
             }
@@ -359,23 +357,9 @@ pub fn redeliver(
             ));
         }
         match webhooks::find_delivery_of(conn, event.id, endpoint_id)? {
-            Some(d) => {
-                requeue(&d, now)?;
-                webhooks::make_due(conn, d.id, now)?;
-            }
+            Some(d) => requeue(conn, &d, now)?,
             None => {
-                let ordering_key = super::events::ordering_key(&event);
-                webhooks::insert_delivery(
-                    conn,
-                    &NewDelivery {
-                        endpoint_id,
-                        event_id: event.id,
-                        ordering_key,
-                        status: webhooks::PENDING.to_string(),
-                        next_attempt_at: now,
-                        created_at: now,
-                    },
-                )?;
+                super::events::queue(conn, endpoint_id, &event, now)?;
             }
         }
         Ok(1)

@@ -65,6 +65,10 @@ pub struct Settings {
     pub webhooks_allow_private: Option<bool>,
     /// How often the in-memory catalog's version is compared with the database's.
     pub catalog_check_interval: Duration,
+    /// How many subscriptions the worker claims, charges and records together, and how many
+    /// Treefort updates it sends at once (`WORKER_CONCURRENCY`). Each wave's leases count from
+    /// its own claim, so a wave must fit in a lease (5 minutes) even with a slow gateway.
+    pub worker_concurrency: usize,
 }
 
 impl Settings {
@@ -273,6 +277,17 @@ impl Settings {
                     _ => {
                         return Err(format!(
                             "CATALOG_CHECK_MS must be milliseconds from 50 to 60000 (got {raw:?})"
+                        ))
+                    }
+                },
+            },
+            worker_concurrency: match get("WORKER_CONCURRENCY") {
+                None => 32,
+                Some(raw) => match raw.parse::<usize>() {
+                    Ok(n) if (1..=256).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "WORKER_CONCURRENCY must be a number from 1 to 256 (got {raw:?})"
                         ))
                     }
                 },

@@ -313,6 +313,38 @@ pub fn lock_subscription(conn: &mut AnyConnection, id: i64) -> diesel::QueryResu
     Ok(())
 }
 
+/// Takes leases in one statement: `sql` is an `UPDATE … RETURNING id` written with PostgreSQL's
+/// `$n` placeholders and a `{skip_locked}` mark after its inner SELECT (`FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL; SQLite has one writer at a time and takes `?n`). Binds: the owner, the lease's
+/// end, now, and the most rows to take. Returns the ids claimed.
+pub fn claim_with(
+    conn: &mut AnyConnection,
+    sql: &str,
+    owner: &str,
+    until: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+    limit: i64,
+) -> diesel::QueryResult<Vec<i64>> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let sql = match conn {
+        AnyConnection::Postgres(_) => sql.replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"),
+        AnyConnection::Sqlite(_) => sql.replace("{skip_locked}", "").replace('$', "?"),
+    };
+    let rows: Vec<Claimed> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(until)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(c))?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
 /// Runs the same typed query on the inner connection, for the few query forms (upserts) that
 /// diesel cannot build on the multi-backend connection.
 #[macro_export]

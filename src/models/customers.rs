@@ -119,6 +119,19 @@ pub fn find_by_id(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Custo
     customers::table.find(id).first(conn).optional()
 }
 
+/// The customers among `ids`, by id (one query).
+pub fn find_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Customer>> {
+    Ok(customers::table
+        .filter(customers::id.eq_any(ids))
+        .load::<Customer>(conn)?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect())
+}
+
 /// Replaces the stored card (from the billing portal).
 pub fn set_payment_method(
     conn: &mut AnyConnection,

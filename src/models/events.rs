@@ -21,7 +21,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub struct NewEvent {
     pub public_id: String,
     pub event_type: String,
@@ -32,11 +32,15 @@ pub struct NewEvent {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut AnyConnection, new: &NewEvent) -> QueryResult<Event> {
-    diesel::insert_into(events::table)
+/// Inserts events in one statement; RETURNING gives them back in no promised order.
+pub fn insert_all(conn: &mut AnyConnection, new: &[NewEvent]) -> QueryResult<Vec<Event>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::on_backend!(conn, |c| diesel::insert_into(events::table)
         .values(new)
         .returning(events::all_columns)
-        .get_result(conn)
+        .get_results(c))
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Event>> {

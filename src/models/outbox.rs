@@ -79,6 +79,68 @@ pub fn list_due(
         .load(conn)
 }
 
+/// Takes the lease, in one statement, on up to `limit` due entries that may go now: pending, not
+/// leased, and first in their subscription's line (no older entry of it is pending or dead). Two
+/// instances never get the same entry: PostgreSQL skips rows another claim has locked, SQLite has
+/// one writer at a time, and the conditions are checked again by the UPDATE itself.
+pub fn claim_due_heads(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEntry>> {
+    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
+    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
+    // LOCKED subquery again per row and claim more than `limit`.
+    const SQL: &str = "WITH due AS MATERIALIZED (SELECT o.id FROM treefort_outbox o \
+          WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+          AND (o.locked_until IS NULL OR o.locked_until < $3) \
+          AND NOT EXISTS (SELECT 1 FROM treefort_outbox e WHERE e.subscription_id = o.subscription_id \
+            AND e.status IN ('pending', 'dead') AND e.id < o.id) \
+          ORDER BY o.id LIMIT $4 {skip_locked}) \
+        UPDATE treefort_outbox SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND status = 'pending' \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
+    let mut claimed: Vec<OutboxEntry> = treefort_outbox::table
+        .filter(treefort_outbox::id.eq_any(&ids))
+        .load(conn)?;
+    claimed.sort_by_key(|e| e.id);
+    Ok(claimed)
+}
+
+/// Marks entries delivered, in one statement.
+pub fn mark_all_delivered(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(treefort_outbox::table.filter(treefort_outbox::id.eq_any(ids)))
+        .set((
+            treefort_outbox::status.eq(DELIVERED),
+            treefort_outbox::delivered_at.eq(now),
+            treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
+            treefort_outbox::locked_by.eq(None::<String>),
+            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+            treefort_outbox::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+}
+
+/// Queues several entries in one statement (the rows of one batch of renewals).
+pub fn insert_all(conn: &mut AnyConnection, new: &[NewOutboxEntry]) -> QueryResult<usize> {
+    if new.is_empty() {
+        return Ok(0);
+    }
+    crate::on_backend!(conn, |c| diesel::insert_into(treefort_outbox::table)
+        .values(new)
+        .execute(c))
+}
+
 /// The entries of a subscription Treefort does not have yet (pending or dead), oldest first.
 pub fn list_pending_for_subscription(
     conn: &mut AnyConnection,

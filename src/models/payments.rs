@@ -48,7 +48,7 @@ impl Payment {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = payments)]
+#[diesel(table_name = payments, treat_none_as_default_value = false)]
 pub struct NewPayment {
     pub customer_id: i64,
     pub subscription_id: Option<i64>,
@@ -70,6 +70,17 @@ pub fn insert(conn: &mut AnyConnection, new: &NewPayment) -> QueryResult<Payment
         .values(new)
         .returning(payments::all_columns)
         .get_result(conn)
+}
+
+/// Inserts payments in one statement; RETURNING gives them back in no promised order.
+pub fn insert_all(conn: &mut AnyConnection, new: &[NewPayment]) -> QueryResult<Vec<Payment>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::on_backend!(conn, |c| diesel::insert_into(payments::table)
+        .values(new)
+        .returning(payments::all_columns)
+        .get_results(c))
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Payment>> {

@@ -101,6 +101,19 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<PromoCode>>
     promo_codes::table.find(id).first(conn).optional()
 }
 
+/// The codes among `ids`, by id (one query).
+pub fn find_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, PromoCode>> {
+    Ok(promo_codes::table
+        .filter(promo_codes::id.eq_any(ids))
+        .load::<PromoCode>(conn)?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
 /// Looks a code up by its normalised (lowercase) form.
 pub fn find_by_normalized_code(
     conn: &mut AnyConnection,

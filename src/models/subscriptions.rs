@@ -197,6 +197,22 @@ pub fn set_treefort_id(
         .execute(conn)
 }
 
+/// Treefort's ids of the given subscriptions (`None` where Treefort has not answered yet).
+pub fn treefort_ids(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Option<String>>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(subscriptions::table
+        .filter(subscriptions::id.eq_any(ids))
+        .select((subscriptions::id, subscriptions::treefort_subscription_id))
+        .load::<(i64, Option<String>)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// Records a cancellation once; a repeated call changes nothing.
 pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(
@@ -434,19 +450,31 @@ fn on_other_terms(
 }
 
 /// Live subscriptions whose next action is due and that nobody holds, soonest first.
-pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
-    subscriptions::table
-        .filter(subscriptions::deactivated_at.is_null())
-        .filter(subscriptions::next_action_at.le(now))
-        .filter(
-            subscriptions::locked_until
-                .is_null()
-                .or(subscriptions::locked_until.lt(now)),
-        )
-        .order(subscriptions::next_action_at)
-        .select(subscriptions::id)
-        .limit(limit)
-        .load(conn)
+/// Takes the lease, in one statement, on up to `limit` live subscriptions whose next action is
+/// due and that nobody holds, soonest first. Two instances never get the same one: PostgreSQL
+/// skips rows another claim has locked, SQLite has one writer at a time, and the UPDATE checks the
+/// conditions again itself.
+pub fn claim_due(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Subscription>> {
+    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
+    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
+    // LOCKED subquery again per row and claim more than `limit`.
+    const SQL: &str = "WITH due AS MATERIALIZED (SELECT id FROM subscriptions \
+          WHERE deactivated_at IS NULL AND next_action_at <= $3 \
+          AND (locked_until IS NULL OR locked_until < $3) \
+          ORDER BY next_action_at, id LIMIT $4 {skip_locked}) \
+        UPDATE subscriptions SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND deactivated_at IS NULL AND next_action_at <= $3 \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
+    let mut claimed: Vec<Subscription> = find_many(conn, &ids)?.into_values().collect();
+    claimed.sort_by_key(|s| (s.next_action_at, s.id));
+    Ok(claimed)
 }
 
 /// Takes the lease on a due subscription; only one worker of any instance can win it.
@@ -458,6 +486,35 @@ pub fn claim(
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
     take_lease(conn, id, owner, now, until, true)
+}
+
+/// Live subscriptions due now that nobody holds, soonest first (the benchmark's floor).
+pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+    subscriptions::table
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(subscriptions::next_action_at.le(now))
+        .filter(
+            subscriptions::locked_until
+                .is_null()
+                .or(subscriptions::locked_until.lt(now)),
+        )
+        .order((subscriptions::next_action_at, subscriptions::id))
+        .select(subscriptions::id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// The subscriptions among `ids`, by id (one query).
+pub fn find_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Subscription>> {
+    Ok(subscriptions::table
+        .filter(subscriptions::id.eq_any(ids))
+        .load::<Subscription>(conn)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect())
 }
 
 /// Filters of a subscription listing.

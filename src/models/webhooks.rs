@@ -251,6 +251,16 @@ pub fn insert_delivery(conn: &mut AnyConnection, new: &NewDelivery) -> QueryResu
         .execute(conn)
 }
 
+/// Queues several deliveries in one statement.
+pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> QueryResult<usize> {
+    if new.is_empty() {
+        return Ok(0);
+    }
+    crate::on_backend!(conn, |c| diesel::insert_into(webhook_deliveries::table)
+        .values(new)
+        .execute(c))
+}
+
 pub fn find_delivery(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Delivery>> {
     webhook_deliveries::table.find(id).first(conn).optional()
 }

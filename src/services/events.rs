@@ -57,19 +57,22 @@ pub fn subscription(
     extra: Option<(&str, Value)>,
 ) -> QueryResult<Event> {
     let sub = subscriptions::find(conn, subscription_id)?.ok_or(diesel::NotFound)?;
-    let mut data = json!({ "subscription": SubscriptionView::of(&sub, now) });
+    let new = of_subscription(event_type, &sub, now, extra)?;
+    record(conn, new, now)
+}
+
+/// The event `event_type` of `sub`, which is the row as the change left it (not yet recorded).
+pub fn of_subscription(
+    event_type: &'static str,
+    sub: &subscriptions::Subscription,
+    now: NaiveDateTime,
+    extra: Option<(&str, Value)>,
+) -> QueryResult<NewEvent> {
+    let mut data = json!({ "subscription": SubscriptionView::of(sub, now) });
     if let Some((key, value)) = extra {
         data[key] = value;
     }
-    record(
-        conn,
-        event_type,
-        &sub.user_id,
-        Some(sub.id),
-        None,
-        data,
-        now,
-    )
+    new_event(event_type, &sub.user_id, Some(sub.id), None, data, now)
 }
 
 /// Records `event_type` for a payment as it now is. Call inside the transaction that made it.
@@ -89,12 +92,15 @@ pub fn payment_recorded(
     payment: &payments::Payment,
     now: NaiveDateTime,
 ) -> QueryResult<Event> {
-    let event_type = if payment.status == payments::SUCCEEDED {
+    payment_as_it_is(conn, recorded_type(payment), payment, now)
+}
+
+fn recorded_type(payment: &payments::Payment) -> &'static str {
+    if payment.status == payments::SUCCEEDED {
         PAYMENT_SUCCEEDED
     } else {
         PAYMENT_FAILED
-    };
-    payment_as_it_is(conn, event_type, payment, now)
+    }
 }
 
 /// Records `event_type` for `payment`, which is the row as the change left it.
@@ -107,11 +113,28 @@ fn payment_as_it_is(
     let user_id = customers::find_by_id(conn, payment.customer_id)?
         .ok_or(diesel::NotFound)?
         .user_id;
-    let data = json!({ "payment": PaymentView::of(payment, &user_id) });
-    record(
-        conn,
+    record(conn, of_payment(event_type, payment, &user_id, now)?, now)
+}
+
+/// The event of a payment just recorded (`payment.succeeded` or `payment.failed`) of `user_id`.
+pub fn of_recorded_payment(
+    payment: &payments::Payment,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<NewEvent> {
+    of_payment(recorded_type(payment), payment, user_id, now)
+}
+
+fn of_payment(
+    event_type: &'static str,
+    payment: &payments::Payment,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<NewEvent> {
+    let data = json!({ "payment": PaymentView::of(payment, user_id) });
+    new_event(
         event_type,
-        &user_id,
+        user_id,
         payment.subscription_id,
         Some(payment.id),
         data,
@@ -119,44 +142,78 @@ fn payment_as_it_is(
     )
 }
 
-fn record(
-    conn: &mut AnyConnection,
+fn new_event(
     event_type: &'static str,
     user_id: &str,
     subscription_id: Option<i64>,
     payment_id: Option<i64>,
     data: Value,
     now: NaiveDateTime,
-) -> QueryResult<Event> {
-    if let Some(subscription_id) = subscription_id {
+) -> QueryResult<NewEvent> {
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id).map_err(db_error)?;
+    Ok(NewEvent {
+        public_id: format!(
+            "evt_{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        event_type: event_type.to_string(),
+        user_id: user_id.to_string(),
+        subscription_id,
+        payment_id,
+        data: serde_json::to_string(&data).map_err(db_error)?,
+        created_at: now,
+    })
+}
+
+fn record(conn: &mut AnyConnection, new: NewEvent, now: NaiveDateTime) -> QueryResult<Event> {
+    if let Some(subscription_id) = new.subscription_id {
         // Ids in commit order within a subscription (a refund does not hold its row otherwise).
         crate::db::lock_subscription(conn, subscription_id)?;
     }
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id).map_err(db_error)?;
-    let public_id = format!(
-        "evt_{}",
-        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let event = events::insert(
-        conn,
-        &NewEvent {
-            public_id,
-            event_type: event_type.to_string(),
-            user_id: user_id.to_string(),
-            subscription_id,
-            payment_id,
-            data: serde_json::to_string(&data).map_err(db_error)?,
-            created_at: now,
-        },
-    )?;
-    for endpoint in webhooks::list_enabled_endpoints(conn)? {
-        if endpoint.wants(event_type) {
-            queue(conn, endpoint.id, &event, now)?;
-        }
+    record_all(conn, vec![new], now)?
+        .pop()
+        .ok_or(diesel::NotFound)
+}
+
+/// Records events in one statement and queues each, in one more, for every enabled endpoint that
+/// wants its type; returned in the order given. The caller holds the rows of the subscriptions
+/// they name (so their ids follow commit order). Call inside the transaction of the changes.
+pub fn record_all(
+    conn: &mut AnyConnection,
+    news: Vec<NewEvent>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Event>> {
+    let order: Vec<String> = news.iter().map(|n| n.public_id.clone()).collect();
+    let mut inserted = events::insert_all(conn, &news)?;
+    // RETURNING's row order is not promised: put them back in the order given.
+    inserted.sort_by_key(|e| order.iter().position(|p| *p == e.public_id));
+    let endpoints = webhooks::list_enabled_endpoints(conn)?;
+    let deliveries: Vec<NewDelivery> = inserted
+        .iter()
+        .flat_map(|event| {
+            endpoints
+                .iter()
+                .filter(|e| e.wants(&event.event_type))
+                .map(|endpoint| delivery(endpoint.id, event, now))
+        })
+        .collect();
+    webhooks::insert_deliveries(conn, &deliveries)?;
+    for event in &inserted {
+        tracing::debug!(event_type = %event.event_type, event_id = %event.public_id, "event recorded");
     }
-    tracing::debug!(event_type, event_id = %event.public_id, "event recorded");
-    Ok(event)
+    Ok(inserted)
+}
+
+fn delivery(endpoint_id: i64, event: &Event, now: NaiveDateTime) -> NewDelivery {
+    NewDelivery {
+        endpoint_id,
+        event_id: event.id,
+        ordering_key: ordering_key(event),
+        status: webhooks::PENDING.to_string(),
+        next_attempt_at: now,
+        created_at: now,
+    }
 }
 
 /// Queues `event` for one endpoint, due now, in its subscription's line.
@@ -166,17 +223,7 @@ pub fn queue(
     event: &Event,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    webhooks::insert_delivery(
-        conn,
-        &NewDelivery {
-            endpoint_id,
-            event_id: event.id,
-            ordering_key: ordering_key(event),
-            status: webhooks::PENDING.to_string(),
-            next_attempt_at: now,
-            created_at: now,
-        },
-    )
+    webhooks::insert_delivery(conn, &delivery(endpoint_id, event, now))
 }
 
 /// The line an event's deliveries keep their order in: its subscription's (an event of no

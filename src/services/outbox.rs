@@ -9,7 +9,7 @@ use crate::db::{write_transaction, AnyConnection};
 use crate::error::ApiError;
 use crate::metrics::label;
 use crate::models::outbox::{self, NewOutboxEntry, OutboxEntry};
-use crate::models::subscriptions::{self, Subscription};
+use crate::models::subscriptions;
 use crate::state::AppState;
 use crate::treefort::TreefortError;
 
@@ -31,19 +31,26 @@ pub fn enqueue(
     body: &impl serde::Serialize,
     now: NaiveDateTime,
 ) -> diesel::QueryResult<OutboxEntry> {
+    outbox::insert(conn, &entry(subscription_id, operation, body, now)?)
+}
+
+/// The queue row of `body`, due now (to insert with others, inside the change's transaction).
+pub fn entry(
+    subscription_id: i64,
+    operation: &str,
+    body: &impl serde::Serialize,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<NewOutboxEntry> {
     let body = serde_json::to_string(body)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    outbox::insert(
-        conn,
-        &NewOutboxEntry {
-            subscription_id,
-            operation: operation.to_string(),
-            body,
-            status: outbox::PENDING.to_string(),
-            next_attempt_at: now,
-            created_at: now,
-        },
-    )
+    Ok(NewOutboxEntry {
+        subscription_id,
+        operation: operation.to_string(),
+        body,
+        status: outbox::PENDING.to_string(),
+        next_attempt_at: now,
+        created_at: now,
+    })
 }
 
 /// Tries to deliver one entry now. Treefort's refusal or timeout is returned as an error after the
@@ -51,8 +58,7 @@ pub fn enqueue(
 pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiError> {
     state.treefort()?;
     let now = naive(state.clock.now());
-    // Long enough for one call and its token fetch; an instance that dies frees it after this.
-    let lease_until = now + TimeDelta::from_std(lease(state)).unwrap_or(TimeDelta::seconds(60));
+    let lease_until = now + lease(state);
     let owner = state.instance_id.clone();
     let claimed = run_db(&state.pool, move |conn| {
         write_transaction(conn, |conn| -> Result<_, ApiError> {
@@ -69,17 +75,53 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
             }
             let subscription = subscriptions::find(conn, entry.subscription_id)?
                 .ok_or_else(|| ApiError::internal("outbox entry without its subscription"))?;
-            Ok(Ok((entry, subscription)))
+            Ok(Ok((entry, subscription.treefort_subscription_id)))
         })
     })
     .await?;
-    let (entry, subscription) = match claimed {
+    let (entry, treefort_id) = match claimed {
         Ok(claimed) => claimed,
         Err(done) => return Ok(done),
     };
-
-    let result = send(state, &entry, &subscription).await;
+    let result = send(state, &entry, treefort_id.as_deref()).await;
     let now = naive(state.clock.now());
+    let settlement = settle(state, &entry, result, now);
+    let recorded = settlement.clone();
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<_, ApiError> {
+            Ok(record(conn, &entry, &recorded, now)?)
+        })
+    })
+    .await?;
+    match settlement {
+        Settlement::Delivered { .. } => Ok(Delivery::Delivered),
+        Settlement::Dead { error, .. } | Settlement::Retry { error, .. } => Err(error),
+    }
+}
+
+/// What Treefort's answer means for an entry.
+#[derive(Debug, Clone)]
+enum Settlement {
+    /// Treefort has it; a create's answer names Treefort's id for the subscription.
+    Delivered { treefort_id: Option<String> },
+    /// Rejected for good: a dead letter, holding back its subscription's later updates. `detail`
+    /// (Treefort's answer) is kept for operators; `error` is what a caller is told.
+    Dead { detail: String, error: ApiError },
+    /// Not delivered now: tried again at `next`.
+    Retry {
+        detail: String,
+        error: ApiError,
+        next: NaiveDateTime,
+    },
+}
+
+/// Reads Treefort's answer to one entry: counted, logged, and turned into what to record.
+fn settle(
+    state: &AppState,
+    entry: &OutboxEntry,
+    result: Result<Option<String>, TreefortError>,
+    now: NaiveDateTime,
+) -> Settlement {
     let outcome = match &result {
         Ok(_) => "delivered",
         Err(TreefortError::Timeout) => "timeout",
@@ -93,86 +135,73 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
             label("outcome", outcome)
         ),
     );
+    let dead = |detail: String, error: ApiError| {
+        tracing::warn!(
+            outbox_id = entry.id,
+            subscription_id = entry.subscription_id,
+            operation = %entry.operation,
+            error = %detail,
+            "Treefort rejected an update for good; it is a dead letter now. See `treefort-webpay outbox list --dead`, then `outbox retry ID` or `outbox skip ID --reason …`"
+        );
+        state.metrics.incr(
+            "treefort_outbox_dead_letters_total",
+            label("operation", &entry.operation),
+        );
+        Settlement::Dead { detail, error }
+    };
     match result {
         // A create answered without an id: later updates could never be sent, and sending it
         // again could create a second subscription. A dead letter for an operator.
-        Ok(None) if entry.operation == outbox::CREATE => {
-            dead_letter(
-                state,
-                &entry,
-                "Treefort created the subscription but its answer had no id".into(),
-                now,
-            )
-            .await?;
-            Err(ApiError::bad_gateway(
+        Ok(None) if entry.operation == outbox::CREATE => dead(
+            "Treefort created the subscription but its answer had no id".into(),
+            ApiError::bad_gateway(
                 "treefort_id_unknown",
                 "Treefort's answer had no subscription id",
-            ))
-        }
-        Ok(treefort_id) => {
-            run_db(&state.pool, move |conn| {
-                write_transaction(conn, |conn| -> Result<_, ApiError> {
-                    if let Some(id) = &treefort_id {
-                        subscriptions::set_treefort_id(conn, subscription.id, id, now)?;
-                    }
-                    outbox::mark_delivered(conn, entry.id, now, None)?;
-                    Ok(())
-                })
-            })
-            .await?;
-            Ok(Delivery::Delivered)
-        }
-        Err(error) if error.is_permanent() => {
-            dead_letter(state, &entry, error.to_string(), now).await?;
-            Err(error.into())
-        }
+            ),
+        ),
+        Ok(treefort_id) => Settlement::Delivered { treefort_id },
+        Err(error) if error.is_permanent() => dead(error.to_string(), error.into()),
         Err(error) => {
             let attempts = entry.attempts + 1;
-            let next = now + backoff(attempts);
             tracing::warn!(outbox_id = entry.id, subscription_id = entry.subscription_id, attempts, error = %error, "Treefort update not delivered; will retry");
-            let message = error.to_string();
-            run_db(&state.pool, move |conn| {
-                outbox::record_failure(conn, entry.id, &message, next)?;
-                Ok(())
-            })
-            .await?;
-            Err(error.into())
+            Settlement::Retry {
+                detail: error.to_string(),
+                error: error.into(),
+                next: now + backoff(attempts),
+            }
         }
     }
 }
 
-/// Treefort rejected an entry for good: kept as a dead letter with its error (the later updates
-/// of its subscription wait behind it), counted, and logged for operators.
-async fn dead_letter(
-    state: &AppState,
+/// Records what Treefort's answer meant for one entry. Call inside a write transaction.
+fn record(
+    conn: &mut AnyConnection,
     entry: &OutboxEntry,
-    error: String,
+    settlement: &Settlement,
     now: NaiveDateTime,
-) -> Result<(), ApiError> {
-    tracing::warn!(
-        outbox_id = entry.id,
-        subscription_id = entry.subscription_id,
-        operation = %entry.operation,
-        error = %error,
-        "Treefort rejected an update for good; it is a dead letter now. See `treefort-webpay outbox list --dead`, then `outbox retry ID` or `outbox skip ID --reason …`"
-    );
-    state.metrics.incr(
-        "treefort_outbox_dead_letters_total",
-        label("operation", &entry.operation),
-    );
-    let id = entry.id;
-    run_db(&state.pool, move |conn| {
-        outbox::mark_dead(conn, id, &error, now)?;
-        Ok(())
-    })
-    .await
+) -> diesel::QueryResult<()> {
+    match settlement {
+        Settlement::Delivered { treefort_id } => {
+            if let Some(id) = treefort_id {
+                subscriptions::set_treefort_id(conn, entry.subscription_id, id, now)?;
+            }
+            outbox::mark_delivered(conn, entry.id, now, None)?;
+        }
+        Settlement::Dead { detail, .. } => {
+            outbox::mark_dead(conn, entry.id, detail, now)?;
+        }
+        Settlement::Retry { detail, next, .. } => {
+            outbox::record_failure(conn, entry.id, detail, *next)?;
+        }
+    }
+    Ok(())
 }
 
 /// Sends one entry; for a create, returns the id Treefort gave the subscription.
 async fn send(
     state: &AppState,
     entry: &OutboxEntry,
-    subscription: &Subscription,
+    treefort_id: Option<&str>,
 ) -> Result<Option<String>, TreefortError> {
     let client = state
         .treefort
@@ -184,12 +213,9 @@ async fn send(
         let key = format!("treefort-webpay-subscription-{}", entry.subscription_id);
         return client.create_subscription(&body, &key).await;
     }
-    let treefort_id = subscription
-        .treefort_subscription_id
-        .as_deref()
-        .ok_or_else(|| {
-            TreefortError::Transport("Treefort's id for this subscription is unknown".into())
-        })?;
+    let treefort_id = treefort_id.ok_or_else(|| {
+        TreefortError::Transport("Treefort's id for this subscription is unknown".into())
+    })?;
     client.update_subscription(treefort_id, &body).await?;
     Ok(None)
 }
@@ -237,20 +263,73 @@ pub async fn deliver_pending_for_subscription(
 }
 
 /// Delivers up to `limit` due entries; returns how many were delivered. The worker calls this.
+///
+/// In waves of `WORKER_CONCURRENCY`: one statement claims the first due entry of as many
+/// subscriptions, they are sent at once (over the client's kept-alive connections), and one
+/// transaction records the answers. Order within a subscription holds because only the first
+/// undelivered entry of each can be claimed.
 pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError> {
-    let now = naive(state.clock.now());
-    let due = run_db(&state.pool, move |conn| {
-        Ok(outbox::list_due(conn, now, limit)?)
-    })
-    .await?;
+    state.treefort()?;
+    let wave = state.settings.worker_concurrency.max(1) as i64;
     let mut delivered = 0;
-    for entry in due {
-        match deliver(state, entry.id).await {
-            Ok(Delivery::Delivered) => delivered += 1,
-            Ok(Delivery::NotReady) => {}
-            // Recorded and logged by `deliver`; the next entry may go to a healthy path.
-            Err(e) if e.status.as_u16() >= 500 => {}
-            Err(e) => return Err(e),
+    let mut left = limit;
+    while left > 0 {
+        let now = naive(state.clock.now());
+        let (owner, until, take) = (
+            state.instance_id.clone(),
+            now + lease(state),
+            left.min(wave),
+        );
+        let claimed = run_db(&state.pool, move |conn| {
+            let entries = outbox::claim_due_heads(conn, &owner, now, until, take)?;
+            let ids: Vec<i64> = entries.iter().map(|e| e.subscription_id).collect();
+            let treefort_ids = subscriptions::treefort_ids(conn, &ids)?;
+            Ok(entries
+                .into_iter()
+                .map(|e| {
+                    let id = treefort_ids.get(&e.subscription_id).cloned().flatten();
+                    (e, id)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let count = claimed.len() as i64;
+        let results = futures_util::future::join_all(
+            claimed
+                .iter()
+                .map(|(entry, treefort_id)| send(state, entry, treefort_id.as_deref())),
+        )
+        .await;
+        let now = naive(state.clock.now());
+        let settled: Vec<(OutboxEntry, Settlement)> = claimed
+            .into_iter()
+            .zip(results)
+            .map(|((entry, _), result)| {
+                let settlement = settle(state, &entry, result, now);
+                (entry, settlement)
+            })
+            .collect();
+        delivered += settled
+            .iter()
+            .filter(|(_, s)| matches!(s, Settlement::Delivered { .. }))
+            .count();
+        run_db(&state.pool, move |conn| {
+            write_transaction(conn, |conn| -> Result<_, ApiError> {
+                let mut plain = Vec::new();
+                for (entry, settlement) in &settled {
+                    match settlement {
+                        Settlement::Delivered { treefort_id: None } => plain.push(entry.id),
+                        other => record(conn, entry, other, now)?,
+                    }
+                }
+                outbox::mark_all_delivered(conn, &plain, now)?;
+                Ok(())
+            })
+        })
+        .await?;
+        left -= count;
+        if count < take {
+            break;
         }
     }
     Ok(delivered)
@@ -275,14 +354,16 @@ fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::milliseconds(capped + jitter)
 }
 
-/// How long a claimed entry stays ours: a token fetch and a call, each bounded by the timeout.
-fn lease(state: &AppState) -> std::time::Duration {
+/// How long a claimed entry stays ours: a token fetch and a call, each bounded by the timeout;
+/// an instance that dies frees it after this.
+fn lease(state: &AppState) -> TimeDelta {
     let timeout = state
         .settings
         .treefort
         .as_ref()
         .map_or(std::time::Duration::from_secs(10), |t| t.timeout);
-    timeout * 2 + std::time::Duration::from_secs(5)
+    TimeDelta::from_std(timeout * 2 + std::time::Duration::from_secs(5))
+        .unwrap_or(TimeDelta::seconds(60))
 }
 
 #[cfg(test)]

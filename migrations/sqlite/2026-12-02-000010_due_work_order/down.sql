@@ -1,0 +1,2 @@
+DROP INDEX subscriptions_due;
+CREATE INDEX subscriptions_next_action ON subscriptions (next_action_at);

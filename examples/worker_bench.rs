@@ -1,19 +1,21 @@
 //! Worker throughput benchmark (run against a release build):
 //!
 //! ```sh
-//! cargo run --release --example worker_bench -- 1000 100000
-//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench cargo run --release --example worker_bench -- 1000 100000
+//! cargo run --release --example worker_bench -- 1000 100000 1000000
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench cargo run --release --example worker_bench -- 1000 100000 1000000
 //! ```
 //!
 //! It EMPTIES the service's tables in the database it is given: point BENCH_DATABASE_URL at a
 //! database of its own (without it, a temporary SQLite file is used).
 //!
-//! For each size N it seeds N live subscriptions of which 1 000 are due, then runs worker rounds
-//! (renewal charge through the sandbox gateway, the Treefort PATCH queued, then delivered to a
-//! fake Treefort on loopback) until every due subscription is renewed and delivered. The baseline,
-//! measured in the same run on the same database, is the database floor: claiming and releasing the
-//! same 1 000 subscriptions with no charge and no HTTP call. Figures are reported as rates and as
-//! the ratio worker / baseline.
+//! For each size N it seeds N live subscriptions of which `DUE` (10 000, or N if fewer) are due,
+//! then runs the worker's two steps, as its rounds do, until every due subscription is renewed
+//! and delivered: renewals (charged through the sandbox gateway, the Treefort PATCHes queued) and
+//! deliveries (to a fake Treefort on loopback). The time of each step goes to stderr.
+//! `WORKER_BATCH` and `WORKER_CONCURRENCY` are passed on to the service's settings. The baseline, measured in the same run on the
+//! same database, is the database's own single-row INSERT rate (one statement, one transaction
+//! each): what one round trip after another would give. Figures are rates and the ratio
+//! worker / baseline.
 
 use std::time::Instant;
 
@@ -22,11 +24,12 @@ use chrono::{TimeDelta, Utc};
 use diesel::connection::SimpleConnection;
 use treefort_webpay::clock::Clock;
 use treefort_webpay::config::Settings;
-use treefort_webpay::models::{outbox, subscriptions};
-use treefort_webpay::services::{outbox as delivery, renewal};
+use treefort_webpay::db::AnyConnection;
+use treefort_webpay::models::outbox;
 use treefort_webpay::startup::build_state;
 
-const DUE: usize = 1_000;
+const DUE: usize = 10_000;
+const BASELINE_INSERTS: usize = 2_000;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -35,16 +38,16 @@ async fn main() -> Result<(), String> {
         .filter_map(|a| a.parse().ok())
         .collect();
     let sizes = if sizes.is_empty() {
-        vec![1_000, 100_000]
+        vec![1_000, 100_000, 1_000_000]
     } else {
         sizes
     };
     let treefort = fake_treefort()?;
-    println!("size,due,worker_per_sec,baseline_per_sec,ratio");
+    println!("subscriptions,due,renewals_per_sec,single_row_inserts_per_sec,ratio");
     for size in sizes {
-        let (worker, baseline) = run(size, &treefort).await?;
+        let (due, worker, baseline) = run(size, &treefort).await?;
         println!(
-            "{size},{DUE},{worker:.0},{baseline:.0},{:.3}",
+            "{size},{due},{worker:.0},{baseline:.0},{:.3}",
             worker / baseline
         );
     }
@@ -67,7 +70,9 @@ fn fake_treefort() -> Result<String, String> {
                         .json(serde_json::json!({"access_token": "t", "expires_in": 3600}))
                 }),
             )
-            .default_service(web::to(|| async {
+            // The body is read, as a real server does: a handler that leaves it unread makes
+            // actix close the connection, and every call would pay a new one.
+            .default_service(web::to(|_body: web::Bytes| async {
                 HttpResponse::Ok().json(serde_json::json!({"id": "x"}))
             }))
     })
@@ -79,11 +84,15 @@ fn fake_treefort() -> Result<String, String> {
     Ok(address)
 }
 
-async fn run(size: usize, treefort: &str) -> Result<(f64, f64), String> {
+async fn run(size: usize, treefort: &str) -> Result<(usize, f64, f64), String> {
     let file = std::env::temp_dir().join(format!("worker-bench-{size}-{}.db", std::process::id()));
     let url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", file.display()));
+    let setting =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let vars = [
+        ("WORKER_CONCURRENCY", setting("WORKER_CONCURRENCY", "32")),
+        ("WORKER_BATCH", setting("WORKER_BATCH", "256")),
         ("DATABASE_URL", url.clone()),
         ("TREEFORT_API_URL", format!("{treefort}/v1")),
         ("TREEFORT_TOKEN_URL", format!("{treefort}/oauth2/token")),
@@ -94,87 +103,136 @@ async fn run(size: usize, treefort: &str) -> Result<(f64, f64), String> {
     let settings =
         Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
     let state = build_state(settings, Clock::System).await?;
+    let due = DUE.min(size);
     let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-    seed(&mut conn, size)?;
-
-    // Baseline: claim and release the due subscriptions, nothing else.
-    let now = Utc::now().naive_utc();
-    let started = Instant::now();
-    let due = subscriptions::list_due(&mut conn, now, DUE as i64).map_err(|e| e.to_string())?;
-    for id in &due {
-        subscriptions::claim(&mut conn, *id, "baseline", now, now + TimeDelta::minutes(5))
-            .map_err(|e| e.to_string())?;
-        let release = subscriptions::SubscriptionChanges::default().releasing(now);
-        subscriptions::update(&mut conn, *id, &release).map_err(|e| e.to_string())?;
-    }
-    let baseline = due.len() as f64 / started.elapsed().as_secs_f64();
+    seed(&mut conn, size, due)?;
+    let baseline = single_row_inserts(&mut conn)?;
     drop(conn);
 
-    // The worker: renew and deliver until nothing is due or pending.
+    // The worker: rounds as the service runs them, until nothing is due or pending.
     let started = Instant::now();
-    let mut renewed = 0;
+    let (mut renewing, mut delivering) = (0.0, 0.0);
     loop {
-        let stats = renewal::process_due(&state, 100)
+        let t = Instant::now();
+        let stats = treefort_webpay::services::renewal::process_due(&state, 1000)
             .await
             .map_err(|e| e.to_string())?;
-        renewed += stats.renewed;
-        delivery::deliver_due(&state, 100)
+        renewing += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let d = treefort_webpay::services::outbox::deliver_due(&state, 1000)
             .await
             .map_err(|e| e.to_string())?;
+        delivering += t.elapsed().as_secs_f64();
+        let more = stats.handled() > 0 || d > 0;
         let mut conn = state.pool.get().map_err(|e| e.to_string())?;
         let pending = outbox::count_pending(&mut conn).map_err(|e| e.to_string())?;
-        if stats.renewed == 0 && pending == 0 {
+        if !more && pending == 0 {
             break;
         }
     }
-    let worker = renewed as f64 / started.elapsed().as_secs_f64();
-    if renewed != DUE {
-        return Err(format!("renewed {renewed} of {DUE}"));
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("{size}: renewing {renewing:.3} s, delivering {delivering:.3} s");
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    let renewed = count(
+        &mut conn,
+        "SELECT COUNT(*) AS n FROM subscriptions WHERE periods_paid = 2",
+    )?;
+    if renewed != due as i64 {
+        return Err(format!("renewed {renewed} of {due}"));
     }
+    drop(conn);
     drop(state);
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
     }
-    Ok((worker, baseline))
+    Ok((due, due as f64 / elapsed, baseline))
 }
 
-/// N subscriptions with their customers, the first `DUE` of them at their period end.
-fn seed(conn: &mut treefort_webpay::db::AnyConnection, size: usize) -> Result<(), String> {
-    let now = Utc::now().naive_utc();
-    let ts = |t: chrono::NaiveDateTime| t.format("'%Y-%m-%d %H:%M:%S%.6f'").to_string();
-    conn.batch_execute(&format!(
-        "DELETE FROM treefort_outbox; DELETE FROM payments; DELETE FROM promo_redemptions; DELETE FROM checkout_sessions; \
-         DELETE FROM subscriptions; DELETE FROM customers; DELETE FROM plans; \
-         INSERT INTO plans (id, name, billing_interval, interval_count, trial_days, grace_days, currency, amount, divisor, created_at, updated_at) \
-         VALUES (1, 'Monthly', 'month', 1, 0, 3, 'USD', 999, 100, {n}, {n});",
-        n = ts(now)
-    ))
+/// The database's floor: single-row INSERTs, each its own transaction, one after another.
+fn single_row_inserts(conn: &mut AnyConnection) -> Result<f64, String> {
+    conn.batch_execute(
+        "DROP TABLE IF EXISTS bench_floor; CREATE TABLE bench_floor (id BIGINT PRIMARY KEY, note TEXT NOT NULL);",
+    )
     .map_err(|e| e.to_string())?;
-    for chunk_start in (0..size).step_by(500) {
-        let chunk = chunk_start..(chunk_start + 500).min(size);
-        let customers: Vec<String> = chunk
-            .clone()
-            .map(|i| format!("({id}, 'user{i}', 'user{i}@example.com', 'pm_sandbox_ok_{i}', 'Visa', '4242', {n}, {n})", id = i + 1, n = ts(now)))
-            .collect();
-        let subs: Vec<String> = chunk
-            .map(|i| {
-                let end = if i < DUE { now - TimeDelta::seconds(1) } else { now + TimeDelta::days(1 + (i % 28) as i64) };
-                format!(
-                    "({id}, 'user{i}', {id}, 1, 'tf{i}', {start}, {end}, {start}, {start}, {start}, 1, {end})",
-                    id = i + 1,
-                    start = ts(end - TimeDelta::days(30)),
-                    end = ts(end)
-                )
-            })
-            .collect();
+    let started = Instant::now();
+    for i in 0..BASELINE_INSERTS {
         conn.batch_execute(&format!(
-            "BEGIN; INSERT INTO customers (id, user_id, email, payment_method_ref, card_brand, card_last4, created_at, updated_at) VALUES {}; \
-             INSERT INTO subscriptions (id, user_id, customer_id, plan_id, treefort_subscription_id, current_period_started_at, \
-             current_period_ends_at, created_at, updated_at, billing_anchor_at, periods_paid, next_action_at) VALUES {}; COMMIT;",
-            customers.join(","),
-            subs.join(",")
+            "INSERT INTO bench_floor (id, note) VALUES ({i}, 'row {i}')"
         ))
         .map_err(|e| e.to_string())?;
     }
-    Ok(())
+    let rate = BASELINE_INSERTS as f64 / started.elapsed().as_secs_f64();
+    conn.batch_execute("DROP TABLE bench_floor")
+        .map_err(|e| e.to_string())?;
+    Ok(rate)
+}
+
+fn count(conn: &mut AnyConnection, sql: &str) -> Result<i64, String> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<Count> = diesel::sql_query(sql)
+        .load(conn)
+        .map_err(|e| e.to_string())?;
+    Ok(rows.first().map_or(0, |c| c.n))
+}
+
+/// N subscriptions with their customers (a saved card each), the first `due` of them at their
+/// period end, the rest later in the month; one INSERT … SELECT per table.
+fn seed(conn: &mut AnyConnection, size: usize, due: usize) -> Result<(), String> {
+    let now = Utc::now().naive_utc();
+    let pg = matches!(conn, AnyConnection::Postgres(_));
+    let ts = |t: chrono::NaiveDateTime| {
+        let text = t.format("'%Y-%m-%d %H:%M:%S%.6f'").to_string();
+        if pg {
+            format!("TIMESTAMP {text}")
+        } else {
+            text
+        }
+    };
+    let numbers = match conn {
+        AnyConnection::Postgres(_) => format!("SELECT g AS x FROM generate_series(1, {size}) g"),
+        AnyConnection::Sqlite(_) => format!(
+            "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {size}) SELECT x FROM g"
+        ),
+    };
+    let (due_end, later_end) = (now - TimeDelta::seconds(1), now + TimeDelta::days(10));
+    let tables = "webhook_deliveries, events, treefort_outbox, payments, promo_redemptions, checkout_sessions, subscriptions, customers, plans";
+    let empty = if pg {
+        format!("TRUNCATE {tables} CASCADE;")
+    } else {
+        tables
+            .split(", ")
+            .map(|t| format!("DELETE FROM {t};"))
+            .collect()
+    };
+    conn.batch_execute(&format!(
+        "{empty} \
+         INSERT INTO plans (id, name, billing_interval, interval_count, trial_days, grace_days, currency, amount, divisor, created_at, updated_at) \
+         VALUES (1, 'Monthly', 'month', 1, 0, 3, 'USD', 999, 100, {n}, {n}); \
+         INSERT INTO customers (id, user_id, email, payment_method_ref, gateway_customer_ref, card_brand, card_last4, created_at, updated_at) \
+         SELECT x, 'user' || x, 'user' || x || '@example.com', 'pm_sandbox_ok_' || x, 'cus_sandbox_' || x, 'Visa', '4242', {n}, {n} FROM ({numbers}) s; \
+         INSERT INTO subscriptions (id, user_id, customer_id, plan_id, treefort_subscription_id, current_period_started_at, \
+         current_period_ends_at, created_at, updated_at, billing_anchor_at, periods_paid, next_action_at) \
+         SELECT x, 'user' || x, x, 1, 'tf' || x, \
+           CASE WHEN x <= {due} THEN {due_start} ELSE {later_start} END, \
+           CASE WHEN x <= {due} THEN {due_end} ELSE {later_end} END, {n}, {n}, \
+           CASE WHEN x <= {due} THEN {due_start} ELSE {later_start} END, 1, \
+           CASE WHEN x <= {due} THEN {due_end} ELSE {later_end} END FROM ({numbers}) s;",
+        n = ts(now),
+        due_start = ts(due_end - TimeDelta::days(30)),
+        due_end = ts(due_end),
+        later_start = ts(later_end - TimeDelta::days(30)),
+        later_end = ts(later_end),
+    ))
+    .map_err(|e| e.to_string())?;
+    // Fresh statistics, as a database that has been running would have.
+    let analyze = match conn {
+        AnyConnection::Postgres(_) => "ANALYZE",
+        AnyConnection::Sqlite(_) => "ANALYZE; PRAGMA optimize;",
+    };
+    conn.batch_execute(analyze).map_err(|e| e.to_string())
 }

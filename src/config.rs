@@ -65,13 +65,30 @@ pub struct Settings {
     pub webhooks_allow_private: Option<bool>,
     /// How often the in-memory catalog's version is compared with the database's.
     pub catalog_check_interval: Duration,
-    /// How many subscriptions the worker claims, charges and records together, and how many
-    /// Treefort updates it sends at once (`WORKER_CONCURRENCY`). Each wave's leases count from
-    /// its own claim, so a wave must fit in a lease (5 minutes) even with a slow gateway.
+    /// How many charges (and Treefort updates) the worker has in flight at once
+    /// (`WORKER_CONCURRENCY`): the gateway's rate limit bounds it.
     pub worker_concurrency: usize,
+    /// How many subscriptions (and Treefort updates) the worker claims with one statement and
+    /// records with one transaction (`WORKER_BATCH`): the database's commit rate bounds it. The
+    /// leases of a wave last as long as its turns can take at `worker_concurrency` at a time.
+    pub worker_batch: usize,
 }
 
 impl Settings {
+    /// How many turns of a worker wave run one after another: a wave of `worker_batch` at
+    /// `worker_concurrency` at a time.
+    pub fn worker_slots(&self) -> u32 {
+        self.worker_batch.div_ceil(self.worker_concurrency.max(1)) as u32
+    }
+
+    /// The longest one gateway call may take (its timeout, or the sandbox's delay).
+    pub fn gateway_call_bound(&self) -> Duration {
+        match &self.gateway {
+            GatewayKind::Sandbox { charge_delay } => *charge_delay,
+            GatewayKind::Stripe(stripe) => stripe.timeout,
+        }
+    }
+
     /// Whether webhook URLs may point at private, loopback or link-local addresses: as
     /// `WEBHOOKS_ALLOW_PRIVATE` says, else only with a test-mode gateway (no real money).
     pub fn allow_private_webhooks(&self) -> bool {
@@ -288,6 +305,17 @@ impl Settings {
                     _ => {
                         return Err(format!(
                             "WORKER_CONCURRENCY must be a number from 1 to 256 (got {raw:?})"
+                        ))
+                    }
+                },
+            },
+            worker_batch: match get("WORKER_BATCH") {
+                None => 256,
+                Some(raw) => match raw.parse::<usize>() {
+                    Ok(n) if (1..=1000).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "WORKER_BATCH must be a number from 1 to 1000 (got {raw:?})"
                         ))
                     }
                 },

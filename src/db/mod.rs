@@ -238,6 +238,24 @@ where
     }
 }
 
+/// `write_transaction` for writes that may be lost in a crash without harm, because whatever
+/// follows them is idempotent: a lease taken (the work is taken again) or a delivery marked done
+/// (it is sent again). On PostgreSQL their commit does not wait for the disk
+/// (`synchronous_commit = off`); a later ordinary commit still makes them durable first, the WAL
+/// being written in order. SQLite in WAL mode with `synchronous = NORMAL` never waits at commit.
+pub fn relaxed_write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    write_transaction(conn, |conn| {
+        if let AnyConnection::Postgres(pg) = conn {
+            pg.batch_execute("SET LOCAL synchronous_commit TO OFF")?;
+        }
+        f(conn)
+    })
+}
+
 /// The channel a catalog change is announced on (PostgreSQL `NOTIFY`, sent at commit).
 pub const CATALOG_CHANNEL: &str = "treefort_webpay_catalog";
 

@@ -3,7 +3,7 @@
 //! `4000000000000341` pays at checkout and is declined on renewal. Any other valid card number pays.
 //! The sandbox has no 3-D Secure step and sends no webhooks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -22,8 +22,8 @@ pub const CARD_DECLINES_RENEWAL: &str = "4000000000000341";
 pub struct SandboxGateway {
     /// The current month, as (year, month), for expiry checks; `None`: the real calendar.
     today: Option<(i32, u32)>,
-    /// Every charge this process made, as a real gateway's dashboard would list them.
-    ledger: Arc<Mutex<Vec<LedgerEntry>>>,
+    /// The charges this process made, as a real gateway's dashboard would list them.
+    ledger: Arc<Mutex<Ledger>>,
     /// Checkout payments started and not confirmed yet, by reference.
     pending: Arc<Mutex<HashMap<String, PendingCharge>>>,
     /// How long each charge takes (a slow bank); zero by default.
@@ -48,6 +48,37 @@ pub struct LedgerEntry {
     pub amount: Money,
     pub refunded: bool,
     pub refunded_amount: i64,
+}
+
+/// The last `LEDGER_SIZE` charges, by reference and in order. Older ones are forgotten, as after
+/// a restart: the sandbox never took real money, and what reads a payment back (reconciliation,
+/// refunds) concerns recent ones.
+#[derive(Debug, Default)]
+struct Ledger {
+    order: VecDeque<String>,
+    by_reference: HashMap<String, LedgerEntry>,
+}
+
+const LEDGER_SIZE: usize = 10_000;
+
+impl Ledger {
+    fn get_mut(&mut self, reference: &str) -> Option<&mut LedgerEntry> {
+        self.by_reference.get_mut(reference)
+    }
+
+    /// Adds a charge unless its reference is known (the same key is the same charge).
+    fn add(&mut self, entry: LedgerEntry) {
+        if self.by_reference.contains_key(&entry.reference) {
+            return;
+        }
+        if self.order.len() >= LEDGER_SIZE {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_reference.remove(&oldest);
+            }
+        }
+        self.order.push_back(entry.reference.clone());
+        self.by_reference.insert(entry.reference.clone(), entry);
+    }
 }
 
 impl LedgerEntry {
@@ -85,12 +116,14 @@ impl SandboxGateway {
         self
     }
 
-    /// The charges made so far (in this process), oldest first.
+    /// The charges made so far (in this process, the last 10 000), oldest first.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
-        self.ledger
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        ledger
+            .order
+            .iter()
+            .filter_map(|r| ledger.by_reference.get(r).cloned())
+            .collect()
     }
 
     pub fn save_card(&self, card: &CardInput) -> Result<SavedCard, GatewayError> {
@@ -139,10 +172,11 @@ impl SandboxGateway {
             };
         }
         let reference = format!("ch_sandbox_{}", short_hash(request.idempotency_key));
-        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
         // The same idempotency key is the same charge, never a second one.
-        if !ledger.iter().any(|c| c.reference == reference) {
-            ledger.push(LedgerEntry {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(LedgerEntry {
                 reference: reference.clone(),
                 idempotency_key: request.idempotency_key.to_string(),
                 customer_ref: request.customer_ref.to_string(),
@@ -150,7 +184,6 @@ impl SandboxGateway {
                 refunded: false,
                 refunded_amount: 0,
             });
-        }
         ChargeOutcome::Succeeded { reference }
     }
 
@@ -214,8 +247,7 @@ impl SandboxGateway {
             .ledger
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|c| c.reference == reference)
+            .get_mut(reference)
         {
             return Ok(charge.state());
         }
@@ -261,7 +293,7 @@ impl SandboxGateway {
             ));
         }
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(charge) = ledger.iter_mut().find(|c| c.reference == charge_reference) {
+        if let Some(charge) = ledger.get_mut(charge_reference) {
             if charge.refunded_amount + amount.amount > charge.amount.amount {
                 return Err(GatewayError::Unavailable(
                     "refund larger than the charge".into(),

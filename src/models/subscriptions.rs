@@ -7,6 +7,10 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::schema::subscriptions;
 
+#[path = "subscriptions_wave.rs"]
+mod wave;
+pub use wave::{claim_due, update_all_if_held};
+
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Subscription {
     pub id: i64,
@@ -450,33 +454,6 @@ fn on_other_terms(
 }
 
 /// Live subscriptions whose next action is due and that nobody holds, soonest first.
-/// Takes the lease, in one statement, on up to `limit` live subscriptions whose next action is
-/// due and that nobody holds, soonest first. Two instances never get the same one: PostgreSQL
-/// skips rows another claim has locked, SQLite has one writer at a time, and the UPDATE checks the
-/// conditions again itself.
-pub fn claim_due(
-    conn: &mut AnyConnection,
-    owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Vec<Subscription>> {
-    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
-    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
-    // LOCKED subquery again per row and claim more than `limit`.
-    const SQL: &str = "WITH due AS MATERIALIZED (SELECT id FROM subscriptions \
-          WHERE deactivated_at IS NULL AND next_action_at <= $3 \
-          AND (locked_until IS NULL OR locked_until < $3) \
-          ORDER BY next_action_at, id LIMIT $4 {skip_locked}) \
-        UPDATE subscriptions SET locked_by = $1, locked_until = $2 \
-        WHERE id IN (SELECT id FROM due) AND deactivated_at IS NULL AND next_action_at <= $3 \
-        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
-    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
-    let mut claimed: Vec<Subscription> = find_many(conn, &ids)?.into_values().collect();
-    claimed.sort_by_key(|s| (s.next_action_at, s.id));
-    Ok(claimed)
-}
-
 /// Takes the lease on a due subscription; only one worker of any instance can win it.
 pub fn claim(
     conn: &mut AnyConnection,

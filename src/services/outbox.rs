@@ -3,9 +3,10 @@
 //! POST), and a failure schedules the next attempt with exponential backoff and jitter.
 
 use chrono::{NaiveDateTime, TimeDelta};
+use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::{relaxed_write_transaction, write_transaction, AnyConnection};
 use crate::error::ApiError;
 use crate::metrics::label;
 use crate::models::outbox::{self, NewOutboxEntry, OutboxEntry};
@@ -264,24 +265,24 @@ pub async fn deliver_pending_for_subscription(
 
 /// Delivers up to `limit` due entries; returns how many were delivered. The worker calls this.
 ///
-/// In waves of `WORKER_CONCURRENCY`: one statement claims the first due entry of as many
-/// subscriptions, they are sent at once (over the client's kept-alive connections), and one
-/// transaction records the answers. Order within a subscription holds because only the first
+/// In waves of `WORKER_BATCH`: one statement claims the first due entry of as many
+/// subscriptions, they are sent `WORKER_CONCURRENCY` at a time (over the client's kept-alive
+/// connections), and one transaction records the answers. Order within a subscription holds because only the first
 /// undelivered entry of each can be claimed.
 pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError> {
     state.treefort()?;
-    let wave = state.settings.worker_concurrency.max(1) as i64;
+    let wave = state.settings.worker_batch.max(1) as i64;
+    let concurrency = state.settings.worker_concurrency.max(1);
+    let wave_lease = lease(state) * state.settings.worker_slots() as i32;
     let mut delivered = 0;
     let mut left = limit;
     while left > 0 {
         let now = naive(state.clock.now());
-        let (owner, until, take) = (
-            state.instance_id.clone(),
-            now + lease(state),
-            left.min(wave),
-        );
+        let (owner, until, take) = (state.instance_id.clone(), now + wave_lease, left.min(wave));
         let claimed = run_db(&state.pool, move |conn| {
-            let entries = outbox::claim_due_heads(conn, &owner, now, until, take)?;
+            let entries = relaxed_write_transaction(conn, |conn| {
+                outbox::claim_due_heads(conn, &owner, now, until, take)
+            })?;
             let ids: Vec<i64> = entries.iter().map(|e| e.subscription_id).collect();
             let treefort_ids = subscriptions::treefort_ids(conn, &ids)?;
             Ok(entries
@@ -294,12 +295,15 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError
         })
         .await?;
         let count = claimed.len() as i64;
-        let results = futures_util::future::join_all(
-            claimed
-                .iter()
-                .map(|(entry, treefort_id)| send(state, entry, treefort_id.as_deref())),
-        )
-        .await;
+        // In claim order, so that answers line up with their entries.
+        let sends: Vec<_> = claimed
+            .iter()
+            .map(|(entry, treefort_id)| send(state, entry, treefort_id.as_deref()))
+            .collect();
+        let results: Vec<_> = futures_util::stream::iter(sends)
+            .buffered(concurrency)
+            .collect()
+            .await;
         let now = naive(state.clock.now());
         let settled: Vec<(OutboxEntry, Settlement)> = claimed
             .into_iter()
@@ -313,8 +317,9 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError
             .iter()
             .filter(|(_, s)| matches!(s, Settlement::Delivered { .. }))
             .count();
+        // Lost in a crash, a delivery is only sent again (in its place in the line).
         run_db(&state.pool, move |conn| {
-            write_transaction(conn, |conn| -> Result<_, ApiError> {
+            relaxed_write_transaction(conn, |conn| -> Result<_, ApiError> {
                 let mut plain = Vec::new();
                 for (entry, settlement) in &settled {
                     match settlement {

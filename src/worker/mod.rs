@@ -1,5 +1,6 @@
 //! The background worker: wakes every second, renews, retries or ends the subscriptions that are
-//! due, and delivers the Treefort updates that are due. Webhooks to the app owner's endpoints go
+//! due, and delivers the Treefort updates that are due. A round that found more work than it may
+//! take is followed by the next one at once, so a backlog drains at full speed. Webhooks to the app owner's endpoints go
 //! from a loop of their own, so a slow endpoint never delays Treefort's updates. Work
 //! is claimed with a lease in the database, so any number of instances may run it. Stopping waits
 //! for the round in progress, so nothing claimed is dropped half-way.
@@ -19,6 +20,8 @@ const WEBHOOK_INTERVAL: Duration = Duration::from_millis(500);
 static FORGOTTEN_IN_MINUTE: std::sync::atomic::AtomicI64 =
     std::sync::atomic::AtomicI64::new(i64::MIN);
 const BATCH: i64 = 100;
+/// The most subscriptions one round renews, and Treefort updates it delivers (in waves).
+const RENEWAL_BATCH: i64 = 1_000;
 
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
@@ -40,7 +43,10 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
-                _ = tokio::time::sleep(INTERVAL) => run_once(&state).await,
+                _ = tokio::time::sleep(INTERVAL) => {
+                    // A full round leaves work behind: go again (still stoppable between rounds).
+                    while run_once(&state).await && !*stopped.borrow() {}
+                }
             }
         }
         let _ = webhooks.await;
@@ -92,8 +98,9 @@ pub async fn deliver_webhooks(state: &web::Data<AppState>) {
     }
 }
 
-/// One round of work. Errors are logged; the next round tries again.
-pub async fn run_once(state: &AppState) {
+/// One round of work. Errors are logged; the next round tries again. Returns whether work was
+/// left behind (a batch was full).
+pub async fn run_once(state: &AppState) -> bool {
     state.limits.forget_idle();
     // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
     let minute = state.clock.now().timestamp() / 60;
@@ -105,8 +112,9 @@ pub async fn run_once(state: &AppState) {
         }
     }
     if state.treefort.is_none() {
-        return;
+        return false;
     }
+    let mut more = false;
     // Gateway events first: a webhook may complete a checkout the reconciliation would look up.
     match gateway_events::process_due(state, BATCH).await {
         Ok(0) => {}
@@ -132,14 +140,21 @@ pub async fn run_once(state: &AppState) {
         Err(e) => tracing::warn!(error = %e, "finishing cancellations failed"),
     }
     // Renewals first: the updates they queue are delivered in the same round.
-    match renewal::process_due(state, BATCH).await {
+    match renewal::process_due(state, RENEWAL_BATCH).await {
         Ok(stats) if stats == renewal::RoundStats::default() => {}
-        Ok(stats) => tracing::info!(?stats, "subscriptions processed"),
+        Ok(stats) => {
+            more |= stats.handled() >= RENEWAL_BATCH as usize;
+            tracing::info!(?stats, "subscriptions processed")
+        }
         Err(e) => tracing::warn!(error = %e, "renewal round failed"),
     }
-    match outbox::deliver_due(state, BATCH).await {
+    match outbox::deliver_due(state, RENEWAL_BATCH).await {
         Ok(0) => {}
-        Ok(delivered) => tracing::info!(delivered, "Treefort updates delivered"),
+        Ok(delivered) => {
+            more |= delivered >= RENEWAL_BATCH as usize;
+            tracing::info!(delivered, "Treefort updates delivered")
+        }
         Err(e) => tracing::warn!(error = %e, "worker round failed"),
     }
+    more
 }

@@ -542,12 +542,13 @@ async fn a_lease_counts_from_its_claim_even_after_slow_charges() {
     app.subscribed_user("first", 1).await;
     app.subscribed_user("second", 1).await;
     // Two workers whose clock is at the renewals; the bank takes 1.5 s per charge. Waves of one
-    // subscription: the second is claimed after the first charge (a wave's charges go at once,
-    // and each wave's leases count from its own claim).
+    // subscription: the second is claimed after the first charge (each wave's leases count from
+    // its own claim).
     let clock = treefort_webpay::clock::Clock::manual(at("2027-02-01T00:00:00Z"));
     let slow = [
         ("SANDBOX_CHARGE_DELAY_MS", "1500"),
         ("WORKER_CONCURRENCY", "1"),
+        ("WORKER_BATCH", "1"),
     ];
     let one = std::sync::Arc::new(app.worker_state(clock.clone(), &slow).await);
     let two = app.worker_state(clock.clone(), &slow).await;

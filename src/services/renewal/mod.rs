@@ -3,9 +3,10 @@
 //! the plan's grace period (after 1 day, 3 days, and on the last day) while access lasts; when grace
 //! runs out, or a canceled subscription reaches its period end, Treefort gets `deactivatedAt`.
 //!
-//! The worker goes in waves of `WORKER_CONCURRENCY` subscriptions: one statement claims a wave
-//! with a lease, a few queries read what it needs (plans, codes, customers), its charges go to the
-//! gateway at once, and one transaction records them all while the leases are held. Every charge
+//! The worker goes in waves of `WORKER_BATCH` subscriptions: one statement claims a wave with a
+//! lease, a few queries read what it needs (plans, codes, customers), its charges go to the
+//! gateway `WORKER_CONCURRENCY` at a time, and one transaction records them all while the leases
+//! are held (a lease lasts as long as the wave's turns can take). Every charge
 //! carries an idempotency key derived from the subscription, the period and the attempt, and a
 //! renewal is recorded only while its lease is held: two instances never charge twice, and a wave
 //! whose transaction fails (or whose process dies) is charged again under the same keys, which
@@ -15,9 +16,11 @@ mod decide;
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt;
+
 use chrono::{NaiveDateTime, TimeDelta};
 
-use crate::db::write_transaction;
+use crate::db::{relaxed_write_transaction, write_transaction};
 use crate::domain::money::Money;
 use crate::error::ApiError;
 use crate::models::customers::{self, Customer};
@@ -31,8 +34,11 @@ use crate::treefort::UpdateSubscription;
 
 use super::{events, naive, outbox, run_db, utc};
 
-/// How long a claimed subscription stays ours: a wave's charges (sent at once) and its record.
+/// How long a claimed subscription stays ours, at least: its wave's record, with room to spare.
 const LEASE: TimeDelta = TimeDelta::minutes(5);
+/// Gateway calls one turn may make at most (read and cancel a payment awaiting authentication,
+/// read it again, the customer, the charge).
+const CALLS_PER_TURN: u32 = 5;
 /// When the gateway itself failed (not a decline), try again after this.
 const GATEWAY_RETRY: TimeDelta = TimeDelta::minutes(10);
 
@@ -45,9 +51,23 @@ pub struct RoundStats {
     pub skipped: usize,
 }
 
+impl RoundStats {
+    /// How many subscriptions the round took a turn for.
+    pub fn handled(&self) -> usize {
+        self.renewed + self.declined + self.deactivated + self.skipped
+    }
+}
+
 /// Claims and processes up to `limit` due subscriptions, a wave at a time.
 pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, ApiError> {
-    let wave = state.settings.worker_concurrency.max(1) as i64;
+    let wave = state.settings.worker_batch.max(1) as i64;
+    let concurrency = state.settings.worker_concurrency.max(1);
+    // A wave's turns, at `concurrency` at a time, each of up to `CALLS_PER_TURN` gateway calls.
+    let lease = LEASE
+        + TimeDelta::from_std(
+            state.settings.gateway_call_bound() * CALLS_PER_TURN * state.settings.worker_slots(),
+        )
+        .unwrap_or(TimeDelta::hours(1));
     let mut stats = RoundStats::default();
     let mut left = limit;
     while left > 0 {
@@ -56,16 +76,27 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
         let now = naive(state.clock.now());
         let owner = state.instance_id.clone();
         let contexts = run_db(&state.pool, move |conn| {
-            let claimed = subscriptions::claim_due(conn, &owner, now, now + LEASE, take)?;
+            // A lease lost in a crash only means the wave is taken (and charged, under the same
+            // keys) again.
+            let claimed = relaxed_write_transaction(conn, |conn| {
+                subscriptions::claim_due(conn, &owner, now, now + lease, take)
+            })?;
             load_contexts(conn, claimed)
         })
         .await?;
         let claimed = contexts.len() as i64;
-        let decided = futures_util::future::join_all(contexts.into_iter().map(|c| async move {
-            let id = c.subscription.id;
-            (id, decide::decide(state, c).await)
-        }))
-        .await;
+        // Collected first: a stream holding the closure would not be `Send` for every lifetime.
+        let turns: Vec<_> = contexts
+            .into_iter()
+            .map(|c| async move {
+                let id = c.subscription.id;
+                (id, decide::decide(state, c).await)
+            })
+            .collect();
+        let decided: Vec<_> = futures_util::stream::iter(turns)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         let mut writes = Vec::with_capacity(decided.len());
         for (id, decision) in decided {
             match decision {
@@ -195,21 +226,18 @@ async fn record_wave(state: &AppState, writes: Vec<Write>) -> Result<Vec<Done>, 
     let now = naive(state.clock.now());
     let done = run_db(&state.pool, move |conn| {
         write_transaction(conn, |conn| -> Result<Vec<(i64, Done)>, ApiError> {
+            let rows: Vec<_> = writes
+                .iter()
+                .map(|w| (w.subscription.id, w.subscription.periods_paid, &w.changes))
+                .collect();
+            let updated = subscriptions::update_all_if_held(conn, &owner, &rows)?;
             let mut held = Vec::with_capacity(writes.len());
             let mut done = Vec::with_capacity(writes.len());
             for write in writes {
-                let sub = &write.subscription;
-                if subscriptions::update_if_held(
-                    conn,
-                    sub.id,
-                    &owner,
-                    sub.periods_paid,
-                    &write.changes,
-                )? == 0
-                {
-                    done.push((sub.id, Done::LeaseLost));
-                } else {
+                if updated.contains(&write.subscription.id) {
                     held.push(write);
+                } else {
+                    done.push((write.subscription.id, Done::LeaseLost));
                 }
             }
             let new_payments: Vec<NewPayment> =

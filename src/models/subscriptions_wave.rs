@@ -1,0 +1,169 @@
+//! The worker's statements on a wave of subscriptions: one claims the wave, one records every
+//! change of it. A statement per row would be a round trip per row, which is what bounds a
+//! worker on PostgreSQL.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
+
+use super::{Subscription, SubscriptionChanges};
+use crate::db::AnyConnection;
+
+/// Takes the lease, in one statement, on up to `limit` live subscriptions whose next action is
+/// due and that nobody holds, soonest first. Two instances never get the same one: PostgreSQL
+/// skips rows another claim has locked, SQLite has one writer at a time, and the UPDATE checks the
+/// conditions again itself.
+pub fn claim_due(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Subscription>> {
+    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
+    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
+    // LOCKED subquery again per row and claim more than `limit`.
+    const SQL: &str = "WITH due AS MATERIALIZED (SELECT id FROM subscriptions \
+          WHERE deactivated_at IS NULL AND next_action_at <= $3 \
+          AND (locked_until IS NULL OR locked_until < $3) \
+          ORDER BY next_action_at, id LIMIT $4 {skip_locked}) \
+        UPDATE subscriptions SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND deactivated_at IS NULL AND next_action_at <= $3 \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
+    let mut claimed: Vec<Subscription> = super::find_many(conn, &ids)?.into_values().collect();
+    claimed.sort_by_key(|s| (s.next_action_at, s.id));
+    Ok(claimed)
+}
+
+/// The columns `SubscriptionChanges` may set, in the order `bind_changes!` binds them.
+const CHANGE_COLUMNS: [&str; 23] = [
+    "plan_id",
+    "current_period_started_at",
+    "current_period_ends_at",
+    "trial_ends_at",
+    "canceled_at",
+    "deactivated_at",
+    "billing_anchor_at",
+    "periods_paid",
+    "next_action_at",
+    "past_due_since",
+    "renewal_attempts",
+    "promo_code_id",
+    "promo_periods_left",
+    "pending_plan_id",
+    "locked_by",
+    "locked_until",
+    "updated_at",
+    "cancel_requested_at",
+    "amount",
+    "currency",
+    "divisor",
+    "billing_interval",
+    "interval_count",
+];
+
+/// Applies each row's changes, in one statement, where `owner` still holds the lease and the
+/// subscription has still paid `periods_paid` periods (the period charged for). A column a row's
+/// changes leave alone (`None`) keeps its stored value. Returns the ids updated: a row missing
+/// from them lost its lease, and nothing of it was written.
+pub fn update_all_if_held(
+    conn: &mut AnyConnection,
+    owner: &str,
+    rows: &[(i64, i32, &SubscriptionChanges)],
+) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mark = if matches!(conn, AnyConnection::Postgres(_)) {
+        '$'
+    } else {
+        '?'
+    };
+    // $1 is the owner; each row binds its id, its periods paid, then a flag and a value per column.
+    let per_row = 2 + 2 * CHANGE_COLUMNS.len();
+    let values: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let first = 2 + r * per_row;
+            let params: Vec<String> = (first..first + per_row)
+                .map(|n| format!("{mark}{n}"))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let names: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .flat_map(|c| [format!("{c}_set"), c.to_string()])
+        .collect();
+    let sets: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = CASE WHEN v.{c}_set THEN v.{c} ELSE subscriptions.{c} END"))
+        .collect();
+    let sql = format!(
+        "WITH v (id, paid, {names}) AS (VALUES {values}) \
+         UPDATE subscriptions SET {sets} FROM v \
+         WHERE subscriptions.id = v.id AND subscriptions.locked_by = {mark}1 \
+         AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
+        names = names.join(", "),
+        values = values.join(", "),
+        sets = sets.join(", "),
+    );
+    macro_rules! bind_changes {
+        ($q:ident, $ch:expr) => {{
+            let ch = $ch;
+            macro_rules! one {
+                ($f:ident, $st:ty) => {
+                    $q = $q
+                        .bind::<Bool, _>(ch.$f.is_some())
+                        .bind::<Nullable<$st>, _>(ch.$f.clone());
+                };
+            }
+            macro_rules! two {
+                ($f:ident, $st:ty) => {
+                    $q = $q
+                        .bind::<Bool, _>(ch.$f.is_some())
+                        .bind::<Nullable<$st>, _>(ch.$f.clone().flatten());
+                };
+            }
+            one!(plan_id, BigInt);
+            one!(current_period_started_at, Timestamp);
+            one!(current_period_ends_at, Timestamp);
+            two!(trial_ends_at, Timestamp);
+            two!(canceled_at, Timestamp);
+            two!(deactivated_at, Timestamp);
+            two!(billing_anchor_at, Timestamp);
+            one!(periods_paid, Integer);
+            two!(next_action_at, Timestamp);
+            two!(past_due_since, Timestamp);
+            one!(renewal_attempts, Integer);
+            two!(promo_code_id, BigInt);
+            two!(promo_periods_left, Integer);
+            two!(pending_plan_id, BigInt);
+            two!(locked_by, Text);
+            two!(locked_until, Timestamp);
+            one!(updated_at, Timestamp);
+            two!(cancel_requested_at, Timestamp);
+            two!(amount, BigInt);
+            two!(currency, Text);
+            two!(divisor, BigInt);
+            two!(billing_interval, Text);
+            two!(interval_count, Integer);
+        }};
+    }
+    let updated: Vec<Updated> = crate::on_backend!(conn, |c| {
+        let mut q = diesel::sql_query(&sql)
+            .into_boxed()
+            .bind::<Text, _>(owner.to_string());
+        for (id, paid, changes) in rows {
+            q = q.bind::<BigInt, _>(*id).bind::<Integer, _>(*paid);
+            bind_changes!(q, *changes);
+        }
+        q.load(c)
+    })?;
+    Ok(updated.into_iter().map(|u| u.id).collect())
+}

@@ -331,6 +331,14 @@ pub fn lock_subscription(conn: &mut AnyConnection, id: i64) -> diesel::QueryResu
     Ok(())
 }
 
+/// A claim statement (see `claim_with`) as the connection's backend runs it.
+pub fn claim_sql(conn: &AnyConnection, sql: &str) -> String {
+    match conn {
+        AnyConnection::Postgres(_) => sql.replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"),
+        AnyConnection::Sqlite(_) => sql.replace("{skip_locked}", "").replace('$', "?"),
+    }
+}
+
 /// Takes leases in one statement: `sql` is an `UPDATE … RETURNING id` written with PostgreSQL's
 /// `$n` placeholders and a `{skip_locked}` mark after its inner SELECT (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL; SQLite has one writer at a time and takes `?n`). Binds: the owner, the lease's
@@ -350,10 +358,7 @@ pub fn claim_with(
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let sql = match conn {
-        AnyConnection::Postgres(_) => sql.replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"),
-        AnyConnection::Sqlite(_) => sql.replace("{skip_locked}", "").replace('$', "?"),
-    };
+    let sql = claim_sql(conn, sql);
     let rows: Vec<Claimed> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Text, _>(owner)
         .bind::<Timestamp, _>(until)

@@ -79,6 +79,20 @@ pub fn list_due(
         .load(conn)
 }
 
+/// The claim of `claim_due_heads` (binds: owner, lease end, now, limit). The due rows are chosen once,
+/// in a CTE: written as `id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`, PostgreSQL ran the
+/// subquery again per row and claimed more than the limit. The outer conditions repeat the inner
+/// ones: the UPDATE checks them again on the row itself.
+pub const CLAIM_DUE_HEADS_SQL: &str = "WITH due AS MATERIALIZED (SELECT o.id FROM treefort_outbox o \
+          WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
+          AND (o.locked_until IS NULL OR o.locked_until < $3) \
+          AND NOT EXISTS (SELECT 1 FROM treefort_outbox e WHERE e.subscription_id = o.subscription_id \
+            AND e.status IN ('pending', 'dead') AND e.id < o.id) \
+          ORDER BY o.id LIMIT $4 {skip_locked}) \
+        UPDATE treefort_outbox SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND status = 'pending' \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+
 /// Takes the lease, in one statement, on up to `limit` due entries that may go now: pending, not
 /// leased, and first in their subscription's line (no older entry of it is pending or dead). Two
 /// instances never get the same entry: PostgreSQL skips rows another claim has locked, SQLite has
@@ -90,19 +104,7 @@ pub fn claim_due_heads(
     until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<OutboxEntry>> {
-    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
-    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
-    // LOCKED subquery again per row and claim more than `limit`.
-    const SQL: &str = "WITH due AS MATERIALIZED (SELECT o.id FROM treefort_outbox o \
-          WHERE o.status = 'pending' AND o.next_attempt_at <= $3 \
-          AND (o.locked_until IS NULL OR o.locked_until < $3) \
-          AND NOT EXISTS (SELECT 1 FROM treefort_outbox e WHERE e.subscription_id = o.subscription_id \
-            AND e.status IN ('pending', 'dead') AND e.id < o.id) \
-          ORDER BY o.id LIMIT $4 {skip_locked}) \
-        UPDATE treefort_outbox SET locked_by = $1, locked_until = $2 \
-        WHERE id IN (SELECT id FROM due) AND status = 'pending' \
-        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
-    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
+    let ids = crate::db::claim_with(conn, CLAIM_DUE_HEADS_SQL, owner, until, now, limit)?;
     let mut claimed: Vec<OutboxEntry> = treefort_outbox::table
         .filter(treefort_outbox::id.eq_any(&ids))
         .load(conn)?;

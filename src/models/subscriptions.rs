@@ -9,7 +9,7 @@ use crate::schema::subscriptions;
 
 #[path = "subscriptions_wave.rs"]
 mod wave;
-pub use wave::{claim_due, update_all_if_held};
+pub use wave::{claim_due, update_all_if_held, CLAIM_DUE_SQL};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct Subscription {

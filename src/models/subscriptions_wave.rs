@@ -9,6 +9,18 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 use super::{Subscription, SubscriptionChanges};
 use crate::db::AnyConnection;
 
+/// The claim of `claim_due` (binds: owner, lease end, now, limit). The due rows are chosen once,
+/// in a CTE: written as `id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`, PostgreSQL ran the
+/// subquery again per row and claimed more than the limit. The outer conditions repeat the inner
+/// ones: the UPDATE checks them again on the row itself.
+pub const CLAIM_DUE_SQL: &str = "WITH due AS MATERIALIZED (SELECT id FROM subscriptions \
+          WHERE deactivated_at IS NULL AND next_action_at <= $3 \
+          AND (locked_until IS NULL OR locked_until < $3) \
+          ORDER BY next_action_at, id LIMIT $4 {skip_locked}) \
+        UPDATE subscriptions SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND deactivated_at IS NULL AND next_action_at <= $3 \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+
 /// Takes the lease, in one statement, on up to `limit` live subscriptions whose next action is
 /// due and that nobody holds, soonest first. Two instances never get the same one: PostgreSQL
 /// skips rows another claim has locked, SQLite has one writer at a time, and the UPDATE checks the
@@ -20,17 +32,7 @@ pub fn claim_due(
     until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Subscription>> {
-    // The outer conditions repeat the inner ones: the UPDATE checks them again on the row itself.
-    // The due rows are chosen once (MATERIALIZED): PostgreSQL may otherwise run a LIMIT … SKIP
-    // LOCKED subquery again per row and claim more than `limit`.
-    const SQL: &str = "WITH due AS MATERIALIZED (SELECT id FROM subscriptions \
-          WHERE deactivated_at IS NULL AND next_action_at <= $3 \
-          AND (locked_until IS NULL OR locked_until < $3) \
-          ORDER BY next_action_at, id LIMIT $4 {skip_locked}) \
-        UPDATE subscriptions SET locked_by = $1, locked_until = $2 \
-        WHERE id IN (SELECT id FROM due) AND deactivated_at IS NULL AND next_action_at <= $3 \
-        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
-    let ids = crate::db::claim_with(conn, SQL, owner, until, now, limit)?;
+    let ids = crate::db::claim_with(conn, CLAIM_DUE_SQL, owner, until, now, limit)?;
     let mut claimed: Vec<Subscription> = super::find_many(conn, &ids)?.into_values().collect();
     claimed.sort_by_key(|s| (s.next_action_at, s.id));
     Ok(claimed)

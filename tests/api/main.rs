@@ -11,6 +11,7 @@ mod checkout_page;
 mod checkout_session;
 mod cli;
 mod conformance;
+mod due_work;
 mod faults;
 mod forms;
 mod health;

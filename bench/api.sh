@@ -2,7 +2,8 @@
 # Throughput of the read routes Treefort and the app owner's backend call most (the plan, a
 # promo code, the entitlement check), next to a no-op route of the same server (GET /healthz:
 # routing, middleware, JSON, no database), measured in the same run on a release build with wrk
-# (Debian's `wrk`).
+# (Debian's `wrk`). The service logs at `info`, as in production: one JSON line per request, to a
+# file. Its memory (resident set) is printed idle and at its peak under the load.
 #   bench/api.sh                      # SQLite in a temporary folder
 #   DATABASE_URL=postgres://…/bench bench/api.sh   # a database of its own: its tables are used
 # DURATION (default 10s), CONNECTIONS (64), ROUNDS (3; the median is reported).
@@ -41,7 +42,7 @@ TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
 TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
 TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
 RATE_LIMIT_TREEFORT_PER_MINUTE=1000000 RATE_LIMIT_PAGES_PER_MINUTE=1000000 \
-LOG_FORMAT=json RUST_LOG=warn \
+LOG_FORMAT=json RUST_LOG=info \
     "$bin" serve 2>"$work/service.log" &
 service_pid=$!
 base="http://127.0.0.1:$port"
@@ -82,6 +83,8 @@ run() {  # run NAME URL [wrk args…]: prints "req/s p50 p99" medians over the r
     printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p"
 }
 
+rss() { awk -v k="$1:" '$1 == k {print int($2 / 1024) " MB"}' "/proc/$service_pid/status"; }
+idle_rss=$(rss VmRSS)
 noop=$(run noop "$base/healthz")
 plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan-ROUND.lua")
 promo=$(run promo "$base/treefort/validate-promo-code" -s "$work/promo-ROUND.lua")
@@ -94,4 +97,8 @@ for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan"
     printf '%-34s %12s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" \
         "$(python3 -c "print($rps / $noop_rps)")"
 done
+echo "memory: $idle_rss idle, $(rss VmHWM) at the peak under load"
 echo "database: ${DATABASE_URL%%:*}, $connections connections, $rounds rounds of $duration (median), $(nproc) cores"
+if grep -q '"level":"ERROR"' "$work/service.log"; then
+    echo "the service logged errors under load:" >&2; grep '"level":"ERROR"' "$work/service.log" | head -5 >&2; exit 1
+fi

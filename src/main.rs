@@ -135,7 +135,8 @@ where
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let settings = Settings::from_env()?;
-    init_logging(settings.log_format);
+    // Kept until the end, so that the lines still queued are written before the process exits.
+    let _log_writer = init_logging(settings.log_format);
     tracing::info!(database = %settings.database_url.redacted(), "starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -144,7 +145,10 @@ where
     runtime.block_on(f(settings))
 }
 
-fn init_logging(format: Option<LogFormat>) {
+/// Logs to stderr through a writer thread of its own: a request never waits for the terminal or
+/// the log collector, only for a place in the queue (128 000 lines; when that is full, callers
+/// wait rather than lines being dropped).
+fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
@@ -152,13 +156,17 @@ fn init_logging(format: Option<LogFormat>) {
     } else {
         LogFormat::Json
     });
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
+    guard
 }
 
 async fn shutdown_signal() {

@@ -312,10 +312,11 @@ impl Settings {
             worker_batch: match get("WORKER_BATCH") {
                 None => 256,
                 Some(raw) => match raw.parse::<usize>() {
-                    Ok(n) if (1..=1000).contains(&n) => n,
+                    // 500 rows of 49 parameters stay under SQLite's 32 766 per statement.
+                    Ok(n) if (1..=500).contains(&n) => n,
                     _ => {
                         return Err(format!(
-                            "WORKER_BATCH must be a number from 1 to 1000 (got {raw:?})"
+                            "WORKER_BATCH must be a number from 1 to 500 (got {raw:?})"
                         ))
                     }
                 },

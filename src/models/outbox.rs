@@ -60,25 +60,6 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<OutboxEntry
     treefort_outbox::table.find(id).first(conn).optional()
 }
 
-/// Pending entries whose time has come, oldest first.
-pub fn list_due(
-    conn: &mut AnyConnection,
-    now: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Vec<OutboxEntry>> {
-    treefort_outbox::table
-        .filter(treefort_outbox::status.eq(PENDING))
-        .filter(treefort_outbox::next_attempt_at.le(now))
-        .filter(
-            treefort_outbox::locked_until
-                .is_null()
-                .or(treefort_outbox::locked_until.lt(now)),
-        )
-        .order(treefort_outbox::id)
-        .limit(limit)
-        .load(conn)
-}
-
 /// The claim of `claim_due_heads` (binds: owner, lease end, now, limit). The due rows are chosen once,
 /// in a CTE: written as `id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`, PostgreSQL ran the
 /// subquery again per row and claimed more than the limit. The outer conditions repeat the inner
@@ -121,16 +102,7 @@ pub fn mark_all_delivered(
     if ids.is_empty() {
         return Ok(0);
     }
-    diesel::update(treefort_outbox::table.filter(treefort_outbox::id.eq_any(ids)))
-        .set((
-            treefort_outbox::status.eq(DELIVERED),
-            treefort_outbox::delivered_at.eq(now),
-            treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
-            treefort_outbox::locked_by.eq(None::<String>),
-            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
-            treefort_outbox::last_error.eq(None::<String>),
-        ))
-        .execute(conn)
+    mark_delivered_with(conn, ids, now, None)
 }
 
 /// Queues several entries in one statement (the rows of one batch of renewals).
@@ -264,7 +236,16 @@ pub fn mark_delivered(
     now: NaiveDateTime,
     note: Option<&str>,
 ) -> QueryResult<usize> {
-    diesel::update(treefort_outbox::table.find(id))
+    mark_delivered_with(conn, &[id], now, note)
+}
+
+fn mark_delivered_with(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    now: NaiveDateTime,
+    note: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(treefort_outbox::table.filter(treefort_outbox::id.eq_any(ids)))
         .set((
             treefort_outbox::status.eq(DELIVERED),
             treefort_outbox::delivered_at.eq(now),

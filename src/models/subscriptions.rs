@@ -453,7 +453,6 @@ fn on_other_terms(
         .into_boxed()
 }
 
-/// Live subscriptions whose next action is due and that nobody holds, soonest first.
 /// Takes the lease on a due subscription; only one worker of any instance can win it.
 pub fn claim(
     conn: &mut AnyConnection,
@@ -463,22 +462,6 @@ pub fn claim(
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
     take_lease(conn, id, owner, now, until, true)
-}
-
-/// Live subscriptions due now that nobody holds, soonest first (the benchmark's floor).
-pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
-    subscriptions::table
-        .filter(subscriptions::deactivated_at.is_null())
-        .filter(subscriptions::next_action_at.le(now))
-        .filter(
-            subscriptions::locked_until
-                .is_null()
-                .or(subscriptions::locked_until.lt(now)),
-        )
-        .order((subscriptions::next_action_at, subscriptions::id))
-        .select(subscriptions::id)
-        .limit(limit)
-        .load(conn)
 }
 
 /// The subscriptions among `ids`, by id (one query).

@@ -117,19 +117,44 @@ pub fn update_all_if_held(
     );
     macro_rules! bind_changes {
         ($q:ident, $ch:expr) => {{
-            let ch = $ch;
+            // Named in full (no `..`): a field added to the changes must be added here too.
+            let SubscriptionChanges {
+                plan_id,
+                current_period_started_at,
+                current_period_ends_at,
+                trial_ends_at,
+                canceled_at,
+                deactivated_at,
+                billing_anchor_at,
+                periods_paid,
+                next_action_at,
+                past_due_since,
+                renewal_attempts,
+                promo_code_id,
+                promo_periods_left,
+                pending_plan_id,
+                locked_by,
+                locked_until,
+                updated_at,
+                cancel_requested_at,
+                amount,
+                currency,
+                divisor,
+                billing_interval,
+                interval_count,
+            } = $ch;
             macro_rules! one {
                 ($f:ident, $st:ty) => {
                     $q = $q
-                        .bind::<Bool, _>(ch.$f.is_some())
-                        .bind::<Nullable<$st>, _>(ch.$f.clone());
+                        .bind::<Bool, _>($f.is_some())
+                        .bind::<Nullable<$st>, _>($f.clone());
                 };
             }
             macro_rules! two {
                 ($f:ident, $st:ty) => {
                     $q = $q
-                        .bind::<Bool, _>(ch.$f.is_some())
-                        .bind::<Nullable<$st>, _>(ch.$f.clone().flatten());
+                        .bind::<Bool, _>($f.is_some())
+                        .bind::<Nullable<$st>, _>($f.clone().flatten());
                 };
             }
             one!(plan_id, BigInt);

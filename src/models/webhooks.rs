@@ -256,9 +256,14 @@ pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> Query
     if new.is_empty() {
         return Ok(0);
     }
-    crate::on_backend!(conn, |c| diesel::insert_into(webhook_deliveries::table)
-        .values(new)
-        .execute(c))
+    // Every event of a wave times every endpoint: in chunks, under the backends' parameter limits.
+    let mut inserted = 0;
+    for chunk in new.chunks(1_000) {
+        inserted += crate::on_backend!(conn, |c| diesel::insert_into(webhook_deliveries::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(inserted)
 }
 
 pub fn find_delivery(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Delivery>> {

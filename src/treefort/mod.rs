@@ -85,7 +85,7 @@ impl CreateSubscription {
 }
 
 /// Body of `PATCH /subscriptions/{id}`: only the fields set are sent; `Some(None)` sends `null`.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSubscription {
     pub provider: &'static str,

@@ -540,8 +540,10 @@ async fn refunds_and_disputes_reported_by_stripe_show_in_the_records_and_the_por
                             "payment_intent": pi, "amount": 999, "currency": "usd", "reason": "fraudulent"}}});
     let (sig, body) = signed(WEBHOOK_SECRET, now, &dispute);
     assert_eq!(post_event(&app, Some(&sig), &body).await.status(), 200);
-    wait_for("the dispute to be recorded", async || {
-        payments_of(&app)[0].disputed_at.is_some()
+    // Events are processed in the background, not necessarily in the order they arrived.
+    wait_for("the refunds and the dispute to be recorded", async || {
+        let payment = &payments_of(&app)[0];
+        payment.disputed_at.is_some() && payment.refunded_amount == 999
     })
     .await;
     let payment = payments_of(&app).remove(0);

@@ -75,16 +75,16 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
         // Each wave's leases count from its own claim: earlier waves may have taken minutes.
         let now = naive(state.clock.now());
         let owner = state.instance_id.clone();
-        let contexts = run_db(&state.pool, move |conn| {
+        let (claimed, contexts) = run_db(&state.pool, move |conn| {
             // A lease lost in a crash only means the wave is taken (and charged, under the same
             // keys) again.
             let claimed = relaxed_write_transaction(conn, |conn| {
                 subscriptions::claim_due(conn, &owner, now, now + lease, take)
             })?;
-            load_contexts(conn, claimed)
+            let count = claimed.len() as i64;
+            Ok((count, load_contexts(conn, claimed)?))
         })
         .await?;
-        let claimed = contexts.len() as i64;
         // Collected first: a stream holding the closure would not be `Send` for every lifetime.
         let turns: Vec<_> = contexts
             .into_iter()
@@ -105,7 +105,7 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
                 Err(e) => tracing::warn!(subscription_id = id, error = %e, "renewal failed"),
             }
         }
-        for done in record_wave(state, writes).await? {
+        for done in record(state, writes).await {
             match done {
                 Done::Renewed { .. } => stats.renewed += 1,
                 Done::Declined { .. } => stats.declined += 1,
@@ -152,7 +152,7 @@ fn load_contexts(
     let promo_ids: Vec<i64> = claimed.iter().filter_map(|s| s.promo_code_id).collect();
     let promos = promo_codes::find_many(conn, &promo_ids)?;
     let customer_ids: Vec<i64> = claimed.iter().map(|s| s.customer_id).collect();
-    let mut customers = customers::find_many(conn, &customer_ids)?;
+    let customers = customers::find_many(conn, &customer_ids)?;
     let mut contexts = Vec::with_capacity(claimed.len());
     for subscription in claimed {
         let Some(current_plan) = plans.get(&subscription.plan_id).cloned() else {
@@ -171,7 +171,7 @@ fn load_contexts(
             Some(since) => payments::find_awaiting_authentication(conn, subscription.id, since)?,
             None => None,
         };
-        let customer = customers.remove(&subscription.customer_id);
+        let customer = customers.get(&subscription.customer_id).cloned();
         contexts.push(Context {
             promo: subscription
                 .promo_code_id
@@ -188,6 +188,7 @@ fn load_contexts(
 }
 
 /// What a subscription's turn decided, to be recorded with its wave.
+#[derive(Clone)]
 pub(super) struct Write {
     /// The row as it was claimed.
     subscription: Subscription,
@@ -213,6 +214,34 @@ pub(super) enum Done {
     Postponed,
     /// Another worker took the lease before this one recorded.
     LeaseLost,
+}
+
+/// Records a wave. Should its transaction fail (one row's error rolls back all), each turn is
+/// recorded in a transaction of its own, so that one bad row cannot keep the others' charges
+/// unrecorded; a turn that still fails is logged and its lease runs out.
+async fn record(state: &AppState, writes: Vec<Write>) -> Vec<Done> {
+    if writes.len() <= 1 {
+        return match record_wave(state, writes.clone()).await {
+            Ok(done) => done,
+            Err(e) => {
+                for write in &writes {
+                    tracing::error!(subscription_id = write.subscription.id, error = %e, "recording a renewal turn failed; its lease runs out and it is taken again under the same charge key");
+                }
+                Vec::new()
+            }
+        };
+    }
+    match record_wave(state, writes.clone()).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(error = %e, turns = writes.len(), "recording a wave failed; recording its turns one by one");
+            let mut done = Vec::with_capacity(writes.len());
+            for write in writes {
+                done.extend(Box::pin(record(state, vec![write])).await);
+            }
+            done
+        }
+    }
 }
 
 /// Records a wave in one transaction: each change applied only while this worker still holds the

@@ -9,8 +9,9 @@
 //! are held (a lease lasts as long as the wave's turns can take). Every charge
 //! carries an idempotency key derived from the subscription, the period and the attempt, and a
 //! renewal is recorded only while its lease is held: two instances never charge twice, and a wave
-//! whose transaction fails (or whose process dies) is charged again under the same keys, which
-//! the gateway answers with the same charge.
+//! whose transaction fails is recorded turn by turn; a turn that still cannot be recorded (or
+//! whose process dies) is charged again under the same key once its lease runs out, which the
+//! gateway answers with the same charge (within its idempotency window: 24 hours at Stripe).
 
 mod decide;
 

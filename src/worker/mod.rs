@@ -21,7 +21,7 @@ static FORGOTTEN_IN_MINUTE: std::sync::atomic::AtomicI64 =
     std::sync::atomic::AtomicI64::new(i64::MIN);
 const BATCH: i64 = 100;
 /// The most subscriptions one round renews, and Treefort updates it delivers (in waves).
-const RENEWAL_BATCH: i64 = 1_000;
+const ROUND_LIMIT: i64 = 1_000;
 
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
@@ -140,18 +140,18 @@ pub async fn run_once(state: &AppState) -> bool {
         Err(e) => tracing::warn!(error = %e, "finishing cancellations failed"),
     }
     // Renewals first: the updates they queue are delivered in the same round.
-    match renewal::process_due(state, RENEWAL_BATCH).await {
+    match renewal::process_due(state, ROUND_LIMIT).await {
         Ok(stats) if stats == renewal::RoundStats::default() => {}
         Ok(stats) => {
-            more |= stats.handled() >= RENEWAL_BATCH as usize;
+            more |= stats.handled() >= ROUND_LIMIT as usize;
             tracing::info!(?stats, "subscriptions processed")
         }
         Err(e) => tracing::warn!(error = %e, "renewal round failed"),
     }
-    match outbox::deliver_due(state, RENEWAL_BATCH).await {
+    match outbox::deliver_due(state, ROUND_LIMIT).await {
         Ok(0) => {}
         Ok(delivered) => {
-            more |= delivered >= RENEWAL_BATCH as usize;
+            more |= delivered >= ROUND_LIMIT as usize;
             tracing::info!(delivered, "Treefort updates delivered")
         }
         Err(e) => tracing::warn!(error = %e, "worker round failed"),

@@ -221,27 +221,31 @@ pub(super) enum Done {
 /// recorded in a transaction of its own, so that one bad row cannot keep the others' charges
 /// unrecorded; a turn that still fails is logged and its lease runs out.
 async fn record(state: &AppState, writes: Vec<Write>) -> Vec<Done> {
-    if writes.len() <= 1 {
-        return match record_wave(state, writes.clone()).await {
-            Ok(done) => done,
-            Err(e) => {
-                for write in &writes {
-                    tracing::error!(subscription_id = write.subscription.id, error = %e, "recording a renewal turn failed; its lease runs out and it is taken again under the same charge key");
-                }
-                Vec::new()
-            }
-        };
-    }
-    match record_wave(state, writes.clone()).await {
-        Ok(done) => done,
-        Err(e) => {
+    let one_by_one = match record_wave(state, writes.clone()).await {
+        Ok(done) => return done,
+        Err(e) if writes.len() > 1 => {
             tracing::warn!(error = %e, turns = writes.len(), "recording a wave failed; recording its turns one by one");
-            let mut done = Vec::with_capacity(writes.len());
-            for write in writes {
-                done.extend(Box::pin(record(state, vec![write])).await);
-            }
-            done
+            writes
         }
+        Err(e) => {
+            failed(&writes, &e);
+            return Vec::new();
+        }
+    };
+    let mut done = Vec::with_capacity(one_by_one.len());
+    for write in one_by_one {
+        let turn = vec![write];
+        match record_wave(state, turn.clone()).await {
+            Ok(recorded) => done.extend(recorded),
+            Err(e) => failed(&turn, &e),
+        }
+    }
+    done
+}
+
+fn failed(writes: &[Write], error: &ApiError) {
+    for write in writes {
+        tracing::error!(subscription_id = write.subscription.id, error = %error, "recording a renewal turn failed; its lease runs out and it is taken again under the same charge key");
     }
 }
 

@@ -2,6 +2,7 @@
 //! instead of sleeping. Every instant is UTC and truncated to microseconds, the precision both
 //! backends keep.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -12,6 +13,9 @@ pub enum Clock {
     System,
     /// A clock that only moves when told to (tests, simulations).
     Manual(Arc<Mutex<DateTime<Utc>>>),
+    /// The system clock moved ahead by an offset (microseconds) that only grows: local mode's
+    /// time travel. Time still passes, so pages and leases behave as in production.
+    Offset(Arc<AtomicI64>),
 }
 
 impl Clock {
@@ -19,18 +23,43 @@ impl Clock {
         Clock::Manual(Arc::new(Mutex::new(truncate(start))))
     }
 
+    /// The system clock, movable forward (`advance`).
+    pub fn offset() -> Self {
+        Clock::Offset(Arc::new(AtomicI64::new(0)))
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         match self {
             Clock::System => truncate(Utc::now()),
             Clock::Manual(t) => *t.lock().unwrap_or_else(|e| e.into_inner()),
+            Clock::Offset(by) => {
+                truncate(Utc::now() + TimeDelta::microseconds(by.load(Ordering::Relaxed)))
+            }
         }
     }
 
-    /// Moves a manual clock forward; the system clock cannot be moved.
+    /// Whether `advance` moves this clock (the system clock cannot be moved).
+    pub fn is_movable(&self) -> bool {
+        !matches!(self, Clock::System)
+    }
+
+    /// Moves a manual or offset clock forward (never back); the system clock cannot be moved.
     pub fn advance(&self, by: TimeDelta) {
-        if let Clock::Manual(t) = self {
-            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
-            *t = truncate(*t + by);
+        if by <= TimeDelta::zero() {
+            return;
+        }
+        match self {
+            Clock::System => {}
+            Clock::Manual(t) => {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                *t = truncate(*t + by);
+            }
+            Clock::Offset(offset) => {
+                let micros = by.num_microseconds().unwrap_or(i64::MAX);
+                let _ = offset.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                    Some(o.saturating_add(micros))
+                });
+            }
         }
     }
 }

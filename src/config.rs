@@ -72,7 +72,24 @@ pub struct Settings {
     /// records with one transaction (`WORKER_BATCH`): the database's commit rate bounds it. The
     /// leases of a wave last as long as its turns can take at `worker_concurrency` at a time.
     pub worker_batch: usize,
+    /// Local mode (`serve` with no Treefort settings, no provider keys and a test-mode gateway):
+    /// a built-in Treefort simulator at `/simulator`, a generated provider key, demo plans and
+    /// time travel. `LOCAL_MODE=0` turns it off.
+    pub local_mode: bool,
 }
+
+/// Every setting of the Treefort side: any one of them set means a real Treefort is meant.
+pub const TREEFORT_KEYS: [&str; 9] = [
+    "TREEFORT_API_URL",
+    "TREEFORT_TOKEN_URL",
+    "TREEFORT_CLIENT_ID",
+    "TREEFORT_CLIENT_SECRET",
+    "TREEFORT_API_VERSION",
+    "TREEFORT_SCOPE",
+    "TREEFORT_TENANT",
+    "TREEFORT_TIMEOUT_MS",
+    "PROVIDER_API_KEYS",
+];
 
 impl Settings {
     /// How many turns of a worker wave run one after another: a wave of `worker_batch` at
@@ -243,6 +260,28 @@ impl Settings {
                     )
                 })?,
         };
+        let test_mode_gateway = match &gateway {
+            GatewayKind::Sandbox { .. } => true,
+            GatewayKind::Stripe(stripe) => stripe.is_test_mode(),
+        };
+        let local_mode = match get("LOCAL_MODE").as_deref() {
+            Some("0") | Some("false") => false,
+            None => TREEFORT_KEYS.iter().all(|k| get(k).is_none()) && test_mode_gateway,
+            Some("1") | Some("true") => {
+                if let Some(set) = TREEFORT_KEYS.iter().find(|k| get(k).is_some()) {
+                    return Err(format!(
+                        "LOCAL_MODE=1 runs a built-in Treefort simulator, so {set} must not be set"
+                    ));
+                }
+                if !test_mode_gateway {
+                    return Err(
+                        "LOCAL_MODE=1 is refused with a live payment gateway (real money)".into(),
+                    );
+                }
+                true
+            }
+            Some(other) => return Err(format!("LOCAL_MODE must be 1 or 0 (got {other:?})")),
+        };
         let trust_proxy_headers = match get("TRUST_PROXY_HEADERS").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
@@ -342,6 +381,7 @@ impl Settings {
                     }
                 },
             },
+            local_mode,
         })
     }
 }

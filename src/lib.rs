@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod models;
 pub mod pages;
 pub mod services;
+pub mod simulator;
 pub mod startup;
 pub mod state;
 pub mod treefort;

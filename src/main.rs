@@ -57,6 +57,18 @@ fn main() -> ExitCode {
         Command::Serve => with_settings(|settings| async move {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "treefort-webpay listening");
+            let state = app.state();
+            if let Some(sim) = &state.simulator {
+                // Shown once, to the person who started it (the simulator is its only user).
+                println!(
+                    "Local mode: provider key {} (Treefort's part is played by the simulator)",
+                    sim.provider_key().expose()
+                );
+                println!(
+                    "Local mode: open {}/simulator",
+                    state.settings.public_base_url
+                );
+            }
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }),
         Command::Worker => with_settings(|settings| async move {

@@ -47,7 +47,9 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut settings = settings;
+        let mut clock = clock;
         let listener = TcpListener::bind(settings.listen_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -56,7 +58,43 @@ impl Application {
             settings.listen_addr.set_port(port);
             settings.public_base_url = format!("http://{}", settings.listen_addr);
         }
-        let state = build_state(settings, clock).await?;
+        let simulator = if settings.local_mode {
+            // The simulator calls this process over loopback (whatever address it listens on).
+            let ip = match settings.listen_addr.ip() {
+                ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+                ip => ip,
+            };
+            let sim = crate::simulator::Simulator::new(&format!(
+                "http://{}",
+                std::net::SocketAddr::new(ip, port)
+            ))?;
+            settings.provider_api_keys = vec![sim.provider_key().clone()];
+            settings.treefort = Some(sim.treefort_settings());
+            // Time travel: the system clock, movable forward.
+            if !clock.is_movable() {
+                clock = Clock::offset();
+            }
+            Some(Arc::new(sim))
+        } else {
+            None
+        };
+        let state = build_state_with(settings, clock, simulator).await?;
+        if state.simulator.is_some() {
+            let now = state.clock.now().naive_utc();
+            let seeded = run_db(&state.pool, move |conn| {
+                crate::simulator::seed_demo(conn, now).map_err(ApiError::internal)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if !seeded.is_empty() {
+                state
+                    .catalog
+                    .reload(&state.pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(made = %seeded.join(", "), "local mode: demo data created");
+            }
+        }
         let data = web::Data::new(state);
         let server = http_server(data.clone(), listener)?;
         let worker = Some(worker::spawn(data.clone()));
@@ -108,6 +146,15 @@ async fn poll_catalog(state: web::Data<AppState>) {
 
 /// Everything the web server and the worker share. Migrations run before the pool is used.
 pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, String> {
+    build_state_with(settings, clock, None).await
+}
+
+/// `build_state`, with local mode's simulator.
+pub async fn build_state_with(
+    settings: Settings,
+    clock: Clock,
+    simulator: Option<Arc<crate::simulator::Simulator>>,
+) -> Result<AppState, String> {
     // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = settings.database_url.clone();
@@ -141,7 +188,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         .map(|t| TreefortClient::new(t, clock.clone()))
         .transpose()?
         .map(Arc::new);
-    if treefort.is_none() {
+    if treefort.is_none() && !settings.local_mode {
         tracing::warn!(
             "TREEFORT_API_URL is not set: checkouts and cancellations answer 503 until it is"
         );
@@ -175,6 +222,7 @@ pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, S
         clock,
         metrics: Arc::new(Metrics::default()),
         instance_id,
+        simulator,
     })
 }
 
@@ -199,6 +247,7 @@ pub fn build_gateway(kind: &GatewayKind, install_id: &str) -> Result<Gateway, St
 }
 
 fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, String> {
+    let local_mode = state.simulator.is_some();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -219,7 +268,8 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             .wrap_fn(|req, srv| {
                 let page_form = req.method() == actix_web::http::Method::POST
                     && (req.path().starts_with("/checkout/")
-                        || req.path().starts_with("/billing/"));
+                        || req.path().starts_with("/billing/")
+                        || req.path().starts_with("/simulator/"));
                 let refused = req.app_data::<web::Data<AppState>>().and_then(|state| {
                     if let Some(refused) = rate_limited(&req, state) {
                         return Some(refused);
@@ -277,6 +327,11 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
                         );
                     }
                     Ok(res)
+                }
+            })
+            .configure(|cfg| {
+                if local_mode {
+                    crate::simulator::routes(cfg);
                 }
             })
             .configure(routes)
@@ -383,7 +438,8 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 45] = [
+pub const ROUTES: [(&str, &str); 46] = [
+    ("GET", "/"),
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
     ("POST", "/treefort/billing-portal-session"),
@@ -597,6 +653,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/webhook-endpoints/{id}/attempts",
         web::get().to(api::v1::webhook_endpoints::attempts),
     ))
+    .service(get("/", web::get().to(home)))
     .service(get("/healthz", web::get().to(healthz)))
     .service(get("/readyz", web::get().to(readyz)))
     .service(get("/metrics", web::get().to(metrics)))
@@ -621,6 +678,14 @@ fn form_config() -> web::FormConfig {
             );
             InternalError::from_response(err, page).into()
         })
+}
+
+/// `GET /`: local mode goes to the simulator; otherwise a small page that names the service.
+async fn home(state: web::Data<AppState>) -> HttpResponse {
+    if state.simulator.is_some() {
+        return pages::see_other("/simulator");
+    }
+    pages::home_page()
 }
 
 async fn healthz() -> HttpResponse {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
     pub instance_id: String,
+    /// Local mode's Treefort simulator (`None` outside local mode).
+    pub simulator: Option<Arc<crate::simulator::Simulator>>,
 }
 
 impl AppState {

@@ -464,6 +464,15 @@ pub fn claim(
     take_lease(conn, id, owner, now, until, true)
 }
 
+/// When the worker next has something to do for any live subscription (renewal, retry, trial
+/// end, deactivation): local mode's "advance to the next renewal".
+pub fn next_action_at(conn: &mut AnyConnection) -> QueryResult<Option<NaiveDateTime>> {
+    subscriptions::table
+        .filter(subscriptions::deactivated_at.is_null())
+        .select(diesel::dsl::min(subscriptions::next_action_at))
+        .first(conn)
+}
+
 /// The subscriptions among `ids`, by id (one query).
 pub fn find_many(
     conn: &mut AnyConnection,

@@ -196,6 +196,34 @@ pub fn card_form_parts(entry: &crate::gateway::CardEntry, t: &Texts) -> (String,
     }
 }
 
+#[derive(askama::Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    version: &'static str,
+}
+
+/// `GET /` outside local mode: the service's name and version, and where its contract is.
+pub fn home_page() -> HttpResponse {
+    use askama::Template;
+    let page = HomePage {
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ))
+            .body(html),
+        Err(e) => {
+            use actix_web::ResponseError;
+            crate::error::ApiError::internal(format!("home page: {e}")).error_response()
+        }
+    }
+}
+
 /// 303 to `location` (after a form POST, the browser follows with GET).
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

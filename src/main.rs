@@ -124,7 +124,6 @@ fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
         let payment = treefort_webpay::services::payments::refund(&state, id, amount, None)
             .await
             .map_err(|e| e.message)?;
-        let fmt = treefort_webpay::domain::locale::Lang::En.number_format();
         let refunded = treefort_webpay::domain::money::Money {
             amount: payment.refunded_amount,
             ..payment.money()
@@ -133,8 +132,10 @@ fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
             "payment #{} refunded through {}: {} of {} given back in total",
             payment.id,
             payment.gateway,
-            refunded.format(&fmt),
-            payment.money().format(&fmt)
+            refunded.format(treefort_webpay::domain::locale::Lang::En),
+            payment
+                .money()
+                .format(treefort_webpay::domain::locale::Lang::En)
         );
         Ok(())
     })

@@ -665,16 +665,15 @@ fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(16 * 1024)
         .error_handler(|err, req| {
-            let t = crate::domain::locale::Lang::En.texts();
+            let lang = crate::domain::locale::Lang::En;
             let test_mode = req
                 .app_data::<web::Data<AppState>>()
                 .is_some_and(|s| s.gateway.is_test_mode());
             let page = pages::message_page(
                 StatusCode::BAD_REQUEST,
-                crate::domain::locale::Lang::En,
-                test_mode,
-                t.error_title,
-                t.invalid_card,
+                pages::Chrome { lang, test_mode },
+                &lang.t("error-title"),
+                &lang.t("invalid-card"),
             );
             InternalError::from_response(err, page).into()
         })

@@ -100,3 +100,8 @@ refunded = Erstattet
 partially-refunded = Teilweise erstattet
 disputed = Angefochten
 too-many-attempts = Mit diesem Link gab es zu viele fehlgeschlagene Zahlungsversuche; er kann nicht mehr verwendet werden. Bitte kehren Sie zur App zurück und beginnen Sie neu.
+
+## Refusals
+
+too-many-requests = Zu viele Anfragen aus Ihrem Netzwerk. Bitte warten Sie einen Moment und versuchen Sie es erneut.
+cross-site = Dieses Formular wurde von einer anderen Website gesendet, daher wurde nichts ausgeführt. Öffnen Sie den Link erneut aus der App.

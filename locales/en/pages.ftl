@@ -110,3 +110,8 @@ refunded = Refunded
 partially-refunded = Partly refunded
 disputed = Disputed
 too-many-attempts = This link has had too many failed payment attempts and can no longer be used. Please go back to the app and start again.
+
+## Refusals
+
+too-many-requests = Too many requests from your network. Please wait a moment and try again.
+cross-site = This form was sent from another site, so nothing was done. Open the link from the app again.

@@ -100,3 +100,8 @@ refunded = Reembolsado
 partially-refunded = Reembolsado en parte
 disputed = Disputado
 too-many-attempts = Este enlace ha tenido demasiados intentos de pago fallidos y ya no se puede usar. Vuelva a la aplicación y empiece de nuevo.
+
+## Refusals
+
+too-many-requests = Demasiadas solicitudes desde su red. Espere un momento y vuelva a intentarlo.
+cross-site = Este formulario se envió desde otro sitio, así que no se hizo nada. Vuelva a abrir el enlace desde la aplicación.

@@ -100,3 +100,8 @@ refunded = Remboursé
 partially-refunded = Partiellement remboursé
 disputed = Contesté
 too-many-attempts = Ce lien a connu trop de tentatives de paiement échouées et ne peut plus être utilisé. Revenez à l'application et recommencez.
+
+## Refusals
+
+too-many-requests = Trop de requêtes depuis votre réseau. Veuillez patienter un instant et réessayer.
+cross-site = Ce formulaire a été envoyé depuis un autre site : rien n'a été fait. Rouvrez le lien depuis l'application.

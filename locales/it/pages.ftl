@@ -100,3 +100,8 @@ refunded = Rimborsato
 partially-refunded = Rimborsato in parte
 disputed = Contestato
 too-many-attempts = Con questo link ci sono stati troppi tentativi di pagamento non riusciti e non può più essere utilizzato. Torni all'app e ricominci.
+
+## Refusals
+
+too-many-requests = Troppe richieste dalla Sua rete. Attenda un momento e riprovi.
+cross-site = Questo modulo è stato inviato da un altro sito, quindi non è stato fatto nulla. Riapra il link dall'app.

@@ -100,3 +100,8 @@ refunded = Terugbetaald
 partially-refunded = Gedeeltelijk terugbetaald
 disputed = Betwist
 too-many-attempts = Met deze link zijn te veel betaalpogingen mislukt; hij kan niet meer worden gebruikt. Ga terug naar de app en begin opnieuw.
+
+## Refusals
+
+too-many-requests = Te veel verzoeken vanaf uw netwerk. Wacht even en probeer het opnieuw.
+cross-site = Dit formulier is vanaf een andere site verstuurd, dus er is niets gedaan. Open de link opnieuw vanuit de app.

@@ -106,3 +106,8 @@ refunded = Zwrócona
 partially-refunded = Częściowo zwrócona
 disputed = Zakwestionowana
 too-many-attempts = Z tym linkiem było zbyt wiele nieudanych prób płatności i nie można go już użyć. Prosimy wrócić do aplikacji i zacząć od nowa.
+
+## Refusals
+
+too-many-requests = Zbyt wiele żądań z tej sieci. Prosimy chwilę odczekać i spróbować ponownie.
+cross-site = Ten formularz został wysłany z innej witryny, więc nic nie zostało zrobione. Prosimy ponownie otworzyć link z aplikacji.

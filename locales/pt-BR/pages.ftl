@@ -100,3 +100,8 @@ refunded = Reembolsado
 partially-refunded = Parcialmente reembolsado
 disputed = Contestado
 too-many-attempts = Houve tentativas de pagamento malsucedidas demais com este link, e ele não pode mais ser usado. Volte ao aplicativo e comece de novo.
+
+## Refusals
+
+too-many-requests = Muitas solicitações da sua rede. Aguarde um momento e tente novamente.
+cross-site = Este formulário foi enviado de outro site, então nada foi feito. Abra o link novamente pelo aplicativo.

@@ -100,3 +100,8 @@ refunded = Återbetald
 partially-refunded = Delvis återbetald
 disputed = Bestriden
 too-many-attempts = Det har gjorts för många misslyckade betalningsförsök med den här länken, så den kan inte längre användas. Gå tillbaka till appen och börja om.
+
+## Refusals
+
+too-many-requests = För många förfrågningar från ditt nätverk. Vänta en stund och försök igen.
+cross-site = Formuläret skickades från en annan webbplats, så ingenting gjordes. Öppna länken från appen igen.

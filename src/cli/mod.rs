@@ -234,10 +234,9 @@ pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, 
                 .ok_or_else(|| format!("no plan {id}"))?;
             let moved = crate::models::subscriptions::move_to_plan_price(conn, &plan, now())
                 .map_err(db_err)?;
-            let fmt = crate::domain::locale::Lang::En.number_format();
             Ok(format!(
                 "{moved} subscriber(s) of plan {id} moved to {}; it applies from each one's next renewal (billing intervals stay)",
-                plan.price().format(&fmt)
+                plan.price().format(crate::domain::locale::Lang::En)
             ))
         }
         PlansCommand::List { json } => {
@@ -264,8 +263,7 @@ fn describe_plan(p: &Plan) -> String {
     format!(
         "{} — {} ({} {} / {} {}) every {} {}(s), trial {} days, grace {} days",
         p.name,
-        p.price()
-            .format(&crate::domain::locale::Lang::En.number_format()),
+        p.price().format(crate::domain::locale::Lang::En),
         p.amount,
         p.currency,
         p.divisor,
@@ -492,7 +490,6 @@ pub fn payments_list(
         return Ok("no payments".into());
     }
     let describe = |p: &Payment, user_id: &str| {
-        let fmt = crate::domain::locale::Lang::En.number_format();
         let mut line = format!(
             "#{:<6} {}  {:<16} {:<8} {:<9} {:>12}  {} {}",
             p.id,
@@ -500,7 +497,7 @@ pub fn payments_list(
             user_id,
             p.kind,
             p.status,
-            p.money().format(&fmt),
+            p.money().format(crate::domain::locale::Lang::En),
             p.gateway,
             p.gateway_reference.as_deref().unwrap_or("-"),
         );
@@ -509,7 +506,10 @@ pub fn payments_list(
                 amount: p.refunded_amount,
                 ..p.money()
             };
-            line.push_str(&format!("  refunded {}", refunded.format(&fmt)));
+            line.push_str(&format!(
+                "  refunded {}",
+                refunded.format(crate::domain::locale::Lang::En)
+            ));
         }
         if let Some(reason) = &p.failure_reason {
             line.push_str(&format!("  ({reason})"));

@@ -1,7 +1,7 @@
 //! Money as integer minor units with an explicit divisor, as Treefort sends it (`150` / `100` =
 //! 1.50 USD). No float ever holds an amount.
 
-use super::locale::NumberFormat;
+use super::locale::Lang;
 
 /// An amount in a currency: `amount / divisor` units of `currency`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -70,31 +70,9 @@ impl Money {
         ))
     }
 
-    /// Formats for people, e.g. `$1,234.50` (en) or `1.234,50 €` (de).
-    pub fn format(&self, fmt: &NumberFormat) -> String {
-        let decimals = self.divisor.max(1).ilog10() as usize;
-        let sign = if self.amount < 0 { "-" } else { "" };
-        let abs = self.amount.unsigned_abs();
-        let divisor = self.divisor.max(1) as u64;
-        let whole = group_thousands(abs / divisor, fmt.group);
-        let number = if decimals == 0 {
-            whole
-        } else {
-            format!(
-                "{whole}{}{:0width$}",
-                fmt.decimal,
-                abs % divisor,
-                width = decimals
-            )
-        };
-        let symbol = currency_symbol(&self.currency);
-        if fmt.symbol_first {
-            // A code (CHF 10.00) is spaced from the number; a symbol ($10.00, €10.00) is not.
-            let space = if symbol == self.currency { " " } else { "" };
-            format!("{sign}{symbol}{space}{number}")
-        } else {
-            format!("{sign}{number}\u{a0}{symbol}")
-        }
+    /// Formats for people in `lang`, from CLDR data: `$1,234.50` (en), `1.234,50 €` (de).
+    pub fn format(&self, lang: Lang) -> String {
+        lang.money(self)
     }
 }
 
@@ -153,31 +131,6 @@ impl Money {
     }
 }
 
-fn group_thousands(n: u64, sep: &str) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * sep.len());
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push_str(sep);
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn currency_symbol(code: &str) -> &str {
-    match code {
-        "USD" => "$",
-        "EUR" => "€",
-        "GBP" => "£",
-        "JPY" => "¥",
-        "INR" => "₹",
-        "KRW" => "₩",
-        "BRL" => "R$",
-        _ => code,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,27 +146,27 @@ mod tests {
 
     #[test]
     fn formats_by_language() {
-        assert_eq!(usd(123450).format(&Lang::En.number_format()), "$1,234.50");
-        assert_eq!(usd(999).format(&Lang::De.number_format()), "9,99\u{a0}$");
+        assert_eq!(usd(123450).format(Lang::En), "$1,234.50");
+        assert_eq!(usd(999).format(Lang::De), "9,99\u{a0}$");
         let eur = Money {
             amount: 123450,
             currency: "EUR".into(),
             divisor: 100,
         };
-        assert_eq!(eur.format(&Lang::De.number_format()), "1.234,50\u{a0}€");
-        assert_eq!(eur.format(&Lang::En.number_format()), "€1,234.50");
+        assert_eq!(eur.format(Lang::De), "1.234,50\u{a0}€");
+        assert_eq!(eur.format(Lang::En), "€1,234.50");
         let jpy = Money {
             amount: 1500,
             currency: "JPY".into(),
             divisor: 1,
         };
-        assert_eq!(jpy.format(&Lang::En.number_format()), "¥1,500");
+        assert_eq!(jpy.format(Lang::En), "¥1,500");
         let chf = Money {
             amount: 1000,
             currency: "CHF".into(),
             divisor: 100,
         };
-        assert_eq!(chf.format(&Lang::En.number_format()), "CHF 10.00");
+        assert_eq!(chf.format(Lang::En), "CHF\u{a0}10.00");
     }
 
     #[test]

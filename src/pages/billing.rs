@@ -5,12 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{
-    card_form_parts, date, error_page, escape, expired_page, gateway_scripts, layout,
-    not_found_page, respond_allowing,
-};
-use crate::domain::locale::Texts;
-use crate::gateway::CardEntry;
+use askama::Template;
+
+use super::{error_page, expired_page, not_found_page, render as html, respond_allowing, CardView};
+use crate::domain::locale::Lang;
+use crate::gateway::{BrowserAuthentication, CardEntry};
 use crate::models::payments;
 use crate::models::subscriptions::Status;
 use crate::services::naive;
@@ -42,7 +41,7 @@ async fn page(
     view: &PortalView,
     token: &str,
     status: StatusCode,
-    notice: Option<Result<&str, &str>>,
+    notice: Option<Result<String, String>>,
 ) -> HttpResponse {
     let browser = portal::browser_steps(state, view).await;
     let uses_gateway_js = browser.confirm_payment.is_some()
@@ -69,7 +68,7 @@ pub async fn confirm_payment(
         &token,
         form,
         |f| PortalAction::ConfirmPayment(f.payment_id),
-        |t| (t.payment_confirmed, t.declined),
+        ("payment-confirmed", "declined"),
     )
     .await
 }
@@ -84,7 +83,7 @@ pub async fn cancel(
         &token,
         form,
         |f| PortalAction::Cancel(f.subscription_id),
-        |t| (t.canceled_ok, t.cancel_failed),
+        ("canceled-ok", "cancel-failed"),
     )
     .await
 }
@@ -99,7 +98,7 @@ pub async fn resume(
         &token,
         form,
         |f| PortalAction::Resume(f.subscription_id),
-        |t| (t.resumed_ok, t.error_body),
+        ("resumed-ok", "error-body"),
     )
     .await
 }
@@ -114,7 +113,7 @@ pub async fn replace_card(
         &token,
         form,
         |f| PortalAction::ReplaceCard(f.into_submission()),
-        |t| (t.card_replaced, t.invalid_card),
+        ("card-replaced", "invalid-card"),
     )
     .await
 }
@@ -125,7 +124,7 @@ async fn act_on<T>(
     token: &str,
     form: FormResult<T>,
     action: impl FnOnce(T) -> PortalAction,
-    messages: fn(&Texts) -> (&'static str, &'static str),
+    messages: (&'static str, &'static str),
 ) -> HttpResponse {
     match form {
         Ok(form) => act(state, token, action(form.into_inner()), messages).await,
@@ -140,13 +139,13 @@ type FormResult<T> = Result<web::Form<T>, actix_web::Error>;
 async fn malformed(state: &AppState, token: &str) -> HttpResponse {
     match portal::view(state, token).await {
         Ok(view) => {
-            let t = view.lang.texts();
+            let message = view.lang.t("error-body");
             page(
                 state,
                 &view,
                 token,
                 StatusCode::BAD_REQUEST,
-                Some(Err(t.error_body)),
+                Some(Err(message)),
             )
             .await
         }
@@ -159,23 +158,24 @@ async fn act(
     state: &AppState,
     token: &str,
     action: PortalAction,
-    messages: fn(&Texts) -> (&'static str, &'static str),
+    (ok, failed): (&'static str, &'static str),
 ) -> HttpResponse {
     match portal::act(state, token, action).await {
-        Ok((view, result)) => {
-            let (ok, failed) = messages(view.lang.texts());
-            match result {
-                Ok(()) => page(state, &view, token, StatusCode::OK, Some(Ok(ok))).await,
-                Err(e) => {
-                    let message = if e.code == "card_declined" {
-                        view.lang.texts().declined
-                    } else {
-                        failed
-                    };
-                    page(state, &view, token, e.status, Some(Err(message))).await
-                }
+        Ok((view, result)) => match result {
+            Ok(()) => {
+                let message = view.lang.t(ok);
+                page(state, &view, token, StatusCode::OK, Some(Ok(message))).await
             }
-        }
+            Err(e) => {
+                let id = if e.code == "card_declined" {
+                    "declined"
+                } else {
+                    failed
+                };
+                let message = view.lang.t(id);
+                page(state, &view, token, e.status, Some(Err(message))).await
+            }
+        },
         Err(e) => error_response(state, e),
     }
 }
@@ -189,214 +189,211 @@ fn error_response(state: &AppState, error: PortalError) -> HttpResponse {
     }
 }
 
+struct Notice {
+    ok: bool,
+    text: String,
+}
+
+struct Action {
+    path: &'static str,
+    label: String,
+    class: &'static str,
+}
+
+struct SubscriptionRow {
+    id: i64,
+    name: String,
+    price: String,
+    label: String,
+    detail: String,
+    next: Option<String>,
+    action: Option<Action>,
+}
+
+struct Confirm<'a> {
+    payment_id: i64,
+    step: &'a BrowserAuthentication,
+}
+
+struct PaymentRow {
+    date: String,
+    amount: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/portal.html")]
+struct PortalPage<'a> {
+    lang: Lang,
+    test_mode: bool,
+    token: &'a str,
+    email: &'a str,
+    notice: Option<Notice>,
+    confirm: Option<Confirm<'a>>,
+    subscriptions: Vec<SubscriptionRow>,
+    card_on_file: Option<String>,
+    replace: Option<CardView>,
+    payments: Vec<PaymentRow>,
+    back_url: &'a str,
+    gateway_js: Option<&'a str>,
+}
+
 fn render(
     view: &PortalView,
     browser: &PortalBrowser,
     state: &AppState,
     token: &str,
-    notice: Option<Result<&str, &str>>,
+    notice: Option<Result<String, String>>,
 ) -> String {
     let lang = view.lang;
-    let t = lang.texts();
-    let fmt = lang.number_format();
     let now = naive(state.clock.now());
-    let notice = notice.map(super::notice).unwrap_or_default();
-    let mut subs = String::new();
-    for PortalSubscription {
-        subscription: sub,
-        plan,
-        next_charge,
-    } in &view.subscriptions
-    {
-        let name = plan
-            .as_ref()
-            .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
-        // What this subscriber pays: their own terms, kept when the plan was edited since.
-        let price = plan.as_ref().map(|p| {
-            let terms = sub.terms(p);
-            format!(
-                "{} {}",
-                terms.price.format(&fmt),
-                lang.interval(&terms.billing_interval, terms.interval_count)
-            )
-        });
-        let status = sub.status(now);
-        let grace_days = plan.as_ref().map_or(0, |p| p.grace_days);
-        let (label, detail) = match status {
-            Status::Trialing => (
-                t.status_trialing,
-                t.trial_ends
-                    .replace("{date}", &date(sub.current_period_ends_at)),
-            ),
-            Status::Active => (
-                t.status_active,
-                t.paid_until
-                    .replace("{date}", &date(sub.current_period_ends_at)),
-            ),
-            Status::PastDue => (
-                t.status_past_due,
-                t.past_due_detail.replace(
-                    "{date}",
-                    &date(sub.current_period_ends_at + chrono::TimeDelta::days(grace_days.into())),
-                ),
-            ),
-            Status::Canceled => (
-                t.status_canceled,
-                t.access_until
-                    .replace("{date}", &date(sub.current_period_ends_at)),
-            ),
-            Status::Ended => (
-                t.status_ended,
-                sub.deactivated_at.map(date).unwrap_or_default(),
-            ),
-        };
-        let next = match next_charge {
-            Some((amount, at, next_plan)) => {
-                let mut line = t
-                    .next_charge
-                    .replace("{amount}", &amount.format(&fmt))
-                    .replace("{date}", &date(*at));
-                if next_plan.id != sub.plan_id {
-                    line = format!(
-                        "{line} — {}",
-                        t.plan_change
-                            .replace("{plan}", &next_plan.name)
-                            .replace("{date}", &date(*at))
+    let date = |at: chrono::NaiveDateTime| lang.date(at);
+    let with_date =
+        |id: &str, at: chrono::NaiveDateTime| lang.t_with(id, &[("date", (&date(at)).into())]);
+    let subscriptions = view
+        .subscriptions
+        .iter()
+        .map(
+            |PortalSubscription {
+                 subscription: sub,
+                 plan,
+                 next_charge,
+             }| {
+                let name = plan
+                    .as_ref()
+                    .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
+                // What this subscriber pays: their own terms, kept when the plan was edited since.
+                let price = plan.as_ref().map(|p| {
+                    let terms = sub.terms(p);
+                    format!(
+                        "{} {}",
+                        terms.price.format(lang),
+                        lang.interval(&terms.billing_interval, terms.interval_count)
+                    )
+                });
+                let status = sub.status(now);
+                let grace_days = plan.as_ref().map_or(0, |p| p.grace_days);
+                let period_end = sub.current_period_ends_at;
+                let (label, detail) = match status {
+                    Status::Trialing => ("status-trialing", with_date("trial-ends", period_end)),
+                    Status::Active => ("status-active", with_date("paid-until", period_end)),
+                    Status::PastDue => (
+                        "status-past-due",
+                        with_date(
+                            "past-due-detail",
+                            period_end + chrono::TimeDelta::days(grace_days.into()),
+                        ),
+                    ),
+                    Status::Canceled => ("status-canceled", with_date("access-until", period_end)),
+                    Status::Ended => (
+                        "status-ended",
+                        sub.deactivated_at.map(date).unwrap_or_default(),
+                    ),
+                };
+                let next = next_charge.as_ref().map(|(amount, at, next_plan)| {
+                    let day = date(*at);
+                    let mut line = lang.t_with(
+                        "next-charge",
+                        &[
+                            ("amount", (&amount.format(lang)).into()),
+                            ("date", (&day).into()),
+                        ],
                     );
+                    if next_plan.id != sub.plan_id {
+                        let change = lang.t_with(
+                            "plan-change",
+                            &[("plan", (&next_plan.name).into()), ("date", (&day).into())],
+                        );
+                        line = format!("{line} — {change}");
+                    }
+                    line
+                });
+                let action = match status {
+                    Status::Trialing | Status::Active | Status::PastDue => Some(Action {
+                        path: "cancel",
+                        label: lang.t("cancel-subscription"),
+                        class: "secondary",
+                    }),
+                    Status::Canceled if period_end > now => Some(Action {
+                        path: "resume",
+                        label: lang.t("resume"),
+                        class: "secondary resume",
+                    }),
+                    _ => None,
+                };
+                SubscriptionRow {
+                    id: sub.id,
+                    name,
+                    price: price.unwrap_or_default(),
+                    label: lang.t(label),
+                    detail,
+                    next,
+                    action,
                 }
-                format!("<p class=\"muted\">{}</p>", escape(&line))
-            }
-            None => String::new(),
-        };
-        let form = |path: &str, label: &str, class: &str| {
-            format!(
-                "<form method=\"post\" action=\"/billing/{}/{path}\"><input type=\"hidden\" name=\"subscription_id\" value=\"{}\">\
-                 <button class=\"{class}\" type=\"submit\">{}</button></form>",
-                escape(token),
-                sub.id,
-                escape(label)
-            )
-        };
-        let button = match status {
-            Status::Trialing | Status::Active | Status::PastDue => {
-                form("cancel", t.cancel_subscription, "secondary")
-            }
-            Status::Canceled if sub.current_period_ends_at > now => {
-                form("resume", t.resume, "secondary resume")
-            }
-            _ => String::new(),
-        };
-        subs.push_str(&format!(
-            "<div class=\"subscription\"><h2>{}</h2><p>{}</p><p><strong>{}</strong> — {}</p>{}{}</div>",
-            escape(&name),
-            escape(&price.unwrap_or_default()),
-            escape(label),
-            escape(&detail),
-            next,
-            button
-        ));
-    }
-    if subs.is_empty() {
-        subs = format!("<p>{}</p>", escape(t.no_subscriptions));
-    }
-    let mut scripts = String::new();
-    let card = match (
-        view.customer.as_ref().and_then(|c| {
-            Some(format!(
-                "{} •••• {}",
-                c.card_brand.as_deref().filter(|b| !b.is_empty())?,
-                c.card_last4.as_deref().filter(|l| !l.is_empty())?
-            ))
-        }),
-        &browser.card_entry,
-    ) {
-        (Some(current), Some(entry)) => {
-            let (form_data, fields) = card_form_parts(entry, t);
-            if let CardEntry::StripeElement { js_url, .. } = entry {
-                scripts = gateway_scripts(js_url);
-            }
-            format!(
-                "<div class=\"card\"><h2>{}</h2><p>{}</p><details><summary>{}</summary>\
-                 <form method=\"post\" action=\"/billing/{}/card\"{form_data}>{fields}<button type=\"submit\">{}</button></form></details></div>",
-                escape(t.payment_method),
-                escape(&current),
-                escape(t.replace_card),
-                escape(token),
-                escape(t.save_card)
-            )
+            },
+        )
+        .collect();
+    let card_on_file = view.customer.as_ref().and_then(|c| {
+        Some(format!(
+            "{} •••• {}",
+            c.card_brand.as_deref().filter(|b| !b.is_empty())?,
+            c.card_last4.as_deref().filter(|l| !l.is_empty())?
+        ))
+    });
+    let replace = card_on_file
+        .as_ref()
+        .and(browser.card_entry.as_ref())
+        .map(CardView::of);
+    let mut gateway_js = match &browser.card_entry {
+        Some(CardEntry::StripeElement { js_url, .. }) if card_on_file.is_some() => {
+            Some(js_url.as_str())
         }
-        (Some(current), None) => format!(
-            "<div class=\"card\"><h2>{}</h2><p>{}</p></div>",
-            escape(t.payment_method),
-            escape(&current)
-        ),
-        (None, _) => String::new(),
+        _ => None,
     };
-    let confirm = match &browser.confirm_payment {
-        Some((payment_id, step)) => {
-            scripts = gateway_scripts(&step.js_url);
-            format!(
-                "<div class=\"notice error\" role=\"alert\"><p>{}</p>\
-                 <form method=\"post\" action=\"/billing/{}/confirm-payment\"{}>\
-                 <input type=\"hidden\" name=\"payment_id\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
-                escape(t.confirm_payment_needed),
-                escape(token),
-                super::authentication_attributes(step),
-                payment_id,
-                escape(t.confirm_payment)
-            )
+    let confirm = browser.confirm_payment.as_ref().map(|(payment_id, step)| {
+        gateway_js = Some(&step.js_url);
+        Confirm {
+            payment_id: *payment_id,
+            step,
         }
-        None => String::new(),
-    };
-    let rows: String = view
+    });
+    let payments = view
         .payments
         .iter()
         .map(|p| {
             let status = if p.disputed_at.is_some() {
-                t.disputed
+                "disputed"
             } else if p.refunded_amount > 0 && p.refunded_amount >= p.amount {
-                t.refunded
+                "refunded"
             } else if p.refunded_amount > 0 {
-                t.partially_refunded
+                "partially-refunded"
             } else if p.status == payments::SUCCEEDED {
-                t.paid
+                "paid"
             } else {
-                t.payment_declined
+                "payment-declined"
             };
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&date(p.created_at)),
-                escape(&p.money().format(&fmt)),
-                escape(status)
-            )
+            PaymentRow {
+                date: date(p.created_at),
+                amount: p.money().format(lang),
+                status: lang.t(status),
+            }
         })
         .collect();
-    let payments = if rows.is_empty() {
-        format!("<p>{}</p>", escape(t.no_payments))
-    } else {
-        format!(
-            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table>",
-            escape(t.date),
-            escape(t.amount),
-            escape(t.status)
-        )
-    };
-    let body = format!(
-        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p></div>{notice}{confirm}\
-         <div class=\"card\">{subs}</div>{card}<div class=\"card\"><h2>{payments_title}</h2>{payments}</div>\
-         <p><a href=\"{back}\">{back_label}</a></p>",
-        title = escape(t.portal_title),
-        account = escape(t.account),
-        email = escape(&view.session.user_email),
-        payments_title = escape(t.payments),
-        back = escape(&view.session.back_url),
-        back_label = escape(t.continue_),
-    );
-    layout(
+    html(&PortalPage {
         lang,
-        t.portal_title,
-        state.gateway.is_test_mode(),
-        &scripts,
-        &body,
-    )
+        test_mode: state.gateway.is_test_mode(),
+        token,
+        email: &view.session.user_email,
+        notice: notice.map(|n| match n {
+            Ok(text) => Notice { ok: true, text },
+            Err(text) => Notice { ok: false, text },
+        }),
+        confirm,
+        subscriptions,
+        card_on_file,
+        replace,
+        payments,
+        back_url: &view.session.back_url,
+        gateway_js,
+    })
 }

@@ -6,9 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
+use askama::Template;
+
 use super::{
-    card_form_parts, date, error_page, escape, expired_page, gateway_scripts, layout, message_page,
-    not_found_page, notice, respond, respond_allowing, see_other,
+    error_page, expired_page, message_html, message_page, not_found_page, render as html, respond,
+    respond_allowing, see_other, CardView, Chrome,
 };
 use crate::domain::locale::Lang;
 use crate::gateway::{BrowserAuthentication, CardEntry, CardInput, CardSubmission};
@@ -82,21 +84,6 @@ fn origins_for(state: &AppState, entry: &CardEntry) -> Vec<String> {
     }
 }
 
-/// The three card inputs, shared by checkout and the portal's "replace card".
-pub fn card_fields(t: &crate::domain::locale::Texts) -> String {
-    format!(
-        "<label for=\"card_number\">{}</label>\
-         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required maxlength=\"23\">\
-         <div class=\"row\"><div><label for=\"card_expiry\">{}</label>\
-         <input id=\"card_expiry\" name=\"card_expiry\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required maxlength=\"7\"></div>\
-         <div><label for=\"card_cvc\">{}</label>\
-         <input id=\"card_cvc\" name=\"card_cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required maxlength=\"4\"></div></div>",
-        escape(t.card_number),
-        escape(t.card_expiry),
-        escape(t.card_cvc)
-    )
-}
-
 pub async fn pay(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -109,9 +96,8 @@ pub async fn pay(
         Err(_) => {
             return match checkout::view(&state, &token).await {
                 Ok(view) => {
-                    let t = view.lang.texts();
-                    checkout_page(&state, &view, StatusCode::BAD_REQUEST, Some(t.invalid_card))
-                        .await
+                    let message = view.lang.t("invalid-card");
+                    checkout_page(&state, &view, StatusCode::BAD_REQUEST, Some(&message)).await
                 }
                 Err(e) => error_response(&state, &token, e).await,
             }
@@ -139,34 +125,35 @@ pub async fn activation(state: web::Data<AppState>, token: web::Path<String>) ->
 }
 
 fn outcome_response(state: &AppState, token: &str, outcome: PayOutcome) -> HttpResponse {
+    let test_mode = state.gateway.is_test_mode();
     match outcome {
         PayOutcome::Redirect(url) => see_other(&url),
-        PayOutcome::BackToCheckout => see_other(&format!("/checkout/{}", escape(token))),
+        PayOutcome::BackToCheckout => see_other(&format!("/checkout/{token}")),
         PayOutcome::Authenticate(lang, step) => authenticate_page(state, token, lang, &step),
         PayOutcome::Activating(lang) => {
-            let t = lang.texts();
             // Reload until Treefort has the subscription; the activation route then redirects.
-            let refresh = format!(
-                "<meta http-equiv=\"refresh\" content=\"2;url=/checkout/{}/activation\">",
-                escape(token)
-            );
-            let body = format!(
-                "<div class=\"card\"><h1>{}</h1><p>{}</p></div>",
-                escape(t.activating_title),
-                escape(t.activating_body)
-            );
+            let refresh = format!("/checkout/{token}/activation");
             respond(
                 StatusCode::ACCEPTED,
-                layout(
-                    lang,
-                    t.activating_title,
-                    state.gateway.is_test_mode(),
-                    &refresh,
-                    &body,
+                message_html(
+                    &Chrome { lang, test_mode },
+                    &lang.t("activating-title"),
+                    &lang.t("activating-body"),
+                    Some(&refresh),
                 ),
             )
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "pages/authenticate.html")]
+struct AuthenticatePage<'a> {
+    lang: Lang,
+    test_mode: bool,
+    action: String,
+    step: &'a BrowserAuthentication,
+    gateway_js: Option<&'a str>,
 }
 
 /// "Confirm your payment": runs Stripe.js's 3-D Secure step at once, then posts to `confirm`.
@@ -176,28 +163,14 @@ fn authenticate_page(
     lang: Lang,
     step: &BrowserAuthentication,
 ) -> HttpResponse {
-    let t = lang.texts();
-    let body = format!(
-        "<div class=\"card\"><h1>{title}</h1><p>{text}</p>\
-         <form method=\"post\" action=\"/checkout/{token}/confirm\"{attributes} data-auto=\"yes\">\
-         <button type=\"submit\">{button}</button></form></div>",
-        title = escape(t.authenticate_title),
-        text = escape(t.authenticate_body),
-        token = escape(token),
-        attributes = super::authentication_attributes(step),
-        button = escape(t.confirm_payment),
-    );
-    respond_allowing(
-        StatusCode::OK,
-        layout(
-            lang,
-            t.authenticate_title,
-            state.gateway.is_test_mode(),
-            &gateway_scripts(&step.js_url),
-            &body,
-        ),
-        &state.gateway.page_origins(),
-    )
+    let page = AuthenticatePage {
+        lang,
+        test_mode: state.gateway.is_test_mode(),
+        action: format!("/checkout/{token}/confirm"),
+        step,
+        gateway_js: Some(&step.js_url),
+    };
+    respond_allowing(StatusCode::OK, html(&page), &state.gateway.page_origins())
 }
 
 async fn error_response(state: &AppState, token: &str, error: CheckoutError) -> HttpResponse {
@@ -207,46 +180,70 @@ async fn error_response(state: &AppState, token: &str, error: CheckoutError) -> 
         }
     }
     let test_mode = state.gateway.is_test_mode();
+    let message = |status, lang: Lang, title: &str, text: &str| {
+        message_page(
+            status,
+            Chrome { lang, test_mode },
+            &lang.t(title),
+            &lang.t(text),
+        )
+    };
     match error {
         CheckoutError::NotFound => not_found_page(test_mode),
         CheckoutError::Expired(lang) => expired_page(lang, test_mode),
         CheckoutError::Spent(lang) => {
-            let t = lang.texts();
-            message_page(
-                StatusCode::GONE,
-                lang,
-                test_mode,
-                t.expired_title,
-                t.too_many_attempts,
-            )
+            message(StatusCode::GONE, lang, "expired-title", "too-many-attempts")
         }
-        CheckoutError::Used(lang) => {
-            let t = lang.texts();
-            message_page(StatusCode::GONE, lang, test_mode, t.used_title, t.used_body)
-        }
+        CheckoutError::Used(lang) => message(StatusCode::GONE, lang, "used-title", "used-body"),
         CheckoutError::InProgress(lang) => {
-            let t = lang.texts();
-            message_page(
-                StatusCode::CONFLICT,
-                lang,
-                test_mode,
-                t.error_title,
-                t.in_progress,
-            )
+            message(StatusCode::CONFLICT, lang, "error-title", "in-progress")
         }
         CheckoutError::Failed(lang, e) => error_page(lang, test_mode, &e),
         CheckoutError::Retry(view, reason) => {
-            let t = view.lang.texts();
-            let (status, message) = match reason {
-                RetryReason::Declined => (StatusCode::PAYMENT_REQUIRED, t.declined),
-                RetryReason::InvalidCard(_) => (StatusCode::BAD_REQUEST, t.invalid_card),
-                RetryReason::PromoExhausted => (StatusCode::CONFLICT, t.promo_exhausted),
-                RetryReason::AlreadySubscribed => (StatusCode::CONFLICT, t.already_subscribed),
-                RetryReason::GatewayFailed => (StatusCode::BAD_GATEWAY, t.error_body),
+            let (status, id) = match reason {
+                RetryReason::Declined => (StatusCode::PAYMENT_REQUIRED, "declined"),
+                RetryReason::InvalidCard(_) => (StatusCode::BAD_REQUEST, "invalid-card"),
+                RetryReason::PromoExhausted => (StatusCode::CONFLICT, "promo-exhausted"),
+                RetryReason::AlreadySubscribed => (StatusCode::CONFLICT, "already-subscribed"),
+                RetryReason::GatewayFailed => (StatusCode::BAD_GATEWAY, "error-body"),
             };
-            checkout_page(state, &view, status, Some(message)).await
+            let text = view.lang.t(id);
+            checkout_page(state, &view, status, Some(&text)).await
         }
     }
+}
+
+struct PromoLine {
+    label: String,
+    was: String,
+    now: String,
+}
+
+struct TrialLines {
+    length: String,
+    ends: String,
+    date: String,
+    then_price: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/checkout.html")]
+struct CheckoutPage<'a> {
+    lang: Lang,
+    test_mode: bool,
+    title: String,
+    email: &'a str,
+    price: String,
+    interval: String,
+    promo: Option<PromoLine>,
+    trial: Option<TrialLines>,
+    due_today: String,
+    promo_then: Option<String>,
+    error: Option<&'a str>,
+    card: CardView,
+    button: String,
+    cancel_url: &'a str,
+    gateway_js: Option<&'a str>,
 }
 
 fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Option<&str>) -> String {
@@ -254,9 +251,6 @@ fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Optio
         return render_switch(view, switch, state, error);
     }
     let lang: Lang = view.lang;
-    let t = lang.texts();
-    let fmt = lang.number_format();
-    let title = t.checkout_title.replace("{plan}", &view.plan.name);
     let interval = lang.interval(&view.plan.billing_interval, view.plan.interval_count);
     // The headline is what recurs: the discounted price only if the code discounts every charge.
     let discount_recurs = view
@@ -268,81 +262,68 @@ fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Optio
     } else {
         &view.price
     };
-    let mut summary = format!(
-        "<p class=\"price\">{} <span class=\"muted\">{}</span></p>",
-        escape(&recurring.format(&fmt)),
-        escape(&interval)
-    );
-    if let Some(promo) = &view.promo {
-        summary.push_str(&format!(
-            "<p class=\"promo\">{}: <s>{}</s> → <strong>{}</strong></p>",
-            escape(&t.promo.replace("{code}", &promo.code)),
-            escape(&view.price.format(&fmt)),
-            escape(&view.discounted.format(&fmt)),
-        ));
-    }
-    if let Some(trial_end) = view.trial_ends_at {
-        summary.push_str(&format!(
-            "<p class=\"trial\">{} — {}</p><p>{}: <strong>{}</strong></p><p class=\"muted\">{} ({}): {} {}</p>",
-            escape(&t.trial.replace("{n}", &view.plan.trial_days.to_string())),
-            escape(&t.trial_ends.replace("{date}", &date(naive(trial_end)))),
-            escape(t.due_today),
-            escape(&view.due_today().format(&fmt)),
-            escape(t.then),
-            escape(&date(naive(trial_end))),
-            escape(&view.discounted.format(&fmt)),
-            escape(&interval),
-        ));
-    } else {
-        summary.push_str(&format!(
-            "<p>{}: <strong>{}</strong></p>",
-            escape(t.due_today),
-            escape(&view.due_today().format(&fmt))
-        ));
-    }
-    // A code that discounts only some charges: say what the later ones cost.
-    if let Some(charges) = view.promo.as_ref().and_then(|p| p.discounted_charges()) {
-        // Charges count from the first paid one (today, or at the trial's end).
-        let full_from = charges + 1;
-        if view.discounted != view.price {
-            let later = t.promo_then.replace("{n}", &full_from.to_string());
-            summary.push_str(&format!(
-                "<p class=\"muted\">{}: {} {}</p>",
-                escape(&later),
-                escape(&view.price.format(&fmt)),
-                escape(&interval)
-            ));
+    let promo = view.promo.as_ref().map(|promo| PromoLine {
+        label: lang.t_with("promo", &[("code", (&promo.code).into())]),
+        was: view.price.format(lang),
+        now: view.discounted.format(lang),
+    });
+    let trial = view.trial_ends_at.map(|trial_end| {
+        let day = lang.date(naive(trial_end));
+        TrialLines {
+            length: lang.t_with("trial", &[("n", view.plan.trial_days.into())]),
+            ends: lang.t_with("trial-ends", &[("date", (&day).into())]),
+            date: day,
+            then_price: view.discounted.format(lang),
         }
-    }
-    let notice = error.map(|m| notice(Err(m))).unwrap_or_default();
-    let sandbox_hint = if state.gateway.is_test_mode() {
-        format!("<p class=\"muted\">{}</p>", escape(t.sandbox_cards))
-    } else {
-        String::new()
+    });
+    // A code that discounts only some charges: say what the later ones cost. Charges count
+    // from the first paid one (today, or at the trial's end).
+    let promo_then = view
+        .promo
+        .as_ref()
+        .and_then(|p| p.discounted_charges())
+        .filter(|_| view.discounted != view.price)
+        .map(|charges| {
+            let from = lang.t_with("promo-then", &[("n", (i64::from(charges) + 1).into())]);
+            format!("{from}: {} {interval}", view.price.format(lang))
+        });
+    let page = CheckoutPage {
+        lang,
+        test_mode: state.gateway.is_test_mode(),
+        title: lang.t_with("checkout-title", &[("plan", (&view.plan.name).into())]),
+        email: &view.session.user_email,
+        price: recurring.format(lang),
+        interval,
+        promo,
+        trial,
+        due_today: view.due_today().format(lang),
+        promo_then,
+        error,
+        card: CardView::of(entry),
+        button: lang.t(if view.trial_ends_at.is_some() {
+            "start-trial"
+        } else {
+            "pay"
+        }),
+        cancel_url: &view.session.cancel_url,
+        gateway_js: match entry {
+            CardEntry::StripeElement { js_url, .. } => Some(js_url),
+            CardEntry::Fields => None,
+        },
     };
-    let (form_data, fields) = card_form_parts(entry, t);
-    let scripts = match entry {
-        CardEntry::StripeElement { js_url, .. } => gateway_scripts(js_url),
-        CardEntry::Fields => String::new(),
-    };
-    let button = if view.trial_ends_at.is_some() {
-        t.start_trial
-    } else {
-        t.pay
-    };
-    let body = format!(
-        "<div class=\"card\"><h1>{title}</h1><p class=\"muted\">{account}: {email}</p>{summary}</div>\
-         {notice}<form class=\"card\" method=\"post\" action=\"\" autocomplete=\"on\"{form_data}>{fields}\
-         <button type=\"submit\">{button}</button>{sandbox_hint}</form>\
-         <p><a href=\"{cancel}\">{back}</a></p>",
-        title = escape(&title),
-        account = escape(t.account),
-        email = escape(&view.session.user_email),
-        button = escape(button),
-        cancel = escape(&view.session.cancel_url),
-        back = escape(t.back_to_app),
-    );
-    layout(lang, &title, state.gateway.is_test_mode(), &scripts, &body)
+    html(&page)
+}
+
+#[derive(Template)]
+#[template(path = "pages/switch.html")]
+struct SwitchPage<'a> {
+    lang: Lang,
+    test_mode: bool,
+    title: String,
+    email: &'a str,
+    body: String,
+    error: Option<&'a str>,
+    cancel_url: &'a str,
 }
 
 /// The page of a plan switch: what changes and when; nothing to pay today, so no card form.
@@ -353,32 +334,28 @@ fn render_switch(
     error: Option<&str>,
 ) -> String {
     let lang = view.lang;
-    let t = lang.texts();
-    let fmt = lang.number_format();
-    let title = t.switch_title.replace("{plan}", &view.plan.name);
     let price = format!(
         "{} {}",
-        view.discounted.format(&fmt),
+        view.discounted.format(lang),
         lang.interval(&view.plan.billing_interval, view.plan.interval_count)
     );
-    let body_text = t
-        .switch_body
-        .replace("{current}", &switch.current_plan_name)
-        .replace("{date}", &date(switch.starts_at))
-        .replace("{plan}", &view.plan.name)
-        .replace("{price}", &price);
-    let notice = error.map(|m| notice(Err(m))).unwrap_or_default();
-    let body = format!(
-        "<div class=\"card\"><h1>{}</h1><p class=\"muted\">{}: {}</p><p>{}</p></div>{notice}\
-         <form class=\"card\" method=\"post\" action=\"\"><button type=\"submit\">{}</button></form>\
-         <p><a href=\"{}\">{}</a></p>",
-        escape(&title),
-        escape(t.account),
-        escape(&view.session.user_email),
-        escape(&body_text),
-        escape(t.switch_button),
-        escape(&view.session.cancel_url),
-        escape(t.back_to_app),
+    let date = lang.date(switch.starts_at);
+    let body = lang.t_with(
+        "switch-body",
+        &[
+            ("current", (&switch.current_plan_name).into()),
+            ("date", (&date).into()),
+            ("plan", (&view.plan.name).into()),
+            ("price", (&price).into()),
+        ],
     );
-    layout(lang, &title, state.gateway.is_test_mode(), "", &body)
+    html(&SwitchPage {
+        lang,
+        test_mode: state.gateway.is_test_mode(),
+        title: lang.t_with("switch-title", &[("plan", (&view.plan.name).into())]),
+        email: &view.session.user_email,
+        body,
+        error,
+        cancel_url: &view.session.cancel_url,
+    })
 }

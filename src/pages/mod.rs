@@ -1,5 +1,6 @@
-//! Shopper pages: the hosted checkout and the billing portal. HTML is built here with every value
-//! escaped; pages carry the token in their URL, so they are never cached and never leak it through
+//! Shopper pages: the hosted checkout and the billing portal. HTML comes from askama templates
+//! (`templates/`, checked at compile time, every value escaped); texts from the Fluent files of
+//! the shopper's language. Pages carry the token in their URL, so they are never cached and never leak it through
 //! a Referer header to another site (`Referrer-Policy: same-origin`: our own forms still carry
 //! our origin, which is how a cross-site form post is told apart and refused).
 
@@ -9,59 +10,35 @@ pub mod checkout;
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 
-use crate::domain::locale::{Lang, Texts};
+use crate::domain::locale::Lang;
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
+use askama::Template;
+
+/// What every shopper page shows around its content: its language and the test-mode banner.
+pub struct Chrome {
+    pub lang: Lang,
+    pub test_mode: bool,
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}\
-main{max-width:32rem;margin:0 auto;padding:1.5rem 1rem}\
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.08);margin-bottom:1rem}\
-h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:0 0 .6rem}\
-.test-mode{background:#fff4d6;border:1px solid #e8c15a;color:#5c4400;padding:.6rem .8rem;border-radius:8px;margin-bottom:1rem;font-weight:600}\
-.price{font-size:1.6rem;font-weight:700;margin:.2rem 0}.muted{color:#5f6675}s{color:#8a909c}\
-.notice{padding:.7rem .8rem;border-radius:8px;margin-bottom:1rem}.error{background:#fde8e8;color:#8a1c1c}.ok{background:#e4f6ea;color:#17572f}\
-label{display:block;font-size:.9rem;margin:.8rem 0 .3rem}\
-input{width:100%;box-sizing:border-box;font-size:1rem;padding:.65rem;border:1px solid #c9ced8;border-radius:8px}\
-.row{display:flex;gap:.8rem}.row>div{flex:1}\
-button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;font-weight:600;border:0;border-radius:8px;background:#2f5bea;color:#fff;cursor:pointer}\
-button.secondary{background:#fff;color:#a02020;border:1px solid #a02020;width:auto;padding:.5rem .9rem;margin-top:.6rem}\
-table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.4rem .2rem;border-bottom:1px solid #eceef2;font-size:.95rem}\
-a{color:#2f5bea}dl{margin:.4rem 0}dt{font-weight:600}dd{margin:0 0 .4rem}\
-.card-element{padding:.65rem;border:1px solid #c9ced8;border-radius:8px;background:#fff}.card-element input{width:auto;border:0;padding:.2rem}\
-button:disabled{opacity:.6;cursor:wait}";
+/// A page that only says something (expired, not found, error, activating).
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct MessagePage<'a> {
+    lang: Lang,
+    test_mode: bool,
+    title: &'a str,
+    text: &'a str,
+    /// Reload to this URL after 2 s (the activation wait).
+    refresh: Option<&'a str>,
+}
 
-/// A whole page. `extra_head` is trusted markup (e.g. a meta refresh built from escaped parts).
-pub fn layout(lang: Lang, title: &str, test_mode: bool, extra_head: &str, body: &str) -> String {
-    let banner = if test_mode {
-        format!(
-            "<div class=\"test-mode\" role=\"status\">{}</div>",
-            escape(lang.texts().test_mode)
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex,nofollow\"><title>{title}</title>{extra_head}\
-         <style>{CSS}</style></head><body><main>{banner}{body}</main></body></html>",
-        lang = lang.code(),
-        title = escape(title),
-    )
+/// The rendered page, or the error page when a template fails to render (it cannot in practice:
+/// templates are checked at compile time and only `fmt` errors remain).
+pub fn render(page: &impl Template) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a page template failed to render");
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()
+    })
 }
 
 /// Sends a page with the headers every token-bearing page needs.
@@ -114,25 +91,23 @@ pub fn is_cross_site(headers: &actix_web::http::header::HeaderMap, ours: &str) -
 
 /// 429 for a client over the pages' rate limit.
 pub fn rate_limited_page(test_mode: bool) -> HttpResponse {
-    let t = Lang::En.texts();
+    let lang = Lang::En;
     message_page(
         StatusCode::TOO_MANY_REQUESTS,
-        Lang::En,
-        test_mode,
-        t.error_title,
-        "Too many requests from your network. Please wait a moment and try again.",
+        Chrome { lang, test_mode },
+        &lang.t("error-title"),
+        &lang.t("too-many-requests"),
     )
 }
 
 /// 403 for a cross-site form post: nothing was done.
 pub fn cross_site_page(test_mode: bool) -> HttpResponse {
-    let t = Lang::En.texts();
+    let lang = Lang::En;
     message_page(
         StatusCode::FORBIDDEN,
-        Lang::En,
-        test_mode,
-        t.error_title,
-        "This form was sent from another site, so nothing was done. Open the link from the app again.",
+        Chrome { lang, test_mode },
+        &lang.t("error-title"),
+        &lang.t("cross-site"),
     )
 }
 
@@ -147,52 +122,32 @@ pub async fn card_js() -> HttpResponse {
         .body(CARD_JS)
 }
 
-/// The scripts a page with the gateway's own card field or 3-D Secure step loads.
-pub fn gateway_scripts(js_url: &str) -> String {
-    format!(
-        "<script src=\"{}\"></script><script src=\"/assets/card.js\" defer></script>",
-        escape(js_url)
-    )
+/// The card entry a form shows: our own fields (the sandbox), or the gateway's card field with
+/// the setup it confirms (Stripe).
+pub struct CardView {
+    pub stripe: Option<StripeCard>,
 }
 
-/// The attributes that make a form run Stripe.js's 3-D Secure step before it posts.
-pub fn authentication_attributes(step: &crate::gateway::BrowserAuthentication) -> String {
-    let card = step
-        .payment_method
-        .as_deref()
-        .map(|pm| format!(" data-payment-method=\"{}\"", escape(pm)))
-        .unwrap_or_default();
-    format!(
-        " data-stripe-key=\"{}\" data-stripe-payment=\"{}\"{card}",
-        escape(&step.publishable_key),
-        escape(&step.client_secret)
-    )
+pub struct StripeCard {
+    pub publishable_key: String,
+    pub client_secret: String,
 }
 
-/// A card form's inputs, as the gateway asks for them: our own fields (the sandbox), or the
-/// gateway's card field with the setup it confirms (Stripe). `data` is extra markup for the form
-/// element itself, `fields` the markup inside it.
-pub fn card_form_parts(entry: &crate::gateway::CardEntry, t: &Texts) -> (String, String) {
-    match entry {
-        crate::gateway::CardEntry::Fields => (String::new(), checkout::card_fields(t)),
-        crate::gateway::CardEntry::StripeElement {
-            publishable_key,
-            client_secret,
-            ..
-        } => (
-            format!(
-                " data-stripe-key=\"{}\" data-stripe-setup=\"{}\" data-error-text=\"{}\"",
-                escape(publishable_key),
-                escape(client_secret),
-                escape(t.invalid_card)
-            ),
-            format!(
-                "<label for=\"card-element\">{}</label><div id=\"card-element\" class=\"card-element\" data-card-element></div>\
-                 <input type=\"hidden\" name=\"setup_intent\" value=\"\">\
-                 <div class=\"notice error\" role=\"alert\" data-card-error hidden></div>",
-                escape(t.card)
-            ),
-        ),
+impl CardView {
+    pub fn of(entry: &crate::gateway::CardEntry) -> Self {
+        match entry {
+            crate::gateway::CardEntry::Fields => CardView { stripe: None },
+            crate::gateway::CardEntry::StripeElement {
+                publishable_key,
+                client_secret,
+                ..
+            } => CardView {
+                stripe: Some(StripeCard {
+                    publishable_key: publishable_key.clone(),
+                    client_secret: client_secret.clone(),
+                }),
+            },
+        }
     }
 }
 
@@ -234,63 +189,45 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 /// A page that only says something (expired, not found, error), showing no one's data.
-pub fn message_page(
-    status: StatusCode,
-    lang: Lang,
-    test_mode: bool,
-    title: &str,
-    text: &str,
-) -> HttpResponse {
-    let body = format!(
-        "<div class=\"card\"><h1>{}</h1><p>{}</p></div>",
-        escape(title),
-        escape(text)
-    );
-    respond(status, layout(lang, title, test_mode, "", &body))
+pub fn message_page(status: StatusCode, chrome: Chrome, title: &str, text: &str) -> HttpResponse {
+    respond(status, message_html(&chrome, title, text, None))
+}
+
+/// The HTML of a message page; `refresh` reloads it to that URL after 2 s.
+pub fn message_html(chrome: &Chrome, title: &str, text: &str, refresh: Option<&str>) -> String {
+    render(&MessagePage {
+        lang: chrome.lang,
+        test_mode: chrome.test_mode,
+        title,
+        text,
+        refresh,
+    })
 }
 
 pub fn expired_page(lang: Lang, test_mode: bool) -> HttpResponse {
-    let t = lang.texts();
     message_page(
         StatusCode::GONE,
-        lang,
-        test_mode,
-        t.expired_title,
-        t.expired_body,
+        Chrome { lang, test_mode },
+        &lang.t("expired-title"),
+        &lang.t("expired-body"),
     )
 }
 
 pub fn not_found_page(test_mode: bool) -> HttpResponse {
-    let t = Lang::En.texts();
+    let lang = Lang::En;
     message_page(
         StatusCode::NOT_FOUND,
-        Lang::En,
-        test_mode,
-        t.not_found_title,
-        t.expired_body,
+        Chrome { lang, test_mode },
+        &lang.t("not-found-title"),
+        &lang.t("expired-body"),
     )
 }
 
 pub fn error_page(lang: Lang, test_mode: bool, error: &crate::error::ApiError) -> HttpResponse {
-    let t: &Texts = lang.texts();
-    message_page(error.status, lang, test_mode, t.error_title, t.error_body)
-}
-
-/// A confirmation (`Ok`) or error (`Err`) box above a page's content.
-pub fn notice(message: Result<&str, &str>) -> String {
-    match message {
-        Ok(m) => format!(
-            "<div class=\"notice ok\" role=\"status\">{}</div>",
-            escape(m)
-        ),
-        Err(m) => format!(
-            "<div class=\"notice error\" role=\"alert\">{}</div>",
-            escape(m)
-        ),
-    }
-}
-
-/// Dates on pages: ISO 8601 (YYYY-MM-DD), unambiguous in every locale.
-pub fn date(t: chrono::NaiveDateTime) -> String {
-    t.format("%Y-%m-%d").to_string()
+    message_page(
+        error.status,
+        Chrome { lang, test_mode },
+        &lang.t("error-title"),
+        &lang.t("error-body"),
+    )
 }

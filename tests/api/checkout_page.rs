@@ -39,7 +39,7 @@ async fn unknown_locales_fall_back_to_english_and_trials_are_shown() {
     let app = spawn_app().await;
     app.add_plan(1, 7);
     let mut body = checkout_body("u1", 1);
-    body["locale"] = json!("pt-BR");
+    body["locale"] = json!("zh-Hant-TW");
     let response = app.post_treefort("/treefort/checkout-session", &body).await;
     let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
         .as_str()
@@ -104,4 +104,36 @@ async fn an_expired_link_shows_a_410_page_without_anyones_data() {
     let paid = app.pay(&url, GOOD_CARD).await;
     assert_eq!(paid.status(), 410);
     assert_eq!(app.count("payments"), 0);
+}
+
+#[tokio::test]
+async fn each_language_shows_its_texts_money_and_dates() {
+    let app = spawn_app().await;
+    app.add_plan_priced(1, 7, "EUR", 123_450, 100);
+    for (locale, lang, title, price) in [
+        ("pt-BR", "pt-BR", "Assinar Plan 1", "€\u{a0}1.234,50"),
+        ("pl-PL", "pl", "Subskrypcja Plan 1", "1234,50\u{a0}€"),
+        ("ja-JP", "ja", "Plan 1", "€1,234.50"),
+        ("sv-SE", "sv", "Plan 1", "1\u{a0}234,50\u{a0}€"),
+        ("de-AT", "de", "Plan 1 abonnieren", "1.234,50\u{a0}€"),
+    ] {
+        let mut body = checkout_body(&format!("user-{lang}"), 1);
+        body["locale"] = json!(locale);
+        let response = app.post_treefort("/treefort/checkout-session", &body).await;
+        let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let html = app.get(&url).await.text().await.unwrap();
+        assert!(
+            html.contains(&format!(r#"<html lang="{lang}">"#)),
+            "{locale}"
+        );
+        assert!(html.contains(title), "{locale}: {html}");
+        assert!(html.contains(price), "{locale}: {html}");
+        assert!(
+            !html.contains("{ $"),
+            "{locale}: a placeholder was left unfilled"
+        );
+    }
 }

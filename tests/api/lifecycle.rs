@@ -261,7 +261,7 @@ async fn promo_durations_decide_how_many_charges_are_discounted() {
     }
     let portal = app.portal_url("u1", "en").await;
     let page = app.get(&portal).await.text().await.unwrap();
-    assert!(page.contains("Next charge: $4.99 on 2027-02-01"), "{page}");
+    assert!(page.contains("Next charge: $4.99 on Feb 1, 2027"), "{page}");
     for month in ["2027-02-01T00:00:00Z", "2027-03-01T00:00:00Z"] {
         app.advance_to(at(month));
         app.run_worker().await;
@@ -391,7 +391,7 @@ async fn a_plan_switch_starts_at_the_period_end_and_patches_the_one_subscription
     let page = app.get(&url).await.text().await.unwrap();
     assert!(page.contains("Switch to Plan 2"), "{page}");
     assert!(
-        page.contains("Plan 1 continues until 2027-02-01")
+        page.contains("Plan 1 continues until Feb 1, 2027")
             && page.contains("Nothing is charged today")
     );
     assert!(!page.contains("card_number"), "no card needed to switch");
@@ -410,7 +410,7 @@ async fn a_plan_switch_starts_at_the_period_end_and_patches_the_one_subscription
     let portal = app.portal_url("u1", "en").await;
     let html = app.get(&portal).await.text().await.unwrap();
     assert!(
-        html.contains("Next charge: $19.99 on 2027-02-01 — Changes to Plan 2 on 2027-02-01"),
+        html.contains("Next charge: $19.99 on Feb 1, 2027 — Changes to Plan 2 on Feb 1, 2027"),
         "{html}"
     );
 

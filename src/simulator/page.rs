@@ -327,8 +327,8 @@ pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> 
             .checked_add_months(Months::new(1))
             .map_or(TimeDelta::days(30), |later| later - now),
         "next" => match next_due(&state).await {
-            // A second past it, so it is due.
-            Some(at) if at > now => at - now + TimeDelta::seconds(1),
+            // Due work is what is due at or before now.
+            Some(at) if at > now => at - now,
             _ => TimeDelta::zero(),
         },
         _ => {
@@ -348,19 +348,34 @@ pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> 
         now = %crate::clock::rfc3339(state.clock.now()),
         "local mode: the clock moved forward"
     );
-    // The worker would see it within a second; running it now shows the result on return.
-    for _ in 0..20 {
-        if !crate::worker::run_once(&state).await {
-            break;
-        }
-    }
-    let _ = crate::services::outbox::deliver_due(&state, 1_000).await;
+    settle(&state).await;
     let back = if form.back.starts_with("/simulator") && !form.back.starts_with("//") {
         form.back.as_str()
     } else {
         "/simulator"
     };
     crate::pages::see_other(back)
+}
+
+/// Runs the work that became due, and waits (up to 5 s) until none is left and every Treefort
+/// update is delivered, so the page shows the result on return. The background worker may take
+/// part of it meanwhile: leases keep the two from doing anything twice.
+async fn settle(state: &AppState) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        while crate::worker::run_once(state).await {}
+        let now = state.clock.now();
+        let pending = crate::services::run_db(&state.pool, |conn| {
+            Ok(crate::models::outbox::count_pending(conn)?)
+        })
+        .await
+        .unwrap_or(0);
+        let due = next_due(state).await.is_some_and(|at| at <= now);
+        if (pending == 0 && !due) || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn with_status(status: StatusCode, mut response: HttpResponse) -> HttpResponse {

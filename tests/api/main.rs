@@ -18,6 +18,7 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod limits;
+mod local_mode;
 mod localstripe;
 mod migrations;
 mod openapi;

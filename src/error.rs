@@ -139,6 +139,15 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
     }
 
+    /// 503 from `/readyz`: the database lacks migrations this binary needs.
+    pub fn migrations_pending() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "migrations_pending",
+            "the database lacks migrations this version needs; run `treefort-webpay migrate`",
+        )
+    }
+
     pub fn database_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

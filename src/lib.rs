@@ -22,5 +22,6 @@ pub mod services;
 pub mod simulator;
 pub mod startup;
 pub mod state;
+pub mod telemetry;
 pub mod treefort;
 pub mod worker;

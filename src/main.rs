@@ -176,7 +176,7 @@ fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::Wo
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().with_span_list(false).init(),
         LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
     guard

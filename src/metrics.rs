@@ -1,87 +1,254 @@
-//! Prometheus counters kept in process memory (each instance reports its own; Prometheus adds them
-//! up). The outbox backlog is read from the database at scrape time, so it is the same everywhere.
+//! Prometheus metrics through the `prometheus` crate, in a registry of this process's own (each
+//! instance reports its own; Prometheus adds them up). Counters are declared once in `COUNTERS`
+//! with their labels; request latency and worker rounds are histograms. The outbox backlog is
+//! read from the database at scrape time, so it is the same on every instance.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::time::Duration;
 
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
-}
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
 
-const HELP: [(&str, &str); 9] = [
+const NAMESPACE: &str = "treefort_webpay";
+
+/// Every counter: its name, its labels and what it counts.
+const COUNTERS: [(&str, &[&str], &str); 12] = [
     (
         "http_requests_total",
+        &["route", "status"],
         "HTTP requests answered, by route pattern and status",
     ),
     (
         "checkout_payments_total",
+        &["outcome"],
         "Checkout payment attempts, by outcome",
     ),
     (
+        "renewals_total",
+        &["outcome"],
+        "Worker turns on due subscriptions, by outcome (renewed, declined, ended_by_decline, deactivated, postponed, lease_lost, failed)",
+    ),
+    (
         "treefort_deliveries_total",
+        &["operation", "outcome"],
         "Treefort subscription updates sent, by outcome",
     ),
-    ("cancellations_total", "Cancel requests, by outcome"),
-    ("sessions_created_total", "Session URLs issued, by kind"),
+    (
+        "cancellations_total",
+        &["outcome"],
+        "Cancel requests, by outcome",
+    ),
+    (
+        "sessions_created_total",
+        &["kind"],
+        "Session URLs issued, by kind",
+    ),
     (
         "gateway_events_total",
+        &["type"],
         "Verified webhook events from the payment gateway, by type",
     ),
     (
         "payment_disputes_total",
+        &["reason"],
         "Payments disputed by card holders (chargebacks), by reason",
     ),
     (
         "rate_limited_total",
+        &["route"],
         "Requests refused with 429, by route group",
     ),
     (
         "treefort_outbox_dead_letters_total",
+        &["operation"],
         "Treefort updates rejected for good (now dead letters), by operation",
+    ),
+    (
+        "webhook_deliveries_total",
+        &["outcome"],
+        "Webhook deliveries to the app owner's endpoints, by outcome",
+    ),
+    (
+        "worker_rounds_total",
+        &["result"],
+        "Worker rounds, by whether they found more work than one round may take",
     ),
 ];
 
-impl Metrics {
-    /// Adds one to `name` with the given label set (already formatted, e.g. `outcome="paid"`).
-    pub fn incr(&self, name: &'static str, labels: String) {
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *counters.entry((name, labels)).or_default() += 1;
-    }
+/// Request latency buckets, in seconds: a page or an API answer, 1 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
-    pub fn render(&self, outbox: Option<(i64, i64)>) -> String {
-        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        for (name, help) in HELP {
-            let _ = writeln!(out, "# HELP treefort_webpay_{name} {help}");
-            let _ = writeln!(out, "# TYPE treefort_webpay_{name} counter");
-            for ((_, labels), value) in counters
-                .range((name, String::new())..)
-                .take_while(|((n, _), _)| *n == name)
-            {
-                let _ = writeln!(out, "treefort_webpay_{name}{{{labels}}} {value}");
-            }
-        }
-        if let Some((pending, dead)) = outbox {
-            out.push_str(
-                "# HELP treefort_webpay_outbox_pending Treefort updates waiting to be delivered\n",
-            );
-            out.push_str("# TYPE treefort_webpay_outbox_pending gauge\n");
-            let _ = writeln!(out, "treefort_webpay_outbox_pending {pending}");
-            out.push_str("# HELP treefort_webpay_outbox_dead Treefort updates rejected for good, waiting for an operator\n");
-            out.push_str("# TYPE treefort_webpay_outbox_dead gauge\n");
-            let _ = writeln!(out, "treefort_webpay_outbox_dead {dead}");
-        }
-        out
+/// What the database says about the outbox at scrape time.
+pub struct OutboxStats {
+    pub pending: i64,
+    pub dead: i64,
+    /// Seconds since the oldest pending update was queued (0 when none is).
+    pub oldest_pending_age_secs: f64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    counters: HashMap<&'static str, IntCounterVec>,
+    request_duration: HistogramVec,
+    round_duration: Histogram,
+    outbox_pending: IntGauge,
+    outbox_dead: IntGauge,
+    outbox_oldest_age: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new().expect("the metric definitions are valid")
     }
 }
 
-/// Formats one label value safely for the exposition format.
-pub fn label(name: &str, value: &str) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("{name}=\"{escaped}\"")
+impl Metrics {
+    fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let mut counters = HashMap::new();
+        for (name, labels, help) in COUNTERS {
+            let counter = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
+            registry.register(Box::new(counter.clone()))?;
+            counters.insert(name, counter);
+        }
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by route pattern and method",
+            )
+            .namespace(NAMESPACE)
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )?;
+        registry.register(Box::new(request_duration.clone()))?;
+        let round_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "worker_round_duration_seconds",
+                "Time a worker round takes (renewals, Treefort updates, reconciliation)",
+            )
+            .namespace(NAMESPACE)
+            .buckets(vec![
+                0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        registry.register(Box::new(round_duration.clone()))?;
+        let outbox_pending = IntGauge::with_opts(
+            Opts::new("outbox_pending", "Treefort updates waiting to be delivered")
+                .namespace(NAMESPACE),
+        )?;
+        let outbox_dead = IntGauge::with_opts(
+            Opts::new(
+                "outbox_dead",
+                "Treefort updates rejected for good, waiting for an operator",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        let outbox_oldest_age = Gauge::with_opts(
+            Opts::new(
+                "outbox_oldest_pending_age_seconds",
+                "How long the oldest undelivered Treefort update has waited",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        for gauge in [&outbox_pending, &outbox_dead] {
+            registry.register(Box::new(gauge.clone()))?;
+        }
+        registry.register(Box::new(outbox_oldest_age.clone()))?;
+        Ok(Self {
+            registry,
+            counters,
+            request_duration,
+            round_duration,
+            outbox_pending,
+            outbox_dead,
+            outbox_oldest_age,
+        })
+    }
+
+    /// Adds one to the counter `name` (declared in `COUNTERS`) with these label values, in the
+    /// order of its labels.
+    pub fn count(&self, name: &'static str, values: &[&str]) {
+        match self.counters.get(name) {
+            Some(counter) => match counter.get_metric_with_label_values(values) {
+                Ok(c) => c.inc(),
+                Err(e) => tracing::warn!(metric = name, error = %e, "metric labels do not match"),
+            },
+            None => tracing::warn!(metric = name, "no such metric"),
+        }
+    }
+
+    /// One answered request: counted by route and status, timed by route and method.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.count("http_requests_total", &[route, &status.to_string()]);
+        if let Ok(h) = self
+            .request_duration
+            .get_metric_with_label_values(&[route, method])
+        {
+            h.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// One worker round and how long it took.
+    pub fn observe_round(&self, elapsed: Duration, full: bool) {
+        self.round_duration.observe(elapsed.as_secs_f64());
+        self.count("worker_rounds_total", &[if full { "full" } else { "done" }]);
+    }
+
+    /// The exposition text. `outbox` is `None` when the database could not be read: the gauges
+    /// are then left out rather than reported stale.
+    pub fn render(&self, outbox: Option<OutboxStats>) -> String {
+        let mut families = self.registry.gather();
+        match outbox {
+            Some(stats) => {
+                self.outbox_pending.set(stats.pending);
+                self.outbox_dead.set(stats.dead);
+                self.outbox_oldest_age.set(stats.oldest_pending_age_secs);
+                families = self.registry.gather();
+            }
+            None => families.retain(|f| !f.name().starts_with("treefort_webpay_outbox_")),
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "metrics could not be encoded");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_histograms_and_gauges_are_exposed() {
+        let metrics = Metrics::default();
+        metrics.count("checkout_payments_total", &["paid"]);
+        metrics.count("treefort_deliveries_total", &["update", "delivered"]);
+        metrics.observe_request("GET", "/checkout/{token}", 200, Duration::from_millis(3));
+        metrics.observe_round(Duration::from_millis(20), false);
+        let text = metrics.render(Some(OutboxStats {
+            pending: 2,
+            dead: 0,
+            oldest_pending_age_secs: 4.5,
+        }));
+        for line in [
+            "treefort_webpay_checkout_payments_total{outcome=\"paid\"} 1",
+            "treefort_webpay_treefort_deliveries_total{operation=\"update\",outcome=\"delivered\"} 1",
+            "treefort_webpay_http_requests_total{route=\"/checkout/{token}\",status=\"200\"} 1",
+            "treefort_webpay_http_request_duration_seconds_bucket{method=\"GET\",route=\"/checkout/{token}\",le=\"0.005\"} 1",
+            "treefort_webpay_worker_round_duration_seconds_count 1",
+            "treefort_webpay_outbox_pending 2",
+            "treefort_webpay_outbox_oldest_pending_age_seconds 4.5",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // A wrong label count is refused, never a panic.
+        metrics.count("checkout_payments_total", &["a", "b"]);
+        metrics.count("no_such_total", &["a"]);
+        assert!(!metrics.render(None).contains("outbox_pending"));
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
-use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
+use actix_web::{error::InternalError, web, App, HttpMessage, HttpResponse, HttpServer};
 
 use crate::api;
 use crate::clock::Clock;
@@ -16,7 +16,7 @@ use crate::config::{GatewayKind, Settings};
 use crate::db;
 use crate::error::ApiError;
 use crate::gateway::{sandbox::SandboxGateway, stripe::StripeGateway, Gateway};
-use crate::metrics::{label, Metrics};
+use crate::metrics::Metrics;
 use crate::pages;
 use crate::services::run_db;
 use crate::state::AppState;
@@ -296,39 +296,48 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
             })
             .wrap_fn(|req, srv| {
                 let started = Instant::now();
-                let method = req.method().to_string();
                 let metrics = req
                     .app_data::<web::Data<AppState>>()
                     .map(|s| s.metrics.clone());
                 let fut = srv.call(req);
                 async move {
-                    let res = fut.await?;
+                    let mut res = fut.await?;
                     // The route pattern, never the path: paths carry session tokens.
                     let route = res
                         .request()
                         .match_pattern()
                         .unwrap_or_else(|| "unmatched".into());
                     let status = res.status().as_u16();
-                    tracing::info!(
-                        method,
-                        route,
-                        status,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "request"
-                    );
+                    let elapsed = started.elapsed();
+                    // Method, route and request id are the span's (telemetry::RequestSpan).
+                    tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
                     if let Some(metrics) = metrics {
-                        metrics.incr(
-                            "http_requests_total",
-                            format!(
-                                "{},{}",
-                                label("route", &route),
-                                label("status", &status.to_string())
-                            ),
+                        metrics.observe_request(
+                            res.request().method().as_str(),
+                            &route,
+                            status,
+                            elapsed,
+                        );
+                    }
+                    let id = res
+                        .request()
+                        .extensions()
+                        .get::<crate::telemetry::RequestIdValue>()
+                        .cloned();
+                    if let Some(value) =
+                        id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id.0).ok())
+                    {
+                        res.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_static("x-request-id"),
+                            value,
                         );
                     }
                     Ok(res)
                 }
             })
+            .wrap(tracing_actix_web::TracingLogger::<
+                crate::telemetry::RequestSpan,
+            >::new())
             .configure(|cfg| {
                 if local_mode {
                     crate::simulator::routes(cfg);
@@ -420,10 +429,9 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
         None
     }?;
     let seconds = crate::limits::retry_after_secs(wait);
-    state.metrics.incr(
-        "rate_limited_total",
-        crate::metrics::label("route", if keyed { "api" } else { "pages" }),
-    );
+    state
+        .metrics
+        .count("rate_limited_total", &[if keyed { "api" } else { "pages" }]);
     let mut response = if keyed {
         use actix_web::ResponseError;
         ApiError::rate_limited(seconds).error_response()
@@ -700,12 +708,17 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             return Err(ApiError::database_unavailable());
         }
     }
-    run_db(&state.pool, |conn| {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute("SELECT 1")
-            .map_err(|_| ApiError::database_unavailable())
+    let pending = run_db(&state.pool, |conn| {
+        crate::db::has_pending_migrations(conn).map_err(|e| {
+            tracing::error!(error = %e, "the database cannot be read");
+            ApiError::database_unavailable()
+        })
     })
     .await?;
+    if pending {
+        tracing::warn!("database migrations are pending: not ready");
+        return Err(ApiError::migrations_pending());
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
 
@@ -728,17 +741,22 @@ async fn metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) -> Htt
             return ApiError::unauthorized().error_response();
         }
     }
-    let pending = run_db(&state.pool, |conn| {
-        Ok((
-            crate::models::outbox::count_pending(conn)?,
-            crate::models::outbox::count_dead(conn)?,
-        ))
+    let now = state.clock.now().naive_utc();
+    let outbox = run_db(&state.pool, move |conn| {
+        let oldest = crate::models::outbox::oldest_pending_at(conn)?;
+        Ok(crate::metrics::OutboxStats {
+            pending: crate::models::outbox::count_pending(conn)?,
+            dead: crate::models::outbox::count_dead(conn)?,
+            oldest_pending_age_secs: oldest.map_or(0.0, |at| {
+                ((now - at).num_milliseconds().max(0) as f64) / 1000.0
+            }),
+        })
     })
     .await
     .ok();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(pending))
+        .body(state.metrics.render(outbox))
 }
 
 async fn openapi() -> HttpResponse {

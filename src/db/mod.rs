@@ -193,6 +193,15 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
     Ok(applied)
 }
 
+/// Whether migrations this binary knows are not yet applied (`/readyz` is then not ready).
+pub fn has_pending_migrations(conn: &mut AnyConnection) -> Result<bool, String> {
+    match conn {
+        AnyConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        AnyConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| e.to_string())
+}
+
 /// Reverts every applied migration, newest first (tests prove each down migration works).
 pub fn revert_all_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
     let reverted = match conn {

@@ -274,6 +274,14 @@ pub fn record_failure(
         .execute(conn)
 }
 
+/// When the oldest update still waiting to be delivered was queued.
+pub fn oldest_pending_at(conn: &mut AnyConnection) -> QueryResult<Option<NaiveDateTime>> {
+    treefort_outbox::table
+        .filter(treefort_outbox::status.eq(PENDING))
+        .select(diesel::dsl::min(treefort_outbox::created_at))
+        .first(conn)
+}
+
 pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
     treefort_outbox::table
         .filter(treefort_outbox::status.eq(PENDING))

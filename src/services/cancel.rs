@@ -10,7 +10,6 @@
 use chrono::TimeDelta;
 
 use crate::error::ApiError;
-use crate::metrics::label;
 use crate::models::subscriptions::{self, Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
@@ -28,9 +27,7 @@ pub async fn cancel(
         Ok(_) => "canceled",
         Err(e) => e.code,
     };
-    state
-        .metrics
-        .incr("cancellations_total", label("outcome", outcome));
+    state.metrics.count("cancellations_total", &[outcome]);
     result
 }
 

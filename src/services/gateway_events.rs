@@ -7,7 +7,6 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use crate::error::ApiError;
 use crate::gateway::{GatewayNotice, PaymentState};
-use crate::metrics::label;
 use crate::models::checkout_sessions;
 use crate::models::gateway_events::{self, NewGatewayEvent};
 use crate::models::payments;
@@ -52,7 +51,7 @@ pub async fn receive(
         })?;
     state
         .metrics
-        .incr("gateway_events_total", label("type", &event.event_type));
+        .count("gateway_events_total", &[&event.event_type]);
     store(
         state,
         Received {
@@ -277,9 +276,7 @@ async fn act(
             })
             .await?;
             if let Some((payment_id, reason)) = recorded {
-                state
-                    .metrics
-                    .incr("payment_disputes_total", label("reason", &reason));
+                state.metrics.count("payment_disputes_total", &[&reason]);
                 tracing::warn!(
                     payment_id,
                     reason = %reason,

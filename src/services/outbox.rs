@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use crate::db::{relaxed_write_transaction, write_transaction, AnyConnection};
 use crate::error::ApiError;
-use crate::metrics::label;
 use crate::models::outbox::{self, NewOutboxEntry, OutboxEntry};
 use crate::models::subscriptions;
 use crate::state::AppState;
@@ -128,13 +127,9 @@ fn settle(
         Err(TreefortError::Timeout) => "timeout",
         Err(_) => "failed",
     };
-    state.metrics.incr(
+    state.metrics.count(
         "treefort_deliveries_total",
-        format!(
-            "{},{}",
-            label("operation", &entry.operation),
-            label("outcome", outcome)
-        ),
+        &[entry.operation.as_str(), outcome],
     );
     let dead = |detail: String, error: ApiError| {
         tracing::warn!(
@@ -144,10 +139,9 @@ fn settle(
             error = %detail,
             "Treefort rejected an update for good; it is a dead letter now. See `treefort-webpay outbox list --dead`, then `outbox retry ID` or `outbox skip ID --reason …`"
         );
-        state.metrics.incr(
-            "treefort_outbox_dead_letters_total",
-            label("operation", &entry.operation),
-        );
+        state
+            .metrics
+            .count("treefort_outbox_dead_letters_total", &[&entry.operation]);
         Settlement::Dead { detail, error }
     };
     match result {

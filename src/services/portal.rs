@@ -9,7 +9,6 @@ use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
 use crate::gateway::{BrowserAuthentication, CardEntry, CardSubmission, PaymentStatus, Purpose};
-use crate::metrics::label;
 use crate::models::customers::{self, Customer};
 use crate::models::payments::{self, Payment};
 use crate::models::plans::{self, Plan};
@@ -46,7 +45,7 @@ pub async fn create_session(
     .await?;
     state
         .metrics
-        .incr("sessions_created_total", label("kind", "billing_portal"));
+        .count("sessions_created_total", &["billing_portal"]);
     Ok(format!(
         "{}/billing/{}",
         state.settings.public_base_url, token.token

@@ -101,6 +101,13 @@ pub async fn deliver_webhooks(state: &web::Data<AppState>) {
 /// One round of work. Errors are logged; the next round tries again. Returns whether work was
 /// left behind (a batch was full).
 pub async fn run_once(state: &AppState) -> bool {
+    let started = std::time::Instant::now();
+    let more = round(state).await;
+    state.metrics.observe_round(started.elapsed(), more);
+    more
+}
+
+async fn round(state: &AppState) -> bool {
     state.limits.forget_idle();
     // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
     let minute = state.clock.now().timestamp() / 60;

@@ -54,3 +54,103 @@ async fn metrics_count_requests_by_route_without_tokens() {
     let token = url.rsplit('/').next().unwrap();
     assert!(!text.contains(token));
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_callers_plain_id_is_kept() {
+    let app = spawn_app().await;
+    let first = app.get(&format!("{}/healthz", app.address)).await;
+    let generated = first.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let second = app.get(&format!("{}/healthz", app.address)).await;
+    assert_ne!(second.headers()["x-request-id"], generated.as_str());
+    // Errors carry it too, and a proxy's own id follows the request.
+    let kept = app
+        .client
+        .get(format!("{}/nope", app.address))
+        .header("X-Request-Id", "edge-4f1c2a9b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 404);
+    assert_eq!(kept.headers()["x-request-id"], "edge-4f1c2a9b");
+    let replaced = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("X-Request-Id", "not a plain id")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(replaced.headers()["x-request-id"], "not a plain id");
+}
+
+#[tokio::test]
+async fn metrics_time_requests_and_worker_rounds_and_count_renewals() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    let subscription = app.subscription("u1");
+    app.advance_to(subscription.current_period_ends_at.and_utc() + chrono::TimeDelta::seconds(1));
+    app.run_worker().await;
+    let text = app
+        .get(&format!("{}/metrics", app.address))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"treefort_webpay_renewals_total{outcome="renewed"} 1"#,
+        "# TYPE treefort_webpay_http_request_duration_seconds histogram",
+        r#"treefort_webpay_http_request_duration_seconds_count{method="POST",route="/treefort/checkout-session"} 1"#,
+        "# TYPE treefort_webpay_worker_round_duration_seconds histogram",
+        "treefort_webpay_outbox_oldest_pending_age_seconds 0",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_age_shows_how_long_the_oldest_update_has_waited() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    // Treefort is down: the update stays queued while time passes.
+    let url = app.checkout_url("u1", 1, None).await;
+    app.pay(&url, GOOD_CARD).await;
+    app.advance(chrono::TimeDelta::seconds(90));
+    let text = app
+        .get(&format!("{}/metrics", app.address))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let age: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("treefort_webpay_outbox_oldest_pending_age_seconds "))
+        .expect("the gauge is there")
+        .parse()
+        .unwrap();
+    assert!((90.0..100.0).contains(&age), "{age}");
+    assert!(text.contains("treefort_webpay_outbox_pending 1"), "{text}");
+}
+
+#[tokio::test]
+async fn readiness_fails_while_migrations_are_pending() {
+    let app = spawn_app().await;
+    let mut conn = app.state.pool.get().unwrap();
+    use diesel::connection::SimpleConnection;
+    // The newest migration forgotten, as a database an older version left would be.
+    conn.batch_execute(
+        "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)",
+    )
+    .unwrap();
+    drop(conn);
+    let (status, code) = error_code(app.get(&format!("{}/readyz", app.address)).await).await;
+    assert_eq!((status, code.as_str()), (503, "migrations_pending"));
+    assert_eq!(
+        app.get(&format!("{}/healthz", app.address)).await.status(),
+        200
+    );
+}

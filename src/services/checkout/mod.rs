@@ -24,7 +24,6 @@ use crate::domain::locale::Lang;
 use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
-use crate::metrics::label;
 use crate::models::checkout_sessions::{self, CheckoutSession, NewCheckoutSession};
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
@@ -98,9 +97,7 @@ pub async fn create_session(
         })
     })
     .await?;
-    state
-        .metrics
-        .incr("sessions_created_total", label("kind", "checkout"));
+    state.metrics.count("sessions_created_total", &["checkout"]);
     Ok(format!(
         "{}/checkout/{}",
         state.settings.public_base_url, token.token

@@ -11,7 +11,6 @@ use crate::gateway::{
     CardEntry, CardSubmission, ChargeKind, ChargeOutcome, ChargeRequest, GatewayError,
     PaymentStatus, Purpose, SavedCard,
 };
-use crate::metrics::label;
 use crate::models::checkout_sessions::{self, CheckoutSession};
 use crate::models::customers;
 use crate::models::promo_codes;
@@ -518,7 +517,7 @@ async fn switch_plan(
     .await?;
     state
         .metrics
-        .incr("checkout_payments_total", label("outcome", "switched"));
+        .count("checkout_payments_total", &["switched"]);
     let delivered = match entry {
         None => true,
         Some(id) => matches!(outbox::deliver(state, id).await, Ok(Delivery::Delivered)),
@@ -548,9 +547,7 @@ pub(super) fn record_attempt(state: &AppState, reason: &RetryReason) {
         RetryReason::AlreadySubscribed => "already_subscribed",
         RetryReason::GatewayFailed => "gateway_failed",
     };
-    state
-        .metrics
-        .incr("checkout_payments_total", label("outcome", outcome));
+    state.metrics.count("checkout_payments_total", &[outcome]);
 }
 
 /// A gateway failure as the API reports it (the cause is logged, not shown).

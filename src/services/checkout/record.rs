@@ -12,7 +12,6 @@ use crate::domain::billing_period::period_end;
 use crate::domain::money::Money;
 use crate::error::ApiError;
 use crate::gateway::{PaymentState, PaymentStatus, SavedCard};
-use crate::metrics::label;
 use crate::models::checkout_sessions::{self, CheckoutSession};
 use crate::models::customers::{self, CustomerValues};
 use crate::models::outbox as outbox_rows;
@@ -119,9 +118,7 @@ pub(super) async fn finish(
 ) -> Result<PayOutcome, ApiError> {
     match record_paid_checkout(state, view, attempt, &charged, now).await {
         Ok(entry_id) => {
-            state
-                .metrics
-                .incr("checkout_payments_total", label("outcome", "paid"));
+            state.metrics.count("checkout_payments_total", &["paid"]);
             // Tell Treefort now; if it fails, the worker retries and the page waits for it.
             Ok(match outbox::deliver(state, entry_id).await {
                 Ok(Delivery::Delivered) => PayOutcome::Redirect(view.session.success_url.clone()),
@@ -257,7 +254,7 @@ pub(crate) async fn refund_unrecorded(
         Ok(()) => {
             state
                 .metrics
-                .incr("checkout_payments_total", label("outcome", "refunded"));
+                .count("checkout_payments_total", &["refunded"]);
             tracing::warn!(payment = %reference, "charge without a subscription refunded");
             Ok(())
         }

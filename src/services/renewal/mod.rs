@@ -217,6 +217,20 @@ pub(super) enum Done {
     LeaseLost,
 }
 
+impl Done {
+    /// The outcome's name in metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Done::Renewed { .. } => "renewed",
+            Done::Declined { .. } => "declined",
+            Done::EndedByDecline => "ended_by_decline",
+            Done::Deactivated => "deactivated",
+            Done::Postponed => "postponed",
+            Done::LeaseLost => "lease_lost",
+        }
+    }
+}
+
 /// Records a wave. Should its transaction fail (one row's error rolls back all), each turn is
 /// recorded in a transaction of its own, so that one bad row cannot keep the others' charges
 /// unrecorded; a turn that still fails is logged and its lease runs out.
@@ -228,7 +242,7 @@ async fn record(state: &AppState, writes: Vec<Write>) -> Vec<Done> {
             writes
         }
         Err(e) => {
-            failed(&writes, &e);
+            failed(state, &writes, &e);
             return Vec::new();
         }
     };
@@ -237,14 +251,15 @@ async fn record(state: &AppState, writes: Vec<Write>) -> Vec<Done> {
         let turn = vec![write];
         match record_wave(state, turn.clone()).await {
             Ok(recorded) => done.extend(recorded),
-            Err(e) => failed(&turn, &e),
+            Err(e) => failed(state, &turn, &e),
         }
     }
     done
 }
 
-fn failed(writes: &[Write], error: &ApiError) {
+fn failed(state: &AppState, writes: &[Write], error: &ApiError) {
     for write in writes {
+        state.metrics.count("renewals_total", &["failed"]);
         tracing::error!(subscription_id = write.subscription.id, error = %error, "recording a renewal turn failed; its lease runs out and it is taken again under the same charge key");
     }
 }
@@ -314,6 +329,7 @@ async fn record_wave(state: &AppState, writes: Vec<Write>) -> Result<Vec<Done>, 
     })
     .await?;
     for (id, done) in &done {
+        state.metrics.count("renewals_total", &[done.name()]);
         match done {
             Done::Renewed { until } => {
                 tracing::info!(subscription_id = id, period_ends_at = %utc(*until), "subscription renewed")

@@ -18,7 +18,6 @@ use crate::config::Settings;
 use crate::db::{write_transaction, AnyConnection};
 use crate::domain::webhook;
 use crate::error::ApiError;
-use crate::metrics::label;
 use crate::models::events::{self, Event};
 use crate::models::webhooks::{self, AttemptResult, Delivery, Endpoint, NewAttempt};
 use crate::services::events::EventView;
@@ -277,9 +276,7 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
         })
     })
     .await?;
-    state
-        .metrics
-        .incr("webhook_deliveries_total", label("outcome", outcome));
+    state.metrics.count("webhook_deliveries_total", &[outcome]);
     Ok(())
 }
 

@@ -33,6 +33,7 @@ then = Danach
 card-details = Kartendaten
 card-number = Kartennummer
 card-expiry = Gültig bis (MM/JJ)
+card-expiry-placeholder = MM/JJ
 card-cvc = Prüfnummer
 secure-note = Ihre Kartendaten gehen direkt an den Zahlungsdienstleister; diese Website sieht sie nie.
 pay = Bezahlen und abonnieren

@@ -37,6 +37,7 @@ then = Then
 card-details = Card details
 card-number = Card number
 card-expiry = Expiry (MM/YY)
+card-expiry-placeholder = MM/YY
 card-cvc = CVC
 # Only on the page with the payment provider's card field (Stripe).
 secure-note = Your card details go straight to the payment provider; this site never sees them.

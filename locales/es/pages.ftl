@@ -33,6 +33,7 @@ then = Después
 card-details = Datos de la tarjeta
 card-number = Número de tarjeta
 card-expiry = Caducidad (MM/AA)
+card-expiry-placeholder = MM/AA
 card-cvc = CVC
 secure-note = Los datos de su tarjeta van directamente al proveedor de pagos; este sitio nunca los ve.
 pay = Pagar y suscribirse

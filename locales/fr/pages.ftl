@@ -33,6 +33,7 @@ then = Ensuite
 card-details = Informations de la carte
 card-number = Numéro de carte
 card-expiry = Expiration (MM/AA)
+card-expiry-placeholder = MM/AA
 card-cvc = Cryptogramme
 secure-note = Les informations de votre carte sont transmises directement au prestataire de paiement ; ce site ne les voit jamais.
 pay = Payer et s'abonner

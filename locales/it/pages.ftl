@@ -33,6 +33,7 @@ then = Poi
 card-details = Dati della carta
 card-number = Numero della carta
 card-expiry = Scadenza (MM/AA)
+card-expiry-placeholder = MM/AA
 card-cvc = Codice di sicurezza
 secure-note = I dati della sua carta vengono inviati direttamente al gestore dei pagamenti; questo sito non li vede mai.
 pay = Paga e attiva l'abbonamento

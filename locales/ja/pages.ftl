@@ -30,6 +30,7 @@ then = その後
 card-details = カード情報
 card-number = カード番号
 card-expiry = 有効期限（MM/YY）
+card-expiry-placeholder = MM/YY
 card-cvc = セキュリティコード
 secure-note = カード情報は決済代行会社に直接送信され、このサイトがカード情報を見ることはありません。
 pay = 支払って申し込む

@@ -33,6 +33,7 @@ then = Daarna
 card-details = Kaartgegevens
 card-number = Kaartnummer
 card-expiry = Vervaldatum (MM/JJ)
+card-expiry-placeholder = MM/JJ
 card-cvc = CVC
 secure-note = Uw kaartgegevens gaan rechtstreeks naar de betaalprovider; deze site ziet ze nooit.
 pay = Betalen en abonneren

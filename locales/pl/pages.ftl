@@ -39,6 +39,7 @@ then = Następnie
 card-details = Dane karty
 card-number = Numer karty
 card-expiry = Data ważności (MM/RR)
+card-expiry-placeholder = MM/RR
 card-cvc = Kod CVC
 secure-note = Dane karty trafiają bezpośrednio do operatora płatności; ta strona nigdy ich nie widzi.
 pay = Zapłać i subskrybuj

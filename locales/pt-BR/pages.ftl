@@ -33,6 +33,7 @@ then = Depois
 card-details = Dados do cartão
 card-number = Número do cartão
 card-expiry = Validade (MM/AA)
+card-expiry-placeholder = MM/AA
 card-cvc = CVV
 secure-note = Os dados do seu cartão vão direto para o provedor de pagamentos; este site nunca tem acesso a eles.
 pay = Pagar e assinar

@@ -33,6 +33,7 @@ then = Därefter
 card-details = Kortuppgifter
 card-number = Kortnummer
 card-expiry = Giltigt till (MM/ÅÅ)
+card-expiry-placeholder = MM/ÅÅ
 card-cvc = CVC
 secure-note = Dina kortuppgifter går direkt till betalningsleverantören; den här webbplatsen ser dem aldrig.
 pay = Betala och prenumerera

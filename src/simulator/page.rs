@@ -458,6 +458,8 @@ fn html(rendered: Result<String, askama::Error>) -> HttpResponse {
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            // Our own forms still carry our origin (the cross-site check needs it).
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
             .insert_header((
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

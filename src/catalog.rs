@@ -99,6 +99,11 @@ impl Catalog {
         })
     }
 
+    /// The snapshot as it is now, without looking for changes.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
     /// The current snapshot, read again first if this process changed the catalog since.
     pub async fn get(&self, pool: &DbPool) -> Result<Arc<Snapshot>, ApiError> {
         if CHANGES.load(Ordering::SeqCst) != self.seen_changes.load(Ordering::SeqCst) {

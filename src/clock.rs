@@ -72,3 +72,21 @@ fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_runs_with_real_time_and_only_moves_forward() {
+        let clock = Clock::offset();
+        let before = Utc::now();
+        clock.advance(TimeDelta::days(30));
+        clock.advance(TimeDelta::days(-400));
+        let now = clock.now();
+        assert!(now >= before + TimeDelta::days(30));
+        assert!(now < Utc::now() + TimeDelta::days(30) + TimeDelta::seconds(1));
+        assert!(clock.is_movable());
+        assert!(!Clock::System.is_movable());
+    }
+}

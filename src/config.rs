@@ -264,9 +264,23 @@ impl Settings {
             GatewayKind::Sandbox { .. } => true,
             GatewayKind::Stripe(stripe) => stripe.is_test_mode(),
         };
+        // Local mode on its own only where it can be nothing but a developer's machine: nothing
+        // of Treefort configured, no real money, served on loopback only, SQLite. A deployment
+        // that forgot its settings (a public address, PostgreSQL) starts as today instead.
+        let on_loopback = listen_addr.ip().is_loopback()
+            && get("PUBLIC_BASE_URL").is_none_or(|url| {
+                reqwest::Url::parse(&url).is_ok_and(|u| {
+                    matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+                })
+            });
         let local_mode = match get("LOCAL_MODE").as_deref() {
             Some("0") | Some("false") => false,
-            None => TREEFORT_KEYS.iter().all(|k| get(k).is_none()) && test_mode_gateway,
+            None => {
+                TREEFORT_KEYS.iter().all(|k| get(k).is_none())
+                    && test_mode_gateway
+                    && on_loopback
+                    && database_url.sqlite_path().is_some()
+            }
             Some("1") | Some("true") => {
                 if let Some(set) = TREEFORT_KEYS.iter().find(|k| get(k).is_some()) {
                     return Err(format!(

@@ -181,8 +181,13 @@ impl Metrics {
         }
     }
 
-    /// One answered request: counted by route and status, timed by route and method.
+    /// One answered request: counted by route and status, timed by route and method (methods
+    /// outside the standard ones count as `OTHER`: a client cannot add series at will).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         self.count("http_requests_total", &[route, &status.to_string()]);
         if let Ok(h) = self
             .request_duration
@@ -246,6 +251,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }
+        metrics.observe_request("BREW", "unmatched", 405, Duration::from_millis(1));
+        assert!(metrics.render(None).contains(
+            "http_request_duration_seconds_count{method=\"OTHER\",route=\"unmatched\"} 1"
+        ));
         // A wrong label count is refused, never a panic.
         metrics.count("checkout_payments_total", &["a", "b"]);
         metrics.count("no_such_total", &["a"]);

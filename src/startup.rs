@@ -53,20 +53,27 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        // The default origin names LISTEN_ADDR; with port 0 it must name the port actually bound.
+        // Local mode is reached over loopback, whatever address it listens on.
+        let loopback = match settings.listen_addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        // The default origin names LISTEN_ADDR; with port 0 it must name the port actually bound
+        // (and in local mode a browser's address, never 0.0.0.0).
         if settings.public_base_url == format!("http://{}", settings.listen_addr) {
             settings.listen_addr.set_port(port);
-            settings.public_base_url = format!("http://{}", settings.listen_addr);
+            let host = if settings.local_mode {
+                std::net::SocketAddr::new(loopback, port)
+            } else {
+                settings.listen_addr
+            };
+            settings.public_base_url = format!("http://{host}");
         }
         let simulator = if settings.local_mode {
-            // The simulator calls this process over loopback (whatever address it listens on).
-            let ip = match settings.listen_addr.ip() {
-                ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
-                ip => ip,
-            };
             let sim = crate::simulator::Simulator::new(&format!(
                 "http://{}",
-                std::net::SocketAddr::new(ip, port)
+                std::net::SocketAddr::new(loopback, port)
             ))?;
             settings.provider_api_keys = vec![sim.provider_key().clone()];
             settings.treefort = Some(sim.treefort_settings());
@@ -79,7 +86,8 @@ impl Application {
             None
         };
         let state = build_state_with(settings, clock, simulator).await?;
-        if state.simulator.is_some() {
+        if let Some(sim) = &state.simulator {
+            sim.restore(&state).await?;
             let now = state.clock.now().naive_utc();
             let seeded = run_db(&state.pool, move |conn| {
                 crate::simulator::seed_demo(conn, now).map_err(ApiError::internal)
@@ -188,10 +196,13 @@ pub async fn build_state_with(
         .map(|t| TreefortClient::new(t, clock.clone()))
         .transpose()?
         .map(Arc::new);
-    if treefort.is_none() && !settings.local_mode {
+    if treefort.is_none() && simulator.is_none() {
         tracing::warn!(
             "TREEFORT_API_URL is not set: checkouts and cancellations answer 503 until it is"
         );
+    }
+    if settings.local_mode && simulator.is_none() {
+        tracing::warn!("local mode runs its Treefort simulator and worker inside `serve`; this process has no Treefort to talk to (set the TREEFORT_* variables, or LOCAL_MODE=0)");
     }
     if settings.provider_api_keys.is_empty() {
         tracing::warn!("PROVIDER_API_KEYS is not set: the /treefort routes answer 503 until it is");
@@ -209,6 +220,11 @@ pub async fn build_state_with(
         settings.rate_limit_pages_per_minute,
     ));
     let webhooks = Arc::new(crate::services::webhooks::delivery::Sender::new(&settings)?);
+    if simulator.is_none() {
+        for code in crate::simulator::active_demo_codes(&catalog.snapshot()) {
+            tracing::warn!(code, "the local-mode demo promo code is still active in this database: disable it with `treefort-webpay promo disable {code}` before taking real payments");
+        }
+    }
     let catalog = Arc::new(catalog);
     crate::catalog::listen(&settings.database_url, &catalog);
     Ok(AppState {
@@ -222,6 +238,7 @@ pub async fn build_state_with(
         clock,
         metrics: Arc::new(Metrics::default()),
         instance_id,
+        worker_round: tokio::sync::Mutex::new(()),
         simulator,
     })
 }

@@ -25,6 +25,9 @@ pub struct AppState {
     pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
     pub instance_id: String,
+    /// Held through each worker round: the background loop and local mode's time travel never run
+    /// two rounds of this process at once (they share one lease owner, `instance_id`).
+    pub worker_round: tokio::sync::Mutex<()>,
     /// Local mode's Treefort simulator (`None` outside local mode).
     pub simulator: Option<Arc<crate::simulator::Simulator>>,
 }

@@ -6,6 +6,9 @@ language-name = Deutsch
 skip-to-content = Zum Inhalt springen
 test-mode = Testmodus: Es wird keine echte Zahlung ausgeführt.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = { $plan } abonnieren

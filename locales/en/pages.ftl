@@ -1,6 +1,7 @@
 # English — shopper pages of treefort-webpay
 #
-# Variables: $plan and $current are plan names; $date is an ISO date (YYYY-MM-DD);
+# Variables: $plan and $current are plan names; $date is a date already formatted for
+# the language (CLDR medium: "Jan 9, 2027", "09.01.2027", "9 janv. 2027", "2027/01/09");
 # $amount is a formatted amount ("€9.99"); $price is an amount followed by the
 # every-month / every-year text ("€9.99 every month"); $code is a promo code;
 # $n is a number (pass it as a number, not a string, so plural selection works).
@@ -10,6 +11,9 @@
 language-name = English
 skip-to-content = Skip to content
 test-mode = Test mode: no real payment is taken.
+
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
 
 ## Checkout
 

@@ -6,6 +6,9 @@ language-name = Español
 skip-to-content = Saltar al contenido
 test-mode = Modo de prueba: no se realiza ningún pago real.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Suscribirse a { $plan }

@@ -4,7 +4,10 @@
 
 language-name = Français
 skip-to-content = Aller au contenu
-test-mode = Mode test : aucun paiement réel n'est effectué.
+test-mode = Mode test : aucun paiement réel n'est effectué.
+
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { "\u00A0: " }
 
 ## Checkout
 
@@ -35,12 +38,12 @@ card-number = Numéro de carte
 card-expiry = Expiration (MM/AA)
 card-expiry-placeholder = MM/AA
 card-cvc = Cryptogramme
-secure-note = Les informations de votre carte sont transmises directement au prestataire de paiement ; ce site ne les voit jamais.
+secure-note = Les informations de votre carte sont transmises directement au prestataire de paiement ; ce site ne les voit jamais.
 pay = Payer et s'abonner
 start-trial = Commencer l'essai gratuit
 back-to-app = Annuler et revenir
-sandbox-cards = Cartes de test : 4242 4242 4242 4242 paie, 4000 0000 0000 0002 est refusée.
-declined = Votre carte a été refusée. Aucun paiement n'a été effectué ; essayez une autre carte.
+sandbox-cards = Cartes de test : 4242 4242 4242 4242 paie, 4000 0000 0000 0002 est refusée.
+declined = Votre carte a été refusée. Aucun paiement n'a été effectué ; essayez une autre carte.
 invalid-card = Veuillez vérifier les informations de la carte.
 promo-exhausted = Ce code promo n'est plus utilisable. Aucun paiement n'a été effectué.
 already-subscribed = Vous avez déjà un abonnement. Aucun paiement n'a été effectué.
@@ -61,8 +64,8 @@ no-subscriptions = Vous n'avez aucun abonnement.
 status-trialing = Essai gratuit
 status-active = Actif
 status-past-due = Paiement échoué
-past-due-detail = Votre dernier paiement a échoué. Nous réessaierons jusqu'au { $date } ; mettez à jour votre carte pour garder l'accès.
-next-charge = Prochain prélèvement : { $amount } le { $date }
+past-due-detail = Votre dernier paiement a échoué. Nous réessaierons jusqu'au { $date } ; mettez à jour votre carte pour garder l'accès.
+next-charge = Prochain prélèvement : { $amount } le { $date }
 plan-change = Passage à { $plan } le { $date }
 resume = Reprendre l'abonnement
 resumed-ok = Votre abonnement continue et se renouvellera à la fin de la période.
@@ -77,10 +80,10 @@ status-canceled = Résilié
 status-ended = Terminé
 paid-until = Payé jusqu'au { $date }
 trial-ends = L'essai se termine le { $date }
-access-until = Résilié : accès jusqu'au { $date }
+access-until = Résilié : accès jusqu'au { $date }
 cancel-subscription = Résilier l'abonnement
 canceled-ok = Votre abonnement est résilié. Vous gardez l'accès jusqu'à la fin de la période payée.
-cancel-failed = La résiliation est impossible pour le moment. Rien n'a été modifié ; réessayez.
+cancel-failed = La résiliation est impossible pour le moment. Rien n'a été modifié ; réessayez.
 payment-method = Moyen de paiement
 payments = Paiements
 no-payments = Aucun paiement pour l'instant.
@@ -96,7 +99,7 @@ authenticate-title = Confirmez votre paiement
 authenticate-body = Votre banque vous demande de confirmer ce paiement. Suivez les étapes dans la fenêtre qui s'ouvre.
 confirm-payment = Confirmer le paiement
 confirm-payment-needed = Votre banque vous demande de confirmer le dernier paiement de votre abonnement.
-payment-confirmed = Merci : le paiement est confirmé. Votre abonnement continue.
+payment-confirmed = Merci : le paiement est confirmé. Votre abonnement continue.
 refunded = Remboursé
 partially-refunded = Partiellement remboursé
 disputed = Contesté
@@ -105,4 +108,4 @@ too-many-attempts = Ce lien a connu trop de tentatives de paiement échouées et
 ## Refusals
 
 too-many-requests = Trop de requêtes depuis votre réseau. Veuillez patienter un instant et réessayer.
-cross-site = Ce formulaire a été envoyé depuis un autre site : rien n'a été fait. Rouvrez le lien depuis l'application.
+cross-site = Ce formulaire a été envoyé depuis un autre site : rien n'a été fait. Rouvrez le lien depuis l'application.

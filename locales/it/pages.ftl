@@ -6,6 +6,9 @@ language-name = Italiano
 skip-to-content = Vai al contenuto
 test-mode = Modalità di prova: non viene effettuato alcun pagamento reale.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Abbonamento a { $plan }
@@ -61,9 +64,9 @@ no-subscriptions = Non ha abbonamenti.
 status-trialing = Prova gratuita
 status-active = Attivo
 status-past-due = Pagamento non riuscito
-past-due-detail = Il suo ultimo pagamento non è riuscito. Riproveremo fino al { $date }; aggiorni la carta per mantenere l'accesso.
-next-charge = Prossimo addebito: { $amount } il { $date }
-plan-change = Passaggio a { $plan } il { $date }
+past-due-detail = Il suo ultimo pagamento non è riuscito. Riproveremo fino al giorno { $date }; aggiorni la carta per mantenere l'accesso.
+next-charge = Prossimo addebito: { $amount } il giorno { $date }
+plan-change = Passaggio a { $plan } il giorno { $date }
 resume = Riattiva l'abbonamento
 resumed-ok = Il suo abbonamento continua e si rinnoverà alla fine del periodo.
 replace-card = Sostituisci la carta
@@ -71,13 +74,13 @@ card-replaced = La sua carta è stata aggiornata.
 save-card = Salva la carta
 promo-then = Dal { $n }° addebito in poi
 switch-title = Passaggio a { $plan }
-switch-body = Il suo piano attuale { $current } resta attivo fino al { $date }. Poi inizia { $plan } a { $price }. Oggi non viene addebitato nulla.
+switch-body = Il suo piano attuale { $current } resta attivo fino al giorno { $date }. Poi inizia { $plan } a { $price }. Oggi non viene addebitato nulla.
 switch-button = Conferma il cambio
 status-canceled = Disdetto
 status-ended = Terminato
-paid-until = Pagato fino al { $date }
-trial-ends = La prova termina il { $date }
-access-until = Disdetto: accesso fino al { $date }
+paid-until = Pagato fino al giorno { $date }
+trial-ends = La prova termina il giorno { $date }
+access-until = Disdetto: accesso fino al giorno { $date }
 cancel-subscription = Disdici l'abbonamento
 canceled-ok = Il suo abbonamento è stato disdetto. Mantiene l'accesso fino alla fine del periodo pagato.
 cancel-failed = Al momento non è stato possibile disdire il suo abbonamento. Non è stato modificato nulla; riprovi.
@@ -104,5 +107,5 @@ too-many-attempts = Con questo link ci sono stati troppi tentativi di pagamento 
 
 ## Refusals
 
-too-many-requests = Troppe richieste dalla Sua rete. Attenda un momento e riprovi.
+too-many-requests = Troppe richieste dalla sua rete. Attenda un momento e riprovi.
 cross-site = Questo modulo è stato inviato da un altro sito, quindi non è stato fatto nulla. Riapra il link dall'app.

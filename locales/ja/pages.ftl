@@ -6,6 +6,9 @@ language-name = 日本語
 skip-to-content = 本文へスキップ
 test-mode = テストモード：実際のお支払いは行われません。
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { "：" }
+
 ## Checkout
 
 checkout-title = { $plan }のお申し込み

@@ -6,6 +6,9 @@ language-name = Nederlands
 skip-to-content = Naar de inhoud
 test-mode = Testmodus: er wordt geen echte betaling uitgevoerd.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Abonneren op { $plan }

@@ -6,6 +6,9 @@ language-name = Polski
 skip-to-content = Przejdź do treści
 test-mode = Tryb testowy: żadna prawdziwa płatność nie jest pobierana.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Subskrypcja { $plan }

@@ -6,6 +6,9 @@ language-name = Português (Brasil)
 skip-to-content = Pular para o conteúdo
 test-mode = Modo de teste: nenhum pagamento real é feito.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Assinar { $plan }

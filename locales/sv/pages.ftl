@@ -6,6 +6,9 @@ language-name = Svenska
 skip-to-content = Hoppa till innehållet
 test-mode = Testläge: ingen riktig betalning genomförs.
 
+# Between a label and its value ("Account: …"); French puts a no-break space before it.
+label-separator = { ": " }
+
 ## Checkout
 
 checkout-title = Prenumerera på { $plan }

@@ -193,13 +193,38 @@ pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
     Ok(applied)
 }
 
-/// Whether migrations this binary knows are not yet applied (`/readyz` is then not ready).
+/// Whether migrations this binary knows are not yet applied (`/readyz` is then not ready). Reads
+/// the applied versions only: nothing is created, so a read-only role can answer it too.
 pub fn has_pending_migrations(conn: &mut AnyConnection) -> Result<bool, String> {
-    match conn {
-        AnyConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
-        AnyConnection::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    use diesel::migration::MigrationSource;
+    use diesel::sql_types::Text;
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
     }
-    .map_err(|e| e.to_string())
+    fn versions<DB: diesel::backend::Backend>(
+        source: &EmbeddedMigrations,
+    ) -> Result<Vec<String>, String> {
+        Ok(MigrationSource::<DB>::migrations(source)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect())
+    }
+    let known = match conn {
+        AnyConnection::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+        AnyConnection::Postgres(_) => versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
+    };
+    let applied: Vec<Applied> = crate::on_backend!(conn, |c| diesel::sql_query(
+        "SELECT version FROM __diesel_schema_migrations"
+    )
+    .load(c))
+    .map_err(|e| e.to_string())?;
+    Ok(known
+        .iter()
+        .any(|v| !applied.iter().any(|a| &a.version == v)))
 }
 
 /// Reverts every applied migration, newest first (tests prove each down migration works).

@@ -170,9 +170,12 @@ impl Lang {
         for bundle in [self.bundle(), Lang::En.bundle()] {
             if let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) {
                 let mut errors = Vec::new();
-                return bundle
+                let text = bundle
                     .format_pattern(pattern, Some(&fluent_args), &mut errors)
                     .into_owned();
+                // A placeholder without a value (a caller's mistake): shown as `{$name}`.
+                debug_assert!(errors.is_empty(), "{id}: {errors:?}");
+                return text;
             }
         }
         id.to_string()
@@ -188,46 +191,111 @@ impl Lang {
         self.t_with(id, &[("n", count.into())])
     }
 
-    fn locale(self) -> icu_locale_core::Locale {
-        self.code()
-            .parse()
-            .unwrap_or(icu_locale_core::Locale::UNKNOWN)
-    }
-
     /// An amount as people of this language write it (CLDR): `€9.99` (en), `9,99 €` (de),
-    /// `￥1,200` (ja). The currency's own digits: none for JPY, three for KWD.
+    /// `￥1,200` (ja), in the currency's own digits (none for JPY, three for KWD). An amount
+    /// with more digits than its currency has (7.992 USD: a price in tenths of a cent) is never
+    /// rounded: it is written as a number and the currency's code.
     pub fn money(self, money: &Money) -> String {
-        use icu_experimental::dimension::currency::{formatter::CurrencyFormatter, CurrencyType};
-        let decimals = money.divisor.max(1).ilog10() as i16;
+        let decimals = money.divisor.max(1).ilog10();
+        let own = super::money::minor_unit_exponent(&money.currency);
         let mut value = fixed_decimal::Decimal::from(money.amount);
-        value.multiply_pow10(-decimals);
-        let code = money.currency.to_ascii_lowercase();
-        let formatted = CurrencyType::try_from_str(&code).ok().and_then(|currency| {
-            CurrencyFormatter::try_new_symbol((&self.locale()).into(), currency, Default::default())
-                .ok()
-                .map(|f| f.format_fixed_decimal(&value).to_string())
-        });
-        formatted.unwrap_or_else(|| format!("{value} {}", money.currency))
+        value.multiply_pow10(-(decimals as i16));
+        let exact = decimals <= own || money.amount % 10i64.pow(decimals - own) == 0;
+        let symbol = if exact {
+            formatters::currency(self, &money.currency, &value)
+        } else {
+            None
+        };
+        symbol.unwrap_or_else(|| {
+            format!(
+                "{}\u{a0}{}",
+                formatters::number(self, &value).unwrap_or_else(|| value.to_string()),
+                money.currency
+            )
+        })
     }
 
     /// A calendar date, medium length (CLDR): `Jan 9, 2027` (en), `09.01.2027` (de),
     /// `2027/01/09` (ja).
     pub fn date(self, at: chrono::NaiveDateTime) -> String {
-        use chrono::Datelike;
-        use icu_calendar::Gregorian;
-        use icu_datetime::{fieldsets::YMD, input::Date, FixedCalendarDateTimeFormatter};
-        let date = at.date();
-        let formatted = Date::try_new_gregorian(date.year(), date.month() as u8, date.day() as u8)
-            .ok()
-            .and_then(|d| {
-                FixedCalendarDateTimeFormatter::<Gregorian, _>::try_new(
-                    (&self.locale()).into(),
-                    YMD::medium(),
+        formatters::date(self, at.date()).unwrap_or_else(|| at.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// ICU4X formatters, built once per thread and language (and currency): building one reads its
+/// CLDR data, which costs more than formatting.
+mod formatters {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use chrono::Datelike;
+    use fixed_decimal::Decimal;
+    use icu_calendar::Gregorian;
+    use icu_datetime::{fieldsets::YMD, input::Date, FixedCalendarDateTimeFormatter};
+    use icu_decimal::DecimalFormatter;
+    use icu_experimental::dimension::currency::{formatter::CurrencyFormatter, CurrencyType};
+
+    use super::Lang;
+
+    /// Currencies cached per thread at most (they come from plans and promo codes).
+    const MAX_CURRENCIES: usize = 64;
+
+    type Currencies = HashMap<(Lang, String), Option<CurrencyFormatter<DecimalFormatter>>>;
+
+    thread_local! {
+        static CURRENCY: RefCell<Currencies> = RefCell::new(HashMap::new());
+        static NUMBER: RefCell<HashMap<Lang, Option<DecimalFormatter>>> = RefCell::new(HashMap::new());
+        static DATE: RefCell<HashMap<Lang, Option<FixedCalendarDateTimeFormatter<Gregorian, YMD>>>> =
+            RefCell::new(HashMap::new());
+    }
+
+    fn locale(lang: Lang) -> icu_locale_core::Locale {
+        lang.code()
+            .parse()
+            .unwrap_or(icu_locale_core::Locale::UNKNOWN)
+    }
+
+    pub fn currency(lang: Lang, code: &str, value: &Decimal) -> Option<String> {
+        CURRENCY.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= MAX_CURRENCIES {
+                cache.clear();
+            }
+            let formatter = cache.entry((lang, code.to_string())).or_insert_with(|| {
+                let currency = CurrencyType::try_from_str(&code.to_ascii_lowercase()).ok()?;
+                CurrencyFormatter::try_new_symbol(
+                    (&locale(lang)).into(),
+                    currency,
+                    Default::default(),
                 )
                 .ok()
-                .map(|f| f.format(&d).to_string())
             });
-        formatted.unwrap_or_else(|| date.format("%Y-%m-%d").to_string())
+            formatter
+                .as_ref()
+                .map(|f| f.format_fixed_decimal(value).to_string())
+        })
+    }
+
+    pub fn number(lang: Lang, value: &Decimal) -> Option<String> {
+        NUMBER.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let formatter = cache.entry(lang).or_insert_with(|| {
+                DecimalFormatter::try_new((&locale(lang)).into(), Default::default()).ok()
+            });
+            formatter.as_ref().map(|f| f.format(value).to_string())
+        })
+    }
+
+    pub fn date(lang: Lang, date: chrono::NaiveDate) -> Option<String> {
+        let day =
+            Date::try_new_gregorian(date.year(), date.month() as u8, date.day() as u8).ok()?;
+        DATE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let formatter = cache.entry(lang).or_insert_with(|| {
+                FixedCalendarDateTimeFormatter::try_new((&locale(lang)).into(), YMD::medium()).ok()
+            });
+            formatter.as_ref().map(|f| f.format(&day).to_string())
+        })
     }
 }
 
@@ -309,6 +377,25 @@ mod tests {
             divisor: 1,
         };
         assert_eq!(Lang::Ja.money(&yen), "￥1,200");
+        // More digits than the currency has: written exactly, never rounded.
+        let tenths_of_cents = Money {
+            amount: 7992,
+            currency: "USD".into(),
+            divisor: 1000,
+        };
+        assert_eq!(Lang::En.money(&tenths_of_cents), "7.992\u{a0}USD");
+        let whole_cents = Money {
+            amount: 7990,
+            currency: "USD".into(),
+            divisor: 1000,
+        };
+        assert_eq!(Lang::En.money(&whole_cents), "$7.99");
+        let half_yen = Money {
+            amount: 150_050,
+            currency: "JPY".into(),
+            divisor: 100,
+        };
+        assert_eq!(Lang::De.money(&half_yen), "1.500,50\u{a0}JPY");
         let day = NaiveDate::from_ymd_opt(2027, 1, 9)
             .unwrap()
             .and_hms_opt(12, 0, 0)

@@ -282,6 +282,15 @@ pub fn oldest_pending_at(conn: &mut AnyConnection) -> QueryResult<Option<NaiveDa
         .first(conn)
 }
 
+/// Pending updates whose next attempt is due at `now`.
+pub fn count_due(conn: &mut AnyConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    treefort_outbox::table
+        .filter(treefort_outbox::status.eq(PENDING))
+        .filter(treefort_outbox::next_attempt_at.le(now))
+        .count()
+        .get_result(conn)
+}
+
 pub fn count_pending(conn: &mut AnyConnection) -> QueryResult<i64> {
     treefort_outbox::table
         .filter(treefort_outbox::status.eq(PENDING))

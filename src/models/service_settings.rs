@@ -25,3 +25,28 @@ pub fn get_or_insert(conn: &mut AnyConnection, name: &str, value: &str) -> Query
         .select(service_settings::value)
         .first(conn)
 }
+
+/// The value of `name`, if it has one.
+pub fn get(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
+    service_settings::table
+        .find(name)
+        .select(service_settings::value)
+        .first(conn)
+        .optional()
+}
+
+/// Sets `name` to `value`, whether it had one or not.
+pub fn put(conn: &mut AnyConnection, name: &str, value: &str) -> QueryResult<()> {
+    crate::on_backend!(conn, |c| {
+        diesel::insert_into(service_settings::table)
+            .values((
+                service_settings::name.eq(name),
+                service_settings::value.eq(value),
+            ))
+            .on_conflict(service_settings::name)
+            .do_update()
+            .set(service_settings::value.eq(value))
+            .execute(c)
+    })?;
+    Ok(())
+}

@@ -285,7 +285,11 @@ fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Optio
         .filter(|_| view.discounted != view.price)
         .map(|charges| {
             let from = lang.t_with("promo-then", &[("n", (i64::from(charges) + 1).into())]);
-            format!("{from}: {} {interval}", view.price.format(lang))
+            format!(
+                "{from}{}{} {interval}",
+                lang.t("label-separator"),
+                view.price.format(lang)
+            )
         });
     let page = CheckoutPage {
         lang,

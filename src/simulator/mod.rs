@@ -20,6 +20,10 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{Secret, TreefortSettings};
 
+/// Where Treefort's side and the time travel are kept across restarts (`service_settings`).
+const STORE_SETTING: &str = "local_mode.simulator";
+const OFFSET_SETTING: &str = "local_mode.clock_offset_us";
+
 /// The API version the simulated Treefort expects in `X-Treefort-Version`.
 pub const API_VERSION: &str = "2024-10-01";
 const CLIENT_ID: &str = "local-simulator";
@@ -49,6 +53,8 @@ impl Simulator {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
+            // This process, over loopback: never through a proxy.
+            .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the simulator's HTTP client: {e}"))?;
         Ok(Self {
@@ -86,6 +92,67 @@ impl Simulator {
 
     pub fn store(&self) -> MutexGuard<'_, store::Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Saves what the simulated Treefort holds (after each call it received).
+    pub async fn save(&self, state: &crate::state::AppState) {
+        let json = match serde_json::to_string(&*self.store()) {
+            Ok(json) => json,
+            Err(e) => return tracing::warn!(error = %e, "the simulator's records cannot be saved"),
+        };
+        let saved = crate::services::run_db(&state.pool, move |conn| {
+            Ok(crate::models::service_settings::put(
+                conn,
+                STORE_SETTING,
+                &json,
+            )?)
+        })
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "the simulator's records could not be saved");
+        }
+    }
+
+    /// Saves how far the clock was moved ahead, so time never goes back across a restart.
+    pub async fn save_clock(&self, state: &crate::state::AppState) {
+        let ahead = (state.clock.now() - chrono::Utc::now())
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0)
+            .to_string();
+        let saved = crate::services::run_db(&state.pool, move |conn| {
+            Ok(crate::models::service_settings::put(
+                conn,
+                OFFSET_SETTING,
+                &ahead,
+            )?)
+        })
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "the simulated time could not be saved");
+        }
+    }
+
+    /// Restores what an earlier run of local mode left: Treefort's records and the time travel.
+    pub async fn restore(&self, state: &crate::state::AppState) -> Result<(), String> {
+        let (store, offset) = crate::services::run_db(&state.pool, |conn| {
+            use crate::models::service_settings::get;
+            Ok((get(conn, STORE_SETTING)?, get(conn, OFFSET_SETTING)?))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some(json) = store {
+            match serde_json::from_str(&json) {
+                Ok(store) => *self.store() = store,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the simulator's saved records are unreadable; starting empty")
+                }
+            }
+        }
+        if let Some(micros) = offset.and_then(|o| o.parse::<i64>().ok()) {
+            state.clock.advance(chrono::TimeDelta::microseconds(micros));
+        }
+        Ok(())
     }
 
     /// Whether HTTP Basic credentials (base64 of `id:secret`) are the simulator's client's.
@@ -137,6 +204,19 @@ fn random_token() -> Result<String, String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The note the demo promo code carries, so a database that later goes live can be warned about.
+pub const DEMO_NOTE: &str = "local mode demo";
+
+/// The demo promo codes still usable in `catalog` (outside local mode, start-up warns of them).
+pub fn active_demo_codes(catalog: &crate::catalog::Snapshot) -> Vec<String> {
+    catalog
+        .promos
+        .values()
+        .filter(|p| p.code.active && p.code.note.as_deref() == Some(DEMO_NOTE))
+        .map(|p| p.code.code.clone())
+        .collect()
+}
+
 /// Two demo plans and a demo promo code, when the database has no plan yet. Returns what it made.
 pub fn seed_demo(
     conn: &mut crate::db::AnyConnection,
@@ -179,7 +259,7 @@ pub fn seed_demo(
         first_time_only: true,
         max_redemptions: None,
         expires_at: None,
-        note: Some("local mode demo".into()),
+        note: Some(DEMO_NOTE.into()),
         duration: Some("once".into()),
         duration_periods: None,
     };

@@ -14,7 +14,8 @@ use super::store::{Received, Record};
 use super::{Reply, Simulator};
 use crate::state::AppState;
 
-/// The locales offered on the simulator's forms (Treefort sends the app user's locale).
+/// The locales offered on the simulator's forms (Treefort sends the app user's locale), with
+/// each language's name in that language.
 pub const LOCALES: [(&str, &str); 10] = [
     ("en-US", "English"),
     ("de-DE", "Deutsch"),
@@ -78,7 +79,7 @@ pub struct RecordRow {
 
 pub struct ReceivedRow {
     pub at: String,
-    pub method: &'static str,
+    pub method: String,
     pub path: String,
     pub status: u16,
     pub body: String,
@@ -344,6 +345,9 @@ pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> 
         }
     };
     state.clock.advance(by);
+    if let Some(sim) = state.simulator.as_deref() {
+        sim.save_clock(&state).await;
+    }
     tracing::info!(
         now = %crate::clock::rfc3339(state.clock.now()),
         "local mode: the clock moved forward"
@@ -358,15 +362,17 @@ pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> 
 }
 
 /// Runs the work that became due, and waits (up to 5 s) until none is left and every Treefort
-/// update is delivered, so the page shows the result on return. The background worker may take
-/// part of it meanwhile: leases keep the two from doing anything twice.
+/// update that is due is delivered, so the page shows the result on return. Rounds of this
+/// process never overlap (`AppState::worker_round`), so the background worker's claims, whose
+/// leases the jump in time may have made look expired, are never taken a second time.
 async fn settle(state: &AppState) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        while crate::worker::run_once(state).await {}
+        while crate::worker::run_once(state).await && tokio::time::Instant::now() < deadline {}
         let now = state.clock.now();
-        let pending = crate::services::run_db(&state.pool, |conn| {
-            Ok(crate::models::outbox::count_pending(conn)?)
+        let naive_now = now.naive_utc();
+        let pending = crate::services::run_db(&state.pool, move |conn| {
+            Ok(crate::models::outbox::count_due(conn, naive_now)?)
         })
         .await
         .unwrap_or(0);
@@ -609,7 +615,7 @@ fn record_rows(record: &Record) -> Vec<RecordRow> {
 fn received_row(r: &Received) -> ReceivedRow {
     ReceivedRow {
         at: r.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        method: r.method,
+        method: r.method.clone(),
         path: r.path.clone(),
         status: r.status,
         body: pretty(&r.body),

@@ -1,21 +1,23 @@
 //! What the simulated Treefort keeps: the subscription records (as Treefort would hold them) and
-//! every POST/PATCH it received, per user. In memory, bounded: the simulator is a stand-in for an
-//! outside system, so a restart forgets it (the service's own database keeps everything).
+//! every POST/PATCH it received, per user. In memory, bounded, and saved as JSON in the service's
+//! database (`service_settings`) after each change, so a restart of local mode finds Treefort's
+//! side as it left it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The most requests kept (oldest dropped first).
-const MAX_RECEIVED: usize = 5_000;
+const MAX_RECEIVED: usize = 2_000;
 
 /// One call the simulated Treefort received.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Received {
     /// On the service's clock (simulated time).
     pub at: DateTime<Utc>,
-    pub method: &'static str,
+    pub method: String,
     pub path: String,
     pub body: Value,
     /// What the simulator answered.
@@ -24,7 +26,7 @@ pub struct Received {
 }
 
 /// A subscription as Treefort holds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub user_id: String,
@@ -46,7 +48,7 @@ impl Record {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Store {
     records: BTreeMap<String, Record>,
     /// The user's current subscription (their latest).

@@ -83,12 +83,13 @@ pub async fn create(
     };
     sim.store().log(Received {
         at: now,
-        method: "POST",
+        method: "POST".into(),
         path,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
         user_id,
     });
+    sim.save(&state).await;
     respond(status, answer)
 }
 
@@ -116,12 +117,13 @@ pub async fn update(
     };
     sim.store().log(Received {
         at: now,
-        method: "PATCH",
+        method: "PATCH".into(),
         path: req.path().to_string(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
         user_id,
     });
+    sim.save(&state).await;
     respond(status, answer)
 }
 

@@ -101,6 +101,7 @@ pub async fn deliver_webhooks(state: &web::Data<AppState>) {
 /// One round of work. Errors are logged; the next round tries again. Returns whether work was
 /// left behind (a batch was full).
 pub async fn run_once(state: &AppState) -> bool {
+    let _one_at_a_time = state.worker_round.lock().await;
     let started = std::time::Instant::now();
     let more = round(state).await;
     state.metrics.observe_round(started.elapsed(), more);

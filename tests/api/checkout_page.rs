@@ -113,8 +113,13 @@ async fn each_language_shows_its_texts_money_and_dates() {
     for (locale, lang, title, price) in [
         ("pt-BR", "pt-BR", "Assinar Plan 1", "€\u{a0}1.234,50"),
         ("pl-PL", "pl", "Subskrypcja Plan 1", "1234,50\u{a0}€"),
-        ("ja-JP", "ja", "Plan 1", "€1,234.50"),
-        ("sv-SE", "sv", "Plan 1", "1\u{a0}234,50\u{a0}€"),
+        ("ja-JP", "ja", "Plan 1のお申し込み", "€1,234.50"),
+        (
+            "sv-SE",
+            "sv",
+            "Prenumerera på Plan 1",
+            "1\u{a0}234,50\u{a0}€",
+        ),
         ("de-AT", "de", "Plan 1 abonnieren", "1.234,50\u{a0}€"),
     ] {
         let mut body = checkout_body(&format!("user-{lang}"), 1);

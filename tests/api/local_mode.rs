@@ -31,23 +31,7 @@ pub struct LocalApp {
 /// that only the simulator's time travel (or the test) moves.
 pub async fn spawn_local(clock_start: DateTime<Utc>) -> LocalApp {
     let db = TestDatabase::create();
-    let vars = HashMap::from([
-        ("DATABASE_URL", db.url.clone()),
-        ("LISTEN_ADDR", "127.0.0.1:0".to_string()),
-    ]);
-    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("local settings");
-    assert!(
-        settings.local_mode,
-        "no Treefort settings, no keys, sandbox: local mode"
-    );
-    let app = Application::build_with_clock(settings, Clock::manual(clock_start))
-        .await
-        .expect("the app starts in local mode");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
-    assert_eq!(state.settings.public_base_url, address);
-    assert!(state.simulator.is_some());
-    tokio::spawn(app.run_until_stopped());
+    let (address, state) = start_local(&db.url, Clock::manual(clock_start)).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -58,6 +42,33 @@ pub async fn spawn_local(clock_start: DateTime<Utc>) -> LocalApp {
         client,
         _db: db,
     }
+}
+
+/// Starts `serve` in local mode on the database at `url`.
+async fn start_local(url: &str, clock: Clock) -> (String, web::Data<AppState>) {
+    let vars = HashMap::from([
+        ("DATABASE_URL", url.to_string()),
+        ("LISTEN_ADDR", "127.0.0.1:0".to_string()),
+    ]);
+    let mut settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("local settings");
+    if url.starts_with("postgres") {
+        // Local mode starts by itself on SQLite only; on PostgreSQL it is asked for.
+        assert!(!settings.local_mode, "PostgreSQL: not local mode by itself");
+        settings.local_mode = true;
+    }
+    assert!(
+        settings.local_mode,
+        "no Treefort settings, no keys, sandbox: local mode"
+    );
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("the app starts in local mode");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    assert_eq!(state.settings.public_base_url, address);
+    assert!(state.simulator.is_some());
+    tokio::spawn(app.run_until_stopped());
+    (address, state)
 }
 
 impl LocalApp {
@@ -273,6 +284,22 @@ async fn local_mode_is_off_whenever_treefort_is_configured_and_refused_with_live
     assert_eq!(local_mode_of(&[("PROVIDER_API_KEYS", "x")]), Ok(false));
     assert_eq!(local_mode_of(&[("TREEFORT_TENANT", "t")]), Ok(false));
     assert_eq!(local_mode_of(&[("LOCAL_MODE", "0")]), Ok(false));
+    // A deployment that forgot its settings is not a developer's machine: reachable from
+    // elsewhere, or on PostgreSQL, it starts as without local mode (unless asked for it).
+    assert_eq!(local_mode_of(&[("LISTEN_ADDR", "0.0.0.0:8080")]), Ok(false));
+    let public = [("PUBLIC_BASE_URL", "https://pay.example.com")];
+    assert_eq!(local_mode_of(&public), Ok(false));
+    let pg = [("DATABASE_URL", "postgres://u@db.internal/pay")];
+    assert_eq!(local_mode_of(&pg), Ok(false));
+    let asked = [
+        ("DATABASE_URL", "postgres://u@db.internal/pay"),
+        ("LOCAL_MODE", "1"),
+    ];
+    assert_eq!(local_mode_of(&asked), Ok(true));
+    assert_eq!(
+        local_mode_of(&[("PUBLIC_BASE_URL", "http://localhost:8080")]),
+        Ok(true)
+    );
     let live = [
         ("PAYMENT_GATEWAY", "stripe"),
         ("STRIPE_SECRET_KEY", "sk_live_abc123"),
@@ -533,4 +560,61 @@ async fn in_the_simulator_a_declined_card_and_an_expired_link_show_their_pages()
         "Treefort was told nothing"
     );
     browser.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_what_treefort_was_told_and_never_turns_time_back() {
+    let app = spawn_local(Utc::now()).await;
+    let checkout = see_other(
+        app.post_form(
+            "/simulator/subscribe",
+            &[("user_id", "carol"), ("plan_id", "2")],
+        )
+        .await,
+    )
+    .await;
+    let paid = app
+        .post_form(
+            &checkout,
+            &[
+                ("card_number", "4242 4242 4242 4242"),
+                ("card_expiry", "12/30"),
+                ("card_cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(paid.status(), 303);
+    let travel = [("step", "month"), ("back", "/simulator")];
+    see_other(app.post_form("/simulator/clock", &travel).await).await;
+    let moved_to = app.now();
+    assert!(moved_to > Utc::now() + TimeDelta::days(27));
+
+    // The same database, a new process (on the real time: the saved offset moves it on).
+    let (address, again) = start_local(&app._db.url, Clock::manual(Utc::now())).await;
+    assert!(again.clock.now() >= moved_to, "time went back on restart");
+    let page = app
+        .client
+        .get(format!("{address}/simulator/users/carol"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<strong>POST /simulator/api/v1/subscriptions</strong>"),
+        "{page}"
+    );
+    assert_eq!(field(&page, "subscriptionPlanId"), "2");
+}
+
+#[tokio::test]
+async fn time_travel_goes_back_only_to_simulator_pages() {
+    let app = spawn_local(at("2027-01-01T00:00:00Z")).await;
+    for back in ["https://evil.example/", "//evil.example/", "/checkout/x"] {
+        let travel = [("step", "day"), ("back", back)];
+        let location = see_other(app.post_form("/simulator/clock", &travel).await).await;
+        assert_eq!(location, "/simulator", "{back}");
+    }
+    assert_eq!(app.now(), at("2027-01-04T00:00:00Z"));
 }

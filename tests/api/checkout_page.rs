@@ -38,14 +38,7 @@ async fn the_page_shows_plan_price_interval_and_email_in_the_shoppers_language()
 async fn unknown_locales_fall_back_to_english_and_trials_are_shown() {
     let app = spawn_app().await;
     app.add_plan(1, 7);
-    let mut body = checkout_body("u1", 1);
-    body["locale"] = json!("zh-Hant-TW");
-    let response = app.post_treefort("/treefort/checkout-session", &body).await;
-    let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let html = app.get(&url).await.text().await.unwrap();
+    let html = checkout_page_in(&app, "u1", "zh-Hant-TW").await;
     assert!(html.contains(r#"<html lang="en">"#));
     assert!(html.contains("7-day free trial"));
     assert!(html.contains("Due today: <strong>$0.00</strong>"), "{html}");
@@ -122,14 +115,7 @@ async fn each_language_shows_its_texts_money_and_dates() {
         ),
         ("de-AT", "de", "Plan 1 abonnieren", "1.234,50\u{a0}€"),
     ] {
-        let mut body = checkout_body(&format!("user-{lang}"), 1);
-        body["locale"] = json!(locale);
-        let response = app.post_treefort("/treefort/checkout-session", &body).await;
-        let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let html = app.get(&url).await.text().await.unwrap();
+        let html = checkout_page_in(&app, &format!("user-{lang}"), locale).await;
         assert!(
             html.contains(&format!(r#"<html lang="{lang}">"#)),
             "{locale}"
@@ -141,4 +127,16 @@ async fn each_language_shows_its_texts_money_and_dates() {
             "{locale}: a placeholder was left unfilled"
         );
     }
+}
+
+/// The checkout page of plan 1 for `user`, as Treefort asks for it in `locale`.
+async fn checkout_page_in(app: &TestApp, user: &str, locale: &str) -> String {
+    let mut body = checkout_body(user, 1);
+    body["locale"] = json!(locale);
+    let response = app.post_treefort("/treefort/checkout-session", &body).await;
+    let url = response.json::<serde_json::Value>().await.unwrap()["sessionUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.get(&url).await.text().await.unwrap()
 }

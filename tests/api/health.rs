@@ -67,22 +67,16 @@ async fn every_answer_carries_a_request_id_and_a_callers_plain_id_is_kept() {
     let second = app.get(&format!("{}/healthz", app.address)).await;
     assert_ne!(second.headers()["x-request-id"], generated.as_str());
     // Errors carry it too, and a proxy's own id follows the request.
-    let kept = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .header("X-Request-Id", "edge-4f1c2a9b")
-        .send()
-        .await
-        .unwrap();
+    let with_id = |path: &str, id: &'static str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("X-Request-Id", id)
+            .send()
+    };
+    let kept = with_id("/nope", "edge-4f1c2a9b").await.unwrap();
     assert_eq!(kept.status(), 404);
     assert_eq!(kept.headers()["x-request-id"], "edge-4f1c2a9b");
-    let replaced = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .header("X-Request-Id", "not a plain id")
-        .send()
-        .await
-        .unwrap();
+    let replaced = with_id("/healthz", "not a plain id").await.unwrap();
     assert_ne!(replaced.headers()["x-request-id"], "not a plain id");
 }
 

@@ -67,6 +67,38 @@ pub fn insert(conn: &mut AnyConnection, new: &NewCheckoutSession) -> QueryResult
         .execute(conn)
 }
 
+/// Inserts the session unless the user already renews on its plan (a live subscription to it,
+/// not canceled, no switch pending), in one statement: the checkout-session endpoint's only round
+/// trip. Returns whether it was inserted.
+pub fn insert_unless_subscribed(
+    conn: &mut AnyConnection,
+    new: &NewCheckoutSession,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    const SQL: &str = "INSERT INTO checkout_sessions \
+        (token_hash, user_id, user_email, user_full_name, locale, plan_id, promo_code_id, \
+         success_url, cancel_url, status, created_at, expires_at) \
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+        WHERE NOT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $2 AND plan_id = $6 \
+          AND deactivated_at IS NULL AND canceled_at IS NULL AND pending_plan_id IS NULL)";
+    let sql = crate::db::claim_sql(conn, SQL);
+    let inserted = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+        .bind::<Text, _>(&new.token_hash)
+        .bind::<Text, _>(&new.user_id)
+        .bind::<Text, _>(&new.user_email)
+        .bind::<Nullable<Text>, _>(&new.user_full_name)
+        .bind::<Text, _>(&new.locale)
+        .bind::<BigInt, _>(new.plan_id)
+        .bind::<Nullable<BigInt>, _>(new.promo_code_id)
+        .bind::<Text, _>(&new.success_url)
+        .bind::<Text, _>(&new.cancel_url)
+        .bind::<Text, _>(&new.status)
+        .bind::<Timestamp, _>(new.created_at)
+        .bind::<Timestamp, _>(new.expires_at)
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
 pub fn find_by_token_hash(
     conn: &mut AnyConnection,
     token_hash: &str,

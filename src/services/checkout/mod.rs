@@ -48,60 +48,84 @@ pub async fn create_session(
     let token = SessionToken::generate().map_err(ApiError::internal)?;
     let expires_at = now + TimeDelta::seconds(state.settings.checkout_session_ttl_secs);
     let plan_id = request.subscription_plan_id;
-    let token_hash = token.hash;
-    run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| {
-            plans::find(conn, plan_id)?.ok_or_else(|| super::plans::plan_not_found(plan_id))?;
-            if let Some(live) = subscriptions::find_live_for_user(conn, &request.user.id)? {
-                if is_already_on(&live, plan_id) {
-                    return Err(already_subscribed());
-                }
-            }
-            let promo_code_id = match request.promo_code.as_deref().filter(|c| !c.is_empty()) {
-                None => None,
-                Some(code) => {
-                    let valid = super::promo::evaluate(
-                        conn,
-                        code,
-                        &[plan_id],
-                        Some(&request.user.id),
-                        naive(now),
-                    )?
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_promo_code",
-                            "the promo code is not valid for this plan and user",
-                        )
-                    })?;
-                    Some(valid.promo.id)
-                }
-            };
-            checkout_sessions::insert(
-                conn,
-                &NewCheckoutSession {
-                    token_hash,
-                    user_id: request.user.id.clone(),
-                    user_email: request.user.email.trim().to_string(),
-                    user_full_name: request.user.display_name(),
-                    locale: request.locale.clone(),
-                    plan_id,
-                    promo_code_id,
-                    success_url,
-                    cancel_url,
-                    status: checkout_sessions::OPEN.to_string(),
-                    created_at: naive(now),
-                    expires_at: naive(expires_at),
-                },
-            )?;
-            Ok(())
+    let promo = request
+        .promo_code
+        .clone()
+        .filter(|c| !c.is_empty());
+    let new = NewCheckoutSession {
+        token_hash: token.hash,
+        user_id: request.user.id.clone(),
+        user_email: request.user.email.trim().to_string(),
+        user_full_name: request.user.display_name(),
+        locale: request.locale.clone(),
+        plan_id,
+        promo_code_id: None,
+        success_url,
+        cancel_url,
+        status: checkout_sessions::OPEN.to_string(),
+        created_at: naive(now),
+        expires_at: naive(expires_at),
+    };
+    // Without a promo code and with a plan in memory, one statement: the insert, which also
+    // refuses a user who renews on that plan already. Prices and codes are decided again when
+    // the shopper pays, in that transaction.
+    let known_plan = state
+        .catalog
+        .get(&state.pool)
+        .await?
+        .plans
+        .contains_key(&plan_id);
+    if promo.is_none() && known_plan {
+        let inserted = run_db(&state.pool, move |conn| {
+            Ok(checkout_sessions::insert_unless_subscribed(conn, &new)?)
         })
-    })
-    .await?;
+        .await?;
+        if !inserted {
+            return Err(already_subscribed());
+        }
+    } else {
+        create_with_checks(state, new, promo, naive(now)).await?;
+    }
     state.metrics.count("sessions_created_total", &["checkout"]);
     Ok(format!(
         "{}/checkout/{}",
         state.settings.public_base_url, token.token
     ))
+}
+
+/// A session with a promo code (or a plan this process has not seen yet): the plan, the user's
+/// subscription and the code are read in the transaction of the insert.
+async fn create_with_checks(
+    state: &AppState,
+    mut new: NewCheckoutSession,
+    promo: Option<String>,
+    now: chrono::NaiveDateTime,
+) -> Result<(), ApiError> {
+    run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| {
+            let plan_id = new.plan_id;
+            plans::find(conn, plan_id)?.ok_or_else(|| super::plans::plan_not_found(plan_id))?;
+            if let Some(live) = subscriptions::find_live_for_user(conn, &new.user_id)? {
+                if is_already_on(&live, plan_id) {
+                    return Err(already_subscribed());
+                }
+            }
+            if let Some(code) = promo.as_deref() {
+                let valid =
+                    super::promo::evaluate(conn, code, &[plan_id], Some(&new.user_id), now)?
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_promo_code",
+                                "the promo code is not valid for this plan and user",
+                            )
+                        })?;
+                new.promo_code_id = Some(valid.promo.id);
+            }
+            checkout_sessions::insert(conn, &new)?;
+            Ok(())
+        })
+    })
+    .await
 }
 
 fn already_subscribed() -> ApiError {

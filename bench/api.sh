@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Throughput of the read routes Treefort and the app owner's backend call most (the plan, a
-# promo code, the entitlement check), next to a no-op route of the same server (GET /healthz:
+# Throughput of the routes Treefort and the app owner's backend call most (the plan, a promo
+# code, the entitlement check, and a checkout session: one insert each), next to a no-op route of the same server (GET /healthz:
 # routing, middleware, JSON, no database), measured in the same run on a release build with wrk
 # (Debian's `wrk`). The service logs at `info`, as in production: one JSON line per request, to a
 # file. Its memory (resident set) is printed idle and at its peak under the load.
@@ -66,6 +66,8 @@ wrk.body = '{"subscriptionPlanId": 1}'
 LUA
     sed -e 's/{"subscriptionPlanId": 1}/{"code": "bench10", "subscriptionPlanIds": [1], "userId": "u2"}/' \
         "$work/plan-$round.lua" >"$work/promo-$round.lua"
+    sed -e 's|{"subscriptionPlanId": 1}|{"user":{"id":"u2","email":"u2@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,"locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}|' \
+        "$work/plan-$round.lua" >"$work/checkout-$round.lua"
 done
 
 # wrk pinned to one core, the service free to use the other.
@@ -89,10 +91,12 @@ noop=$(run noop "$base/healthz")
 plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan-ROUND.lua")
 promo=$(run promo "$base/treefort/validate-promo-code" -s "$work/promo-ROUND.lua")
 entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -H "Authorization: Bearer $v1_key")
+checkout=$(run checkout "$base/treefort/checkout-session" -s "$work/checkout-ROUND.lua")
 noop_rps=${noop%% *}
 printf '%-34s %12s %10s %10s %10s\n' route "req/s" p50 p99 "/ no-op"
 for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" \
-    "POST /treefort/validate-promo-code|$promo" "GET /v1/users/{id}/entitlement|$entitlement"; do
+    "POST /treefort/validate-promo-code|$promo" "GET /v1/users/{id}/entitlement|$entitlement" \
+    "POST /treefort/checkout-session|$checkout"; do
     name=${row%%|*}; read -r rps p50 p99 <<<"${row#*|}"
     printf '%-34s %12s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" \
         "$(python3 -c "print($rps / $noop_rps)")"

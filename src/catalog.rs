@@ -1,4 +1,5 @@
-//! The catalog in memory: every plan and promo code, read from one snapshot (`arc-swap`) so the
+//! The catalog in memory: every plan and promo code (and the `/v1` API keys not revoked), read
+//! from one snapshot (`arc-swap`) so the
 //! plan endpoint and promo validation answer without a database round trip. A change raises
 //! `catalog_version` in its own transaction; this process notices its own changes at once
 //! (`changed`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
@@ -42,6 +43,9 @@ pub struct Snapshot {
     pub plans: HashMap<i64, Plan>,
     /// By the code's normalised form.
     pub promos: HashMap<String, CatalogPromo>,
+    /// The `/v1` API keys not revoked, by public id (a key made since is looked up in the
+    /// database; a revocation is seen at the next version check).
+    pub api_keys: HashMap<String, crate::models::api_keys::ApiKey>,
 }
 
 impl Snapshot {
@@ -64,10 +68,15 @@ impl Snapshot {
                 )
             })
             .collect();
+        let api_keys = crate::models::api_keys::list_usable(conn)?
+            .into_iter()
+            .map(|k| (k.key_id.clone(), k))
+            .collect();
         Ok(Self {
             version,
             plans,
             promos,
+            api_keys,
         })
     }
 

@@ -32,11 +32,24 @@ pub struct NewApiKey {
     pub created_at: NaiveDateTime,
 }
 
+/// Adds a key. Keys are part of the in-memory catalog: the version is raised in the same
+/// transaction, so every instance reads them again.
 pub fn insert(conn: &mut AnyConnection, new: &NewApiKey) -> QueryResult<ApiKey> {
-    diesel::insert_into(api_keys::table)
-        .values(new)
-        .returning(api_keys::all_columns)
-        .get_result(conn)
+    conn.transaction(|conn| {
+        let key = diesel::insert_into(api_keys::table)
+            .values(new)
+            .returning(api_keys::all_columns)
+            .get_result(conn)?;
+        super::catalog_version::bump(conn)?;
+        Ok(key)
+    })
+}
+
+/// Keys not revoked, by public id (the in-memory catalog's).
+pub fn list_usable(conn: &mut AnyConnection) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .load(conn)
 }
 
 pub fn find_by_key_id(conn: &mut AnyConnection, key_id: &str) -> QueryResult<Option<ApiKey>> {
@@ -60,7 +73,14 @@ pub fn revoke(conn: &mut AnyConnection, key: &str, now: NaiveDateTime) -> QueryR
         Some(id) => update.filter(api_keys::id.eq(id)),
         None => update.filter(api_keys::key_id.eq(key.to_string())),
     };
-    update.set(api_keys::revoked_at.eq(now)).execute(conn)
+    conn.transaction(|conn| {
+        let revoked = update.set(api_keys::revoked_at.eq(now)).execute(conn)?;
+        if revoked > 0 {
+            // Every instance drops it from memory at its next version check.
+            super::catalog_version::bump(conn)?;
+        }
+        Ok(revoked)
+    })
 }
 
 /// Notes a use, at most once a minute per key: a key used within the minute is no write at all,

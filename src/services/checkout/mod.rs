@@ -48,10 +48,7 @@ pub async fn create_session(
     let token = SessionToken::generate().map_err(ApiError::internal)?;
     let expires_at = now + TimeDelta::seconds(state.settings.checkout_session_ttl_secs);
     let plan_id = request.subscription_plan_id;
-    let promo = request
-        .promo_code
-        .clone()
-        .filter(|c| !c.is_empty());
+    let promo = request.promo_code.clone().filter(|c| !c.is_empty());
     let new = NewCheckoutSession {
         token_hash: token.hash,
         user_id: request.user.id.clone(),

@@ -85,6 +85,40 @@ run() {  # run NAME URL [wrk args…]: prints "req/s p50 p99" medians over the r
     printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p"
 }
 
+# The database's own rate of single-row INSERTs, one transaction each, from 8 clients (the
+# service's pool size), measured in the same run: what a checkout session (one insert) can approach.
+insert_baseline() {
+    if [[ $DATABASE_URL == postgres* ]]; then
+        command -v pgbench >/dev/null || PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)"
+        psql -q "$DATABASE_URL" -c 'CREATE TABLE IF NOT EXISTS bench_inserts (id BIGSERIAL PRIMARY KEY, token TEXT NOT NULL, at TIMESTAMP NOT NULL)'
+        echo "INSERT INTO bench_inserts (token, at) VALUES (md5(random()::text), now());" >"$work/insert.sql"
+        pgbench -n -c 8 -j 2 -T "${duration%s}" -f "$work/insert.sql" "$DATABASE_URL" 2>/dev/null |
+            awk '/^tps/ {print int($3)}'
+        psql -q "$DATABASE_URL" -c 'DROP TABLE bench_inserts'
+    else
+        python3 - "${DATABASE_URL#sqlite://}" "${duration%s}" <<'PY'
+import sqlite3, sys, threading, time, os
+path, seconds = sys.argv[1] + ".inserts", float(sys.argv[2])
+setup = sqlite3.connect(path); setup.execute("PRAGMA journal_mode=WAL")
+setup.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, token TEXT NOT NULL, at TEXT NOT NULL)"); setup.commit()
+counts = [0] * 8
+def client(i):
+    c = sqlite3.connect(path, timeout=5, isolation_level=None)
+    c.execute("PRAGMA synchronous=NORMAL"); c.execute("PRAGMA busy_timeout=5000")
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        c.execute("BEGIN IMMEDIATE"); c.execute("INSERT INTO t (token, at) VALUES (hex(randomblob(32)), datetime('now'))"); c.execute("COMMIT")
+        counts[i] += 1
+threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(int(sum(counts) / seconds))
+for suffix in ("", "-wal", "-shm"):
+    try: os.remove(path + suffix)
+    except FileNotFoundError: pass
+PY
+    fi
+}
+
 rss() { awk -v k="$1:" '$1 == k {print int($2 / 1024) " MB"}' "/proc/$service_pid/status"; }
 idle_rss=$(rss VmRSS)
 noop=$(run noop "$base/healthz")
@@ -101,6 +135,10 @@ for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan"
     printf '%-34s %12s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" \
         "$(python3 -c "print($rps / $noop_rps)")"
 done
+inserts=$(insert_baseline)
+checkout_rps=${checkout%% *}
+printf 'checkout sessions: %s/s; the database'"'"'s own single-row INSERTs (8 clients): %s/s; ratio %.2f\n' \
+    "$checkout_rps" "$inserts" "$(python3 -c "print($checkout_rps / max($inserts, 1))")"
 echo "memory: $idle_rss idle, $(rss VmHWM) at the peak under load"
 echo "database: ${DATABASE_URL%%:*}, $connections connections, $rounds rounds of $duration (median), $(nproc) cores"
 if grep -q '"level":"ERROR"' "$work/service.log"; then

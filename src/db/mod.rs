@@ -120,8 +120,7 @@ impl ManageConnection for ConnectionManager {
             Backend::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(&self.url.target)
                     .map_err(r2d2::Error::ConnectionError)?;
-                // busy_timeout first, so that switching to WAL waits for other writers too (the
-                // same 5 s as `sqlite_writer`'s wait).
+                // busy_timeout first, so that switching to WAL waits for other writers too.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
@@ -254,7 +253,6 @@ where
     match conn {
         AnyConnection::Postgres(_) => conn.transaction(f),
         AnyConnection::Sqlite(inner) => {
-            let _one_writer = sqlite_writer();
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
             let result = f(conn);
             let AnyConnection::Sqlite(inner) = conn else {
@@ -272,17 +270,6 @@ where
             }
         }
     }
-}
-
-/// Writers of this process to SQLite go one at a time. SQLite has one writer at a time anyway;
-/// left to its busy handler, writers waiting for the lock sleep and retry (1, 2, 5, 10, … ms),
-/// which under load made requests wait hundreds of milliseconds for a lock that was free long
-/// before. A mutex hands the lock over at once. (Other processes, the CLI, still meet the busy
-/// timeout.) Waited for at most the busy timeout: past it (a writer stuck elsewhere), SQLite's own
-/// busy handling decides, as without the mutex, so nothing ever hangs on it.
-pub fn sqlite_writer() -> Option<parking_lot::MutexGuard<'static, ()>> {
-    static WRITER: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-    WRITER.try_lock_for(Duration::from_secs(5))
 }
 
 /// `write_transaction` for writes that may be lost in a crash without harm, because whatever

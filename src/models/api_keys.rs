@@ -10,7 +10,7 @@ use crate::schema::api_keys;
 pub const READ: &str = "read";
 pub const WRITE: &str = "write";
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Clone, PartialEq, Eq, Queryable)]
 pub struct ApiKey {
     pub id: i64,
     pub key_id: String,
@@ -20,6 +20,20 @@ pub struct ApiKey {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Never prints the secret's hash (keys are held in memory, in the catalog).
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("key_id", &self.key_id)
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("secret_hash", &"[redacted]")
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -82,7 +82,6 @@ pub fn insert_unless_subscribed(
         WHERE NOT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $2 AND plan_id = $6 \
           AND deactivated_at IS NULL AND canceled_at IS NULL AND pending_plan_id IS NULL)";
     let sql = crate::db::claim_sql(conn, SQL);
-    let _one_writer = matches!(conn, AnyConnection::Sqlite(_)).then(crate::db::sqlite_writer);
     let inserted = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Text, _>(&new.token_hash)
         .bind::<Text, _>(&new.user_id)

@@ -239,6 +239,7 @@ pub async fn build_state_with(
         metrics: Arc::new(Metrics::default()),
         instance_id,
         worker_round: tokio::sync::Mutex::new(()),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         simulator,
     })
 }

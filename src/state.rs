@@ -28,6 +28,9 @@ pub struct AppState {
     /// Held through each worker round: the background loop and local mode's time travel never run
     /// two rounds of this process at once (they share one lease owner, `instance_id`).
     pub worker_round: tokio::sync::Mutex<()>,
+    /// Set when the worker is asked to stop: a round in progress ends after the wave it is in
+    /// (what a wave claimed is always finished and recorded).
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Local mode's Treefort simulator (`None` outside local mode).
     pub simulator: Option<Arc<crate::simulator::Simulator>>,
 }

@@ -270,7 +270,7 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> Result<usize, ApiError
     let wave_lease = lease(state) * state.settings.worker_slots() as i32;
     let mut delivered = 0;
     let mut left = limit;
-    while left > 0 {
+    while left > 0 && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let now = naive(state.clock.now());
         let (owner, until, take) = (state.instance_id.clone(), now + wave_lease, left.min(wave));
         let claimed = run_db(&state.pool, move |conn| {

@@ -26,11 +26,15 @@ const ROUND_LIMIT: i64 = 1_000;
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    state: web::Data<AppState>,
 }
 
 impl WorkerHandle {
-    /// Asks the worker to stop after its current round and waits for it.
+    /// Asks the worker to stop after the wave it is in, and waits for it.
     pub async fn stop(self) {
+        self.state
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
@@ -39,6 +43,7 @@ impl WorkerHandle {
 pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
     let (stop, mut stopped) = watch::channel(false);
     let webhooks = tokio::spawn(webhook_loop(state.clone(), stop.subscribe()));
+    let handle_state = state.clone();
     let task = tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -52,7 +57,11 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
         let _ = webhooks.await;
         tracing::info!("worker stopped");
     });
-    WorkerHandle { stop, task }
+    WorkerHandle {
+        stop,
+        task,
+        state: handle_state,
+    }
 }
 
 /// Starts the webhook deliveries that are due, every half second, without waiting for those

@@ -741,3 +741,30 @@ async fn a_plan_edit_applies_to_new_checkouts_and_subscribers_move_only_when_tol
         "the new price, on the interval they have"
     );
 }
+
+#[tokio::test]
+async fn a_stopping_worker_claims_no_new_wave_and_nothing_is_lost() {
+    let app = app_at("2027-01-01T00:00:00Z").await;
+    app.subscribed_user("u1", 1).await;
+    app.advance_to(at("2027-02-01T00:00:00Z"));
+    app.state
+        .stopping
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    app.run_worker().await;
+    let waiting = app.subscription("u1");
+    assert_eq!(
+        waiting.current_period_ends_at,
+        at("2027-02-01T00:00:00Z").naive_utc(),
+        "nothing renewed while stopping"
+    );
+    assert!(waiting.locked_by.is_none(), "and nothing left claimed");
+    // The next worker (here the same state, restarted) takes it.
+    app.state
+        .stopping
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    app.run_worker().await;
+    assert_eq!(
+        app.subscription("u1").current_period_ends_at,
+        at("2027-03-01T00:00:00Z").naive_utc()
+    );
+}

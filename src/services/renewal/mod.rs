@@ -71,7 +71,8 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
         .unwrap_or(TimeDelta::hours(1));
     let mut stats = RoundStats::default();
     let mut left = limit;
-    while left > 0 {
+    // Stopping: the wave in progress is finished, no new one is claimed.
+    while left > 0 && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let take = left.min(wave);
         // Each wave's leases count from its own claim: earlier waves may have taken minutes.
         let now = naive(state.clock.now());

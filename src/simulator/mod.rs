@@ -86,30 +86,20 @@ impl Simulator {
         }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     pub fn store(&self) -> MutexGuard<'_, store::Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Saves what the simulated Treefort holds (after each call it received).
-    pub async fn save(&self, state: &crate::state::AppState) {
-        let json = match serde_json::to_string(&*self.store()) {
-            Ok(json) => json,
-            Err(e) => return tracing::warn!(error = %e, "the simulator's records cannot be saved"),
+    /// Keeps a call the simulated Treefort received, and saves what it holds.
+    pub async fn receive(&self, state: &crate::state::AppState, call: store::Received) {
+        let json = {
+            let mut store = self.store();
+            store.log(call);
+            serde_json::to_string(&*store)
         };
-        let saved = crate::services::run_db(&state.pool, move |conn| {
-            Ok(crate::models::service_settings::put(
-                conn,
-                STORE_SETTING,
-                &json,
-            )?)
-        })
-        .await;
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "the simulator's records could not be saved");
+        match json {
+            Ok(json) => save_setting(state, STORE_SETTING, json, "the simulator's records").await,
+            Err(e) => tracing::warn!(error = %e, "the simulator's records cannot be saved"),
         }
     }
 
@@ -120,17 +110,7 @@ impl Simulator {
             .unwrap_or(0)
             .max(0)
             .to_string();
-        let saved = crate::services::run_db(&state.pool, move |conn| {
-            Ok(crate::models::service_settings::put(
-                conn,
-                OFFSET_SETTING,
-                &ahead,
-            )?)
-        })
-        .await;
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "the simulated time could not be saved");
-        }
+        save_setting(state, OFFSET_SETTING, ahead, "the simulated time").await;
     }
 
     /// Restores what an earlier run of local mode left: Treefort's records and the time travel.
@@ -195,6 +175,23 @@ impl Simulator {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         Ok(Reply { status, body })
+    }
+}
+
+/// Saves one of local mode's `service_settings` rows; a failure is logged (the next change
+/// saves again).
+async fn save_setting(
+    state: &crate::state::AppState,
+    name: &'static str,
+    value: String,
+    what: &str,
+) {
+    let saved = crate::services::run_db(&state.pool, move |conn| {
+        Ok(crate::models::service_settings::put(conn, name, &value)?)
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "{what} could not be saved");
     }
 }
 

@@ -122,18 +122,6 @@ impl Store {
             .and_then(|id| self.records.get(id))
     }
 
-    /// Every record of the user, oldest first.
-    pub fn records_of(&self, user_id: &str) -> Vec<Record> {
-        let mut all: Vec<Record> = self
-            .records
-            .values()
-            .filter(|r| r.user_id == user_id)
-            .cloned()
-            .collect();
-        all.sort_by_key(|r| r.created_at);
-        all
-    }
-
     /// What the user's subscriptions received, newest first.
     pub fn received_for(&self, user_id: &str) -> Vec<Received> {
         self.received

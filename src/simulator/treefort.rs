@@ -81,15 +81,15 @@ pub async fn create(
             }
         }
     };
-    sim.store().log(Received {
+    let call = Received {
         at: now,
         method: "POST".into(),
         path,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
         user_id,
-    });
-    sim.save(&state).await;
+    };
+    sim.receive(&state, call).await;
     respond(status, answer)
 }
 
@@ -115,15 +115,15 @@ pub async fn update(
             (_, user) => (200, json!({"id": id.as_str()}), user),
         },
     };
-    sim.store().log(Received {
+    let call = Received {
         at: now,
         method: "PATCH".into(),
         path: req.path().to_string(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         status,
         user_id,
-    });
-    sim.save(&state).await;
+    };
+    sim.receive(&state, call).await;
     respond(status, answer)
 }
 

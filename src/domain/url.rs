@@ -25,9 +25,28 @@ pub fn parse_redirect_url(field: &str, value: &str) -> Result<String, String> {
     Ok(parsed.to_string())
 }
 
+/// Percent-encodes an id (a user's, Treefort's) for use as one path segment: everything but
+/// RFC 3986's unreserved characters.
+pub fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_redirect_url;
+    use super::{parse_redirect_url, path_segment};
+
+    #[test]
+    fn ids_are_escaped_in_paths() {
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(path_segment("sub_1-x"), "sub_1-x");
+    }
 
     #[test]
     fn only_absolute_http_urls_pass() {

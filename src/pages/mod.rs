@@ -59,6 +59,12 @@ pub fn respond_allowing(status: StatusCode, html: String, origins: &[String]) ->
              connect-src {o}; img-src {o}; frame-ancestors 'none'; base-uri 'none'"
         )
     };
+    respond_with_policy(status, html, csp)
+}
+
+/// A page with the headers of every page that may carry a token (never cached, no referrer to
+/// other sites, no sniffing) and the given content security policy.
+pub fn respond_with_policy(status: StatusCode, html: String, csp: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

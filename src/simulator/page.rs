@@ -3,7 +3,7 @@
 //! simulator is a client, not a shortcut into the services). Time travel moves the service's
 //! clock and runs the work that became due, so renewals and ends happen while you watch.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Months, TimeDelta, Utc};
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::store::{Received, Record};
 use super::{Reply, Simulator};
+use crate::domain::url::path_segment;
 use crate::state::AppState;
 
 /// The locales offered on the simulator's forms (Treefort sends the app user's locale), with
@@ -460,17 +461,12 @@ async fn render_user(state: &AppState, user_id: &str, outcome: Option<Outcome>) 
 
 fn html(rendered: Result<String, askama::Error>) -> HttpResponse {
     match rendered {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            // Our own forms still carry our origin (the cross-site check needs it).
-            .insert_header((header::REFERRER_POLICY, "same-origin"))
-            .insert_header((
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ))
-            .body(body),
+        Ok(body) => crate::pages::respond_with_policy(
+            StatusCode::OK,
+            body,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+                .to_string(),
+        ),
         Err(e) => {
             use actix_web::ResponseError;
             crate::error::ApiError::internal(format!("simulator page: {e}")).error_response()
@@ -664,11 +660,4 @@ fn slug(user_id: &str) -> String {
     } else {
         s
     }
-}
-
-/// Percent-encodes a user id as one path segment.
-pub fn path_segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }

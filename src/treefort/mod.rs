@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::clock::{rfc3339, Clock};
 use crate::config::TreefortSettings;
+use crate::domain::url::path_segment;
 use crate::error::ApiError;
 
 /// Why a Treefort call failed. Timeouts are kept apart: they map to 504, the rest to 502.
@@ -313,18 +314,6 @@ fn subscription_id_in(answer: &Value) -> Option<String> {
     }
 }
 
-/// Percent-encodes an id for use as one path segment.
-fn path_segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,11 +353,5 @@ mod tests {
             cancel,
             json!({"provider": "webPayment", "canceledAt": "2026-01-31T10:00:00.000Z"})
         );
-    }
-
-    #[test]
-    fn ids_are_escaped_in_paths() {
-        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(path_segment("sub_1-x"), "sub_1-x");
     }
 }

@@ -206,15 +206,14 @@ impl Metrics {
     /// The exposition text. `outbox` is `None` when the database could not be read: the gauges
     /// are then left out rather than reported stale.
     pub fn render(&self, outbox: Option<OutboxStats>) -> String {
+        if let Some(stats) = &outbox {
+            self.outbox_pending.set(stats.pending);
+            self.outbox_dead.set(stats.dead);
+            self.outbox_oldest_age.set(stats.oldest_pending_age_secs);
+        }
         let mut families = self.registry.gather();
-        match outbox {
-            Some(stats) => {
-                self.outbox_pending.set(stats.pending);
-                self.outbox_dead.set(stats.dead);
-                self.outbox_oldest_age.set(stats.oldest_pending_age_secs);
-                families = self.registry.gather();
-            }
-            None => families.retain(|f| !f.name().starts_with("treefort_webpay_outbox_")),
+        if outbox.is_none() {
+            families.retain(|f| !f.name().starts_with("treefort_webpay_outbox_"));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {

@@ -320,30 +320,23 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
-                    // The route pattern, never the path: paths carry session tokens.
-                    let route = res
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".into());
                     let status = res.status().as_u16();
                     let elapsed = started.elapsed();
                     // Method, route and request id are the span's (telemetry::RequestSpan).
                     tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
-                    if let Some(metrics) = metrics {
-                        metrics.observe_request(
-                            res.request().method().as_str(),
-                            &route,
-                            status,
-                            elapsed,
-                        );
-                    }
-                    let id = res
+                    // Matched once, by the request's span (never the path: it carries tokens).
+                    let info = res
                         .request()
                         .extensions()
-                        .get::<crate::telemetry::RequestIdValue>()
+                        .get::<crate::telemetry::RequestInfo>()
                         .cloned();
-                    if let Some(value) =
-                        id.and_then(|id| actix_web::http::header::HeaderValue::from_str(&id.0).ok())
+                    if let Some(metrics) = metrics {
+                        let route = info.as_ref().map_or("unmatched", |i| i.route.as_str());
+                        let method = res.request().method().as_str();
+                        metrics.observe_request(method, route, status, elapsed);
+                    }
+                    if let Some(value) = info
+                        .and_then(|i| actix_web::http::header::HeaderValue::from_str(&i.id).ok())
                     {
                         res.headers_mut().insert(
                             actix_web::http::header::HeaderName::from_static("x-request-id"),

@@ -8,9 +8,15 @@ use actix_web::HttpMessage;
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
-/// The id of a request, as logged and sent back in `X-Request-Id`.
+/// What the span of a request names, kept in the request's extensions for the request line,
+/// the metrics and `X-Request-Id` (the route pattern is matched once per request).
 #[derive(Clone)]
-pub struct RequestIdValue(pub String);
+pub struct RequestInfo {
+    /// As logged and sent back in `X-Request-Id`.
+    pub id: String,
+    /// The route pattern (`/checkout/{token}`), or `unmatched`: never the path.
+    pub route: String,
+}
 
 /// A caller's own `X-Request-Id` (a proxy's, a client's) is kept when it is a plain token, so
 /// the same id follows a request through every system; anything else is replaced.
@@ -36,16 +42,17 @@ impl RootSpanBuilder for RequestSpan {
                 .map(|id| id.to_string())
                 .unwrap_or_default()
         });
-        request.extensions_mut().insert(RequestIdValue(id.clone()));
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
             request_id = %id,
             method = %request.method(),
             route = %route,
-        )
+        );
+        request.extensions_mut().insert(RequestInfo { id, route });
+        span
     }
 
     fn on_request_end<B: MessageBody>(

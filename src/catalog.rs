@@ -158,27 +158,37 @@ impl Catalog {
     }
 }
 
-/// Starts the PostgreSQL listener of `catalog` on a thread of its own; it stops when the catalog
-/// is dropped.
-pub fn listen(url: &crate::db::DatabaseUrl, catalog: &Arc<Catalog>) {
+/// Starts the PostgreSQL listener of `catalog` and `subscriptions` on a thread of its own; it
+/// stops when the catalog is dropped.
+pub fn listen(
+    url: &crate::db::DatabaseUrl,
+    catalog: &Arc<Catalog>,
+    subscriptions: &Arc<crate::subscription_cache::SubscriptionCache>,
+) {
     if url.backend() != crate::db::Backend::Postgres {
         return;
     }
-    let (url, catalog) = (url.clone(), Arc::downgrade(catalog));
+    let url = url.clone();
+    let (catalog, subscriptions) = (Arc::downgrade(catalog), Arc::downgrade(subscriptions));
     let spawned = std::thread::Builder::new()
-        .name("catalog-listener".into())
+        .name("change-listener".into())
         .spawn(move || {
-            crate::db::listen_for_catalog_changes(&url, |arrived| {
-                let Some(catalog) = catalog.upgrade() else {
+            crate::db::listen_for_changes(&url, |arrived| {
+                let (Some(catalog), Some(subscriptions)) =
+                    (catalog.upgrade(), subscriptions.upgrade())
+                else {
                     return false;
                 };
-                if arrived {
+                if arrived.catalog {
                     catalog.announced.notify_one();
+                }
+                if arrived.subscriptions {
+                    subscriptions.announced.notify_one();
                 }
                 true
             })
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the catalog listener; the version check remains");
+        tracing::warn!(error = %e, "cannot start the change listener; the periodic checks remain");
     }
 }

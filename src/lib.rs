@@ -22,6 +22,7 @@ pub mod services;
 pub mod simulator;
 pub mod startup;
 pub mod state;
+pub mod subscription_cache;
 pub mod telemetry;
 pub mod treefort;
 pub mod worker;

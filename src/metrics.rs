@@ -14,7 +14,12 @@ use prometheus::{
 const NAMESPACE: &str = "treefort_webpay";
 
 /// Every counter: its name, its labels and what it counts.
-const COUNTERS: [(&str, &[&str], &str); 12] = [
+const COUNTERS: [(&str, &[&str], &str); 13] = [
+    (
+        "entitlement_reads_total",
+        &["source"],
+        "Entitlement checks, by where the subscriptions were read (memory or database)",
+    ),
     (
         "http_requests_total",
         &["route", "status"],

@@ -31,6 +31,7 @@ pub struct Application {
     server: Server,
     worker: Option<WorkerHandle>,
     catalog_poll: tokio::task::JoinHandle<()>,
+    subscription_poll: tokio::task::JoinHandle<()>,
     state: web::Data<AppState>,
 }
 
@@ -107,11 +108,13 @@ impl Application {
         let server = http_server(data.clone(), listener)?;
         let worker = Some(worker::spawn(data.clone()));
         let catalog_poll = tokio::spawn(poll_catalog(data.clone()));
+        let subscription_poll = tokio::spawn(poll_subscription_changes(data.clone()));
         Ok(Self {
             port,
             server,
             worker,
             catalog_poll,
+            subscription_poll,
             state: data,
         })
     }
@@ -129,6 +132,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.catalog_poll.abort();
+        self.subscription_poll.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
@@ -148,6 +152,20 @@ async fn poll_catalog(state: web::Data<AppState>) {
             Ok(true) => tracing::debug!("catalog read again after a change elsewhere"),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "checking the catalog version failed"),
+        }
+    }
+}
+
+/// Keeps the entitlement memory current with subscription changes (see `subscription_cache`): at
+/// once when PostgreSQL announces one, else every `CATALOG_CHECK_MS`.
+async fn poll_subscription_changes(state: web::Data<AppState>) {
+    loop {
+        if let Err(e) = state.subscription_cache.read_feed(&state.pool, false).await {
+            tracing::warn!(error = %e, "reading the subscription change feed failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(state.settings.catalog_check_interval) => {}
+            _ = state.subscription_cache.announced.notified() => {}
         }
     }
 }
@@ -226,11 +244,13 @@ pub async fn build_state_with(
         }
     }
     let catalog = Arc::new(catalog);
-    crate::catalog::listen(&settings.database_url, &catalog);
+    let subscription_cache = Arc::new(crate::subscription_cache::SubscriptionCache::default());
+    crate::catalog::listen(&settings.database_url, &catalog, &subscription_cache);
     Ok(AppState {
         pool,
         limits,
         catalog,
+        subscription_cache,
         webhooks,
         settings,
         treefort,

@@ -21,6 +21,8 @@ pub struct AppState {
     pub limits: Arc<crate::limits::RateLimits>,
     /// Plans and promo codes in memory, for the read endpoints.
     pub catalog: Arc<crate::catalog::Catalog>,
+    /// The subscriptions of users the entitlement check was asked about (see `subscription_cache`).
+    pub subscription_cache: Arc<crate::subscription_cache::SubscriptionCache>,
     /// The client of outbound webhooks and what this instance has in flight.
     pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.

@@ -2,6 +2,8 @@
 //! transactions. This is the only module that knows which backend it talks to; models and services
 //! see `AnyConnection` alone.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -242,10 +244,60 @@ pub fn revert_all_migrations(conn: &mut AnyConnection) -> Result<usize, String> 
     Ok(reverted)
 }
 
+/// Raised after every commit of this process that changed a subscription (see
+/// `SubscriptionWrite`): the entitlement memory reads the change feed before it answers again,
+/// so a change is seen by this process's next request.
+static SUBSCRIPTION_COMMITS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// How deep in `write_transaction` this thread is, and whether a subscription was written in it.
+    static WRITE_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static SUBSCRIPTIONS_TOUCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held by every write to `subscriptions` (`let _counted = SubscriptionWrite;`): when it is
+/// dropped, after the statement, the write is counted, once its transaction commits (at once for a
+/// write outside `write_transaction`, which has committed by then).
+pub struct SubscriptionWrite;
+
+impl Drop for SubscriptionWrite {
+    fn drop(&mut self) {
+        subscriptions_touched();
+    }
+}
+
+fn subscriptions_touched() {
+    if WRITE_DEPTH.get() == 0 {
+        SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
+    } else {
+        SUBSCRIPTIONS_TOUCHED.set(true);
+    }
+}
+
+/// How many commits of this process changed a subscription.
+pub fn subscription_commits() -> u64 {
+    SUBSCRIPTION_COMMITS.load(Ordering::SeqCst)
+}
+
 /// Runs `f` in a transaction that holds the write lock from its first statement. On SQLite that is
 /// `BEGIN IMMEDIATE`: a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
 /// under concurrency instead of waiting for the busy timeout.
 pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
+    let result = transaction_immediate(conn, f);
+    let depth = WRITE_DEPTH.get() - 1;
+    WRITE_DEPTH.set(depth);
+    if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && result.is_ok() {
+        SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
+    }
+    result
+}
+
+fn transaction_immediate<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
@@ -302,45 +354,64 @@ pub fn notify_catalog_change(conn: &mut AnyConnection) -> diesel::QueryResult<()
     Ok(())
 }
 
-/// Waits for catalog announcements on a connection of its own. `tell` is called about every
-/// 20 ms with whether an announcement arrived, and answers whether to go on listening. Blocking:
-/// run it on a thread of its own. Reconnects after an error; returns at once for SQLite.
-pub fn listen_for_catalog_changes(url: &DatabaseUrl, mut tell: impl FnMut(bool) -> bool) {
+/// The channel the change feed's triggers announce a subscription change on (see the migration
+/// `subscription_changes`).
+pub const SUBSCRIPTIONS_CHANNEL: &str = "treefort_webpay_subscriptions";
+
+/// What arrived on the listening connection since the last call of `tell`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Arrived {
+    pub catalog: bool,
+    pub subscriptions: bool,
+}
+
+/// Waits for announcements of catalog and subscription changes on a connection of its own. `tell`
+/// is called about every 20 ms with what arrived, and answers whether to go on listening. Blocking:
+/// run it on a thread of its own. Reconnects after an error, telling both as arrived (what was
+/// announced meanwhile is unknown); returns at once for SQLite.
+pub fn listen_for_changes(url: &DatabaseUrl, mut tell: impl FnMut(Arrived) -> bool) {
     if url.backend != Backend::Postgres {
         return;
     }
-    while tell(false) {
+    while tell(Arrived::default()) {
         let listening = diesel::PgConnection::establish(&url.target).and_then(|mut pg| {
-            pg.batch_execute(&format!("LISTEN {CATALOG_CHANNEL}"))
-                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            pg.batch_execute(&format!(
+                "LISTEN {CATALOG_CHANNEL}; LISTEN {SUBSCRIPTIONS_CHANNEL}"
+            ))
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             Ok(pg)
         });
         let mut pg = match listening {
             Ok(pg) => pg,
             Err(e) => {
-                tracing::warn!(error = %e, "listening for catalog changes failed; trying again");
+                tracing::warn!(error = %e, "listening for changes failed; trying again");
                 std::thread::sleep(std::time::Duration::from_secs(2));
                 continue;
             }
         };
+        // Announcements made while the connection was down are lost: look again.
+        let mut arrived = Arrived {
+            catalog: true,
+            subscriptions: true,
+        };
         loop {
             // Reads what arrived on the socket: no round trip to the server.
-            let mut arrived = false;
             let mut failed = false;
             for notification in pg.notifications_iter() {
                 match notification {
-                    Ok(_) => arrived = true,
+                    Ok(n) if n.channel == SUBSCRIPTIONS_CHANNEL => arrived.subscriptions = true,
+                    Ok(_) => arrived.catalog = true,
                     Err(_) => {
                         failed = true;
                         break;
                     }
                 }
             }
-            if !tell(arrived) {
+            if !tell(std::mem::take(&mut arrived)) {
                 return;
             }
             if failed {
-                tracing::warn!("the catalog listener's connection failed; listening again");
+                tracing::warn!("the change listener's connection failed; listening again");
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -15,5 +15,6 @@ pub mod plans;
 pub mod portal_sessions;
 pub mod promo_codes;
 pub mod service_settings;
+pub mod subscription_changes;
 pub mod subscriptions;
 pub mod webhooks;

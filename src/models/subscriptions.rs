@@ -135,6 +135,7 @@ pub struct NewSubscription {
 }
 
 pub fn insert(conn: &mut AnyConnection, new: &NewSubscription) -> QueryResult<Subscription> {
+    let _counted = crate::db::SubscriptionWrite;
     diesel::insert_into(subscriptions::table)
         .values(new)
         .returning(subscriptions::all_columns)
@@ -161,21 +162,6 @@ pub fn list_for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec
     subscriptions::table
         .filter(subscriptions::user_id.eq(user_id))
         .order(subscriptions::id.desc())
-        .load(conn)
-}
-
-/// The user's subscriptions, newest first, each with its plan's grace days (one query, for the
-/// entitlement check).
-pub fn list_for_user_with_grace(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> QueryResult<Vec<(Subscription, i32)>> {
-    use crate::schema::plans;
-    subscriptions::table
-        .inner_join(plans::table)
-        .filter(subscriptions::user_id.eq(user_id))
-        .order(subscriptions::id.desc())
-        .select((subscriptions::all_columns, plans::grace_days))
         .load(conn)
 }
 
@@ -219,6 +205,7 @@ pub fn treefort_ids(
 
 /// Records a cancellation once; a repeated call changes nothing.
 pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
+    let _counted = crate::db::SubscriptionWrite;
     diesel::update(
         subscriptions::table
             .find(id)
@@ -285,6 +272,7 @@ pub fn update(
     id: i64,
     changes: &SubscriptionChanges,
 ) -> QueryResult<usize> {
+    let _counted = crate::db::SubscriptionWrite;
     diesel::update(subscriptions::table.find(id))
         .set(changes)
         .execute(conn)
@@ -317,6 +305,7 @@ pub fn update_held_by(
     owner: &str,
     changes: &SubscriptionChanges,
 ) -> QueryResult<bool> {
+    let _counted = crate::db::SubscriptionWrite;
     diesel::update(
         subscriptions::table
             .find(id)
@@ -336,6 +325,7 @@ pub fn update_if_held(
     periods_paid: i32,
     changes: &SubscriptionChanges,
 ) -> QueryResult<usize> {
+    let _counted = crate::db::SubscriptionWrite;
     diesel::update(
         subscriptions::table
             .find(id)

@@ -74,6 +74,7 @@ pub fn update_all_if_held(
     owner: &str,
     rows: &[(i64, i32, &SubscriptionChanges)],
 ) -> QueryResult<Vec<i64>> {
+    let _counted = crate::db::SubscriptionWrite;
     #[derive(QueryableByName)]
     struct Updated {
         #[diesel(sql_type = BigInt)]

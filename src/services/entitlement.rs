@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::error::ApiError;
+use crate::models::plans;
 use crate::models::subscriptions::{self, Status, Subscription};
 use crate::state::AppState;
 
@@ -78,17 +79,19 @@ impl SubscriptionView {
 pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, ApiError> {
     check_user_id(&user_id)?;
     let now = naive(state.clock.now());
-    let found = run_db(&state.pool, move |conn| {
-        let subs = subscriptions::list_for_user_with_grace(conn, &user_id)?;
-        // The live one if there is one, else the newest.
-        Ok(subs
-            .iter()
-            .find(|(s, _)| s.deactivated_at.is_none())
-            .or(subs.first())
-            .cloned())
-    })
-    .await?;
-    let Some((sub, grace_days)) = found else {
+    let (subs, source) = state
+        .subscription_cache
+        .of_user(&state.pool, &user_id)
+        .await?;
+    state
+        .metrics
+        .count("entitlement_reads_total", &[source.label()]);
+    // The live one if there is one, else the newest.
+    let Some(sub) = subs
+        .iter()
+        .find(|s| s.deactivated_at.is_none())
+        .or(subs.first())
+    else {
         return Ok(Entitlement {
             active: false,
             status: "none",
@@ -98,6 +101,22 @@ pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, A
             cancel_at_period_end: false,
             grace_ends_at: None,
         });
+    };
+    let grace_days = match state
+        .catalog
+        .get(&state.pool)
+        .await?
+        .plans
+        .get(&sub.plan_id)
+    {
+        Some(plan) => plan.grace_days,
+        // A plan made elsewhere since the catalog was read.
+        None => {
+            let plan_id = sub.plan_id;
+            run_db(&state.pool, move |conn| Ok(plans::find(conn, plan_id)?))
+                .await?
+                .map_or(0, |p| p.grace_days)
+        }
     };
     let status = sub.status(now);
     let grace_end = sub.current_period_ends_at + TimeDelta::days(grace_days.into());

@@ -127,6 +127,13 @@ async fn round(state: &AppState) -> bool {
             Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),
             Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
         }
+        let forgotten = crate::services::run_db(&state.pool, |conn| {
+            Ok(crate::models::subscription_changes::forget_old(conn)?)
+        })
+        .await;
+        if let Err(e) = forgotten {
+            tracing::warn!(error = %e, "forgetting old subscription changes failed");
+        }
     }
     if state.treefort.is_none() {
         return false;

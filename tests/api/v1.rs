@@ -53,7 +53,9 @@ async fn keys_are_shown_once_kept_hashed_scoped_and_revocable() {
     assert!(stored
         .iter()
         .all(|h| !read.contains(h.as_str()) && !write.contains(h.as_str())));
-    let secret = read.rsplit('_').next().unwrap();
+    // tfw_<hex id>_<secret>; the secret itself may hold '_'.
+    let secret = read.splitn(3, '_').nth(2).unwrap();
+    assert!(secret.len() >= 40, "{read}");
     assert!(stored.iter().all(|h| h != secret));
 
     assert_eq!(entitlement(&app, &read, "u1").await.status(), 200);
@@ -99,7 +101,7 @@ async fn keys_are_shown_once_kept_hashed_scoped_and_revocable() {
 
     // Listed with last use (noted off the request's path, so within moments).
     let mut listed = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..250 {
         listed = serde_json::from_str(&apikey(&app, &["list", "--json"])).unwrap();
         if listed[0]["lastUsedAt"].is_string() {
             break;
@@ -417,5 +419,103 @@ async fn plans_are_managed_through_v1_with_the_clis_rules() {
     assert_eq!(
         treefort.json::<Value>().await.unwrap()["price"]["amount"],
         1299
+    );
+}
+
+/// How many entitlement checks were answered from `source` (memory or database).
+async fn entitlement_reads(app: &TestApp, source: &str) -> u64 {
+    let text = app
+        .get(&format!("{}/metrics", app.address))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let series = format!("treefort_webpay_entitlement_reads_total{{source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_entitlement_is_answered_from_memory_and_follows_changes_made_elsewhere() {
+    let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("u1", 1).await;
+    let key = new_key(&app, "read");
+    let check = || async {
+        let r = entitlement(&app, &key, "u1").await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    };
+    assert_eq!(check().await["cancelAtPeriodEnd"], false);
+    // Asked again and again: memory answers, not the database.
+    let before = entitlement_reads(&app, "memory").await;
+    for _ in 0..20 {
+        assert_eq!(check().await["status"], "active");
+    }
+    let from_memory = entitlement_reads(&app, "memory").await - before;
+    assert!(from_memory >= 15, "only {from_memory} of 20 from memory");
+
+    // A support engineer cancels in a SQL shell (no code of this service runs): seen within a
+    // second.
+    {
+        use diesel::prelude::*;
+        use treefort_webpay::schema::subscriptions;
+        diesel::update(subscriptions::table.filter(subscriptions::user_id.eq("u1")))
+            .set(subscriptions::canceled_at.eq(app.now().naive_utc()))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    let changed_at = std::time::Instant::now();
+    let mut seen = check().await;
+    while seen["cancelAtPeriodEnd"] != true
+        && changed_at.elapsed() < std::time::Duration::from_secs(1)
+    {
+        seen = check().await;
+    }
+    assert_eq!(seen["status"], "canceled", "{seen}");
+    assert_eq!(seen["cancelAtPeriodEnd"], true);
+
+    // A change this service makes is seen by its next request at once: resume through /v1.
+    for _ in 0..5 {
+        assert_eq!(check().await["status"], "canceled");
+    }
+    let sub = app.subscription("u1");
+    let write = new_key(&app, "write");
+    let resumed = app
+        .client
+        .post(format!(
+            "{}/v1/subscriptions/{}/resume",
+            app.address, sub.id
+        ))
+        .bearer_auth(&write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let after = check().await;
+    assert_eq!(
+        (after["status"].clone(), after["cancelAtPeriodEnd"].clone()),
+        (json!("active"), json!(false))
+    );
+
+    // A user asked about before they subscribed is not left "none" once they have.
+    assert_eq!(
+        entitlement(&app, &key, "u2")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["status"],
+        "none"
+    );
+    app.subscribed_user("u2", 1).await;
+    assert_eq!(
+        entitlement(&app, &key, "u2")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["status"],
+        "active"
     );
 }

@@ -32,11 +32,18 @@ treefort_pid=$!
 export DATABASE_URL="${DATABASE_URL:-sqlite://$work/bench.db}"
 "$bin" plans upsert --id 1 --name Monthly --interval month --currency USD --amount 999 >/dev/null
 "$bin" promo create --code BENCH10 --percent-off 10 >/dev/null
-created=$("$bin" apikeys create --name bench --scope read)
-v1_key=${created%%$'\n'*}
+# One /v1 key per round too: /v1 keys share the provider keys' rate limit.
+for round in $(seq 1 "$rounds"); do
+    created=$("$bin" apikeys create --name "bench $round" --scope read)
+    printf '%s\n' "${created%%$'\n'*}" >"$work/v1-key-$round"
+done
 
-# One provider key per round: each key's rate limit (at most 1 000 000 a minute) holds one round.
-provider_keys=$(seq -f 'bench-key-%g' 1 "$rounds" | paste -sd, -)
+# One provider key per route and round: each key's rate limit (at most 1 000 000 a minute) holds
+# one round of one route.
+provider_keys=bench-setup
+for route in plan promo checkout; do
+    provider_keys+=,$(seq -f "bench-$route-%g" 1 "$rounds" | paste -sd, -)
+done
 LISTEN_ADDR="127.0.0.1:$port" PROVIDER_API_KEYS="$provider_keys" \
 TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
 TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
@@ -49,7 +56,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
 
 # One subscriber, through the real checkout (sandbox card).
-session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-key-1' \
+session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-setup' \
     -H 'Content-Type: application/json' \
     -d '{"user":{"id":"u1","email":"u1@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,
          "locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}' |
@@ -60,14 +67,15 @@ curl -fs -o /dev/null -X POST "$session" -H "Origin: $base" \
 for round in $(seq 1 "$rounds"); do
     cat >"$work/plan-$round.lua" <<LUA
 wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer bench-key-$round"
+wrk.headers["Authorization"] = "Bearer bench-plan-$round"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"subscriptionPlanId": 1}'
 LUA
     sed -e 's/{"subscriptionPlanId": 1}/{"code": "bench10", "subscriptionPlanIds": [1], "userId": "u2"}/' \
+        -e 's/bench-plan-/bench-promo-/' \
         "$work/plan-$round.lua" >"$work/promo-$round.lua"
     sed -e 's|{"subscriptionPlanId": 1}|{"user":{"id":"u2","email":"u2@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,"locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}|' \
-        "$work/plan-$round.lua" >"$work/checkout-$round.lua"
+        -e 's/bench-plan-/bench-checkout-/' "$work/plan-$round.lua" >"$work/checkout-$round.lua"
 done
 
 # wrk pinned to one core, the service free to use the other.
@@ -124,7 +132,10 @@ idle_rss=$(rss VmRSS)
 noop=$(run noop "$base/healthz")
 plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan-ROUND.lua")
 promo=$(run promo "$base/treefort/validate-promo-code" -s "$work/promo-ROUND.lua")
-entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -H "Authorization: Bearer $v1_key")
+for round in $(seq 1 "$rounds"); do
+    printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$(cat "$work/v1-key-$round")" >"$work/entitlement-$round.lua"
+done
+entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -s "$work/entitlement-ROUND.lua")
 checkout=$(run checkout "$base/treefort/checkout-session" -s "$work/checkout-ROUND.lua")
 noop_rps=${noop%% *}
 printf '%-34s %12s %10s %10s %10s\n' route "req/s" p50 p99 "/ no-op"

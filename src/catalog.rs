@@ -159,7 +159,7 @@ impl Catalog {
 }
 
 /// Starts the PostgreSQL listener of `catalog` and `subscriptions` on a thread of its own; it
-/// stops when the catalog is dropped.
+/// stops when either is dropped.
 pub fn listen(
     url: &crate::db::DatabaseUrl,
     catalog: &Arc<Catalog>,

@@ -163,6 +163,7 @@ impl SubscriptionCache {
 
     /// Drops these users (or everyone), under the write lock, and raises the generation.
     fn drop_users(&self, users: Option<&[String]>) {
+        let mut forgotten = HashMap::new();
         let mut entries = match self.entries.write() {
             Ok(entries) => entries,
             Err(poisoned) => poisoned.into_inner(),
@@ -173,9 +174,12 @@ impl SubscriptionCache {
                     entries.remove(user);
                 }
             }
-            None => entries.clear(),
+            // Freed after the lock is let go.
+            None => forgotten = std::mem::take(&mut *entries),
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
+        drop(entries);
+        drop(forgotten);
     }
 
     /// Reads the feed from where the last read ended and drops the users it names. With
@@ -186,6 +190,8 @@ impl SubscriptionCache {
             return Ok(());
         }
         let commits = crate::db::subscription_commits();
+        // Memory is as new as the snapshot the feed is read in, taken after this moment.
+        let (read_at, read_at_ms) = (Instant::now(), self.elapsed_ms().max(1));
         let from = feed.position;
         let (users, position) = crate::services::run_db(pool, move |conn| match from {
             Some(from) => Ok(subscription_changes::since(conn, from)?),
@@ -199,10 +205,9 @@ impl SubscriptionCache {
             self.drop_users(Some(&users));
         }
         feed.position = Some(position);
-        feed.read_at = Some(Instant::now());
+        feed.read_at = Some(read_at);
         self.commits_seen.store(commits, Ordering::SeqCst);
-        self.read_at_ms
-            .store(self.elapsed_ms().max(1), Ordering::SeqCst);
+        self.read_at_ms.store(read_at_ms, Ordering::SeqCst);
         Ok(())
     }
 }

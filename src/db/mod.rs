@@ -287,13 +287,24 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
-    let result = transaction_immediate(conn, f);
-    let depth = WRITE_DEPTH.get() - 1;
-    WRITE_DEPTH.set(depth);
-    if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && result.is_ok() {
-        SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
+    /// Leaves the depth as it was even when `f` panics (the thread is reused).
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            let depth = WRITE_DEPTH.get().saturating_sub(1);
+            WRITE_DEPTH.set(depth);
+            if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && !std::thread::panicking() {
+                SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
+    WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
+    let depth = Depth;
+    let result = transaction_immediate(conn, f);
+    if result.is_err() {
+        SUBSCRIPTIONS_TOUCHED.set(false);
+    }
+    drop(depth);
     result
 }
 

@@ -74,7 +74,6 @@ pub fn update_all_if_held(
     owner: &str,
     rows: &[(i64, i32, &SubscriptionChanges)],
 ) -> QueryResult<Vec<i64>> {
-    let _counted = crate::db::SubscriptionWrite;
     #[derive(QueryableByName)]
     struct Updated {
         #[diesel(sql_type = BigInt)]
@@ -83,6 +82,7 @@ pub fn update_all_if_held(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    let _counted = crate::db::SubscriptionWrite;
     let mark = if matches!(conn, AnyConnection::Postgres(_)) {
         '$'
     } else {

@@ -101,15 +101,6 @@ impl SubscriptionCache {
             && self.commits_seen.load(Ordering::SeqCst) == crate::db::subscription_commits()
     }
 
-    /// How many users are kept.
-    pub fn len(&self) -> usize {
-        self.entries.read().map(|e| e.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The user's subscriptions, newest first: from memory when it may answer, else from the
     /// database (kept for next time).
     pub async fn of_user(

@@ -13,9 +13,10 @@ CREATE INDEX subscription_changes_xid ON subscription_changes (xid);
 CREATE INDEX subscription_changes_changed_at ON subscription_changes (changed_at);
 
 -- One call per statement: the worker records a wave of renewals in one UPDATE.
-CREATE FUNCTION subscriptions_feed_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- For an INSERT or a DELETE, every row named in `changed_rows` (the new or the old ones).
+CREATE FUNCTION subscriptions_feed_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO subscription_changes (user_id) SELECT DISTINCT user_id FROM new_rows;
+    INSERT INTO subscription_changes (user_id) SELECT DISTINCT user_id FROM changed_rows;
     IF FOUND THEN
         PERFORM pg_notify('treefort_webpay_subscriptions', '');
     END IF;
@@ -39,21 +40,12 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION subscriptions_feed_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO subscription_changes (user_id) SELECT DISTINCT user_id FROM old_rows;
-    IF FOUND THEN
-        PERFORM pg_notify('treefort_webpay_subscriptions', '');
-    END IF;
-    RETURN NULL;
-END $$;
-
 CREATE TRIGGER subscriptions_feed_insert AFTER INSERT ON subscriptions
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION subscriptions_feed_insert();
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION subscriptions_feed_rows();
 CREATE TRIGGER subscriptions_feed_update AFTER UPDATE ON subscriptions
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION subscriptions_feed_update();
 CREATE TRIGGER subscriptions_feed_delete AFTER DELETE ON subscriptions
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION subscriptions_feed_delete();
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION subscriptions_feed_rows();

@@ -34,7 +34,7 @@ async fn metrics_count_requests_by_route_without_tokens() {
     app.treefort_ok().await;
     let url = app.checkout_url("u1", 1, None).await;
     app.get(&url).await;
-    let text = metrics_text(&app).await;
+    let text = app.metrics_text().await;
     assert!(
         text.contains(
             r#"treefort_webpay_http_requests_total{route="/checkout/{token}",status="200"} 1"#
@@ -84,7 +84,7 @@ async fn metrics_time_requests_and_worker_rounds_and_count_renewals() {
     let subscription = app.subscription("u1");
     app.advance_to(subscription.current_period_ends_at.and_utc() + chrono::TimeDelta::seconds(1));
     app.run_worker().await;
-    let text = metrics_text(&app).await;
+    let text = app.metrics_text().await;
     for line in [
         r#"treefort_webpay_renewals_total{outcome="renewed"} 1"#,
         "# TYPE treefort_webpay_http_request_duration_seconds histogram",
@@ -104,7 +104,7 @@ async fn the_outbox_age_shows_how_long_the_oldest_update_has_waited() {
     let url = app.checkout_url("u1", 1, None).await;
     app.pay(&url, GOOD_CARD).await;
     app.advance(chrono::TimeDelta::seconds(90));
-    let text = metrics_text(&app).await;
+    let text = app.metrics_text().await;
     let age: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("treefort_webpay_outbox_oldest_pending_age_seconds "))
@@ -132,10 +132,4 @@ async fn readiness_fails_while_migrations_are_pending() {
         app.get(&format!("{}/healthz", app.address)).await.status(),
         200
     );
-}
-
-/// What `/metrics` answers now.
-async fn metrics_text(app: &TestApp) -> String {
-    let url = format!("{}/metrics", app.address);
-    app.get(&url).await.text().await.unwrap()
 }

@@ -154,6 +154,12 @@ impl TestApp {
             .collect()
     }
 
+    /// What `/metrics` answers now.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/metrics", self.address);
+        self.get(&url).await.text().await.unwrap()
+    }
+
     pub fn conn(&self) -> DbConn {
         self.state.pool.get().expect("a database connection")
     }

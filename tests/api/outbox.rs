@@ -64,12 +64,7 @@ async fn a_rejected_update_is_a_dead_letter_that_holds_its_queue_until_skipped()
         dead[0]["lastError"].as_str().unwrap().contains("422"),
         "{dead:?}"
     );
-    let metrics = app
-        .get(&format!("{}/metrics", app.address))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("treefort_webpay_outbox_dead 1"),
         "{metrics}"

@@ -549,12 +549,7 @@ async fn refunds_and_disputes_reported_by_stripe_show_in_the_records_and_the_por
     let payment = payments_of(&app).remove(0);
     assert_eq!(payment.refunded_amount, 999);
     assert_eq!(payment.dispute_reason.as_deref(), Some("fraudulent"));
-    let metrics = app
-        .get(&format!("{}/metrics", app.address))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("treefort_webpay_payment_disputes_total{reason=\"fraudulent\"} 1"),
         "{metrics}"

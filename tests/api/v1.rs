@@ -424,12 +424,7 @@ async fn plans_are_managed_through_v1_with_the_clis_rules() {
 
 /// How many entitlement checks were answered from `source` (memory or database).
 async fn entitlement_reads(app: &TestApp, source: &str) -> u64 {
-    let text = app
-        .get(&format!("{}/metrics", app.address))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let series = format!("treefort_webpay_entitlement_reads_total{{source=\"{source}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(series.as_str()))

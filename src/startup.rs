@@ -184,9 +184,9 @@ pub async fn build_state_with(
     // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = settings.database_url.clone();
-    let (pool, install_id, catalog) = tokio::task::spawn_blocking(
-        move || -> Result<(db::DbPool, String, crate::catalog::Catalog), String> {
-            let pool = db::connect_pool(&url, 8)?;
+    let (pool, checkpointer, install_id, catalog) = tokio::task::spawn_blocking(
+        move || -> Result<(db::DbPool, _, String, crate::catalog::Catalog), String> {
+            let (pool, checkpointer) = db::connect_service_pool(&url, 8)?;
             let mut conn = pool.get().map_err(|e| e.to_string())?;
             let applied =
                 db::run_migrations(&mut conn).map_err(|e| format!("migrations failed: {e}"))?;
@@ -203,7 +203,7 @@ pub async fn build_state_with(
             let catalog = crate::catalog::Catalog::load(&mut conn)
                 .map_err(|e| format!("cannot read the plans and promo codes: {e}"))?;
             drop(conn);
-            Ok((pool, install_id, catalog))
+            Ok((pool, checkpointer, install_id, catalog))
         },
     )
     .await
@@ -246,8 +246,11 @@ pub async fn build_state_with(
     let catalog = Arc::new(catalog);
     let subscription_cache = Arc::new(crate::subscription_cache::SubscriptionCache::default());
     crate::catalog::listen(&settings.database_url, &catalog, &subscription_cache);
+    let checkout_writer = crate::services::checkout::SessionWriter::start(pool.clone())?;
     Ok(AppState {
         pool,
+        checkpointer,
+        checkout_writer,
         limits,
         catalog,
         subscription_cache,

@@ -13,6 +13,8 @@ use crate::treefort::TreefortClient;
 
 pub struct AppState {
     pub pool: DbPool,
+    /// SQLite's WAL checkpoints, on a thread of their own while the state lives.
+    pub checkpointer: Option<crate::db::checkpoint::Checkpointer>,
     pub settings: Settings,
     pub treefort: Option<Arc<TreefortClient>>,
     pub gateway: Gateway,
@@ -23,6 +25,8 @@ pub struct AppState {
     pub catalog: Arc<crate::catalog::Catalog>,
     /// The subscriptions of users the entitlement check was asked about (see `subscription_cache`).
     pub subscription_cache: Arc<crate::subscription_cache::SubscriptionCache>,
+    /// Writes the checkout-session endpoint's sessions, in batches.
+    pub checkout_writer: crate::services::checkout::SessionWriter,
     /// The client of outbound webhooks and what this instance has in flight.
     pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.

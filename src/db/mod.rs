@@ -4,12 +4,15 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub mod checkpoint;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -102,11 +105,16 @@ impl DatabaseUrl {
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    /// SQLite: commits leave checkpoints to `checkpoint::Checkpointer` instead of running them.
+    background_checkpoints: bool,
 }
 
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            background_checkpoints: false,
+        }
     }
 }
 
@@ -128,6 +136,10 @@ impl ManageConnection for ConnectionManager {
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
+                if self.background_checkpoints {
+                    conn.batch_execute(checkpoint::CONNECTION_PRAGMAS)
+                        .map_err(r2d2::Error::QueryError)?;
+                }
                 Ok(AnyConnection::Sqlite(conn))
             }
         }
@@ -149,7 +161,28 @@ impl ManageConnection for ConnectionManager {
 /// Opens a pool. The first connection is made at once, so a wrong URL or password is reported at
 /// start-up with the driver's own message.
 pub fn connect_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, String> {
-    let manager = ConnectionManager::new(url.clone());
+    build_pool(ConnectionManager::new(url.clone()), max_size)
+}
+
+/// The service's pool: `connect_pool`, and on SQLite the WAL checkpoints on a thread of their own
+/// (see `checkpoint`), running as long as the `Checkpointer` is kept.
+pub fn connect_service_pool(
+    url: &DatabaseUrl,
+    max_size: u32,
+) -> Result<(DbPool, Option<checkpoint::Checkpointer>), String> {
+    let manager = ConnectionManager {
+        url: url.clone(),
+        background_checkpoints: url.backend == Backend::Sqlite,
+    };
+    let pool = build_pool(manager, max_size)?;
+    let checkpointer = (url.backend == Backend::Sqlite)
+        .then(|| checkpoint::Checkpointer::start(pool.clone()))
+        .transpose()?;
+    Ok((pool, checkpointer))
+}
+
+fn build_pool(manager: ConnectionManager, max_size: u32) -> Result<DbPool, String> {
+    let url = manager.url.clone();
     // Surface the real error (refused, bad password, unreadable file) instead of r2d2's timeout.
     manager.connect().map_err(|e| {
         format!(
@@ -298,6 +331,7 @@ where
             }
         }
     }
+    let _turn = sqlite_writer_turn(conn);
     WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
     let depth = Depth;
     let result = transaction_immediate(conn, f);
@@ -306,6 +340,27 @@ where
     }
     drop(depth);
     result
+}
+
+/// The writers of this process take turns on SQLite here, before `BEGIN IMMEDIATE`, instead of in
+/// SQLite's busy handler. That handler sleeps 1, 2, 5, 10… ms between tries, and a deferred
+/// statement waiting in it holds a read snapshot, so under load commits stall for tens of
+/// milliseconds and checkpoints never catch up (the WAL grew to 500 MB in a 10 s benchmark). The
+/// busy timeout is left for other processes (the CLI). One turn per process: a process serves one
+/// database (tests that open several only make their writes take turns). Taken by the outermost
+/// write only.
+static SQLITE_WRITER: Mutex<()> = Mutex::new(());
+
+fn sqlite_writer_turn(conn: &AnyConnection) -> Option<MutexGuard<'static, ()>> {
+    (matches!(conn, AnyConnection::Sqlite(_)) && WRITE_DEPTH.get() == 0)
+        .then(|| SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// One write statement outside a transaction (it commits by itself), in the writers' turn on SQLite
+/// (see `SQLITE_WRITER`); on PostgreSQL, just the statement.
+pub fn single_write<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
+    let _turn = sqlite_writer_turn(conn);
+    f(conn)
 }
 
 fn transaction_immediate<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>

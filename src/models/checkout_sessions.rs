@@ -67,36 +67,66 @@ pub fn insert(conn: &mut AnyConnection, new: &NewCheckoutSession) -> QueryResult
         .execute(conn)
 }
 
-/// Inserts the session unless the user already renews on its plan (a live subscription to it,
-/// not canceled, no switch pending), in one statement: the checkout-session endpoint's only round
-/// trip. Returns whether it was inserted.
+/// Inserts the sessions, each unless its user already renews on its plan (a live subscription to
+/// it, not canceled, no switch pending), in one statement: the checkout-session endpoint's only
+/// round trip, shared by the requests that arrived together (see
+/// `services::checkout::session_writer`). Returns the token hashes inserted.
 pub fn insert_unless_subscribed(
     conn: &mut AnyConnection,
-    new: &NewCheckoutSession,
-) -> QueryResult<bool> {
+    sessions: &[&NewCheckoutSession],
+) -> QueryResult<std::collections::HashSet<String>> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-    const SQL: &str = "INSERT INTO checkout_sessions \
-        (token_hash, user_id, user_email, user_full_name, locale, plan_id, promo_code_id, \
-         success_url, cancel_url, status, created_at, expires_at) \
-        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-        WHERE NOT EXISTS (SELECT 1 FROM subscriptions WHERE user_id = $2 AND plan_id = $6 \
-          AND deactivated_at IS NULL AND canceled_at IS NULL AND pending_plan_id IS NULL)";
-    let sql = crate::db::claim_sql(conn, SQL);
-    let inserted = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
-        .bind::<Text, _>(&new.token_hash)
-        .bind::<Text, _>(&new.user_id)
-        .bind::<Text, _>(&new.user_email)
-        .bind::<Nullable<Text>, _>(&new.user_full_name)
-        .bind::<Text, _>(&new.locale)
-        .bind::<BigInt, _>(new.plan_id)
-        .bind::<Nullable<BigInt>, _>(new.promo_code_id)
-        .bind::<Text, _>(&new.success_url)
-        .bind::<Text, _>(&new.cancel_url)
-        .bind::<Text, _>(&new.status)
-        .bind::<Timestamp, _>(new.created_at)
-        .bind::<Timestamp, _>(new.expires_at)
-        .execute(c))?;
-    Ok(inserted == 1)
+    const COLUMNS: &str = "token_hash, user_id, user_email, user_full_name, locale, plan_id, \
+        promo_code_id, success_url, cancel_url, status, created_at, expires_at";
+    if sessions.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = (0..sessions.len())
+        .map(|i| {
+            let n = i * 12;
+            let params = (1..=12).map(|k| format!("${}", n + k)).collect::<Vec<_>>();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = crate::db::claim_sql(
+        conn,
+        &format!(
+            "WITH v ({COLUMNS}) AS (VALUES {rows}) \
+             INSERT INTO checkout_sessions ({COLUMNS}) SELECT {COLUMNS} FROM v \
+             WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = v.user_id \
+               AND s.plan_id = v.plan_id AND s.deactivated_at IS NULL \
+               AND s.canceled_at IS NULL AND s.pending_plan_id IS NULL) \
+             RETURNING token_hash"
+        ),
+    );
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = Text)]
+        token_hash: String,
+    }
+    let inserted: Vec<Inserted> = crate::db::single_write(conn, |conn| {
+        crate::on_backend!(conn, |c| {
+            let mut query = diesel::sql_query(&sql).into_boxed();
+            for new in sessions {
+                query = query
+                    .bind::<Text, _>(&new.token_hash)
+                    .bind::<Text, _>(&new.user_id)
+                    .bind::<Text, _>(&new.user_email)
+                    .bind::<Nullable<Text>, _>(&new.user_full_name)
+                    .bind::<Text, _>(&new.locale)
+                    .bind::<BigInt, _>(new.plan_id)
+                    .bind::<Nullable<BigInt>, _>(new.promo_code_id)
+                    .bind::<Text, _>(&new.success_url)
+                    .bind::<Text, _>(&new.cancel_url)
+                    .bind::<Text, _>(&new.status)
+                    .bind::<Timestamp, _>(new.created_at)
+                    .bind::<Timestamp, _>(new.expires_at);
+            }
+            query.load(c)
+        })
+    })?;
+    Ok(inserted.into_iter().map(|row| row.token_hash).collect())
 }
 
 pub fn find_by_token_hash(

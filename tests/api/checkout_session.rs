@@ -232,3 +232,83 @@ async fn without_treefort_settings_checkout_is_503() {
     let response = app.checkout_session("u1", 1, None).await;
     assert_eq!(error_code(response).await, (503, "not_configured".into()));
 }
+
+/// Sessions asked for at the same moment are written together (one statement): each request is
+/// still answered for its own user, a subscriber's refusal does not refuse the others, and every
+/// URL leads to the session of the user it was issued for.
+#[tokio::test]
+async fn sessions_asked_for_at_once_are_each_answered_for_their_own_user() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    app.subscribed_user("subscriber", 1).await;
+    let users: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 4 == 0 {
+                "subscriber".to_string()
+            } else {
+                format!("u{i}")
+            }
+        })
+        .collect();
+    let responses =
+        futures_util::future::join_all(users.iter().map(|u| app.checkout_session(u, 1, None)))
+            .await;
+    let prefix = format!("{}/checkout/", app.address);
+    for (user, response) in users.iter().zip(responses) {
+        if user == "subscriber" {
+            assert_eq!(
+                error_code(response).await,
+                (409, "subscription_exists".into())
+            );
+            continue;
+        }
+        assert_eq!(response.status(), 200, "{user}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let url = body["sessionUrl"].as_str().unwrap();
+        let token = url.strip_prefix(&prefix).unwrap();
+        let hash = treefort_webpay::domain::session_token::hash_if_well_formed(token).unwrap();
+        let owner: String = checkout_sessions::table
+            .filter(checkout_sessions::token_hash.eq(&hash))
+            .select(checkout_sessions::user_id)
+            .first(&mut *app.conn())
+            .unwrap();
+        assert_eq!(&owner, user);
+    }
+    // 30 new sessions, and the subscriber's one paid session only.
+    assert_eq!(app.count("checkout_sessions"), 31);
+}
+
+/// On SQLite the service's commits leave the WAL to a checkpoint thread of their own (a commit
+/// that copies it waits for the disk, and so does every writer behind it): what was written still
+/// reaches the database file itself, within a second. (On PostgreSQL there is nothing to check.)
+#[tokio::test]
+async fn on_sqlite_what_was_written_reaches_the_database_file_within_a_second() {
+    let app = spawn_app().await;
+    let Some(path) = app.vars["DATABASE_URL"].strip_prefix("sqlite://") else {
+        return;
+    };
+    app.add_plan(1, 0);
+    for i in 0..5 {
+        app.checkout_url(&format!("u{i}"), 1, None).await;
+    }
+    let copy = format!("{path}.copy");
+    let mut in_file = 0;
+    for _ in 0..30 {
+        // The database file alone, without its WAL: what has been checkpointed.
+        if std::fs::copy(path, &copy).is_ok() {
+            if let Ok(mut conn) = diesel::SqliteConnection::establish(&copy) {
+                in_file = checkout_sessions::table
+                    .count()
+                    .get_result(&mut conn)
+                    .unwrap_or(0);
+            }
+        }
+        let _ = std::fs::remove_file(&copy);
+        if in_file == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(in_file, 5, "sessions in the database file itself");
+}

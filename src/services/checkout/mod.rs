@@ -9,11 +9,13 @@
 mod pay;
 mod reconcile;
 mod record;
+mod session_writer;
 
 pub use pay::{card_entry, confirm, gateway_api_error, pay, pending_authentication, settle_setup};
 pub use reconcile::reconcile_stale_claims;
 pub use record::{abandon_attempt, release_attempt, settle};
 pub(crate) use record::{is_recorded, refund_unrecorded};
+pub use session_writer::SessionWriter;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -64,7 +66,8 @@ pub async fn create_session(
         expires_at: naive(expires_at),
     };
     // Without a promo code and with a plan in memory, one statement: the insert, which also
-    // refuses a user who renews on that plan already. Prices and codes are decided again when
+    // refuses a user who renews on that plan already (shared with the sessions that arrived at
+    // the same time, see `session_writer`). Prices and codes are decided again when
     // the shopper pays, in that transaction.
     let known_plan = state
         .catalog
@@ -73,11 +76,7 @@ pub async fn create_session(
         .plans
         .contains_key(&plan_id);
     if promo.is_none() && known_plan {
-        let inserted = run_db(&state.pool, move |conn| {
-            Ok(checkout_sessions::insert_unless_subscribed(conn, &new)?)
-        })
-        .await?;
-        if !inserted {
+        if !state.checkout_writer.insert(new).await? {
             return Err(already_subscribed());
         }
     } else {

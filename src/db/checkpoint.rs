@@ -25,10 +25,12 @@ pub(super) const CONNECTION_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
 
 const INTERVAL: Duration = Duration::from_millis(200);
 
-/// 65 536 pages of 4 KiB: 256 MB of WAL. The second checkpoint waits for the disk (2 to 30 ms
-/// here) while writers wait; at the most this machine's writers can do (21 000 checkout sessions
-/// a second, 1.6 pages each) that is every 2 s, and rarer under any real load.
-const START_OVER_FRAMES: i32 = 65_536;
+/// 262 144 pages of 4 KiB: 1 GB of WAL. The second checkpoint waits for the disk twice while
+/// writers wait (25 to 110 ms on this machine, longer as the database grows: the pages of the
+/// token index are written all over the file), so it must be rare: at the most these writers can
+/// do (24 000 checkout sessions a second, 1.6 pages each) it comes every 7 s; at 1 000 a second,
+/// every 3 minutes, if the passive checkpoints never let a commit start the WAL over.
+const START_OVER_FRAMES: i32 = 262_144;
 
 /// A WAL of more than 16 384 pages (64 MB) that nothing was written to since the last pass is
 /// emptied (`TRUNCATE`, in the writers' turn: nothing is left to copy, so it is quick).

@@ -71,56 +71,82 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
         .unwrap_or(TimeDelta::hours(1));
     let mut stats = RoundStats::default();
     let mut left = limit;
+    // A wave is recorded while the next one is claimed and charged (its subscriptions are not
+    // the recorded wave's: those are still leased), so the database's time overlaps the gateway's.
+    let mut recording: Vec<Write> = Vec::new();
     // Stopping: the wave in progress is finished, no new one is claimed.
     while left > 0 && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let take = left.min(wave);
-        // Each wave's leases count from its own claim: earlier waves may have taken minutes.
-        let now = naive(state.clock.now());
-        let owner = state.instance_id.clone();
-        let (claimed, contexts) = run_db(&state.pool, move |conn| {
-            // A lease lost in a crash only means the wave is taken (and charged, under the same
-            // keys) again.
-            let claimed = relaxed_write_transaction(conn, |conn| {
-                subscriptions::claim_due(conn, &owner, now, now + lease, take)
-            })?;
-            let count = claimed.len() as i64;
-            Ok((count, load_contexts(conn, claimed)?))
-        })
-        .await?;
-        // Collected first: a stream holding the closure would not be `Send` for every lifetime.
-        let turns: Vec<_> = contexts
-            .into_iter()
-            .map(|c| async move {
-                let id = c.subscription.id;
-                (id, decide::decide(state, c).await)
-            })
-            .collect();
-        let decided: Vec<_> = futures_util::stream::iter(turns)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let mut writes = Vec::with_capacity(decided.len());
-        for (id, decision) in decided {
-            match decision {
-                Ok(write) => writes.push(write),
-                // The lease runs out by itself and a later round tries again.
-                Err(e) => tracing::warn!(subscription_id = id, error = %e, "renewal failed"),
-            }
-        }
-        for done in record(state, writes).await {
-            match done {
-                Done::Renewed { .. } => stats.renewed += 1,
-                Done::Declined { .. } => stats.declined += 1,
-                Done::Deactivated | Done::EndedByDecline => stats.deactivated += 1,
-                Done::Postponed | Done::LeaseLost => stats.skipped += 1,
-            }
-        }
+        let (next, recorded) = tokio::join!(next_wave(state, take, lease, concurrency), async {
+            record(state, std::mem::take(&mut recording)).await
+        });
+        stats.add(&recorded);
+        let (claimed, writes) = next?;
+        recording = writes;
         left -= claimed;
         if claimed < take {
             break;
         }
     }
+    stats.add(&record(state, recording).await);
     Ok(stats)
+}
+
+impl RoundStats {
+    fn add(&mut self, done: &[Done]) {
+        for done in done {
+            match done {
+                Done::Renewed { .. } => self.renewed += 1,
+                Done::Declined { .. } => self.declined += 1,
+                Done::Deactivated | Done::EndedByDecline => self.deactivated += 1,
+                Done::Postponed | Done::LeaseLost => self.skipped += 1,
+            }
+        }
+    }
+}
+
+/// Claims a wave of up to `take` due subscriptions and decides each turn (charging through the
+/// gateway, `concurrency` at a time). Returns how many were claimed and what is to be recorded.
+async fn next_wave(
+    state: &AppState,
+    take: i64,
+    lease: TimeDelta,
+    concurrency: usize,
+) -> Result<(i64, Vec<Write>), ApiError> {
+    // Each wave's leases count from its own claim: earlier waves may have taken minutes.
+    let now = naive(state.clock.now());
+    let owner = state.instance_id.clone();
+    let (claimed, contexts) = run_db(&state.pool, move |conn| {
+        // A lease lost in a crash only means the wave is taken (and charged, under the same
+        // keys) again.
+        let claimed = relaxed_write_transaction(conn, |conn| {
+            subscriptions::claim_due(conn, &owner, now, now + lease, take)
+        })?;
+        let count = claimed.len() as i64;
+        Ok((count, load_contexts(conn, claimed)?))
+    })
+    .await?;
+    // Collected first: a stream holding the closure would not be `Send` for every lifetime.
+    let turns: Vec<_> = contexts
+        .into_iter()
+        .map(|c| async move {
+            let id = c.subscription.id;
+            (id, decide::decide(state, c).await)
+        })
+        .collect();
+    let decided: Vec<_> = futures_util::stream::iter(turns)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut writes = Vec::with_capacity(decided.len());
+    for (id, decision) in decided {
+        match decision {
+            Ok(write) => writes.push(write),
+            // The lease runs out by itself and a later round tries again.
+            Err(e) => tracing::warn!(subscription_id = id, error = %e, "renewal failed"),
+        }
+    }
+    Ok((claimed, writes))
 }
 
 /// What a claimed subscription's turn needs to be decided.

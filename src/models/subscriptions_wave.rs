@@ -74,20 +74,15 @@ pub fn update_all_if_held(
     owner: &str,
     rows: &[(i64, i32, &SubscriptionChanges)],
 ) -> QueryResult<Vec<i64>> {
-    #[derive(QueryableByName)]
-    struct Updated {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let _counted = crate::db::SubscriptionWrite;
-    let mark = if matches!(conn, AnyConnection::Postgres(_)) {
-        '$'
-    } else {
-        '?'
+    let sqlite = match conn {
+        AnyConnection::Postgres(pg) => return update_all_if_held_pg(pg, owner, rows),
+        AnyConnection::Sqlite(sqlite) => sqlite,
     };
+    let mark = '?';
     // $1 is the owner; each row binds its id, its periods paid, then a flag and a value per column.
     let per_row = 2 + 2 * CHANGE_COLUMNS.len();
     let values: Vec<String> = (0..rows.len())
@@ -183,15 +178,127 @@ pub fn update_all_if_held(
             two!(interval_count, Integer);
         }};
     }
-    let updated: Vec<Updated> = crate::on_backend!(conn, |c| {
-        let mut q = diesel::sql_query(&sql)
-            .into_boxed()
-            .bind::<Text, _>(owner.to_string());
-        for (id, paid, changes) in rows {
-            q = q.bind::<BigInt, _>(*id).bind::<Integer, _>(*paid);
-            bind_changes!(q, *changes);
-        }
-        q.load(c)
-    })?;
+    let mut q = diesel::sql_query(&sql)
+        .into_boxed()
+        .bind::<Text, _>(owner.to_string());
+    for (id, paid, changes) in rows {
+        q = q.bind::<BigInt, _>(*id).bind::<Integer, _>(*paid);
+        bind_changes!(q, *changes);
+    }
+    let updated: Vec<Updated> = q.load(sqlite)?;
+    Ok(updated.into_iter().map(|u| u.id).collect())
+}
+
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// `update_all_if_held` on PostgreSQL: an array per column, unnested into rows, instead of a
+/// parameter per row and column. A wave of 256 bound 12 289 parameters, which PostgreSQL took
+/// 3 ms to parse and bind before running the statement; this binds 49.
+fn update_all_if_held_pg(
+    pg: &mut diesel::PgConnection,
+    owner: &str,
+    rows: &[(i64, i32, &SubscriptionChanges)],
+) -> QueryResult<Vec<i64>> {
+    use diesel::sql_types::Array;
+    let names: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .flat_map(|c| [format!("{c}_set"), c.to_string()])
+        .collect();
+    let arrays: Vec<String> = (2..2 + 2 + names.len()).map(|n| format!("${n}")).collect();
+    let sets: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = CASE WHEN v.{c}_set THEN v.{c} ELSE subscriptions.{c} END"))
+        .collect();
+    let sql = format!(
+        "UPDATE subscriptions SET {sets} FROM unnest({arrays}) AS v (id, paid, {names}) \
+         WHERE subscriptions.id = v.id AND subscriptions.locked_by = $1 \
+         AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
+        sets = sets.join(", "),
+        arrays = arrays.join(", "),
+        names = names.join(", "),
+    );
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let paid: Vec<i32> = rows.iter().map(|r| r.1).collect();
+    let mut q = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(owner.to_string())
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Integer>, _>(paid);
+    // A column's flags and values, over the rows; `two` for the changes that may set NULL.
+    macro_rules! one {
+        ($f:ident, $st:ty) => {
+            let flags: Vec<bool> = rows.iter().map(|r| r.2.$f.is_some()).collect();
+            let values: Vec<Option<_>> = rows.iter().map(|r| r.2.$f.clone()).collect();
+            q = q
+                .bind::<Array<Bool>, _>(flags)
+                .bind::<Array<Nullable<$st>>, _>(values);
+        };
+    }
+    macro_rules! two {
+        ($f:ident, $st:ty) => {
+            let flags: Vec<bool> = rows.iter().map(|r| r.2.$f.is_some()).collect();
+            let values: Vec<Option<_>> = rows.iter().map(|r| r.2.$f.clone().flatten()).collect();
+            q = q
+                .bind::<Array<Bool>, _>(flags)
+                .bind::<Array<Nullable<$st>>, _>(values);
+        };
+    }
+    // Named in full (no `..`): a field added to the changes must be added here too.
+    #[allow(unused_variables)]
+    if let Some((_, _, changes)) = rows.first() {
+        let SubscriptionChanges {
+            plan_id,
+            current_period_started_at,
+            current_period_ends_at,
+            trial_ends_at,
+            canceled_at,
+            deactivated_at,
+            billing_anchor_at,
+            periods_paid,
+            next_action_at,
+            past_due_since,
+            renewal_attempts,
+            promo_code_id,
+            promo_periods_left,
+            pending_plan_id,
+            locked_by,
+            locked_until,
+            updated_at,
+            cancel_requested_at,
+            amount,
+            currency,
+            divisor,
+            billing_interval,
+            interval_count,
+        } = changes;
+    }
+    one!(plan_id, BigInt);
+    one!(current_period_started_at, Timestamp);
+    one!(current_period_ends_at, Timestamp);
+    two!(trial_ends_at, Timestamp);
+    two!(canceled_at, Timestamp);
+    two!(deactivated_at, Timestamp);
+    two!(billing_anchor_at, Timestamp);
+    one!(periods_paid, Integer);
+    two!(next_action_at, Timestamp);
+    two!(past_due_since, Timestamp);
+    one!(renewal_attempts, Integer);
+    two!(promo_code_id, BigInt);
+    two!(promo_periods_left, Integer);
+    two!(pending_plan_id, BigInt);
+    two!(locked_by, Text);
+    two!(locked_until, Timestamp);
+    one!(updated_at, Timestamp);
+    two!(cancel_requested_at, Timestamp);
+    two!(amount, BigInt);
+    two!(currency, Text);
+    two!(divisor, BigInt);
+    two!(billing_interval, Text);
+    two!(interval_count, Integer);
+    let updated: Vec<Updated> = q.load(pg)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
 }

@@ -38,32 +38,58 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-/// The columns `SubscriptionChanges` may set, in the order `bind_changes!` binds them.
-const CHANGE_COLUMNS: [&str; 23] = [
-    "plan_id",
-    "current_period_started_at",
-    "current_period_ends_at",
-    "trial_ends_at",
-    "canceled_at",
-    "deactivated_at",
-    "billing_anchor_at",
-    "periods_paid",
-    "next_action_at",
-    "past_due_since",
-    "renewal_attempts",
-    "promo_code_id",
-    "promo_periods_left",
-    "pending_plan_id",
-    "locked_by",
-    "locked_until",
-    "updated_at",
-    "cancel_requested_at",
-    "amount",
-    "currency",
-    "divisor",
-    "billing_interval",
-    "interval_count",
-];
+/// Calls `$m!` with every column `SubscriptionChanges` may set, its SQL type, and `one` for a
+/// change to a value or `two` for one that may also set NULL (`Option<Option<_>>`). The one list
+/// of them: the statements bind in this order, and a field added to `SubscriptionChanges` fails to
+/// compile (`every_change_is_listed`) until it is added here.
+macro_rules! with_changes {
+    ($m:ident) => {
+        $m! {
+            (one, plan_id, BigInt),
+            (one, current_period_started_at, Timestamp),
+            (one, current_period_ends_at, Timestamp),
+            (two, trial_ends_at, Timestamp),
+            (two, canceled_at, Timestamp),
+            (two, deactivated_at, Timestamp),
+            (two, billing_anchor_at, Timestamp),
+            (one, periods_paid, Integer),
+            (two, next_action_at, Timestamp),
+            (two, past_due_since, Timestamp),
+            (one, renewal_attempts, Integer),
+            (two, promo_code_id, BigInt),
+            (two, promo_periods_left, Integer),
+            (two, pending_plan_id, BigInt),
+            (two, locked_by, Text),
+            (two, locked_until, Timestamp),
+            (one, updated_at, Timestamp),
+            (two, cancel_requested_at, Timestamp),
+            (two, amount, BigInt),
+            (two, currency, Text),
+            (two, divisor, BigInt),
+            (two, billing_interval, Text),
+            (two, interval_count, Integer),
+        }
+    };
+}
+
+macro_rules! column_names {
+    ($(($kind:ident, $f:ident, $st:ty)),* $(,)?) => {
+        [$(stringify!($f)),*]
+    };
+}
+
+/// The columns, by name, in binding order.
+const CHANGE_COLUMNS: [&str; 23] = with_changes!(column_names);
+
+macro_rules! exhaustive {
+    ($(($kind:ident, $f:ident, $st:ty)),* $(,)?) => {
+        #[allow(dead_code)]
+        fn every_change_is_listed(changes: &SubscriptionChanges) {
+            let SubscriptionChanges { $($f: _),* } = changes;
+        }
+    };
+}
+with_changes!(exhaustive);
 
 /// Applies each row's changes, in one statement, where `owner` still holds the lease and the
 /// subscription has still paid `periods_paid` periods (the period charged for). A column a row's
@@ -111,79 +137,28 @@ pub fn update_all_if_held(
         values = values.join(", "),
         sets = sets.join(", "),
     );
-    macro_rules! bind_changes {
-        ($q:ident, $ch:expr) => {{
-            // Named in full (no `..`): a field added to the changes must be added here too.
-            let SubscriptionChanges {
-                plan_id,
-                current_period_started_at,
-                current_period_ends_at,
-                trial_ends_at,
-                canceled_at,
-                deactivated_at,
-                billing_anchor_at,
-                periods_paid,
-                next_action_at,
-                past_due_since,
-                renewal_attempts,
-                promo_code_id,
-                promo_periods_left,
-                pending_plan_id,
-                locked_by,
-                locked_until,
-                updated_at,
-                cancel_requested_at,
-                amount,
-                currency,
-                divisor,
-                billing_interval,
-                interval_count,
-            } = $ch;
-            macro_rules! one {
-                ($f:ident, $st:ty) => {
-                    $q = $q
-                        .bind::<Bool, _>($f.is_some())
-                        .bind::<Nullable<$st>, _>($f.clone());
-                };
-            }
-            macro_rules! two {
-                ($f:ident, $st:ty) => {
-                    $q = $q
-                        .bind::<Bool, _>($f.is_some())
-                        .bind::<Nullable<$st>, _>($f.clone().flatten());
-                };
-            }
-            one!(plan_id, BigInt);
-            one!(current_period_started_at, Timestamp);
-            one!(current_period_ends_at, Timestamp);
-            two!(trial_ends_at, Timestamp);
-            two!(canceled_at, Timestamp);
-            two!(deactivated_at, Timestamp);
-            two!(billing_anchor_at, Timestamp);
-            one!(periods_paid, Integer);
-            two!(next_action_at, Timestamp);
-            two!(past_due_since, Timestamp);
-            one!(renewal_attempts, Integer);
-            two!(promo_code_id, BigInt);
-            two!(promo_periods_left, Integer);
-            two!(pending_plan_id, BigInt);
-            two!(locked_by, Text);
-            two!(locked_until, Timestamp);
-            one!(updated_at, Timestamp);
-            two!(cancel_requested_at, Timestamp);
-            two!(amount, BigInt);
-            two!(currency, Text);
-            two!(divisor, BigInt);
-            two!(billing_interval, Text);
-            two!(interval_count, Integer);
-        }};
-    }
     let mut q = diesel::sql_query(&sql)
         .into_boxed()
         .bind::<Text, _>(owner.to_string());
     for (id, paid, changes) in rows {
         q = q.bind::<BigInt, _>(*id).bind::<Integer, _>(*paid);
-        bind_changes!(q, *changes);
+        // A flag and a value per column (`two`: a change that may set NULL).
+        macro_rules! bind {
+            (one, $f:ident, $st:ty) => {
+                q = q
+                    .bind::<Bool, _>(changes.$f.is_some())
+                    .bind::<Nullable<$st>, _>(changes.$f.clone());
+            };
+            (two, $f:ident, $st:ty) => {
+                q = q
+                    .bind::<Bool, _>(changes.$f.is_some())
+                    .bind::<Nullable<$st>, _>(changes.$f.clone().flatten());
+            };
+        }
+        macro_rules! bind_all {
+            ($(($kind:ident, $f:ident, $st:ty)),* $(,)?) => { $(bind!($kind, $f, $st);)* };
+        }
+        with_changes!(bind_all);
     }
     let updated: Vec<Updated> = q.load(sqlite)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
@@ -228,18 +203,16 @@ fn update_all_if_held_pg(
         .bind::<Text, _>(owner.to_string())
         .bind::<Array<BigInt>, _>(ids)
         .bind::<Array<Integer>, _>(paid);
-    // A column's flags and values, over the rows; `two` for the changes that may set NULL.
-    macro_rules! one {
-        ($f:ident, $st:ty) => {
+    // A column's flags and values, over the rows (`two`: a change that may set NULL).
+    macro_rules! bind {
+        (one, $f:ident, $st:ty) => {
             let flags: Vec<bool> = rows.iter().map(|r| r.2.$f.is_some()).collect();
             let values: Vec<Option<_>> = rows.iter().map(|r| r.2.$f.clone()).collect();
             q = q
                 .bind::<Array<Bool>, _>(flags)
                 .bind::<Array<Nullable<$st>>, _>(values);
         };
-    }
-    macro_rules! two {
-        ($f:ident, $st:ty) => {
+        (two, $f:ident, $st:ty) => {
             let flags: Vec<bool> = rows.iter().map(|r| r.2.$f.is_some()).collect();
             let values: Vec<Option<_>> = rows.iter().map(|r| r.2.$f.clone().flatten()).collect();
             q = q
@@ -247,58 +220,10 @@ fn update_all_if_held_pg(
                 .bind::<Array<Nullable<$st>>, _>(values);
         };
     }
-    // Named in full (no `..`): a field added to the changes must be added here too.
-    #[allow(unused_variables)]
-    if let Some((_, _, changes)) = rows.first() {
-        let SubscriptionChanges {
-            plan_id,
-            current_period_started_at,
-            current_period_ends_at,
-            trial_ends_at,
-            canceled_at,
-            deactivated_at,
-            billing_anchor_at,
-            periods_paid,
-            next_action_at,
-            past_due_since,
-            renewal_attempts,
-            promo_code_id,
-            promo_periods_left,
-            pending_plan_id,
-            locked_by,
-            locked_until,
-            updated_at,
-            cancel_requested_at,
-            amount,
-            currency,
-            divisor,
-            billing_interval,
-            interval_count,
-        } = changes;
+    macro_rules! bind_all {
+        ($(($kind:ident, $f:ident, $st:ty)),* $(,)?) => { $(bind!($kind, $f, $st);)* };
     }
-    one!(plan_id, BigInt);
-    one!(current_period_started_at, Timestamp);
-    one!(current_period_ends_at, Timestamp);
-    two!(trial_ends_at, Timestamp);
-    two!(canceled_at, Timestamp);
-    two!(deactivated_at, Timestamp);
-    two!(billing_anchor_at, Timestamp);
-    one!(periods_paid, Integer);
-    two!(next_action_at, Timestamp);
-    two!(past_due_since, Timestamp);
-    one!(renewal_attempts, Integer);
-    two!(promo_code_id, BigInt);
-    two!(promo_periods_left, Integer);
-    two!(pending_plan_id, BigInt);
-    two!(locked_by, Text);
-    two!(locked_until, Timestamp);
-    one!(updated_at, Timestamp);
-    two!(cancel_requested_at, Timestamp);
-    two!(amount, BigInt);
-    two!(currency, Text);
-    two!(divisor, BigInt);
-    two!(billing_interval, Text);
-    two!(interval_count, Integer);
+    with_changes!(bind_all);
     let updated: Vec<Updated> = q.load(pg)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
 }

@@ -1,6 +1,6 @@
 //! SQLite's WAL checkpoints on a thread of their own. By default the commit that takes the WAL
-//! past 1 000 pages copies them into the database file and waits for the disk, inside the write
-//! lock: every writer queued behind it waits too (p99 of the checkout-session endpoint 19 ms with
+//! past 1 000 pages copies them into the database file and waits for the disk, right after its
+//! commit, in its writer's turn (`SQLITE_WRITER`): every writer queued behind it waits too (p99 of the checkout-session endpoint 19 ms with
 //! it, 10 ms without). The service's connections leave that to this thread, which checkpoints
 //! every `INTERVAL` without holding up writers (`PASSIVE`).
 //!
@@ -32,8 +32,9 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// every 3 minutes, if the passive checkpoints never let a commit start the WAL over.
 const START_OVER_FRAMES: i32 = 262_144;
 
-/// A WAL of more than 16 384 pages (64 MB) that nothing was written to since the last pass is
-/// emptied (`TRUNCATE`, in the writers' turn: nothing is left to copy, so it is quick).
+/// A WAL that held more than 16 384 pages (64 MB) since it was last emptied is emptied
+/// (`TRUNCATE`, in the writers' turn: nothing is left to copy, so it is quick) once a pass finds
+/// nothing written since the one before.
 const SHRINK_FRAMES: i32 = 16_384;
 
 /// Checkpoints as long as it is kept (the thread ends within `INTERVAL` of its drop).
@@ -55,18 +56,34 @@ impl Checkpointer {
 fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
     let mut failing = false;
     let mut previous_log = 0;
+    // The second checkpoint is not taken again until the WAL has grown by as much once more: when
+    // a reader or another process kept the WAL from starting over, every pass would stall writers.
+    let mut second_at = START_OVER_FRAMES;
+    // The WAL file keeps the size it grew to when it starts over; it is emptied once writes pause.
+    let mut grown = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
         let outcome = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
             let copied = checkpoint(&mut conn, "PASSIVE")?;
-            if copied.log > START_OVER_FRAMES {
+            grown |= copied.log > SHRINK_FRAMES;
+            let quiet =
+                copied.log > 0 && copied.log == previous_log && copied.checkpointed == copied.log;
+            if quiet && grown {
+                // Readers still in the WAL are waited for briefly, not for the busy timeout
+                // while every writer waits: if they stay, the next quiet pass tries again.
+                let emptied = super::single_write(&mut conn, |c| {
+                    set_busy_timeout(c, 100)?;
+                    let emptied = checkpoint(c, "TRUNCATE");
+                    set_busy_timeout(c, super::BUSY_TIMEOUT_MS)?;
+                    emptied
+                })?;
+                grown = emptied.log > 0;
+            } else if copied.log > second_at {
                 // What was committed meanwhile, in the writers' turn: then nothing is left to
                 // copy, and the next commit starts the WAL over.
                 super::single_write(&mut conn, |c| checkpoint(c, "PASSIVE"))?;
-            } else if copied.log > SHRINK_FRAMES
-                && copied.log == previous_log
-                && copied.checkpointed == copied.log
-            {
-                super::single_write(&mut conn, |c| checkpoint(c, "TRUNCATE"))?;
+                second_at = copied.log + START_OVER_FRAMES;
+            } else if copied.log < START_OVER_FRAMES {
+                second_at = START_OVER_FRAMES;
             }
             previous_log = copied.log;
             Ok(())
@@ -91,6 +108,12 @@ struct Frames {
     /// Frames copied into the database file.
     #[diesel(sql_type = Integer)]
     checkpointed: i32,
+}
+
+fn set_busy_timeout(conn: &mut AnyConnection, ms: u32) -> Result<(), String> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
+        .map_err(|e| e.to_string())
 }
 
 fn checkpoint(conn: &mut AnyConnection, mode: &str) -> Result<Frames, String> {

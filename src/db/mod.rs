@@ -101,6 +101,9 @@ impl DatabaseUrl {
     }
 }
 
+/// How long a SQLite statement waits for another process's write lock.
+pub(crate) const BUSY_TIMEOUT_MS: u32 = 5000;
+
 /// r2d2 manager that opens the backend the URL names and sets SQLite's PRAGMAs on every connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
@@ -131,10 +134,10 @@ impl ManageConnection for ConnectionManager {
                 let mut conn = diesel::SqliteConnection::establish(&self.url.target)
                     .map_err(r2d2::Error::ConnectionError)?;
                 // busy_timeout first, so that switching to WAL waits for other writers too.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                ))
                 .map_err(r2d2::Error::QueryError)?;
                 if self.background_checkpoints {
                     conn.batch_execute(checkpoint::CONNECTION_PRAGMAS)
@@ -320,20 +323,8 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    /// Leaves the depth as it was even when `f` panics (the thread is reused).
-    struct Depth;
-    impl Drop for Depth {
-        fn drop(&mut self) {
-            let depth = WRITE_DEPTH.get().saturating_sub(1);
-            WRITE_DEPTH.set(depth);
-            if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && !std::thread::panicking() {
-                SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
     let _turn = sqlite_writer_turn(conn);
-    WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
-    let depth = Depth;
+    let depth = Depth::enter();
     let result = transaction_immediate(conn, f);
     if result.is_err() {
         SUBSCRIPTIONS_TOUCHED.set(false);
@@ -360,7 +351,31 @@ fn sqlite_writer_turn(conn: &AnyConnection) -> Option<MutexGuard<'static, ()>> {
 /// (see `SQLITE_WRITER`); on PostgreSQL, just the statement.
 pub fn single_write<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
     let _turn = sqlite_writer_turn(conn);
+    // A write inside `f` does not take the turn again (it would wait for itself).
+    let _depth = Depth::enter();
     f(conn)
+}
+
+/// One level of `write_transaction` or `single_write` on this thread; leaves the depth as it was
+/// even when the write panics (the thread is reused), and counts a commit that changed a
+/// subscription when the outermost level ends.
+struct Depth;
+
+impl Depth {
+    fn enter() -> Self {
+        WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
+        Depth
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        let depth = WRITE_DEPTH.get().saturating_sub(1);
+        WRITE_DEPTH.set(depth);
+        if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && !std::thread::panicking() {
+            SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 fn transaction_immediate<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>

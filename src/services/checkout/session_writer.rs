@@ -4,9 +4,10 @@
 //! load many sessions share a round trip and a commit; alone, a session waits for nothing but its
 //! own insert (there is no batching delay).
 //!
-//! When a batch's statement fails (a plan deleted meanwhile, the database gone), its sessions are
-//! inserted one by one, so that each request gets its own answer and one bad row does not refuse
-//! the others.
+//! When a batch's statement fails because of a row (a constraint), its sessions are inserted one
+//! by one, so that each request gets its own answer and one bad row does not refuse the others;
+//! any other failure (busy, timed out, connection gone) is every request's answer. At most
+//! `QUEUE` sessions wait; past that a request is answered 503 at once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -22,6 +23,10 @@ const MAX_BATCH: usize = 128;
 
 const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Sessions waiting at most; past that the database is not keeping up and a request is answered
+/// 503 at once instead of queueing without end.
+const QUEUE: usize = 4_096;
+
 struct Pending {
     session: NewCheckoutSession,
     reply: oneshot::Sender<Result<bool, ApiError>>,
@@ -30,12 +35,12 @@ struct Pending {
 /// Where requests send their sessions. Dropping it (with the `AppState`) ends the writer thread
 /// once it has answered what it holds.
 pub struct SessionWriter {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::SyncSender<Pending>,
 }
 
 impl SessionWriter {
     pub fn start(pool: DbPool) -> Result<Self, String> {
-        let (queue, arrivals) = mpsc::channel();
+        let (queue, arrivals) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("checkout-writer".into())
             .spawn(move || write_batches(&pool, &arrivals))
@@ -48,8 +53,13 @@ impl SessionWriter {
     pub async fn insert(&self, session: NewCheckoutSession) -> Result<bool, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Pending { session, reply })
-            .map_err(|_| ApiError::internal("the checkout-session writer has stopped"))?;
+            .try_send(Pending { session, reply })
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => ApiError::database_unavailable(),
+                mpsc::TrySendError::Disconnected(_) => {
+                    ApiError::internal("the checkout-session writer has stopped")
+                }
+            })?;
         answer.await.map_err(|_| {
             ApiError::internal("the checkout-session writer failed before answering")
         })?
@@ -110,11 +120,13 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
             }
             false
         }
-        Err(e) if batch.len() == 1 => {
-            let _ = batch
-                .into_iter()
-                .next()
-                .map(|p| p.reply.send(Err(e.into())));
+        // Not a row's fault (busy, timed out, connection gone): one by one would only wait as
+        // long again per row while every checkout waits behind this thread.
+        Err(e) if batch.len() == 1 || !is_a_rows_fault(&e) => {
+            let error = ApiError::from(e);
+            for pending in batch {
+                let _ = pending.reply.send(Err(error.clone()));
+            }
             true
         }
         Err(_) => {
@@ -133,4 +145,19 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
     if failed {
         *kept = None;
     }
+}
+
+/// An error one row of a batch may cause, which inserting the rows one by one keeps to that row.
+fn is_a_rows_fault(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        error,
+        Error::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation
+                | DatabaseErrorKind::UniqueViolation
+                | DatabaseErrorKind::NotNullViolation
+                | DatabaseErrorKind::CheckViolation,
+            _
+        )
+    )
 }

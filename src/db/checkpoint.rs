@@ -1,8 +1,9 @@
 //! SQLite's WAL checkpoints on a thread of their own. By default the commit that takes the WAL
 //! past 1 000 pages copies them into the database file and waits for the disk, right after its
-//! commit, in its writer's turn (`SQLITE_WRITER`): every writer queued behind it waits too (p99 of the checkout-session endpoint 19 ms with
-//! it, 10 ms without). The service's connections leave that to this thread, which checkpoints
-//! every `INTERVAL` without holding up writers (`PASSIVE`).
+//! commit, in its writer's turn (`SQLITE_WRITER`): every writer queued behind it waits too (p99
+//! of the checkout-session endpoint 19 ms with it, 10 ms without). The service's connections
+//! leave that to this thread, which checkpoints every `INTERVAL` without holding up writers
+//! (`PASSIVE`).
 //!
 //! A commit starts the WAL over only when nothing in it is left to copy, which a checkpoint
 //! beside the writers seldom sees while writes go on (one commit during it is enough). So once

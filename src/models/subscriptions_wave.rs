@@ -120,22 +120,11 @@ pub fn update_all_if_held(
             format!("({})", params.join(", "))
         })
         .collect();
-    let names: Vec<String> = CHANGE_COLUMNS
-        .iter()
-        .flat_map(|c| [format!("{c}_set"), c.to_string()])
-        .collect();
-    let sets: Vec<String> = CHANGE_COLUMNS
-        .iter()
-        .map(|c| format!("{c} = CASE WHEN v.{c}_set THEN v.{c} ELSE subscriptions.{c} END"))
-        .collect();
     let sql = format!(
-        "WITH v (id, paid, {names}) AS (VALUES {values}) \
-         UPDATE subscriptions SET {sets} FROM v \
-         WHERE subscriptions.id = v.id AND subscriptions.locked_by = {mark}1 \
-         AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
-        names = names.join(", "),
+        "WITH v (id, paid, {names}) AS (VALUES {values}) {update}",
+        names = change_names(),
         values = values.join(", "),
-        sets = sets.join(", "),
+        update = update_from("v", &format!("{mark}1")),
     );
     let mut q = diesel::sql_query(&sql)
         .into_boxed()
@@ -164,6 +153,30 @@ pub fn update_all_if_held(
     Ok(updated.into_iter().map(|u| u.id).collect())
 }
 
+/// The columns of the rows a wave's record reads from: a flag and a value per change column.
+fn change_names() -> String {
+    CHANGE_COLUMNS
+        .iter()
+        .flat_map(|c| [format!("{c}_set"), c.to_string()])
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The record's UPDATE, from `source` (rows named `v`, with `id`, `paid` and `change_names()`),
+/// where `owner` (a placeholder) still holds the lease.
+fn update_from(source: &str, owner: &str) -> String {
+    let sets: Vec<String> = CHANGE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = CASE WHEN v.{c}_set THEN v.{c} ELSE subscriptions.{c} END"))
+        .collect();
+    format!(
+        "UPDATE subscriptions SET {sets} FROM {source} \
+         WHERE subscriptions.id = v.id AND subscriptions.locked_by = {owner} \
+         AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
+        sets = sets.join(", "),
+    )
+}
+
 #[derive(QueryableByName)]
 struct Updated {
     #[diesel(sql_type = BigInt)]
@@ -179,23 +192,15 @@ fn update_all_if_held_pg(
     rows: &[(i64, i32, &SubscriptionChanges)],
 ) -> QueryResult<Vec<i64>> {
     use diesel::sql_types::Array;
-    let names: Vec<String> = CHANGE_COLUMNS
-        .iter()
-        .flat_map(|c| [format!("{c}_set"), c.to_string()])
+    let arrays: Vec<String> = (2..2 + 2 + 2 * CHANGE_COLUMNS.len())
+        .map(|n| format!("${n}"))
         .collect();
-    let arrays: Vec<String> = (2..2 + 2 + names.len()).map(|n| format!("${n}")).collect();
-    let sets: Vec<String> = CHANGE_COLUMNS
-        .iter()
-        .map(|c| format!("{c} = CASE WHEN v.{c}_set THEN v.{c} ELSE subscriptions.{c} END"))
-        .collect();
-    let sql = format!(
-        "UPDATE subscriptions SET {sets} FROM unnest({arrays}) AS v (id, paid, {names}) \
-         WHERE subscriptions.id = v.id AND subscriptions.locked_by = $1 \
-         AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
-        sets = sets.join(", "),
+    let source = format!(
+        "unnest({arrays}) AS v (id, paid, {names})",
         arrays = arrays.join(", "),
-        names = names.join(", "),
+        names = change_names(),
     );
+    let sql = update_from(&source, "$1");
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let paid: Vec<i32> = rows.iter().map(|r| r.1).collect();
     let mut q = diesel::sql_query(sql)

@@ -102,13 +102,7 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
         Some(conn) => conn,
         None => match pool.get() {
             Ok(conn) => kept.insert(conn),
-            Err(e) => {
-                let error = ApiError::from(e);
-                for pending in batch {
-                    let _ = pending.reply.send(Err(error.clone()));
-                }
-                return;
-            }
+            Err(e) => return answer_all(batch, &ApiError::from(e)),
         },
     };
     let sessions: Vec<&NewCheckoutSession> = batch.iter().map(|p| &p.session).collect();
@@ -123,10 +117,7 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
         // Not a row's fault (busy, timed out, connection gone): one by one would only wait as
         // long again per row while every checkout waits behind this thread.
         Err(e) if batch.len() == 1 || !is_a_rows_fault(&e) => {
-            let error = ApiError::from(e);
-            for pending in batch {
-                let _ = pending.reply.send(Err(error.clone()));
-            }
+            answer_all(batch, &ApiError::from(e));
             true
         }
         Err(_) => {
@@ -144,6 +135,12 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
     // After a failure the connection goes back to the pool, which closes it if it is broken.
     if failed {
         *kept = None;
+    }
+}
+
+fn answer_all(batch: Vec<Pending>, error: &ApiError) {
+    for pending in batch {
+        let _ = pending.reply.send(Err(error.clone()));
     }
 }
 

@@ -57,6 +57,17 @@ impl RoundStats {
     pub fn handled(&self) -> usize {
         self.renewed + self.declined + self.deactivated + self.skipped
     }
+
+    fn add(&mut self, done: &[Done]) {
+        for done in done {
+            match done {
+                Done::Renewed { .. } => self.renewed += 1,
+                Done::Declined { .. } => self.declined += 1,
+                Done::Deactivated | Done::EndedByDecline => self.deactivated += 1,
+                Done::Postponed | Done::LeaseLost => self.skipped += 1,
+            }
+        }
+    }
 }
 
 /// Claims and processes up to `limit` due subscriptions, a wave at a time.
@@ -77,9 +88,10 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
     // Stopping: the wave in progress is finished, no new one is claimed.
     while left > 0 && !state.stopping.load(std::sync::atomic::Ordering::SeqCst) {
         let take = left.min(wave);
-        let (next, recorded) = tokio::join!(next_wave(state, take, lease, concurrency), async {
-            record(state, std::mem::take(&mut recording)).await
-        });
+        let (next, recorded) = tokio::join!(
+            next_wave(state, take, lease, concurrency),
+            record(state, std::mem::take(&mut recording))
+        );
         stats.add(&recorded);
         let (claimed, writes) = next?;
         recording = writes;
@@ -90,19 +102,6 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<RoundStats, Api
     }
     stats.add(&record(state, recording).await);
     Ok(stats)
-}
-
-impl RoundStats {
-    fn add(&mut self, done: &[Done]) {
-        for done in done {
-            match done {
-                Done::Renewed { .. } => self.renewed += 1,
-                Done::Declined { .. } => self.declined += 1,
-                Done::Deactivated | Done::EndedByDecline => self.deactivated += 1,
-                Done::Postponed | Done::LeaseLost => self.skipped += 1,
-            }
-        }
-    }
 }
 
 /// Claims a wave of up to `take` due subscriptions and decides each turn (charging through the

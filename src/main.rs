@@ -159,8 +159,13 @@ where
 }
 
 /// Logs to stderr through a writer thread of its own: a request never waits for the terminal or
-/// the log collector, only for a place in the queue (128 000 lines; when that is full, callers
+/// the log collector, only for a place in the queue (`LOG_QUEUE_LINES`; when that is full, callers
 /// wait rather than lines being dropped).
+/// Half a second of lines at the most the service logs (a line per request, 35 000 a second).
+/// The queue's places are allocated up front: tracing-appender's default of 128 000 lines held
+/// 4 MB of the idle process's 30.
+const LOG_QUEUE_LINES: usize = 16_384;
+
 fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -171,6 +176,7 @@ fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::Wo
     });
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

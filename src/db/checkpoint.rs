@@ -9,12 +9,12 @@
 //! beside the writers seldom sees while writes go on (one commit during it is enough). So once
 //! the WAL holds more than `START_OVER_FRAMES`, a last passive checkpoint, in the writers' turn
 //! (`single_write`), copies what is left and the next commit starts the WAL over. Writers wait
-//! for that one only, and it is kept short (`catch_up`): a checkpoint that reaches the end of the
-//! WAL waits for the database file to be on disk, and the passes beside the writers never do
+//! for that one only, and it is kept short (`catch_up`). A checkpoint syncs the database file
+//! only when it reaches the end of the WAL, which the passes beside the writers never do
 //! (something new is always behind them), so the pages they copied pile up unsynced in the
-//! kernel: the pass in the turn waited 25 to 40 ms for them. They are synced first, outside the
-//! turn, and passes back to back leave the last one little to copy (7 to 11 ms in the turn,
-//! every few seconds at the most the writers can do).
+//! kernel, and the pass in the turn waited 25 to 40 ms for them. They are synced first, outside
+//! the turn, and passes back to back leave the last one little to copy: about 9 ms in the turn,
+//! every few seconds at the most the writers can do.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -115,8 +115,8 @@ fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
 
 /// Passes beside the writers before the one in their turn: back to back, each copies what was
 /// committed during the one before, fewer frames each time, until one finds fewer than
-/// `CATCH_UP_FRAMES` new (or `CATCH_UP_PASSES` went by); then the database file's pages are synced
-/// (what the passes copied, unsynced) and one more pass copies what came in meanwhile.
+/// `CATCH_UP_FRAMES` new (or `CATCH_UP_PASSES` went by). Then the database file's pages they
+/// copied are synced (`sync_database_file`), and one more pass copies what came in meanwhile.
 const CATCH_UP_PASSES: usize = 8;
 const CATCH_UP_FRAMES: i32 = 256;
 
@@ -129,14 +129,38 @@ fn catch_up(conn: &mut AnyConnection, mut frames: i32) -> Result<(), String> {
             break;
         }
     }
-    let file = database_file(conn)?;
-    // An in-memory database has no file.
-    if !file.is_empty() {
-        std::fs::File::open(&file)
-            .and_then(|f| f.sync_data())
-            .map_err(|e| format!("cannot sync {file}: {e}"))?;
+    if let Err(e) = sync_database_file(conn) {
+        static TOLD: std::sync::Once = std::sync::Once::new();
+        TOLD.call_once(|| {
+            tracing::warn!(error = %e, "cannot sync the SQLite database file ahead of the writers' turn; the checkpoint in it will take longer");
+        });
     }
     checkpoint(conn, "PASSIVE").map(|_| ())
+}
+
+/// Waits for the disk to take the database file's pages, from another process (`sync --data`,
+/// coreutils or BusyBox). Not from this one: that takes a descriptor of the file, and closing one,
+/// any one, drops the locks all of this process's SQLite connections hold on it (POSIX locks).
+/// Another process (the CLI) then believes it is alone, and when its last connection closes it
+/// checkpoints and deletes the WAL under this one's feet ("database disk image is malformed",
+/// seen here when this synced the file itself). Without `sync` the pass in the turn does it.
+fn sync_database_file(conn: &mut AnyConnection) -> Result<(), String> {
+    let file = database_file(conn)?;
+    // An in-memory database has no file.
+    if file.is_empty() {
+        return Ok(());
+    }
+    match std::process::Command::new("sync")
+        .args(["--data", "--", &file])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("sync --data {file}: {status}")),
+        Err(e) => Err(format!("cannot run sync --data {file}: {e}")),
+    }
 }
 
 #[derive(QueryableByName)]

@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::schema::events;
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName)]
+#[diesel(table_name = events)]
 pub struct Event {
     pub id: i64,
     pub public_id: String,
@@ -37,10 +38,30 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewEvent]) -> QueryResult<Vec
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    crate::on_backend!(conn, |c| diesel::insert_into(events::table)
-        .values(new)
-        .returning(events::all_columns)
-        .get_results(c))
+    match conn {
+        AnyConnection::Postgres(pg) => {
+            use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+            super::unnest::unnest_insert!(
+                new,
+                "events",
+                [
+                    (public_id, Text),
+                    (event_type, Text),
+                    (user_id, Text),
+                    (subscription_id, Nullable<BigInt>),
+                    (payment_id, Nullable<BigInt>),
+                    (data, Text),
+                    (created_at, Timestamp),
+                ],
+                "RETURNING *"
+            )
+            .load(pg)
+        }
+        AnyConnection::Sqlite(c) => diesel::insert_into(events::table)
+            .values(new)
+            .returning(events::all_columns)
+            .get_results(c),
+    }
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Event>> {

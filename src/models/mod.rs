@@ -17,4 +17,5 @@ pub mod promo_codes;
 pub mod service_settings;
 pub mod subscription_changes;
 pub mod subscriptions;
+mod unnest;
 pub mod webhooks;

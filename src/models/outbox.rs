@@ -110,9 +110,28 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewOutboxEntry]) -> QueryResu
     if new.is_empty() {
         return Ok(0);
     }
-    crate::on_backend!(conn, |c| diesel::insert_into(treefort_outbox::table)
-        .values(new)
-        .execute(c))
+    match conn {
+        AnyConnection::Postgres(pg) => {
+            use diesel::sql_types::{BigInt, Text, Timestamp};
+            super::unnest::unnest_insert!(
+                new,
+                "treefort_outbox",
+                [
+                    (subscription_id, BigInt),
+                    (operation, Text),
+                    (body, Text),
+                    (status, Text),
+                    (next_attempt_at, Timestamp),
+                    (created_at, Timestamp),
+                ],
+                ""
+            )
+            .execute(pg)
+        }
+        AnyConnection::Sqlite(c) => diesel::insert_into(treefort_outbox::table)
+            .values(new)
+            .execute(c),
+    }
 }
 
 /// The entries of a subscription Treefort does not have yet (pending or dead), oldest first.

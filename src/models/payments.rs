@@ -13,7 +13,8 @@ pub const DECLINED: &str = "declined";
 /// `failure_reason` of a renewal the bank wants the card holder to authenticate (3-D Secure).
 pub const AUTHENTICATION_REQUIRED: &str = "authentication_required";
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName)]
+#[diesel(table_name = payments)]
 pub struct Payment {
     pub id: i64,
     pub customer_id: i64,
@@ -77,10 +78,36 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewPayment]) -> QueryResult<V
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    crate::on_backend!(conn, |c| diesel::insert_into(payments::table)
-        .values(new)
-        .returning(payments::all_columns)
-        .get_results(c))
+    match conn {
+        AnyConnection::Postgres(pg) => {
+            use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+            super::unnest::unnest_insert!(
+                new,
+                "payments",
+                [
+                    (customer_id, BigInt),
+                    (subscription_id, Nullable<BigInt>),
+                    (checkout_session_id, Nullable<BigInt>),
+                    (kind, Text),
+                    (status, Text),
+                    (amount, BigInt),
+                    (discount_amount, BigInt),
+                    (currency, Text),
+                    (divisor, BigInt),
+                    (gateway, Text),
+                    (gateway_reference, Nullable<Text>),
+                    (failure_reason, Nullable<Text>),
+                    (created_at, Timestamp),
+                ],
+                "RETURNING *"
+            )
+            .load(pg)
+        }
+        AnyConnection::Sqlite(c) => diesel::insert_into(payments::table)
+            .values(new)
+            .returning(payments::all_columns)
+            .get_results(c),
+    }
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Payment>> {

@@ -256,7 +256,24 @@ pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> Query
     if new.is_empty() {
         return Ok(0);
     }
-    // Every event of a wave times every endpoint: in chunks, under the backends' parameter limits.
+    if let AnyConnection::Postgres(pg) = conn {
+        use diesel::sql_types::{BigInt, Text, Timestamp};
+        return super::unnest::unnest_insert!(
+            new,
+            "webhook_deliveries",
+            [
+                (endpoint_id, BigInt),
+                (event_id, BigInt),
+                (ordering_key, Text),
+                (status, Text),
+                (next_attempt_at, Timestamp),
+                (created_at, Timestamp),
+            ],
+            ""
+        )
+        .execute(pg);
+    }
+    // Every event of a wave times every endpoint: in chunks, under SQLite's parameter limit.
     let mut inserted = 0;
     for chunk in new.chunks(1_000) {
         inserted += crate::on_backend!(conn, |c| diesel::insert_into(webhook_deliveries::table)

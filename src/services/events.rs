@@ -184,10 +184,14 @@ pub fn record_all(
     news: Vec<NewEvent>,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<Event>> {
-    let order: Vec<String> = news.iter().map(|n| n.public_id.clone()).collect();
+    let order: std::collections::HashMap<String, usize> = news
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.public_id.clone(), i))
+        .collect();
     let mut inserted = events::insert_all(conn, &news)?;
     // RETURNING's row order is not promised: put them back in the order given.
-    inserted.sort_by_key(|e| order.iter().position(|p| *p == e.public_id));
+    inserted.sort_by_key(|e| order.get(&e.public_id).copied());
     let endpoints = webhooks::list_enabled_endpoints(conn)?;
     let deliveries: Vec<NewDelivery> = inserted
         .iter()

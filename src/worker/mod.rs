@@ -163,22 +163,41 @@ async fn round(state: &AppState) -> bool {
         ),
         Err(e) => tracing::warn!(error = %e, "finishing cancellations failed"),
     }
-    // Renewals first: the updates they queue are delivered in the same round.
-    match renewal::process_due(state, ROUND_LIMIT).await {
+    // Renewals beside deliveries: while the database records a wave, Treefort answers the
+    // updates queued before. A backlog goes on at once with the next round, which starts with
+    // what this one queued; the round that clears it delivers that itself.
+    let (renewed, delivered) = tokio::join!(
+        renewal::process_due(state, ROUND_LIMIT),
+        outbox::deliver_due(state, ROUND_LIMIT)
+    );
+    let mut queued = false;
+    match renewed {
         Ok(stats) if stats == renewal::RoundStats::default() => {}
         Ok(stats) => {
             more |= stats.handled() >= ROUND_LIMIT as usize;
+            queued = true;
             tracing::info!(?stats, "subscriptions processed")
         }
         Err(e) => tracing::warn!(error = %e, "renewal round failed"),
     }
-    match outbox::deliver_due(state, ROUND_LIMIT).await {
-        Ok(0) => {}
-        Ok(delivered) => {
-            more |= delivered >= ROUND_LIMIT as usize;
-            tracing::info!(delivered, "Treefort updates delivered")
-        }
-        Err(e) => tracing::warn!(error = %e, "worker round failed"),
+    more |= delivered_all(delivered);
+    if queued && !more {
+        more |= delivered_all(outbox::deliver_due(state, ROUND_LIMIT).await);
     }
     more
+}
+
+/// Logs a delivery step; returns whether it left work behind (it delivered a full round).
+fn delivered_all(delivered: Result<usize, crate::error::ApiError>) -> bool {
+    match delivered {
+        Ok(0) => false,
+        Ok(delivered) => {
+            tracing::info!(delivered, "Treefort updates delivered");
+            delivered >= ROUND_LIMIT as usize
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "delivering Treefort updates failed");
+            false
+        }
+    }
 }

@@ -1,0 +1,32 @@
+//! Many rows in one INSERT on PostgreSQL, as an array per column unnested into rows: a fixed
+//! handful of parameters, where a VALUES list binds one per row and column. A wave's 256 payments
+//! bound 3 328 parameters, which PostgreSQL took about 4 ms to parse, plan and bind before
+//! inserting anything (the same for its events); unnested, a few hundred microseconds.
+//! SQLite keeps its VALUES lists: it binds them in-process, for next to nothing.
+
+/// `unnest_insert!(rows, "table", [(column, SqlType), …], "RETURNING …")`: the boxed query that
+/// inserts `rows` (a slice of structs with a field per column) into `table`, to `load` or
+/// `execute` on a `PgConnection`. `SqlType` is the column's (`Nullable<…>` for an `Option` field).
+macro_rules! unnest_insert {
+    ($rows:expr, $table:literal, [$(($column:ident, $sql_type:ty)),* $(,)?], $returning:expr) => {{
+        let columns: &[&str] = &[$(stringify!($column)),*];
+        let arrays: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
+            $table,
+            columns.join(", "),
+            arrays.join(", "),
+            $returning,
+        );
+        let rows = $rows;
+        let query = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+        $(
+            let query = query.bind::<diesel::sql_types::Array<$sql_type>, _>(
+                rows.iter().map(|row| row.$column.clone()).collect::<Vec<_>>(),
+            );
+        )*
+        query
+    }};
+}
+
+pub(crate) use unnest_insert;

@@ -234,16 +234,37 @@ pub fn complete_claim(
     .map(|n| n == 1)
 }
 
+/// The ids of `list_stale_claims` (binds: before, limit). The worker runs it every round, and
+/// the table keeps every session ever opened: it reads `checkout_sessions_one_payment_per_user`,
+/// which holds only the attempts being paid.
+pub const STALE_CLAIMS_SQL: &str = "SELECT id FROM checkout_sessions \
+    WHERE status = 'processing' AND claimed_at < $1 ORDER BY claimed_at LIMIT $2";
+
 /// Claims older than `before`: payment attempts whose shopper or process went away mid-payment.
 pub fn list_stale_claims(
     conn: &mut AnyConnection,
     before: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<CheckoutSession>> {
-    checkout_sessions::table
-        .filter(checkout_sessions::status.eq(PROCESSING))
-        .filter(checkout_sessions::claimed_at.lt(before))
-        .order(checkout_sessions::claimed_at.asc())
-        .limit(limit)
-        .load(conn)
+    use diesel::sql_types::{BigInt, Timestamp};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let sql = crate::db::claim_sql(conn, STALE_CLAIMS_SQL);
+    let ids: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+        .bind::<Timestamp, _>(before)
+        .bind::<BigInt, _>(limit)
+        .load(c))?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let order: Vec<i64> = ids.into_iter().map(|row| row.id).collect();
+    let mut found: Vec<CheckoutSession> = checkout_sessions::table
+        .filter(checkout_sessions::id.eq_any(&order))
+        .load(conn)?;
+    // Oldest claim first, as the ids came.
+    found.sort_by_key(|s| order.iter().position(|id| *id == s.id));
+    Ok(found)
 }

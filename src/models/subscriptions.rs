@@ -379,23 +379,40 @@ fn take_lease(
     Ok(updated == 1)
 }
 
+/// The ids of `list_unfinished_cancellations` (binds: before, now). It runs every worker round:
+/// through `subscriptions_cancel_requested`, which holds only the cancellations in flight (a
+/// full scan took 100 ms a round with a million subscriptions on SQLite).
+pub const UNFINISHED_CANCELLATIONS_SQL: &str = "SELECT id FROM subscriptions \
+    WHERE cancel_requested_at IS NOT NULL AND cancel_requested_at < $1 \
+    AND canceled_at IS NULL AND deactivated_at IS NULL \
+    AND (locked_until IS NULL OR locked_until < $2)";
+
 /// Subscriptions whose cancellation was sent (or about to be) before `before` and never recorded,
-/// and that nobody holds now.
+/// and that nobody holds now; by id.
 pub fn list_unfinished_cancellations(
     conn: &mut AnyConnection,
     before: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<Subscription>> {
-    subscriptions::table
-        .filter(subscriptions::cancel_requested_at.lt(before))
-        .filter(subscriptions::canceled_at.is_null())
-        .filter(subscriptions::deactivated_at.is_null())
-        .filter(
-            subscriptions::locked_until
-                .is_null()
-                .or(subscriptions::locked_until.lt(now)),
-        )
-        .load(conn)
+    use diesel::sql_types::Timestamp;
+    let sql = crate::db::claim_sql(conn, UNFINISHED_CANCELLATIONS_SQL);
+    let ids: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+        .bind::<Timestamp, _>(before)
+        .bind::<Timestamp, _>(now)
+        .load(c))?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = ids.into_iter().map(|row| row.id).collect();
+    let mut found: Vec<Subscription> = find_many(conn, &ids)?.into_values().collect();
+    found.sort_by_key(|s| s.id);
+    Ok(found)
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
 }
 
 /// Live subscriptions of `plan` that pay other terms than the plan's current ones (it was edited

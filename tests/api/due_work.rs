@@ -17,8 +17,8 @@ fn at(s: &str) -> NaiveDateTime {
 }
 
 /// A migrated database with `size` subscriptions, of which the first `due` are due at
-/// 2027-01-01 and the rest a month later, each with one delivered Treefort update, and one
-/// pending update for each due one.
+/// 2027-01-01 and the rest a month later, each with its completed checkout session and one
+/// delivered Treefort update, and one pending update for each due one.
 fn seeded(size: i64, due: i64) -> (TestDatabase, db::DbPool) {
     let database = TestDatabase::create();
     let pool = db::connect_pool(&DatabaseUrl::parse(&database.url).unwrap(), 2).unwrap();
@@ -55,6 +55,10 @@ fn seeded(size: i64, due: i64) -> (TestDatabase, db::DbPool) {
          SELECT x, 'create', '{{}}', 'delivered', {then}, {then}, {then} FROM ({numbers}) s; \
          INSERT INTO treefort_outbox (subscription_id, operation, body, status, next_attempt_at, created_at) \
          SELECT x, 'update', '{{}}', 'pending', {due_at}, {due_at} FROM ({numbers}) s WHERE x <= {due}; \
+         INSERT INTO checkout_sessions (token_hash, user_id, user_email, locale, plan_id, success_url, cancel_url, \
+           status, subscription_id, created_at, expires_at, completed_at) \
+         SELECT 'hash' || x, 'u' || x, 'u' || x || '@example.com', 'en', 1, 'https://a.example/ok', 'https://a.example/no', \
+           'completed', x, {then}, {then}, {then} FROM ({numbers}) s; \
          ANALYZE;"
     ))
     .unwrap();
@@ -62,10 +66,47 @@ fn seeded(size: i64, due: i64) -> (TestDatabase, db::DbPool) {
     (database, pool)
 }
 
-/// The plan the backend chooses for a claim statement, one line per step.
-fn plan_of(conn: &mut AnyConnection, claim: &str) -> String {
-    let sql = db::claim_sql(conn, claim);
+/// A value bound to a statement explained by `plan_of`.
+enum Bind<'a> {
+    Text(&'a str),
+    Time(NaiveDateTime),
+    Int(i64),
+}
+
+/// The binds of a claim statement (see `db::claim_with`).
+fn claim_binds() -> Vec<Bind<'static>> {
     let now = at("2027-01-01T00:00:00Z");
+    vec![
+        Bind::Text("someone"),
+        Bind::Time(now + TimeDelta::minutes(5)),
+        Bind::Time(now),
+        Bind::Int(32),
+    ]
+}
+
+/// The plan the backend chooses for a statement (with `$n` placeholders, see `db::claim_sql`),
+/// one line per step.
+fn plan_of(conn: &mut AnyConnection, statement: &str, binds: &[Bind]) -> String {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let sql = db::claim_sql(conn, statement);
+    macro_rules! explain {
+        ($backend:ty, $c:expr, $explain:literal, $row:ty) => {{
+            let mut query =
+                diesel::sql_query(format!("{} {sql}", $explain)).into_boxed::<$backend>();
+            for bind in binds {
+                query = match bind {
+                    Bind::Text(v) => query.bind::<Text, _>(*v),
+                    Bind::Time(v) => query.bind::<Timestamp, _>(*v),
+                    Bind::Int(v) => query.bind::<BigInt, _>(*v),
+                };
+            }
+            let rows: Vec<$row> = query.load($c).unwrap();
+            rows.into_iter()
+                .map(|r| r.line)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }};
+    }
     match conn {
         AnyConnection::Postgres(pg) => {
             #[derive(diesel::QueryableByName)]
@@ -73,41 +114,26 @@ fn plan_of(conn: &mut AnyConnection, claim: &str) -> String {
                 #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
                 line: String,
             }
-            use diesel::sql_types::{BigInt, Text, Timestamp};
-            let lines: Vec<Line> = diesel::sql_query(format!("EXPLAIN {sql}"))
-                .bind::<Text, _>("someone")
-                .bind::<Timestamp, _>(now + TimeDelta::minutes(5))
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(32)
-                .load(pg)
-                .unwrap();
-            lines
-                .into_iter()
-                .map(|l| l.line)
-                .collect::<Vec<_>>()
-                .join("\n")
+            explain!(diesel::pg::Pg, pg, "EXPLAIN", Line)
         }
         AnyConnection::Sqlite(lite) => {
             #[derive(diesel::QueryableByName)]
             struct Step {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                detail: String,
+                #[diesel(sql_type = diesel::sql_types::Text, column_name = "detail")]
+                line: String,
             }
-            use diesel::sql_types::{BigInt, Text, Timestamp};
-            let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                .bind::<Text, _>("someone")
-                .bind::<Timestamp, _>(now + TimeDelta::minutes(5))
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(32)
-                .load(lite)
-                .unwrap();
-            steps
-                .into_iter()
-                .map(|s| s.detail)
-                .collect::<Vec<_>>()
-                .join("\n")
+            explain!(diesel::sqlite::Sqlite, lite, "EXPLAIN QUERY PLAN", Step)
         }
     }
+}
+
+/// Whether a plan reads all of `table` (SQLite says "SCAN <table or alias>", PostgreSQL
+/// "Seq Scan on <table>").
+fn scans(plan: &str, table: &str) -> bool {
+    plan.lines().any(|l| {
+        l.trim_end().ends_with(&format!("SCAN {table}"))
+            || l.contains(&format!("Seq Scan on {table}"))
+    })
 }
 
 #[test]
@@ -115,12 +141,12 @@ fn the_claims_read_through_their_indexes() {
     let (_database, pool) = seeded(20_000, 50);
     let mut conn = pool.get().unwrap();
 
-    let subscriptions = plan_of(&mut conn, CLAIM_DUE_SQL);
+    let subscriptions = plan_of(&mut conn, CLAIM_DUE_SQL, &claim_binds());
     assert!(
         subscriptions.contains("subscriptions_due"),
         "the due subscriptions are found through (next_action_at, id):\n{subscriptions}"
     );
-    let outbox = plan_of(&mut conn, CLAIM_DUE_HEADS_SQL);
+    let outbox = plan_of(&mut conn, CLAIM_DUE_HEADS_SQL, &claim_binds());
     assert!(
         outbox.contains("treefort_outbox_pending"),
         "pending updates are found without walking the delivered ones:\n{outbox}"
@@ -128,17 +154,34 @@ fn the_claims_read_through_their_indexes() {
     // Every other read goes through an index too (which one is the planner's choice: the earlier
     // updates of a line by subscription, or the small set of pending ones).
     for plan in [&subscriptions, &outbox] {
-        // SQLite says "SCAN <table or alias>" for a full scan, PostgreSQL "Seq Scan on <table>".
         for table in ["subscriptions", "treefort_outbox", "o", "e"] {
-            assert!(
-                !plan
-                    .lines()
-                    .any(|l| l.trim_end().ends_with(&format!("SCAN {table}"))
-                        || l.contains(&format!("Seq Scan on {table}"))),
-                "no full scan of {table}:\n{plan}"
-            );
+            assert!(!scans(plan, table), "no full scan of {table}:\n{plan}");
         }
     }
+
+    // What every round looks for besides: cancellations never recorded, checkout attempts left
+    // mid-payment. A handful of rows, found without reading the others.
+    let now = at("2027-01-01T00:00:00Z");
+    let cancellations = plan_of(
+        &mut conn,
+        subscriptions::UNFINISHED_CANCELLATIONS_SQL,
+        &[Bind::Time(now - TimeDelta::minutes(2)), Bind::Time(now)],
+    );
+    assert!(
+        cancellations.contains("subscriptions_cancel_requested")
+            && !scans(&cancellations, "subscriptions"),
+        "unrecorded cancellations are found through their own index:\n{cancellations}"
+    );
+    let stale = plan_of(
+        &mut conn,
+        treefort_webpay::models::checkout_sessions::STALE_CLAIMS_SQL,
+        &[Bind::Time(now), Bind::Int(50)],
+    );
+    assert!(
+        stale.contains("checkout_sessions_one_payment_per_user")
+            && !scans(&stale, "checkout_sessions"),
+        "attempts left mid-payment are found through the index of those only:\n{stale}"
+    );
 }
 
 #[test]

@@ -113,11 +113,13 @@ insert_baseline() {
     if [[ $DATABASE_URL == postgres* ]]; then
         command -v pgbench >/dev/null || PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)"
         if [[ $shape == minimal ]]; then
-            psql -q "$DATABASE_URL" -c 'CREATE TABLE bench_inserts (id BIGSERIAL PRIMARY KEY, token TEXT NOT NULL, at TIMESTAMP NOT NULL)'
+            psql -q "$DATABASE_URL" -c 'DROP TABLE IF EXISTS bench_inserts' \
+                -c 'CREATE TABLE bench_inserts (id BIGSERIAL PRIMARY KEY, token TEXT NOT NULL, at TIMESTAMP NOT NULL)'
             echo "INSERT INTO bench_inserts (token, at) VALUES (md5(random()::text), now());" >"$work/insert.sql"
         else
-            # LIKE copies the columns, defaults (the same id sequence), checks and indexes.
-            psql -q "$DATABASE_URL" -c 'CREATE TABLE bench_inserts (LIKE checkout_sessions INCLUDING ALL)'
+            # LIKE copies the columns, defaults, identity (a sequence of its own), checks and indexes.
+            psql -q "$DATABASE_URL" -c 'DROP TABLE IF EXISTS bench_inserts' \
+                -c 'CREATE TABLE bench_inserts (LIKE checkout_sessions INCLUDING ALL)'
             echo "INSERT INTO bench_inserts ($columns) VALUES ($values);" >"$work/insert.sql"
         fi
         pgbench -n -c 8 -j 2 -T "${duration%s}" -f "$work/insert.sql" "$DATABASE_URL" 2>/dev/null |
@@ -128,6 +130,7 @@ insert_baseline() {
 import sqlite3, sys, threading, time
 path, seconds, shape, columns = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 setup = sqlite3.connect(path)
+setup.execute("DROP TABLE IF EXISTS bench_inserts")
 if shape == "minimal":
     setup.execute("CREATE TABLE bench_inserts (id INTEGER PRIMARY KEY, token TEXT NOT NULL, at TEXT NOT NULL)")
     insert = "INSERT INTO bench_inserts (token, at) VALUES (hex(randomblob(16)), datetime('now'))"

@@ -158,14 +158,14 @@ where
     runtime.block_on(f(settings))
 }
 
+/// A fifth of a second of lines at the most the service logs here (a line per request, 80 000
+/// a second). The queue's places are allocated up front: tracing-appender's default of 128 000
+/// lines held 4 MB of the idle process's 30.
+const LOG_QUEUE_LINES: usize = 16_384;
+
 /// Logs to stderr through a writer thread of its own: a request never waits for the terminal or
 /// the log collector, only for a place in the queue (`LOG_QUEUE_LINES`; when that is full, callers
 /// wait rather than lines being dropped).
-/// Half a second of lines at the most the service logs (a line per request, 35 000 a second).
-/// The queue's places are allocated up front: tracing-appender's default of 128 000 lines held
-/// 4 MB of the idle process's 30.
-const LOG_QUEUE_LINES: usize = 16_384;
-
 fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -31,11 +31,12 @@ pub(super) const CONNECTION_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
 
 const INTERVAL: Duration = Duration::from_millis(200);
 
-/// 262 144 pages of 4 KiB: 1 GB of WAL. The second checkpoint waits for the disk twice while
-/// writers wait (25 to 110 ms on this machine, longer as the database grows: the pages of the
-/// token index are written all over the file), so it must be rare: at the most these writers can
-/// do (24 000 checkout sessions a second, 1.6 pages each) it comes every 7 s; at 1 000 a second,
-/// every 3 minutes, if the passive checkpoints never let a commit start the WAL over.
+/// 262 144 pages of 4 KiB: 1 GB of WAL. The checkpoint in the writers' turn waits for the disk
+/// while writers wait (about 9 ms after `catch_up` on this machine, 25 to 110 ms without it,
+/// longer as the database grows: the pages of the token index are written all over the file), so
+/// it must be rare: at the most these writers can do (33 000 checkout sessions a second, 2 pages
+/// each) it comes every 4 s; at 1 000 a second, every 2 minutes, if the passive checkpoints never
+/// let a commit start the WAL over.
 const START_OVER_FRAMES: i32 = 262_144;
 
 /// A WAL that held more than 16 384 pages (64 MB) since it was last emptied is emptied
@@ -91,8 +92,9 @@ fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
                 let last = super::single_write(&mut conn, |c| checkpoint(c, "PASSIVE"))?;
                 tracing::debug!(
                     frames = last.log,
+                    copied = last.checkpointed,
                     writers_waited_ms = started.elapsed().as_millis() as u64,
-                    "SQLite WAL copied up to its end in the writers' turn; it starts over"
+                    "SQLite WAL checkpointed in the writers' turn (all copied: it starts over)"
                 );
                 second_at = copied.log + START_OVER_FRAMES;
             } else if copied.log < START_OVER_FRAMES {
@@ -138,8 +140,8 @@ fn catch_up(conn: &mut AnyConnection, mut frames: i32) -> Result<(), String> {
     checkpoint(conn, "PASSIVE").map(|_| ())
 }
 
-/// Waits for the disk to take the database file's pages, from another process (`sync --data`,
-/// coreutils or BusyBox). Not from this one: that takes a descriptor of the file, and closing one,
+/// Waits for the disk to take the database file's pages, from another process (`sync -d`,
+/// coreutils 8.24 or later, or BusyBox). Not from this one: that takes a descriptor of the file, and closing one,
 /// any one, drops the locks all of this process's SQLite connections hold on it (POSIX locks).
 /// Another process (the CLI) then believes it is alone, and when its last connection closes it
 /// checkpoints and deletes the WAL under this one's feet ("database disk image is malformed",
@@ -151,15 +153,15 @@ fn sync_database_file(conn: &mut AnyConnection) -> Result<(), String> {
         return Ok(());
     }
     match std::process::Command::new("sync")
-        .args(["--data", "--", &file])
+        .args(["-d", "--", &file])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
     {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("sync --data {file}: {status}")),
-        Err(e) => Err(format!("cannot run sync --data {file}: {e}")),
+        Ok(status) => Err(format!("sync -d {file}: {status}")),
+        Err(e) => Err(format!("cannot run sync -d {file}: {e}")),
     }
 }
 

@@ -379,13 +379,14 @@ fn take_lease(
     Ok(updated == 1)
 }
 
-/// The ids of `list_unfinished_cancellations` (binds: before, now). It runs every worker round:
-/// through `subscriptions_cancel_requested`, which holds only the cancellations in flight (a
-/// full scan took 100 ms a round with a million subscriptions on SQLite).
+/// The ids of `list_unfinished_cancellations` (binds: before, now), 500 at a time (the next
+/// round takes the rest). It runs every worker round: through `subscriptions_cancel_requested`,
+/// which holds only the cancellations in flight (a full scan took 100 ms a round with a million
+/// subscriptions on SQLite).
 pub const UNFINISHED_CANCELLATIONS_SQL: &str = "SELECT id FROM subscriptions \
     WHERE cancel_requested_at IS NOT NULL AND cancel_requested_at < $1 \
     AND canceled_at IS NULL AND deactivated_at IS NULL \
-    AND (locked_until IS NULL OR locked_until < $2)";
+    AND (locked_until IS NULL OR locked_until < $2) ORDER BY cancel_requested_at LIMIT 500";
 
 /// Subscriptions whose cancellation was sent (or about to be) before `before` and never recorded,
 /// and that nobody holds now; by id.

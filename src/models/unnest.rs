@@ -1,7 +1,7 @@
 //! Many rows in one INSERT on PostgreSQL, as an array per column unnested into rows: a fixed
 //! handful of parameters, where a VALUES list binds one per row and column. A wave's 256 payments
-//! bound 3 328 parameters, which PostgreSQL took about 4 ms to parse, plan and bind before
-//! inserting anything (the same for its events); unnested, a few hundred microseconds.
+//! bound 3 328 parameters; unnested, their INSERT took 4.7 ms instead of 6.0 (its events 3.9
+//! instead of 6.0), the rest being the rows' own work.
 //! SQLite keeps its VALUES lists: it binds them in-process, for next to nothing.
 
 /// `unnest_insert!(rows, "table", [(column, SqlType), …], "RETURNING …")`: the boxed query that

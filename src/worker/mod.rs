@@ -175,7 +175,8 @@ async fn round(state: &AppState) -> bool {
         Ok(stats) if stats == renewal::RoundStats::default() => {}
         Ok(stats) => {
             more |= stats.handled() >= ROUND_LIMIT as usize;
-            queued = true;
+            // A turn that was not skipped may have queued a Treefort update.
+            queued = stats.handled() > stats.skipped;
             tracing::info!(?stats, "subscriptions processed")
         }
         Err(e) => tracing::warn!(error = %e, "renewal round failed"),

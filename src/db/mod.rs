@@ -517,12 +517,20 @@ pub fn lock_subscription(conn: &mut AnyConnection, id: i64) -> diesel::QueryResu
     Ok(())
 }
 
-/// A claim statement (see `claim_with`) as the connection's backend runs it.
+/// A statement written with PostgreSQL's `$n` placeholders (a claim's with a `{skip_locked}`
+/// mark, see `claim_with`) as the connection's backend runs it.
 pub fn claim_sql(conn: &AnyConnection, sql: &str) -> String {
     match conn {
         AnyConnection::Postgres(_) => sql.replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"),
         AnyConnection::Sqlite(_) => sql.replace("{skip_locked}", "").replace('$', "?"),
     }
+}
+
+/// A row of a raw statement that answers ids (`SELECT id …`, `… RETURNING id`).
+#[derive(diesel::QueryableByName)]
+pub struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
 }
 
 /// Takes leases in one statement: `sql` is an `UPDATE … RETURNING id` written with PostgreSQL's
@@ -539,13 +547,8 @@ pub fn claim_with(
 ) -> diesel::QueryResult<Vec<i64>> {
     use diesel::sql_types::{BigInt, Text, Timestamp};
     use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Claimed {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     let sql = claim_sql(conn, sql);
-    let rows: Vec<Claimed> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+    let rows: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Text, _>(owner)
         .bind::<Timestamp, _>(until)
         .bind::<Timestamp, _>(now)

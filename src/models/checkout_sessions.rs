@@ -247,13 +247,8 @@ pub fn list_stale_claims(
     limit: i64,
 ) -> QueryResult<Vec<CheckoutSession>> {
     use diesel::sql_types::{BigInt, Timestamp};
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     let sql = crate::db::claim_sql(conn, STALE_CLAIMS_SQL);
-    let ids: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+    let ids: Vec<crate::db::Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Timestamp, _>(before)
         .bind::<BigInt, _>(limit)
         .load(c))?;

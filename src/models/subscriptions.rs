@@ -397,7 +397,7 @@ pub fn list_unfinished_cancellations(
 ) -> QueryResult<Vec<Subscription>> {
     use diesel::sql_types::Timestamp;
     let sql = crate::db::claim_sql(conn, UNFINISHED_CANCELLATIONS_SQL);
-    let ids: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+    let ids: Vec<crate::db::Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Timestamp, _>(before)
         .bind::<Timestamp, _>(now)
         .load(c))?;
@@ -408,12 +408,6 @@ pub fn list_unfinished_cancellations(
     let mut found: Vec<Subscription> = find_many(conn, &ids)?.into_values().collect();
     found.sort_by_key(|s| s.id);
     Ok(found)
-}
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
 }
 
 /// Live subscriptions of `plan` that pay other terms than the plan's current ones (it was edited

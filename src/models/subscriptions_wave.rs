@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
 use super::{Subscription, SubscriptionChanges};
-use crate::db::AnyConnection;
+use crate::db::{AnyConnection, Id};
 
 /// The claim of `claim_due` (binds: owner, lease end, now, limit). The due rows are chosen once,
 /// in a CTE: written as `id IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`, PostgreSQL ran the
@@ -149,7 +149,7 @@ pub fn update_all_if_held(
         }
         with_changes!(bind_all);
     }
-    let updated: Vec<Updated> = q.load(sqlite)?;
+    let updated: Vec<Id> = q.load(sqlite)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
 }
 
@@ -175,12 +175,6 @@ fn update_from(source: &str, owner: &str) -> String {
          AND subscriptions.periods_paid = v.paid RETURNING subscriptions.id",
         sets = sets.join(", "),
     )
-}
-
-#[derive(QueryableByName)]
-struct Updated {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 /// `update_all_if_held` on PostgreSQL: an array per column, unnested into rows, instead of a
@@ -229,6 +223,6 @@ fn update_all_if_held_pg(
         ($(($kind:ident, $f:ident, $st:ty)),* $(,)?) => { $(bind!($kind, $f, $st);)* };
     }
     with_changes!(bind_all);
-    let updated: Vec<Updated> = q.load(pg)?;
+    let updated: Vec<Id> = q.load(pg)?;
     Ok(updated.into_iter().map(|u| u.id).collect())
 }

@@ -42,7 +42,7 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewEvent]) -> QueryResult<Vec
         AnyConnection::Postgres(pg) => {
             use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
             super::unnest::unnest_insert!(
-                new,
+                new => NewEvent,
                 "events",
                 [
                     (public_id, Text),

@@ -114,7 +114,7 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewOutboxEntry]) -> QueryResu
         AnyConnection::Postgres(pg) => {
             use diesel::sql_types::{BigInt, Text, Timestamp};
             super::unnest::unnest_insert!(
-                new,
+                new => NewOutboxEntry,
                 "treefort_outbox",
                 [
                     (subscription_id, BigInt),

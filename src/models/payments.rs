@@ -82,7 +82,7 @@ pub fn insert_all(conn: &mut AnyConnection, new: &[NewPayment]) -> QueryResult<V
         AnyConnection::Postgres(pg) => {
             use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
             super::unnest::unnest_insert!(
-                new,
+                new => NewPayment,
                 "payments",
                 [
                     (customer_id, BigInt),

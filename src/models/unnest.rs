@@ -4,11 +4,17 @@
 //! instead of 6.0), the rest being the rows' own work.
 //! SQLite keeps its VALUES lists: it binds them in-process, for next to nothing.
 
-/// `unnest_insert!(rows, "table", [(column, SqlType), …], "RETURNING …")`: the boxed query that
-/// inserts `rows` (a slice of structs with a field per column) into `table`, to `load` or
-/// `execute` on a `PgConnection`. `SqlType` is the column's (`Nullable<…>` for an `Option` field).
+/// `unnest_insert!(rows: Row, "table", [(column, SqlType), …], "RETURNING …")`: the boxed query
+/// that inserts `rows` (a slice of `Row`, the table's `Insertable`, a field per column) into
+/// `table`, to `load` or `execute` on a `PgConnection`. `SqlType` is the column's (`Nullable<…>`
+/// for an `Option` field). Every field of `Row` must be listed: one added to the struct and not
+/// here fails to compile, instead of going in on SQLite and missing on PostgreSQL.
 macro_rules! unnest_insert {
-    ($rows:expr, $table:literal, [$(($column:ident, $sql_type:ty)),* $(,)?], $returning:expr) => {{
+    ($rows:expr => $row:ident, $table:literal, [$(($column:ident, $sql_type:ty)),* $(,)?], $returning:expr) => {{
+        #[allow(dead_code)]
+        fn every_field_is_listed(row: &$row) {
+            let $row { $($column: _),* } = row;
+        }
         let columns: &[&str] = &[$(stringify!($column)),*];
         let arrays: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
         let sql = format!(

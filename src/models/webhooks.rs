@@ -259,7 +259,7 @@ pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> Query
     if let AnyConnection::Postgres(pg) = conn {
         use diesel::sql_types::{BigInt, Text, Timestamp};
         return super::unnest::unnest_insert!(
-            new,
+            new => NewDelivery,
             "webhook_deliveries",
             [
                 (endpoint_id, BigInt),

@@ -302,6 +302,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    unrecorded_charges (id) {
+        id -> BigInt,
+        gateway -> Text,
+        gateway_reference -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        divisor -> BigInt,
+        reason -> Text,
+        created_at -> Timestamp,
+        refunded_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(promo_code_plans -> promo_codes (promo_code_id));
 diesel::joinable!(subscriptions -> customers (customer_id));
 diesel::joinable!(subscriptions -> plans (plan_id));
@@ -330,4 +344,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     idempotency_keys,
     catalog_version,
+    unrecorded_charges,
 );

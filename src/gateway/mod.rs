@@ -139,6 +139,11 @@ pub enum ChargeOutcome {
     RequiresAction {
         reference: String,
     },
+    /// Neither taken nor failed yet: the gateway is still working on it (Stripe's `processing`).
+    /// Never counted as paid; the payment is read again under `reference` until it settles.
+    Processing {
+        reference: String,
+    },
 }
 
 /// Where a payment stands at the gateway, read back from it (never from the browser).
@@ -158,10 +163,30 @@ pub struct PaymentState {
 pub enum PaymentStatus {
     Succeeded,
     RequiresAction,
+    /// Started and never confirmed: no money moved, and none will until it is confirmed.
+    RequiresConfirmation,
     /// Neither taken nor failed yet (the gateway is still working on it).
     Processing,
     /// Declined, failed authentication, or canceled: no money was taken.
     Failed,
+}
+
+impl PaymentStatus {
+    /// What a payment read back in this state means for the charge that made it. A payment still
+    /// waiting for its confirmation has taken nothing: it is no outcome yet, and reads as in
+    /// progress.
+    pub fn outcome(self, reference: String) -> ChargeOutcome {
+        match self {
+            PaymentStatus::Succeeded => ChargeOutcome::Succeeded { reference },
+            PaymentStatus::RequiresAction => ChargeOutcome::RequiresAction { reference },
+            PaymentStatus::RequiresConfirmation | PaymentStatus::Processing => {
+                ChargeOutcome::Processing { reference }
+            }
+            PaymentStatus::Failed => ChargeOutcome::Declined {
+                reason: "card_declined".into(),
+            },
+        }
+    }
 }
 
 impl PaymentState {
@@ -339,8 +364,24 @@ impl Gateway {
         }
     }
 
-    /// Second half: takes the money of a started payment (or asks for authentication).
+    /// Second half: takes the money of a started payment (or asks for authentication). An answer
+    /// that is lost (a timeout, a reset, a body that cannot be read) is never taken for a decline:
+    /// the payment is read back by its reference, and confirmed once more if the confirmation
+    /// never reached the gateway. An error means that, too, could not be learned.
     pub async fn confirm_charge(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
+        let answered = self.confirm_once(reference).await;
+        let Err(lost) = answered else {
+            return answered;
+        };
+        tracing::warn!(payment = %reference, error = %lost, "a confirmation's answer was lost; reading the payment back");
+        let payment = self.payment(reference).await?;
+        match payment.status {
+            PaymentStatus::RequiresConfirmation => self.confirm_once(reference).await,
+            status => Ok(status.outcome(payment.reference)),
+        }
+    }
+
+    async fn confirm_once(&self, reference: &str) -> Result<ChargeOutcome, GatewayError> {
         match self {
             Gateway::Sandbox(g) => g.confirm_charge(reference),
             Gateway::Stripe(g) => g.confirm_charge(reference).await,

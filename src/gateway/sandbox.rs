@@ -255,7 +255,7 @@ impl SandboxGateway {
         match pending.get(reference) {
             // Started, not confirmed: the sandbox's "requires_confirmation".
             Some(p) => Ok(PaymentState {
-                status: PaymentStatus::RequiresAction,
+                status: PaymentStatus::RequiresConfirmation,
                 ..LedgerEntry {
                     reference: reference.to_string(),
                     idempotency_key: p.idempotency_key.clone(),
@@ -498,7 +498,7 @@ mod tests {
         assert!(g.ledger().is_empty());
         assert_eq!(
             g.payment(&reference).unwrap().status,
-            PaymentStatus::RequiresAction
+            PaymentStatus::RequiresConfirmation
         );
         assert_eq!(
             g.confirm_charge(&reference).unwrap(),

@@ -428,10 +428,23 @@ impl StripeGateway {
                 }
             })?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = response.json::<Value>().await;
         if status.is_success() {
-            return Ok(body);
+            // Stripe did what was asked, but what it says is lost (a timeout or a reset after
+            // the headers): the outcome is unknown, never a decline.
+            return body.map_err(|e| {
+                if e.is_timeout() {
+                    Failure::Timeout
+                } else {
+                    Failure::Other(format!(
+                        "Stripe's answer {} could not be read: {}",
+                        status.as_u16(),
+                        e.without_url()
+                    ))
+                }
+            });
         }
+        let body = body.unwrap_or(Value::Null);
         let error = &body["error"];
         let code = error["code"].as_str().unwrap_or_default().to_string();
         if status.as_u16() == 402 || error["type"].as_str() == Some("card_error") {
@@ -653,7 +666,7 @@ fn intent_params(
 /// What a confirming call's answer means for the charge.
 fn charge_answer(answer: Result<Value, Failure>) -> Result<ChargeOutcome, GatewayError> {
     match answer {
-        Ok(intent) => Ok(outcome_of(&intent)),
+        Ok(intent) => outcome_of(&intent),
         // Off-session, Stripe answers a charge the bank wants authenticated with an error that
         // carries the PaymentIntent (localstripe answers requires_action instead).
         Err(Failure::Card {
@@ -682,21 +695,31 @@ fn charge_answer(answer: Result<Value, Failure>) -> Result<ChargeOutcome, Gatewa
     }
 }
 
-fn outcome_of(intent: &Value) -> ChargeOutcome {
-    let reference = str_field(intent, "id").unwrap_or_default().to_string();
-    match str_field(intent, "status") {
-        Some("succeeded") | Some("processing") => ChargeOutcome::Succeeded { reference },
-        Some("requires_action") | Some("requires_source_action") => {
-            ChargeOutcome::RequiresAction { reference }
+/// What a confirmed PaymentIntent says of its charge. Only a status that says so is a decline: an
+/// answer without an id or a known status is unknown, and so is an error.
+fn outcome_of(intent: &Value) -> Result<ChargeOutcome, GatewayError> {
+    let unreadable =
+        || GatewayError::Unavailable("Stripe answered an unreadable PaymentIntent".into());
+    let reference = str_field(intent, "id")
+        .filter(|id| is_stripe_id(id, "pi"))
+        .ok_or_else(unreadable)?
+        .to_string();
+    Ok(match str_field(intent, "status").ok_or_else(unreadable)? {
+        "succeeded" => ChargeOutcome::Succeeded { reference },
+        "requires_action" | "requires_source_action" => ChargeOutcome::RequiresAction { reference },
+        // Stripe's delayed settlement: neither paid nor failed yet (read again later).
+        "processing" | "requires_capture" | "requires_confirmation" => {
+            ChargeOutcome::Processing { reference }
         }
-        _ => ChargeOutcome::Declined {
+        "requires_payment_method" | "canceled" => ChargeOutcome::Declined {
             reason: intent["last_payment_error"]["decline_code"]
                 .as_str()
                 .or(intent["last_payment_error"]["code"].as_str())
                 .unwrap_or("card_declined")
                 .to_string(),
         },
-    }
+        _ => return Err(unreadable()),
+    })
 }
 
 fn state_of(intent: &Value) -> Option<PaymentState> {
@@ -708,9 +731,8 @@ fn state_of(intent: &Value) -> Option<PaymentState> {
     let awaiting_authentication = error["code"].as_str() == Some("authentication_required");
     let status = match str_field(intent, "status")? {
         "succeeded" => PaymentStatus::Succeeded,
-        "requires_action" | "requires_source_action" | "requires_confirmation" => {
-            PaymentStatus::RequiresAction
-        }
+        "requires_action" | "requires_source_action" => PaymentStatus::RequiresAction,
+        "requires_confirmation" => PaymentStatus::RequiresConfirmation,
         "requires_payment_method" if awaiting_authentication => PaymentStatus::RequiresAction,
         "processing" | "requires_capture" => PaymentStatus::Processing,
         _ => PaymentStatus::Failed,

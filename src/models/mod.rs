@@ -18,4 +18,5 @@ pub mod service_settings;
 pub mod subscription_changes;
 pub mod subscriptions;
 mod unnest;
+pub mod unrecorded_charges;
 pub mod webhooks;

@@ -298,6 +298,29 @@ pub fn make_due_if_past_due(
     .execute(conn)
 }
 
+/// Makes a live, uncanceled subscription whose period has ended (its renewal is in progress or
+/// waits for a retry) due for the worker now. One still inside its period is left alone: making it
+/// due would charge the next period early.
+pub fn make_due_if_renewing(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        subscriptions::table
+            .find(id)
+            .filter(subscriptions::current_period_ends_at.le(now))
+            .filter(subscriptions::next_action_at.gt(now))
+            .filter(subscriptions::deactivated_at.is_null())
+            .filter(subscriptions::canceled_at.is_null()),
+    )
+    .set((
+        subscriptions::next_action_at.eq(now),
+        subscriptions::updated_at.eq(now),
+    ))
+    .execute(conn)
+}
+
 /// Applies changes only while `owner` holds the lease. Returns whether it did.
 pub fn update_held_by(
     conn: &mut AnyConnection,

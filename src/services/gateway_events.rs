@@ -10,6 +10,7 @@ use crate::gateway::{GatewayNotice, PaymentState};
 use crate::models::checkout_sessions;
 use crate::models::gateway_events::{self, NewGatewayEvent};
 use crate::models::payments;
+use crate::models::unrecorded_charges;
 use crate::state::AppState;
 
 use super::{checkout, naive, portal, renewal, run_db};
@@ -194,13 +195,16 @@ async fn act(
             if let Some(session_id) = checkout_session_of(&payment) {
                 checkout::settle(state, session_id, &payment).await?;
             } else if let Some(subscription_id) = subscription_of(&payment) {
-                renewal_payment_taken(state, subscription_id, &payment, received_at).await?;
+                renewal_payment_taken(state, subscription_id, &payment).await?;
             }
             Ok(())
         }
         GatewayNotice::PaymentFailed(payment) => {
             let Some(session_id) = checkout_session_of(&payment) else {
-                // Renewal declines are recorded when the charge answers.
+                // A renewal charge that was processing: the next round reads the failure.
+                if let Some(subscription_id) = subscription_of(&payment) {
+                    renewal::payment_failed(state, subscription_id, &payment.reference).await?;
+                }
                 return Ok(());
             };
             let reference = payment.reference.clone();
@@ -247,6 +251,8 @@ async fn act(
             let now = naive(state.clock.now());
             run_db(&state.pool, move |conn| {
                 let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
+                    // A charge no subscription records: its refund has gone through.
+                    unrecorded_charges::mark_refunded(conn, &payment_reference, now)?;
                     return Ok(());
                 };
                 match refunded.rescaled(payment.divisor) {
@@ -289,43 +295,31 @@ async fn act(
     }
 }
 
-/// How long a renewal's own recording may take before its payment counts as unrecorded.
-const RENEWAL_RECORDING: TimeDelta = TimeDelta::minutes(10);
-
-/// A renewal payment the gateway took: recorded already (nothing to do); authenticated by the
-/// card holder of a past-due subscription (the worker records it right away); or, if no renewal
-/// has recorded it well after it was taken, refunded.
+/// A renewal payment the gateway took: recorded already, to be recorded by the next round, or
+/// refunded, as `renewal::settle_taken_charge` decides; an event waiting for the renewal is
+/// processed again until it is one of the first or the last.
 async fn renewal_payment_taken(
     state: &AppState,
     subscription_id: i64,
     payment: &PaymentState,
-    received_at: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    if checkout::is_recorded(state, &payment.reference).await? {
-        return Ok(());
-    }
-    let subscription = run_db(&state.pool, move |conn| {
-        Ok(crate::models::subscriptions::find(conn, subscription_id)?)
-    })
-    .await?;
-    let waits_for_it = subscription.as_ref().is_some_and(|s| {
-        s.past_due_since.is_some() && s.deactivated_at.is_none() && s.canceled_at.is_none()
-    });
-    if waits_for_it {
-        renewal::retry_now(state, subscription_id).await?;
-        return Err(ApiError::conflict(
+    match renewal::settle_taken_charge(state, subscription_id, payment).await? {
+        renewal::TakenCharge::Recorded => Ok(()),
+        renewal::TakenCharge::Pending => Err(ApiError::conflict(
             "renewal_pending",
             "waiting for the renewal to record this payment",
-        ));
+        )),
+        renewal::TakenCharge::Refund => {
+            tracing::warn!(subscription_id, payment = %payment.reference, "a renewal payment no renewal can record; refunding it");
+            checkout::refund_unrecorded(
+                state,
+                &payment.reference,
+                &payment.amount,
+                "its subscription no longer renews the period it paid",
+            )
+            .await
+        }
     }
-    if naive(state.clock.now()) < received_at + RENEWAL_RECORDING {
-        return Err(ApiError::conflict(
-            "renewal_pending",
-            "waiting for the renewal to record this payment",
-        ));
-    }
-    tracing::warn!(subscription_id, payment = %payment.reference, "a renewal payment no renewal recorded; refunding it");
-    checkout::refund_unrecorded(state, &payment.reference, &payment.amount).await
 }
 
 fn checkout_session_of(payment: &PaymentState) -> Option<i64> {

@@ -175,8 +175,20 @@ pub async fn spawn_stripe_app_with(
     configure: impl FnOnce(&mut crate::helpers::Options),
 ) -> (TestApp, LocalStripe) {
     let stripe = LocalStripe::start().await;
-    let (api, js) = (stripe.url.clone(), stripe.js_url());
-    let app = spawn_app_with(|o| {
+    let api = stripe.url.clone();
+    let app = spawn_app_through(&stripe, &api, configure).await;
+    (app, stripe)
+}
+
+/// The service with `PAYMENT_GATEWAY=stripe`, calling Stripe's API at `api` (localstripe itself,
+/// or a proxy in front of it); Stripe.js comes from localstripe.
+pub async fn spawn_app_through(
+    stripe: &LocalStripe,
+    api: &str,
+    configure: impl FnOnce(&mut crate::helpers::Options),
+) -> TestApp {
+    let (api, js) = (api.to_string(), stripe.js_url());
+    spawn_app_with(|o| {
         o.set("PAYMENT_GATEWAY", "stripe")
             .set("STRIPE_SECRET_KEY", SECRET_KEY)
             .set("STRIPE_PUBLISHABLE_KEY", PUBLISHABLE_KEY)
@@ -189,8 +201,7 @@ pub async fn spawn_stripe_app_with(
             .set("STRIPE_TIMEOUT_MS", "20000");
         configure(o);
     })
-    .await;
-    (app, stripe)
+    .await
 }
 
 /// The value of `attribute` on the page's first element that has it.

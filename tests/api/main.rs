@@ -28,6 +28,8 @@ mod pool;
 mod promo_validation;
 mod properties;
 mod stripe;
+mod stripe_faults;
+mod stripe_proxy;
 mod subscription_plan;
 mod v1;
 mod v1_events;

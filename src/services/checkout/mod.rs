@@ -13,8 +13,8 @@ mod session_writer;
 
 pub use pay::{card_entry, confirm, gateway_api_error, pay, pending_authentication, settle_setup};
 pub use reconcile::reconcile_stale_claims;
+pub(crate) use record::refund_unrecorded;
 pub use record::{abandon_attempt, release_attempt, settle};
-pub(crate) use record::{is_recorded, refund_unrecorded};
 pub use session_writer::SessionWriter;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -228,6 +228,9 @@ async fn pay_view(
         Ok(ChargeOutcome::RequiresAction { reference }) => {
             authenticate(state, &view, &attempt, &reference).await
         }
+        // Not taken yet, nor failed: the attempt keeps the link until the gateway settles it
+        // (its webhook, or reconciliation), and the shopper waits on the "activating" page.
+        Ok(ChargeOutcome::Processing { .. }) => Ok(PayOutcome::Activating(lang)),
         Err(e) => {
             // Unknown whether money moved: the attempt keeps the link and reconciliation asks the
             // gateway; the shopper waits on the "activating" page.
@@ -246,7 +249,12 @@ async fn authenticate(
 ) -> Result<PayOutcome, CheckoutError> {
     match state.gateway.authentication(reference).await {
         Ok(Some(step)) => Ok(PayOutcome::Authenticate(view.lang, step)),
-        Ok(None) | Err(_) => {
+        // Unknown where the payment stands: reconciliation reads it again, the shopper waits.
+        Err(e) => {
+            tracing::warn!(error = %e, checkout_session_id = view.session.id, "reading a payment to authenticate failed; reconciliation will settle it");
+            Ok(PayOutcome::Activating(view.lang))
+        }
+        Ok(None) => {
             let _ = state.gateway.cancel_payment(reference).await;
             release(state, attempt)
                 .await
@@ -318,7 +326,9 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, Checko
                 .map_err(|e| CheckoutError::Failed(lang, e))?;
             super::activation(state, token).await
         }
-        PaymentStatus::Processing => Ok(PayOutcome::Activating(lang)),
+        PaymentStatus::Processing | PaymentStatus::RequiresConfirmation => {
+            Ok(PayOutcome::Activating(lang))
+        }
         PaymentStatus::RequiresAction => match state.gateway.authentication(&reference).await {
             Ok(Some(step)) => Ok(PayOutcome::Authenticate(lang, step)),
             _ => Ok(PayOutcome::Activating(lang)),

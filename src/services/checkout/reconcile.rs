@@ -90,8 +90,15 @@ async fn reconcile_one(
         .await
         .map_err(gateway_error)?;
     let claimed_at = session.claimed_at.map(|t| t.and_utc()).unwrap_or(now);
-    if payment.status == PaymentStatus::RequiresAction && now - claimed_at >= AUTHENTICATION_WINDOW
-    {
+    // A payment never confirmed (the shopper's request ended between starting and confirming it)
+    // is not confirmed minutes later behind the shopper's back; one whose authentication was
+    // abandoned neither.
+    let give_up = match payment.status {
+        PaymentStatus::RequiresConfirmation => true,
+        PaymentStatus::RequiresAction => now - claimed_at >= AUTHENTICATION_WINDOW,
+        _ => false,
+    };
+    if give_up {
         // Given up so that it can never be taken later, then read again (it may have just
         // succeeded).
         if let Err(e) = state.gateway.cancel_payment(reference).await {
@@ -112,6 +119,8 @@ async fn reconcile_one(
             super::record::abandon_attempt(state, session).await?;
             Ok(Step::Released)
         }
-        PaymentStatus::RequiresAction | PaymentStatus::Processing => Ok(Step::Waiting),
+        PaymentStatus::RequiresAction
+        | PaymentStatus::RequiresConfirmation
+        | PaymentStatus::Processing => Ok(Step::Waiting),
     }
 }

@@ -18,6 +18,7 @@ use crate::models::outbox as outbox_rows;
 use crate::models::payments::{self, NewPayment};
 use crate::models::promo_codes;
 use crate::models::subscriptions::{self, NewSubscription};
+use crate::models::unrecorded_charges::{self, NewUnrecordedCharge};
 use crate::services::events;
 use crate::services::outbox::{self, Delivery};
 use crate::services::{naive, run_db, run_db_as};
@@ -141,7 +142,8 @@ pub(super) async fn finish(
                 // The link is given back only once the money is: a failed refund keeps the
                 // attempt, and reconciliation tries again.
                 if let Some(reference) = &charged.charge_reference {
-                    refund_unrecorded(state, reference, &charged.amount).await?;
+                    let reason = "its checkout attempt could not record it";
+                    refund_unrecorded(state, reference, &charged.amount, reason).await?;
                 }
                 release_attempt(
                     state,
@@ -189,7 +191,8 @@ pub async fn settle(
             payment = %payment.reference,
             "a payment names a checkout that does not exist; refunding it"
         );
-        return refund_unrecorded(state, &payment.reference, &payment.amount).await;
+        let reason = "its checkout does not exist";
+        return refund_unrecorded(state, &payment.reference, &payment.amount, reason).await;
     };
     let session = &view.session;
     let customer_ref = customer.gateway_customer_ref.clone().unwrap_or_default();
@@ -204,7 +207,8 @@ pub async fn settle(
             payment = %payment.reference,
             "a payment taken for no open attempt of its checkout; refunding it"
         );
-        return refund_unrecorded(state, &payment.reference, &payment.amount).await;
+        let reason = "no open attempt of its checkout";
+        return refund_unrecorded(state, &payment.reference, &payment.amount, reason).await;
     }
     let attempt = Attempt::of(session, Some(customer_ref));
     let card = SavedCard {
@@ -233,7 +237,7 @@ pub async fn settle(
         .map(|_| ())
 }
 
-pub(crate) async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
+async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
     let reference = reference.to_string();
     run_db(&state.pool, move |conn| {
         Ok(payments::find_by_reference(conn, &reference)?
@@ -242,20 +246,48 @@ pub(crate) async fn is_recorded(state: &AppState, reference: &str) -> Result<boo
     .await
 }
 
-/// Gives back a charge no subscription stands for. Its key makes a repeated refund a no-op; a
-/// failure is returned, so that whoever asked keeps the charge in view and tries again.
+/// Gives back a charge no subscription stands for. The verdict is written first, in the
+/// database (`unrecorded_charges`): from then on no recording can take this charge, and a charge
+/// recorded meanwhile is not refunded. Its key makes a repeated refund a no-op; a failure is
+/// returned, so that whoever asked keeps the charge in view and tries again.
 pub(crate) async fn refund_unrecorded(
     state: &AppState,
     reference: &str,
     amount: &Money,
+    reason: &'static str,
 ) -> Result<(), ApiError> {
+    let now = naive(state.clock.now());
+    let gateway = state.gateway.name();
+    let (charge, value) = (reference.to_string(), amount.clone());
+    let recorded = run_db(&state.pool, move |conn| {
+        write_transaction(conn, |conn| -> Result<bool, ApiError> {
+            if payments::find_by_reference(conn, &charge)?
+                .is_some_and(|p| p.status == payments::SUCCEEDED)
+            {
+                return Ok(true);
+            }
+            let verdict = NewUnrecordedCharge::new(gateway, &charge, &value, reason, now);
+            unrecorded_charges::insert(conn, &verdict)?;
+            Ok(false)
+        })
+    })
+    .await?;
+    if recorded {
+        tracing::warn!(payment = %reference, "a charge about to be refunded was recorded meanwhile; kept");
+        return Ok(());
+    }
     let key = format!("refund-unrecorded-{reference}");
     match state.gateway.refund(reference, amount, &key).await {
         Ok(()) => {
+            let charge = reference.to_string();
+            run_db(&state.pool, move |conn| {
+                Ok(unrecorded_charges::mark_refunded(conn, &charge, now)?)
+            })
+            .await?;
             state
                 .metrics
                 .count("checkout_payments_total", &["refunded"]);
-            tracing::warn!(payment = %reference, "charge without a subscription refunded");
+            tracing::warn!(payment = %reference, reason, "charge without a subscription refunded");
             Ok(())
         }
         Err(e) => {
@@ -354,6 +386,12 @@ async fn record_paid_checkout(
                 None,
             )?;
             if view.trial_ends_at.is_none() {
+                // A charge already given back as unrecorded is never recorded as paid.
+                if let Some(reference) = &charge_reference {
+                    if unrecorded_charges::find(conn, reference)?.is_some() {
+                        return Err(RecordError::NotHeld);
+                    }
+                }
                 let payment = payments::insert(
                     conn,
                     &NewPayment {

@@ -108,6 +108,16 @@ pub(super) async fn decide(state: &AppState, context: Context) -> Result<Write, 
         }
     };
 
+    // A charge the gateway is still settling is read again by its reference (a repeated charge
+    // under the same key would only repeat the first answer): paid or declined once it says so,
+    // and until then the turn waits. Never counted as paid before it is.
+    let outcome = match outcome {
+        ChargeOutcome::Processing { reference } => match state.gateway.payment(&reference).await {
+            Ok(read) => read.status.outcome(read.reference),
+            Err(_) => ChargeOutcome::Processing { reference },
+        },
+        decided => decided,
+    };
     let payment = NewPayment {
         customer_id: sub.customer_id,
         subscription_id: Some(sub.id),
@@ -138,6 +148,10 @@ pub(super) async fn decide(state: &AppState, context: Context) -> Result<Write, 
                 ..payment
             };
             Ok(declined(context.subscription, payment, grace_end, now))
+        }
+        ChargeOutcome::Processing { reference } => {
+            tracing::info!(subscription_id = sub.id, payment = %reference, "the renewal's payment is still processing; reading it again later");
+            Ok(postponed(context.subscription, now + GATEWAY_RETRY, now))
         }
         // The bank wants the card holder to authenticate: past due inside grace, and the billing
         // portal offers "Confirm your payment" for this payment.
@@ -179,8 +193,9 @@ async fn awaiting_payment(
                 tracing::error!(payment = %payment.reference, "an authenticated payment does not match its renewal; not counted");
                 Awaiting::Gone
             }
-            PaymentStatus::Processing => Awaiting::Wait,
-            PaymentStatus::RequiresAction => Awaiting::Wait,
+            PaymentStatus::Processing
+            | PaymentStatus::RequiresAction
+            | PaymentStatus::RequiresConfirmation => Awaiting::Wait,
             PaymentStatus::Failed => Awaiting::Gone,
         }
     };
@@ -315,6 +330,13 @@ fn deactivated(sub: Subscription, now: NaiveDateTime) -> Write {
         done: Done::Deactivated,
         subscription: sub,
     }
+}
+
+/// The charge of this turn cannot count (it was refunded): due again now, under the next key.
+pub(super) fn charge_anew(sub: Subscription, now: NaiveDateTime) -> Write {
+    let mut write = postponed(sub, now, now);
+    write.changes.renewal_attempts = Some(write.subscription.renewal_attempts + 1);
+    write
 }
 
 /// Nothing now: looked at again at `until`.

@@ -1,0 +1,1 @@
+DROP TABLE unrecorded_charges;

@@ -102,7 +102,7 @@ impl Settings {
     pub fn gateway_call_bound(&self) -> Duration {
         match &self.gateway {
             GatewayKind::Sandbox { charge_delay } => *charge_delay,
-            GatewayKind::Stripe(stripe) => stripe.timeout,
+            GatewayKind::Stripe(stripe) => stripe.call_bound(),
         }
     }
 
@@ -152,9 +152,27 @@ pub struct StripeSettings {
     pub api_url: String,
     pub js_url: String,
     pub timeout: Duration,
+    /// Every Stripe call of this instance is paced under this rate (`STRIPE_MAX_REQUESTS_PER_SECOND`).
+    pub max_requests_per_second: u32,
+    /// Retries of a call Stripe answered 429, 409 or 5xx, or whose answer was lost, under the same
+    /// idempotency key (`STRIPE_MAX_NETWORK_RETRIES`).
+    pub max_network_retries: u32,
 }
 
+/// Stripe's published limits are 100 operations a second live and 25 in test mode; the pace
+/// stays under them.
+pub const STRIPE_DEFAULT_RATE_LIVE: u32 = 80;
+pub const STRIPE_DEFAULT_RATE_TEST: u32 = 20;
+/// The longest wait between two tries of one Stripe call.
+pub const STRIPE_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 impl StripeSettings {
+    /// The longest one call may take, its retries and their waits included.
+    pub fn call_bound(&self) -> Duration {
+        self.timeout * (1 + self.max_network_retries)
+            + STRIPE_MAX_BACKOFF * self.max_network_retries
+    }
+
     /// Test keys (`sk_test_…`): no real money moves, and the pages say so.
     pub fn is_test_mode(&self) -> bool {
         let key = self.secret_key.expose();
@@ -518,6 +536,19 @@ fn stripe_settings(get: &impl Fn(&str) -> Option<String>) -> Result<StripeSettin
             }
         },
     };
+    let test_mode = secret_key.starts_with("sk_test_");
+    let max_requests_per_second = bounded(
+        get,
+        "STRIPE_MAX_REQUESTS_PER_SECOND",
+        1..=10_000,
+        if test_mode {
+            STRIPE_DEFAULT_RATE_TEST
+        } else {
+            STRIPE_DEFAULT_RATE_LIVE
+        },
+        "requests a second",
+    )?;
+    let max_network_retries = bounded(get, "STRIPE_MAX_NETWORK_RETRIES", 0..=10, 2, "retries")?;
     let js_url = match get("STRIPE_JS_URL") {
         None => STRIPE_JS_URL.to_string(),
         Some(url) => {
@@ -535,7 +566,30 @@ fn stripe_settings(get: &impl Fn(&str) -> Option<String>) -> Result<StripeSettin
         )?,
         js_url,
         timeout: Duration::from_millis(timeout_ms),
+        max_requests_per_second,
+        max_network_retries,
     })
+}
+
+/// A whole number setting within `range`, or `default` when unset.
+fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    range: std::ops::RangeInclusive<u32>,
+    default: u32,
+    unit: &str,
+) -> Result<u32, String> {
+    match get(key) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{key} must be {unit} from {} to {} (got {raw:?})",
+                range.start(),
+                range.end()
+            )),
+        },
+    }
 }
 
 /// An absolute http(s) URL, returned without a trailing slash.

@@ -14,7 +14,7 @@ use prometheus::{
 const NAMESPACE: &str = "treefort_webpay";
 
 /// Every counter: its name, its labels and what it counts.
-const COUNTERS: [(&str, &[&str], &str); 13] = [
+const COUNTERS: [(&str, &[&str], &str); 15] = [
     (
         "entitlement_reads_total",
         &["source"],
@@ -76,6 +76,16 @@ const COUNTERS: [(&str, &[&str], &str); 13] = [
         "Webhook deliveries to the app owner's endpoints, by outcome",
     ),
     (
+        "stripe_requests_total",
+        &["outcome"],
+        "Calls to Stripe's API, one per try, by outcome (ok, card_error, invalid, rate_limited, conflict, server_error, timeout, network, unreadable)",
+    ),
+    (
+        "stripe_retries_total",
+        &["reason"],
+        "Stripe calls tried again under the same idempotency key, by what the try before met",
+    ),
+    (
         "worker_rounds_total",
         &["result"],
         "Worker rounds, by whether they found more work than one round may take",
@@ -100,6 +110,8 @@ pub struct Metrics {
     counters: HashMap<&'static str, IntCounterVec>,
     request_duration: HistogramVec,
     round_duration: Histogram,
+    stripe_duration: Histogram,
+    stripe_pacing: Histogram,
     outbox_pending: IntGauge,
     outbox_dead: IntGauge,
     outbox_oldest_age: Gauge,
@@ -141,6 +153,24 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(round_duration.clone()))?;
+        let stripe_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "stripe_request_duration_seconds",
+                "Time one try of a Stripe call takes, until its answer or its timeout",
+            )
+            .namespace(NAMESPACE)
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(stripe_duration.clone()))?;
+        let stripe_pacing = Histogram::with_opts(
+            HistogramOpts::new(
+                "stripe_pacing_wait_seconds",
+                "Time a Stripe call waited for its turn under STRIPE_MAX_REQUESTS_PER_SECOND",
+            )
+            .namespace(NAMESPACE)
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(stripe_pacing.clone()))?;
         let outbox_pending = IntGauge::with_opts(
             Opts::new("outbox_pending", "Treefort updates waiting to be delivered")
                 .namespace(NAMESPACE),
@@ -168,6 +198,8 @@ impl Metrics {
             counters,
             request_duration,
             round_duration,
+            stripe_duration,
+            stripe_pacing,
             outbox_pending,
             outbox_dead,
             outbox_oldest_age,
@@ -206,6 +238,17 @@ impl Metrics {
     pub fn observe_round(&self, elapsed: Duration, full: bool) {
         self.round_duration.observe(elapsed.as_secs_f64());
         self.count("worker_rounds_total", &[if full { "full" } else { "done" }]);
+    }
+
+    /// One try of a Stripe call: its outcome and how long it took.
+    pub fn observe_stripe_call(&self, outcome: &str, elapsed: Duration) {
+        self.count("stripe_requests_total", &[outcome]);
+        self.stripe_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// How long a Stripe call waited for its turn under the pace.
+    pub fn observe_stripe_wait(&self, waited: Duration) {
+        self.stripe_pacing.observe(waited.as_secs_f64());
     }
 
     /// The exposition text. `outbox` is `None` when the database could not be read: the gauges

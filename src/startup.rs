@@ -225,7 +225,8 @@ pub async fn build_state_with(
     if settings.provider_api_keys.is_empty() {
         tracing::warn!("PROVIDER_API_KEYS is not set: the /treefort routes answer 503 until it is");
     }
-    let gateway = build_gateway(&settings.gateway, &install_id)?;
+    let metrics = Arc::new(Metrics::default());
+    let gateway = build_gateway(&settings.gateway, &install_id, &metrics)?;
     let mut id = [0u8; 6];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
     let instance_id = format!(
@@ -259,7 +260,7 @@ pub async fn build_state_with(
         treefort,
         gateway,
         clock,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         instance_id,
         worker_round: tokio::sync::Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
@@ -268,7 +269,11 @@ pub async fn build_state_with(
 }
 
 /// The payment gateway the settings name. `install_id` marks this installation's objects there.
-pub fn build_gateway(kind: &GatewayKind, install_id: &str) -> Result<Gateway, String> {
+pub fn build_gateway(
+    kind: &GatewayKind,
+    install_id: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<Gateway, String> {
     Ok(match kind {
         GatewayKind::Sandbox { charge_delay } => {
             tracing::warn!("PAYMENT_GATEWAY=sandbox: TEST MODE, no real payment is taken. Do not use in production.");
@@ -282,7 +287,11 @@ pub fn build_gateway(kind: &GatewayKind, install_id: &str) -> Result<Gateway, St
             } else {
                 tracing::info!("PAYMENT_GATEWAY=stripe with live keys: real payments are taken.");
             }
-            Gateway::Stripe(StripeGateway::new(stripe.clone(), install_id)?)
+            Gateway::Stripe(StripeGateway::new(
+                stripe.clone(),
+                install_id,
+                metrics.clone(),
+            )?)
         }
     })
 }

@@ -2,6 +2,7 @@
 //! Nothing here touches the database or the network.
 
 pub mod api_key;
+pub mod backoff;
 pub mod billing_period;
 pub mod locale;
 pub mod money;

@@ -347,10 +347,14 @@ pub async fn is_in_step_with_treefort(
 
 /// 2 s, 4 s, 8 s … capped at one hour, with ±20 % jitter so instances do not retry in step.
 fn backoff(attempts: i32) -> TimeDelta {
-    let base_ms = 2_000i64.saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1));
-    let capped = base_ms.min(3_600_000);
-    let jitter = rand::random_range(-(capped / 5)..=capped / 5);
-    TimeDelta::milliseconds(capped + jitter)
+    use crate::domain::backoff::{exponential, jittered};
+    use std::time::Duration;
+    let wait = exponential(
+        Duration::from_secs(2),
+        attempts.max(1) as u32,
+        Duration::from_secs(3600),
+    );
+    TimeDelta::from_std(jittered(wait)).unwrap_or(TimeDelta::hours(1))
 }
 
 /// How long a claimed entry stays ours: a token fetch and a call, each bounded by the timeout;

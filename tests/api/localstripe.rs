@@ -198,7 +198,9 @@ pub async fn spawn_app_through(
             )
             .set("STRIPE_API_URL", api)
             .set("STRIPE_JS_URL", js)
-            .set("STRIPE_TIMEOUT_MS", "20000");
+            .set("STRIPE_TIMEOUT_MS", "20000")
+            // Not paced in tests (one test checks the pace).
+            .set("STRIPE_MAX_REQUESTS_PER_SECOND", "10000");
         configure(o);
     })
     .await

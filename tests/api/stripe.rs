@@ -817,8 +817,11 @@ async fn stripes_own_error_shapes_for_off_session_charges_are_understood() {
             api_url: stripe.uri(),
             js_url: format!("{}/v3/", stripe.uri()),
             timeout: Duration::from_secs(2),
+            max_requests_per_second: 20,
+            max_network_retries: 2,
         },
         "install1",
+        Default::default(),
     )
     .unwrap();
     let amount = treefort_webpay::domain::money::Money {

@@ -18,14 +18,32 @@ use crate::stripe_proxy::{Fault, StripeProxy};
 /// Longer than the service's timeout for Stripe calls below.
 const PAST_THE_TIMEOUT: Duration = Duration::from_millis(2500);
 
-async fn spawn_behind_proxy() -> (TestApp, LocalStripe, StripeProxy) {
+/// The service behind the proxy. With no retries, a fault reaches what lies behind the client's
+/// own retries (as when every retry fails too).
+async fn spawn_behind_proxy_with(
+    configure: impl FnOnce(&mut crate::helpers::Options),
+) -> (TestApp, LocalStripe, StripeProxy) {
     let stripe = LocalStripe::start().await;
     let proxy = StripeProxy::start(&stripe.url).await;
     let app = spawn_app_through(&stripe, &proxy.url, |o| {
-        o.set("STRIPE_TIMEOUT_MS", "1500");
+        o.set("STRIPE_TIMEOUT_MS", "1500")
+            .set("STRIPE_MAX_NETWORK_RETRIES", "0");
+        configure(o);
     })
     .await;
     (app, stripe, proxy)
+}
+
+async fn spawn_behind_proxy() -> (TestApp, LocalStripe, StripeProxy) {
+    spawn_behind_proxy_with(|_| {}).await
+}
+
+/// Behind the proxy, with the client's retries on (the default, 2).
+async fn spawn_retrying() -> (TestApp, LocalStripe, StripeProxy) {
+    spawn_behind_proxy_with(|o| {
+        o.unset("STRIPE_MAX_NETWORK_RETRIES");
+    })
+    .await
 }
 
 /// A user on a 14-day trial with a saved card, at the trial's end, before the worker's round.
@@ -329,4 +347,115 @@ async fn a_renewal_payment_still_processing_is_not_paid_until_it_settles() {
             .count(),
         1
     );
+}
+
+/// The tries the proxy saw of calls to `path` (exactly), oldest first.
+fn tries_of(proxy: &StripeProxy, method: &str, path: &str) -> Vec<crate::stripe_proxy::Seen> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == method && s.path == path)
+        .collect()
+}
+
+#[tokio::test]
+async fn stripes_rate_limit_and_lock_timeouts_are_tried_again_under_the_same_key() {
+    let (app, stripe, proxy) = spawn_retrying().await;
+    let url = app.link_to_paid_plan("u1").await;
+    proxy.fail_next("POST", "/v1/payment_intents/", Fault::rate_limited(None));
+    proxy.fail_next("POST", "/v1/payment_intents/", Fault::lock_timeout());
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let confirms: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/confirm"))
+        .collect();
+    let faults: Vec<_> = confirms.iter().map(|s| s.fault).collect();
+    assert_eq!(faults, vec![Some("answer_429"), Some("answer_409"), None]);
+    assert!(confirms
+        .iter()
+        .all(|s| s.idempotency_key == confirms[0].idempotency_key));
+    assert_eq!(payments_of(&app).len(), 1);
+    let metrics = app.metrics_text().await;
+    for line in [
+        "treefort_webpay_stripe_retries_total{reason=\"rate_limited\"} 1",
+        "treefort_webpay_stripe_retries_total{reason=\"conflict\"} 1",
+        "treefort_webpay_stripe_requests_total{outcome=\"rate_limited\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_and_a_lost_connection_are_tried_again_and_charge_once() {
+    let (app, stripe, proxy) = spawn_retrying().await;
+    at_trial_end(&app, &stripe).await;
+    proxy.fail_next("POST", "/v1/payment_intents", Fault::server_error(503));
+    proxy.fail_next("POST", "/v1/payment_intents", Fault::CutAnswer);
+    app.run_worker().await;
+    let charges = tries_of(&proxy, "POST", "/v1/payment_intents");
+    assert_eq!(charges.len(), 3, "503, an answer cut off, then its replay");
+    assert!(charges
+        .iter()
+        .all(|s| s.idempotency_key == charges[0].idempotency_key));
+    assert!(
+        charges[2].replayed,
+        "the third try is answered with the charge the second made"
+    );
+    let intent = the_only_intent(&stripe).await;
+    assert_eq!(
+        succeeded_renewals(&app),
+        vec![intent["id"].as_str().unwrap().to_string()]
+    );
+}
+
+#[tokio::test]
+async fn stripes_advice_not_to_retry_is_followed() {
+    let (app, stripe, proxy) = spawn_retrying().await;
+    at_trial_end(&app, &stripe).await;
+    proxy.fail_next(
+        "POST",
+        "/v1/payment_intents",
+        Fault::rate_limited(Some(false)),
+    );
+    app.run_worker().await;
+    assert_eq!(tries_of(&proxy, "POST", "/v1/payment_intents").len(), 1);
+    let sub = app.subscription("u1");
+    assert_eq!(sub.periods_paid, 0, "not renewed yet");
+    assert!(
+        sub.past_due_since.is_none(),
+        "a refusal to serve is not a decline"
+    );
+    assert!(stripe.payment_intents().await.is_empty());
+    // The turn comes again later and goes through.
+    app.advance(TimeDelta::minutes(11));
+    app.run_worker().await;
+    assert_eq!(succeeded_renewals(&app).len(), 1);
+}
+
+#[tokio::test]
+async fn every_stripe_call_waits_its_turn_under_the_configured_rate() {
+    let (app, stripe, proxy) = spawn_behind_proxy_with(|o| {
+        o.set("STRIPE_MAX_REQUESTS_PER_SECOND", "4");
+    })
+    .await;
+    let url = app.link_to_paid_plan("u1").await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let seen = proxy.seen();
+    assert!(
+        seen.len() >= 5,
+        "a paid checkout makes several calls: {seen:?}"
+    );
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // 4 a second: a quarter of a second apart at least (less a little for the clock).
+        assert!(
+            gap >= Duration::from_millis(240),
+            "{gap:?} between {pair:?}"
+        );
+    }
+    assert!(app
+        .metrics_text()
+        .await
+        .contains("treefort_webpay_stripe_pacing_wait_seconds_count"));
 }

@@ -35,6 +35,12 @@ pub enum Fault {
     CutAnswer,
     /// Stripe processes the request; its answer comes this much later.
     DelayAnswer(Duration),
+    /// This answer instead of Stripe's; the request never reaches Stripe.
+    Answer {
+        status: u16,
+        headers: Vec<(&'static str, &'static str)>,
+        body: Value,
+    },
     /// Stripe's answer with these top-level fields replaced (and kept so for its key).
     Rewrite(Value),
 }
@@ -46,7 +52,44 @@ impl Fault {
             Fault::LoseAnswer => "lose_answer",
             Fault::CutAnswer => "cut_answer",
             Fault::DelayAnswer(_) => "delay_answer",
+            Fault::Answer { status: 429, .. } => "answer_429",
+            Fault::Answer { status: 409, .. } => "answer_409",
+            Fault::Answer { .. } => "answer_5xx",
             Fault::Rewrite(_) => "rewrite",
+        }
+    }
+
+    /// Stripe's rate limit, with `Stripe-Should-Retry` as given (or without it).
+    pub fn rate_limited(should_retry: Option<bool>) -> Fault {
+        let mut headers = vec![("Retry-After", "1")];
+        match should_retry {
+            Some(true) => headers.push(("Stripe-Should-Retry", "true")),
+            Some(false) => headers.push(("Stripe-Should-Retry", "false")),
+            None => {}
+        }
+        Fault::Answer {
+            status: 429,
+            headers,
+            body: serde_json::json!({"error": {"type": "invalid_request_error", "code": "rate_limit",
+                "message": "Too many requests hit the API too quickly."}}),
+        }
+    }
+
+    /// Stripe's answer when another request holds the object: 409 `lock_timeout`.
+    pub fn lock_timeout() -> Fault {
+        Fault::Answer {
+            status: 409,
+            headers: vec![],
+            body: serde_json::json!({"error": {"type": "invalid_request_error", "code": "lock_timeout",
+                "message": "This object cannot be accessed right now because another API request or Stripe process is currently accessing it."}}),
+        }
+    }
+
+    pub fn server_error(status: u16) -> Fault {
+        Fault::Answer {
+            status,
+            headers: vec![],
+            body: serde_json::json!({"error": {"type": "api_error", "message": "An unknown error occurred"}}),
         }
     }
 }
@@ -61,6 +104,7 @@ pub struct Seen {
     pub fault: Option<&'static str>,
     /// Answered from the idempotency store, not by Stripe.
     pub replayed: bool,
+    pub at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -175,6 +219,7 @@ async fn serve(
             idempotency_key: request.header("Idempotency-Key").map(str::to_string),
             fault: fault.as_ref().map(Fault::name),
             replayed: replay.is_some(),
+            at: std::time::Instant::now(),
         });
         (fault, replay)
     };
@@ -184,8 +229,20 @@ async fn serve(
             shared.answers.entry(key.clone()).or_insert(answer.clone());
         }
     };
-    if let Some(Fault::DropRequest) = fault {
-        return Ok(());
+    match fault {
+        Some(Fault::DropRequest) => return Ok(()),
+        Some(Fault::Answer {
+            status,
+            headers,
+            body,
+        }) => {
+            let answer = Answer {
+                status,
+                body: body.to_string().into_bytes(),
+            };
+            return write_answer(&mut socket, &answer, &headers).await;
+        }
+        _ => {}
     }
     // A key seen before is answered as Stripe would: with its first answer, never run again.
     let answer = match replay {

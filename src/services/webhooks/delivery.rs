@@ -148,8 +148,12 @@ struct Claimed {
 
 /// The wait after `attempts` failed attempts: 30 s, doubling, at most 6 hours.
 pub fn backoff(attempts: i32) -> TimeDelta {
-    let doublings = attempts.clamp(1, 20) - 1;
-    (TimeDelta::seconds(30) * 2i32.pow(doublings as u32)).min(MAX_BACKOFF)
+    let wait = crate::domain::backoff::exponential(
+        std::time::Duration::from_secs(30),
+        attempts.max(1) as u32,
+        MAX_BACKOFF.to_std().unwrap_or_default(),
+    );
+    TimeDelta::from_std(wait).unwrap_or(MAX_BACKOFF)
 }
 
 /// Claims what is due, endpoint by endpoint within each one's free slots, and starts sending it.

@@ -1,6 +1,5 @@
 //! The `treefort-webpay` command: serve (default), worker, migrate, and the plans/promo commands.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +7,7 @@ use treefort_webpay::cli::{
     self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
     WebhooksCommand,
 };
-use treefort_webpay::config::{LogFormat, Settings};
+use treefort_webpay::config::Settings;
 use treefort_webpay::startup::{build_state, Application};
 
 #[derive(Debug, Parser)]
@@ -149,43 +148,13 @@ where
 {
     let settings = Settings::from_env()?;
     // Kept until the end, so that the lines still queued are written before the process exits.
-    let _log_writer = init_logging(settings.log_format);
+    let _log_writer = treefort_webpay::telemetry::init_logging(settings.log_format);
     tracing::info!(database = %settings.database_url.redacted(), "starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(f(settings))
-}
-
-/// A fifth of a second of lines at the most the service logs here (a line per request, 80 000
-/// a second). The queue's places are allocated up front: tracing-appender's default of 128 000
-/// lines held 4 MB of the idle process's 30.
-const LOG_QUEUE_LINES: usize = 16_384;
-
-/// Logs to stderr through a writer thread of its own: a request never waits for the terminal or
-/// the log collector, only for a place in the queue (`LOG_QUEUE_LINES`; when that is full, callers
-/// wait rather than lines being dropped).
-fn init_logging(format: Option<LogFormat>) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().with_span_list(false).init(),
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-    }
-    guard
 }
 
 async fn shutdown_signal() {

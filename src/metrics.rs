@@ -115,6 +115,8 @@ pub struct Metrics {
     outbox_pending: IntGauge,
     outbox_dead: IntGauge,
     outbox_oldest_age: Gauge,
+    log_lines_dropped: IntGauge,
+    sqlite_syncs_given_up: IntGauge,
 }
 
 impl Default for Metrics {
@@ -193,6 +195,23 @@ impl Metrics {
             registry.register(Box::new(gauge.clone()))?;
         }
         registry.register(Box::new(outbox_oldest_age.clone()))?;
+        let log_lines_dropped = IntGauge::with_opts(
+            Opts::new(
+                "log_lines_dropped",
+                "Log lines dropped since start because the log reader did not keep up",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        let sqlite_syncs_given_up = IntGauge::with_opts(
+            Opts::new(
+                "sqlite_syncs_given_up",
+                "Syncs of the SQLite database file given up after 2 s since start (a stuck disk)",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        for gauge in [&log_lines_dropped, &sqlite_syncs_given_up] {
+            registry.register(Box::new(gauge.clone()))?;
+        }
         Ok(Self {
             registry,
             counters,
@@ -203,6 +222,8 @@ impl Metrics {
             outbox_pending,
             outbox_dead,
             outbox_oldest_age,
+            log_lines_dropped,
+            sqlite_syncs_given_up,
         })
     }
 
@@ -249,6 +270,13 @@ impl Metrics {
     /// How long a Stripe call waited for its turn under the pace.
     pub fn observe_stripe_wait(&self, waited: Duration) {
         self.stripe_pacing.observe(waited.as_secs_f64());
+    }
+
+    /// What the process itself reports at scrape time: log lines dropped, and (SQLite) the
+    /// database file's syncs given up.
+    pub fn observe_process(&self, log_lines_dropped: u64, sqlite_syncs_given_up: u64) {
+        self.log_lines_dropped.set(log_lines_dropped as i64);
+        self.sqlite_syncs_given_up.set(sqlite_syncs_given_up as i64);
     }
 
     /// The exposition text. `outbox` is `None` when the database could not be read: the gauges

@@ -799,7 +799,13 @@ async fn metrics(req: actix_web::HttpRequest, state: web::Data<AppState>) -> Htt
     .ok();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(outbox))
+        .body({
+            let syncs = state.checkpointer.as_ref().map(|c| c.syncs_given_up());
+            state
+                .metrics
+                .observe_process(crate::telemetry::dropped_log_lines(), syncs.unwrap_or(0));
+            state.metrics.render(outbox)
+        })
 }
 
 async fn openapi() -> HttpResponse {

@@ -16,7 +16,8 @@
 //! the turn, and passes back to back leave the last one little to copy: about 9 ms in the turn,
 //! every few seconds at the most the writers can do.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use diesel::sql_types::Integer;
@@ -44,23 +45,91 @@ const START_OVER_FRAMES: i32 = 262_144;
 /// nothing written since the one before.
 const SHRINK_FRAMES: i32 = 16_384;
 
+/// How long the database file's sync may take before it is given up: the checkpoints go on
+/// without it (the pass in the writers' turn then syncs, as SQLite does), so a stuck disk never
+/// stops them while the WAL grows.
+const SYNC_LIMIT: Duration = Duration::from_secs(2);
+
 /// Checkpoints as long as it is kept (the thread ends within `INTERVAL` of its drop).
 pub struct Checkpointer {
     _running: mpsc::Sender<()>,
+    syncs_given_up: Arc<AtomicU64>,
 }
 
 impl Checkpointer {
     pub fn start(pool: DbPool) -> Result<Self, String> {
         let (running, stopped) = mpsc::channel();
+        let syncs_given_up = Arc::new(AtomicU64::new(0));
+        let mut sync = Sync {
+            given_up: syncs_given_up.clone(),
+            running: None,
+        };
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || run(&pool, &stopped))
+            .spawn(move || run(&pool, &stopped, &mut sync))
             .map_err(|e| format!("cannot start the SQLite checkpoint thread: {e}"))?;
-        Ok(Self { _running: running })
+        Ok(Self {
+            _running: running,
+            syncs_given_up,
+        })
+    }
+
+    /// Syncs of the database file given up after `SYNC_LIMIT` (or skipped while one given up
+    /// still runs): a disk this slow needs looking at.
+    pub fn syncs_given_up(&self) -> u64 {
+        self.syncs_given_up.load(Ordering::Relaxed)
     }
 }
 
-fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
+/// The `sync` of the database file: at most one runs, and it is waited for `SYNC_LIMIT` at most.
+struct Sync {
+    given_up: Arc<AtomicU64>,
+    /// One given up and still running (a process stuck on the disk cannot even be killed).
+    running: Option<std::process::Child>,
+}
+
+impl Sync {
+    /// Runs `command` (a sync of the database file) and waits for it up to `limit`.
+    fn bounded(
+        &mut self,
+        mut command: std::process::Command,
+        limit: Duration,
+    ) -> Result<(), String> {
+        if let Some(child) = &mut self.running {
+            if matches!(child.try_wait(), Ok(None)) {
+                self.given_up.fetch_add(1, Ordering::Relaxed);
+                return Err("the last sync of the database file is still running".into());
+            }
+            self.running = None;
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run sync: {e}"))?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("sync: {status}")),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("sync: {e}")),
+            }
+        }
+        let _ = child.kill();
+        self.running = Some(child);
+        self.given_up.fetch_add(1, Ordering::Relaxed);
+        Err(format!(
+            "sync of the database file took over {limit:?}; given up"
+        ))
+    }
+}
+
+fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>, sync: &mut Sync) {
     let mut failing = false;
     let mut previous_log = 0;
     // The second checkpoint is not taken again until the WAL has grown by as much once more: when
@@ -87,7 +156,7 @@ fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
             } else if copied.log > second_at {
                 // What was committed meanwhile, in the writers' turn: then nothing is left to
                 // copy, and the next commit starts the WAL over.
-                catch_up(&mut conn, copied.log)?;
+                catch_up(&mut conn, copied.log, sync)?;
                 let started = std::time::Instant::now();
                 let last = super::single_write(&mut conn, |c| checkpoint(c, "PASSIVE"))?;
                 tracing::debug!(
@@ -122,7 +191,7 @@ fn run(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
 const CATCH_UP_PASSES: usize = 8;
 const CATCH_UP_FRAMES: i32 = 256;
 
-fn catch_up(conn: &mut AnyConnection, mut frames: i32) -> Result<(), String> {
+fn catch_up(conn: &mut AnyConnection, mut frames: i32, sync: &mut Sync) -> Result<(), String> {
     for _ in 0..CATCH_UP_PASSES {
         let pass = checkpoint(conn, "PASSIVE")?;
         let new = pass.log - frames;
@@ -131,7 +200,7 @@ fn catch_up(conn: &mut AnyConnection, mut frames: i32) -> Result<(), String> {
             break;
         }
     }
-    if let Err(e) = sync_database_file(conn) {
+    if let Err(e) = sync_database_file(conn, sync) {
         static TOLD: std::sync::Once = std::sync::Once::new();
         TOLD.call_once(|| {
             tracing::warn!(error = %e, "cannot sync the SQLite database file ahead of the writers' turn; the checkpoint in it will take longer");
@@ -146,23 +215,15 @@ fn catch_up(conn: &mut AnyConnection, mut frames: i32) -> Result<(), String> {
 /// Another process (the CLI) then believes it is alone, and when its last connection closes it
 /// checkpoints and deletes the WAL under this one's feet ("database disk image is malformed",
 /// seen here when this synced the file itself). Without `sync` the pass in the turn does it.
-fn sync_database_file(conn: &mut AnyConnection) -> Result<(), String> {
+fn sync_database_file(conn: &mut AnyConnection, sync: &mut Sync) -> Result<(), String> {
     let file = database_file(conn)?;
     // An in-memory database has no file.
     if file.is_empty() {
         return Ok(());
     }
-    match std::process::Command::new("sync")
-        .args(["-d", "--", &file])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("sync -d {file}: {status}")),
-        Err(e) => Err(format!("cannot run sync -d {file}: {e}")),
-    }
+    let mut command = std::process::Command::new("sync");
+    command.args(["-d", "--", &file]);
+    sync.bounded(command, SYNC_LIMIT)
 }
 
 #[derive(QueryableByName)]
@@ -205,4 +266,39 @@ fn checkpoint(conn: &mut AnyConnection, mode: &str) -> Result<Frames, String> {
     diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})"))
         .get_result(conn)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync() -> Sync {
+        Sync {
+            given_up: Arc::new(AtomicU64::new(0)),
+            running: None,
+        }
+    }
+
+    fn sleeping(seconds: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("sleep");
+        command.arg(seconds);
+        command
+    }
+
+    #[test]
+    fn a_sync_stuck_on_the_disk_is_given_up_and_counted() {
+        let mut sync = sync();
+        let limit = Duration::from_millis(100);
+        assert!(sync.bounded(sleeping("30"), limit).is_err());
+        assert_eq!(sync.given_up.load(Ordering::Relaxed), 1);
+        // While one given up still runs, no second one piles up behind it.
+        assert!(sync.bounded(sleeping("0"), limit).is_err() || sync.running.is_none());
+    }
+
+    #[test]
+    fn a_sync_that_ends_in_time_counts_nothing() {
+        let mut sync = sync();
+        assert_eq!(sync.bounded(sleeping("0"), Duration::from_secs(10)), Ok(()));
+        assert_eq!(sync.given_up.load(Ordering::Relaxed), 0);
+    }
 }

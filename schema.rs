@@ -115,6 +115,8 @@ diesel::table! {
         claimed_at -> Nullable<Timestamp>,
         payment_attempts -> Integer,
         gateway_payment_ref -> Nullable<Text>,
+        gateway_checks -> Integer,
+        next_check_at -> Nullable<Timestamp>,
     }
 }
 

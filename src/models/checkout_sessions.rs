@@ -34,6 +34,10 @@ pub struct CheckoutSession {
     pub payment_attempts: i32,
     /// The gateway's payment of the attempt in progress while the shopper authenticates it.
     pub gateway_payment_ref: Option<String>,
+    /// How often reconciliation has looked the attempt's payment up and found it unfinished.
+    pub gateway_checks: i32,
+    /// When reconciliation looks it up next (NULL: as soon as it is old enough).
+    pub next_check_at: Option<NaiveDateTime>,
 }
 
 impl CheckoutSession {
@@ -165,6 +169,8 @@ pub fn claim_for_payment(
         checkout_sessions::claimed_at.eq(now),
         checkout_sessions::payment_attempts.eq(checkout_sessions::payment_attempts + 1),
         checkout_sessions::gateway_payment_ref.eq(None::<String>),
+        checkout_sessions::gateway_checks.eq(0),
+        checkout_sessions::next_check_at.eq(None::<NaiveDateTime>),
     ))
     .execute(conn)?;
     if updated != 1 {
@@ -234,24 +240,59 @@ pub fn complete_claim(
     .map(|n| n == 1)
 }
 
-/// The ids of `list_stale_claims` (binds: before, limit). The worker runs it every round, and
-/// the table keeps every session ever opened: it reads `checkout_sessions_one_payment_per_user`,
-/// which holds only the attempts being paid.
-pub const STALE_CLAIMS_SQL: &str = "SELECT id FROM checkout_sessions \
-    WHERE status = 'processing' AND claimed_at < $1 ORDER BY claimed_at LIMIT $2";
+/// The ids of `list_uncharged_claims` (binds: claimed before, limit). The worker runs it every
+/// round, and the table keeps every session ever opened: it reads
+/// `checkout_sessions_one_payment_per_user`, which holds only the attempts being paid.
+pub const UNCHARGED_CLAIMS_SQL: &str = "SELECT id FROM checkout_sessions \
+    WHERE status = 'processing' AND gateway_payment_ref IS NULL AND claimed_at < $1 \
+    ORDER BY claimed_at LIMIT $2";
 
-/// Claims older than `before`: payment attempts whose shopper or process went away mid-payment.
-pub fn list_stale_claims(
+/// The ids of `list_charged_claims_due` (binds: claimed before, now, limit), through the same
+/// index; the one looked up least recently first.
+pub const CHARGED_CLAIMS_DUE_SQL: &str = "SELECT id FROM checkout_sessions \
+    WHERE status = 'processing' AND gateway_payment_ref IS NOT NULL AND claimed_at < $1 \
+    AND (next_check_at IS NULL OR next_check_at <= $2) \
+    ORDER BY COALESCE(next_check_at, claimed_at), id LIMIT $3";
+
+/// Claims older than `before` that started no payment: attempts whose process went away before
+/// any money could move.
+pub fn list_uncharged_claims(
     conn: &mut AnyConnection,
     before: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<CheckoutSession>> {
     use diesel::sql_types::{BigInt, Timestamp};
-    let sql = crate::db::claim_sql(conn, STALE_CLAIMS_SQL);
+    let sql = crate::db::claim_sql(conn, UNCHARGED_CLAIMS_SQL);
     let ids: Vec<crate::db::Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
         .bind::<Timestamp, _>(before)
         .bind::<BigInt, _>(limit)
         .load(c))?;
+    load_in_order(conn, ids)
+}
+
+/// Claims older than `before` with a payment at the gateway whose next look-up is due at `now`:
+/// shoppers who left at 3-D Secure, processes that died after charging.
+pub fn list_charged_claims_due(
+    conn: &mut AnyConnection,
+    before: NaiveDateTime,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<CheckoutSession>> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    let sql = crate::db::claim_sql(conn, CHARGED_CLAIMS_DUE_SQL);
+    let ids: Vec<crate::db::Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
+        .bind::<Timestamp, _>(before)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(c))?;
+    load_in_order(conn, ids)
+}
+
+/// The sessions of `ids`, in that order.
+fn load_in_order(
+    conn: &mut AnyConnection,
+    ids: Vec<crate::db::Id>,
+) -> QueryResult<Vec<CheckoutSession>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -259,7 +300,27 @@ pub fn list_stale_claims(
     let mut found: Vec<CheckoutSession> = checkout_sessions::table
         .filter(checkout_sessions::id.eq_any(&order))
         .load(conn)?;
-    // Oldest claim first, as the ids came.
     found.sort_by_key(|s| order.iter().position(|id| *id == s.id));
     Ok(found)
+}
+
+/// Notes that attempt `attempt`'s payment was looked up and found unfinished (or could not be
+/// read), and when to look again.
+pub fn note_checked(
+    conn: &mut AnyConnection,
+    id: i64,
+    attempt: i32,
+    next_check_at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        checkout_sessions::table
+            .find(id)
+            .filter(checkout_sessions::status.eq(PROCESSING))
+            .filter(checkout_sessions::payment_attempts.eq(attempt)),
+    )
+    .set((
+        checkout_sessions::gateway_checks.eq(checkout_sessions::gateway_checks + 1),
+        checkout_sessions::next_check_at.eq(next_check_at),
+    ))
+    .execute(conn)
 }

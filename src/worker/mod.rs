@@ -117,6 +117,19 @@ pub async fn run_once(state: &AppState) -> bool {
     more
 }
 
+fn log_reconciled(reconciled: Result<checkout::Reconciled, crate::error::ApiError>) {
+    match reconciled {
+        Ok(done) if done == Default::default() => {}
+        Ok(done) => tracing::info!(
+            completed = done.completed,
+            released = done.released,
+            waiting = done.waiting,
+            "checkout attempts left unfinished were reconciled with the gateway"
+        ),
+        Err(e) => tracing::warn!(error = %e, "reconciling checkout attempts failed"),
+    }
+}
+
 async fn round(state: &AppState) -> bool {
     state.limits.forget_idle();
     // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
@@ -145,16 +158,6 @@ async fn round(state: &AppState) -> bool {
         Ok(n) => tracing::info!(processed = n, "gateway events processed"),
         Err(e) => tracing::warn!(error = %e, "processing gateway events failed"),
     }
-    match checkout::reconcile_stale_claims(state).await {
-        Ok(done) if done == Default::default() => {}
-        Ok(done) => tracing::info!(
-            completed = done.completed,
-            released = done.released,
-            waiting = done.waiting,
-            "checkout attempts left unfinished were reconciled with the gateway"
-        ),
-        Err(e) => tracing::warn!(error = %e, "reconciling checkout attempts failed"),
-    }
     match cancel::finish_unrecorded_cancellations(state).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -166,10 +169,14 @@ async fn round(state: &AppState) -> bool {
     // Renewals beside deliveries: while the database records a wave, Treefort answers the
     // updates queued before. A backlog goes on at once with the next round, which starts with
     // what this one queued; the round that clears it delivers that itself.
-    let (renewed, delivered) = tokio::join!(
+    // Checkout attempts are reconciled beside them too, so no renewal waits behind a read
+    // of an abandoned 3-D Secure attempt at the gateway (issue 19, hole 4).
+    let (renewed, delivered, reconciled) = tokio::join!(
         renewal::process_due(state, ROUND_LIMIT),
-        outbox::deliver_due(state, ROUND_LIMIT)
+        outbox::deliver_due(state, ROUND_LIMIT),
+        checkout::reconcile_stale_claims(state)
     );
+    log_reconciled(reconciled);
     let mut queued = false;
     match renewed {
         Ok(stats) if stats == renewal::RoundStats::default() => {}

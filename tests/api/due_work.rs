@@ -172,16 +172,23 @@ fn the_claims_read_through_their_indexes() {
             && !scans(&cancellations, "subscriptions"),
         "unrecorded cancellations are found through their own index:\n{cancellations}"
     );
-    let stale = plan_of(
+    let uncharged = plan_of(
         &mut conn,
-        treefort_webpay::models::checkout_sessions::STALE_CLAIMS_SQL,
+        treefort_webpay::models::checkout_sessions::UNCHARGED_CLAIMS_SQL,
         &[Bind::Time(now), Bind::Int(50)],
     );
-    assert!(
-        stale.contains("checkout_sessions_one_payment_per_user")
-            && !scans(&stale, "checkout_sessions"),
-        "attempts left mid-payment are found through the index of those only:\n{stale}"
+    let charged = plan_of(
+        &mut conn,
+        treefort_webpay::models::checkout_sessions::CHARGED_CLAIMS_DUE_SQL,
+        &[Bind::Time(now), Bind::Time(now), Bind::Int(50)],
     );
+    for stale in [uncharged, charged] {
+        assert!(
+            stale.contains("checkout_sessions_one_payment_per_user")
+                && !scans(&stale, "checkout_sessions"),
+            "attempts left mid-payment are found through the index of those only:\n{stale}"
+        );
+    }
 }
 
 #[test]

@@ -586,3 +586,63 @@ async fn a_new_attempt_after_a_refunded_one_is_a_new_charge() {
     };
     assert_ne!(recorded.as_deref(), Some(reference.as_str()));
 }
+
+#[tokio::test]
+async fn a_crowd_of_attempts_at_the_gateway_never_holds_up_an_uncharged_one() {
+    use diesel::prelude::*;
+    use treefort_webpay::models::checkout_sessions::{self, CheckoutSession};
+    use treefort_webpay::schema::checkout_sessions as cs;
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    let sessions_of = |user: &str| -> Vec<CheckoutSession> {
+        cs::table
+            .filter(cs::user_id.like(user))
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    // 60 shoppers sent to their bank's 3-D Secure step (each attempt's payment started), none of
+    // them back yet: reconciliation leaves them alone for 3 minutes.
+    for n in 0..60 {
+        app.checkout_url(&format!("at-bank-{n}"), 1, None).await;
+    }
+    let now = app.now().naive_utc();
+    for session in sessions_of("at-bank-%") {
+        let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now, 5)
+            .unwrap()
+            .unwrap();
+        let reference = format!("pay_at_bank_{}", session.id);
+        checkout_sessions::set_gateway_payment_ref(
+            &mut app.conn(),
+            session.id,
+            attempt,
+            &reference,
+        )
+        .unwrap();
+    }
+    // A minute later another shopper's process dies after claiming the link, before any charge.
+    app.advance(TimeDelta::minutes(1));
+    let url = app.checkout_url("u1", 1, None).await;
+    let mine = sessions_of("u1").remove(0);
+    checkout_sessions::claim_for_payment(&mut app.conn(), mine.id, app.now().naive_utc(), 5)
+        .unwrap()
+        .unwrap();
+    app.advance(TimeDelta::seconds(20));
+    app.run_worker().await;
+    assert_eq!(
+        app.pay(&url, GOOD_CARD).await.status(),
+        303,
+        "the link is free again within seconds, whatever waits at the gateway"
+    );
+    // Once they are old enough, all 60 are looked up (the sandbox knows none of them: nothing
+    // taken, each link given back), the last ten in the round after the first fifty.
+    app.advance(TimeDelta::minutes(3));
+    app.run_worker().await;
+    app.run_worker().await;
+    let processing: i64 = cs::table
+        .filter(cs::status.eq("processing"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(processing, 0);
+}

@@ -461,3 +461,56 @@ async fn every_stripe_call_waits_its_turn_under_the_configured_rate() {
         .await
         .contains("treefort_webpay_stripe_pacing_wait_seconds_count"));
 }
+
+/// How often the service has read the PaymentIntent `pi` from Stripe.
+fn reads_of(proxy: &StripeProxy, pi: &str) -> usize {
+    let path = format!("/v1/payment_intents/{pi}");
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.starts_with(&path))
+        .count()
+}
+
+#[tokio::test]
+async fn an_abandoned_authentication_is_read_from_stripe_with_backoff_not_every_round() {
+    let (app, stripe, proxy) = spawn_behind_proxy().await;
+    let url = app.link_to_paid_plan("u1").await;
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_3DS).await.status(), 200);
+    let pi = stripe.payment_intents().await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = reads_of(&proxy, &pi);
+    // The shopper left at their bank's step. After 3 minutes the attempt is read once, and the
+    // rounds of the next minute (one a second) leave Stripe alone.
+    app.advance(TimeDelta::minutes(3) + TimeDelta::seconds(1));
+    let first_read = app.now();
+    for _ in 0..5 {
+        app.run_worker().await;
+        app.advance(TimeDelta::seconds(10));
+    }
+    assert_eq!(
+        reads_of(&proxy, &pi) - before,
+        1,
+        "one read in the first minute"
+    );
+    // Then again after 1 minute, after 2 more, after 4 more.
+    let mut reads_at = Vec::new();
+    for minute in 1..=8 {
+        app.advance_to(first_read + TimeDelta::minutes(minute) + TimeDelta::seconds(1));
+        let was = reads_of(&proxy, &pi);
+        app.run_worker().await;
+        app.run_worker().await;
+        if reads_of(&proxy, &pi) > was {
+            reads_at.push(minute);
+        }
+    }
+    assert_eq!(reads_at, [1, 3, 7], "read again after 1, 2 and 4 minutes");
+    assert_eq!(app.count("payments"), 0);
+    // The authentication window still ends on time: canceled, the link free again.
+    app.advance(TimeDelta::minutes(25));
+    app.run_worker().await;
+    assert_eq!(stripe.payment_intents().await[0]["status"], "canceled");
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+}

@@ -12,7 +12,7 @@ mod record;
 mod session_writer;
 
 pub use pay::{card_entry, confirm, gateway_api_error, pay, pending_authentication, settle_setup};
-pub use reconcile::reconcile_stale_claims;
+pub use reconcile::{reconcile_stale_claims, Reconciled};
 pub(crate) use record::refund_unrecorded;
 pub use record::{abandon_attempt, release_attempt, settle};
 pub use session_writer::SessionWriter;

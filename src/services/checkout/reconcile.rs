@@ -2,9 +2,13 @@
 //! died, a webhook was lost. An attempt that has held its link for a few minutes is looked up at
 //! the gateway by the payment reference stored before any money moved, then completed (money
 //! taken), left alone (the gateway is still working, or the shopper is authenticating), or given
-//! back (nothing taken; a payment still awaiting authentication is canceled first).
+//! back (nothing taken; a payment still awaiting authentication is canceled first). An attempt
+//! that started no payment is given back without asking the gateway. Attempts with a payment are
+//! read a few at a time, and one found unfinished is read again after 1, 2, 4, then every 8
+//! minutes, so a crowd of abandoned 3-D Secure steps neither hammers Stripe nor holds up the rest.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
 
 use crate::error::ApiError;
 use crate::gateway::PaymentStatus;
@@ -30,33 +34,81 @@ pub struct Reconciled {
     pub waiting: usize,
 }
 
+/// How many attempts with a payment are looked up at the gateway at once.
+const CONCURRENT_LOOKUPS: usize = 8;
+/// The most attempts of each kind one round looks at. The two kinds are found separately, so
+/// neither waits behind the other.
+const BATCH: i64 = 50;
+/// The wait before an unfinished payment is looked up again: 1 minute, doubling per look-up, at
+/// most 8 (Stripe is asked a handful of times over a 30-minute authentication, not every round).
+const FIRST_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+const LAST_RECHECK: std::time::Duration = std::time::Duration::from_secs(8 * 60);
+
 pub async fn reconcile_stale_claims(state: &AppState) -> Result<Reconciled, ApiError> {
     let now = state.clock.now();
     let (charged_before, uncharged_before) = (
         naive(now - RECONCILE_AFTER),
         naive(now - RELEASE_UNCHARGED_AFTER),
     );
-    let stale = run_db(&state.pool, move |conn| {
-        let mut stale = checkout_sessions::list_stale_claims(conn, uncharged_before, 50)?;
-        // Attempts with a payment are looked up at the gateway only after a few minutes: the
-        // shopper may be at their bank's 3-D Secure step.
-        stale.retain(|s| s.gateway_payment_ref.is_none() || s.claimed_at < Some(charged_before));
-        Ok(stale)
+    let (uncharged, charged) = run_db(&state.pool, move |conn| {
+        Ok((
+            checkout_sessions::list_uncharged_claims(conn, uncharged_before, BATCH)?,
+            checkout_sessions::list_charged_claims_due(conn, charged_before, naive(now), BATCH)?,
+        ))
     })
     .await?;
     let mut done = Reconciled::default();
-    for session in stale {
-        match reconcile_one(state, &session, now).await {
+    // No payment was started: nothing can have been taken, and no gateway call is needed.
+    for session in uncharged {
+        let released = super::record::release_attempt(
+            state,
+            session.id,
+            session.payment_attempts,
+            session.promo_code_id,
+        )
+        .await;
+        match released {
+            Ok(()) => done.released += 1,
+            Err(e) => {
+                done.waiting += 1;
+                tracing::warn!(checkout_session_id = session.id, error = %e, "giving back an uncharged checkout attempt failed; will try again");
+            }
+        }
+    }
+    let mut lookups = futures_util::stream::iter(charged)
+        .map(|session| async move { (reconcile_one(state, &session, now).await, session) })
+        .buffer_unordered(CONCURRENT_LOOKUPS);
+    while let Some((step, session)) = lookups.next().await {
+        match step {
             Ok(Step::Completed) => done.completed += 1,
             Ok(Step::Released) => done.released += 1,
-            Ok(Step::Waiting) => done.waiting += 1,
+            Ok(Step::Waiting) => {
+                done.waiting += 1;
+                check_later(state, &session, now).await;
+            }
             Err(e) => {
                 done.waiting += 1;
                 tracing::warn!(checkout_session_id = session.id, error = %e, "reconciling a checkout attempt failed; will try again");
+                check_later(state, &session, now).await;
             }
         }
     }
     Ok(done)
+}
+
+/// Puts the next look-up of an unfinished attempt off (see `FIRST_RECHECK`).
+async fn check_later(state: &AppState, session: &CheckoutSession, now: DateTime<Utc>) {
+    let checks = u32::try_from(session.gateway_checks).unwrap_or(0) + 1;
+    let wait = crate::domain::backoff::exponential(FIRST_RECHECK, checks, LAST_RECHECK);
+    let next = naive(now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::minutes(1)));
+    let (id, attempt) = (session.id, session.payment_attempts);
+    let noted = run_db(&state.pool, move |conn| {
+        Ok(checkout_sessions::note_checked(conn, id, attempt, next)?)
+    })
+    .await;
+    if let Err(e) = noted {
+        tracing::warn!(checkout_session_id = id, error = %e, "noting a checkout look-up failed");
+    }
 }
 
 enum Step {
@@ -68,20 +120,10 @@ enum Step {
 async fn reconcile_one(
     state: &AppState,
     session: &CheckoutSession,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Step, ApiError> {
-    let release = || {
-        super::record::release_attempt(
-            state,
-            session.id,
-            session.payment_attempts,
-            session.promo_code_id,
-        )
-    };
-    // No payment was started: nothing can have been taken.
     let Some(reference) = &session.gateway_payment_ref else {
-        release().await?;
-        return Ok(Step::Released);
+        return Ok(Step::Waiting);
     };
     let gateway_error = super::pay::gateway_api_error;
     let mut payment = state

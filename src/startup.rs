@@ -489,7 +489,7 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
 }
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 46] = [
+pub const ROUTES: [(&str, &str); 48] = [
     ("GET", "/"),
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
@@ -498,11 +498,13 @@ pub const ROUTES: [(&str, &str); 46] = [
     ("POST", "/treefort/validate-promo-code"),
     ("GET", "/checkout/{token}"),
     ("POST", "/checkout/{token}"),
+    ("POST", "/checkout/{token}/card-setup"),
     ("POST", "/checkout/{token}/confirm"),
     ("GET", "/checkout/{token}/activation"),
     ("GET", "/billing/{token}"),
     ("POST", "/billing/{token}/cancel"),
     ("POST", "/billing/{token}/resume"),
+    ("POST", "/billing/{token}/card-setup"),
     ("POST", "/billing/{token}/card"),
     ("POST", "/billing/{token}/confirm-payment"),
     ("POST", "/webhooks/stripe"),
@@ -582,6 +584,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         ],
     ))
     .service(post(
+        "/checkout/{token}/card-setup",
+        web::post().to(pages::checkout::card_setup),
+    ))
+    .service(post(
         "/checkout/{token}/confirm",
         web::post().to(pages::checkout::confirm),
     ))
@@ -597,6 +603,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .service(post(
         "/billing/{token}/resume",
         web::post().to(pages::billing::resume),
+    ))
+    .service(post(
+        "/billing/{token}/card-setup",
+        web::post().to(pages::billing::card_setup),
     ))
     .service(post(
         "/billing/{token}/card",

@@ -43,12 +43,12 @@ pub enum CardSubmission {
 pub enum CardEntry {
     /// Our own number/expiry/CVC fields, posted to us (the sandbox: test cards, no money).
     Fields,
-    /// Stripe's Card Element: the page loads Stripe.js, confirms the SetupIntent in the browser
-    /// with `confirmCardSetup` and posts only its id.
+    /// Stripe's Card Element: the page loads Stripe.js and, when the shopper presses the button,
+    /// asks us for a SetupIntent ([`Gateway::setup_card`]), confirms it in the browser with
+    /// `confirmCardSetup` and posts only its id. Showing the page costs no call to Stripe.
     StripeElement {
         publishable_key: String,
         js_url: String,
-        client_secret: String,
     },
 }
 
@@ -306,16 +306,26 @@ impl Gateway {
         }
     }
 
-    /// Prepares a card entry for `customer_ref`. `key` names the attempt (one setup per key).
-    pub async fn card_entry(
+    /// How a page collects a card. No call to the gateway: a page view creates nothing there.
+    pub fn card_entry(&self) -> CardEntry {
+        match self {
+            Gateway::Sandbox(_) => CardEntry::Fields,
+            Gateway::Stripe(g) => g.card_entry(),
+        }
+    }
+
+    /// A card setup for `customer_ref`, created when the shopper submits the card field: the
+    /// client secret Stripe.js confirms. `key` names the submission (one setup per key).
+    pub async fn setup_card(
         &self,
         customer_ref: &str,
         purpose: &Purpose,
         key: &str,
-    ) -> Result<CardEntry, GatewayError> {
+    ) -> Result<String, GatewayError> {
         match self {
-            Gateway::Sandbox(_) => Ok(CardEntry::Fields),
-            Gateway::Stripe(g) => g.card_entry(customer_ref, purpose, key).await,
+            // The sandbox's page posts its own fields; it never asks for a setup.
+            Gateway::Sandbox(_) => Err(GatewayError::Mismatch),
+            Gateway::Stripe(g) => g.setup_card(customer_ref, purpose, key).await,
         }
     }
 

@@ -180,12 +180,19 @@ impl StripeGateway {
             })
     }
 
-    pub async fn card_entry(
+    pub fn card_entry(&self) -> CardEntry {
+        CardEntry::StripeElement {
+            publishable_key: self.settings.publishable_key.clone(),
+            js_url: self.settings.js_url.clone(),
+        }
+    }
+
+    pub async fn setup_card(
         &self,
         customer_ref: &str,
         purpose: &Purpose,
         key: &str,
-    ) -> Result<CardEntry, GatewayError> {
+    ) -> Result<String, GatewayError> {
         let mut params = vec![
             ("customer".to_string(), customer_ref.to_string()),
             ("usage".to_string(), "off_session".to_string()),
@@ -199,13 +206,9 @@ impl StripeGateway {
         let setup = self
             .post("/v1/setup_intents", params, &format!("setup-{key}"))
             .await?;
-        let client_secret = str_field(&setup, "client_secret")
-            .ok_or_else(|| GatewayError::Unavailable("Stripe answered no client_secret".into()))?;
-        Ok(CardEntry::StripeElement {
-            publishable_key: self.settings.publishable_key.clone(),
-            js_url: self.settings.js_url.clone(),
-            client_secret: client_secret.to_string(),
-        })
+        str_field(&setup, "client_secret")
+            .map(str::to_string)
+            .ok_or_else(|| GatewayError::Unavailable("Stripe answered no client_secret".into()))
     }
 
     /// Reads the SetupIntent the browser confirmed back from Stripe, checks it was ours, and makes

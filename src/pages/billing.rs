@@ -103,6 +103,24 @@ pub async fn resume(
     .await
 }
 
+/// `POST /billing/{token}/card-setup`, from the card script when the card holder presses "save
+/// card" (Stripe): `{"clientSecret": …}` of a SetupIntent made for this press, or a JSON refusal.
+pub async fn card_setup(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    use actix_web::ResponseError;
+    match portal::setup_card(&state, &token).await {
+        Ok(secret) => super::client_secret(&secret),
+        Err(PortalError::NotFound) => {
+            crate::error::ApiError::not_found("portal_not_found", "no such billing link")
+                .error_response()
+        }
+        Err(PortalError::Expired(_)) => {
+            crate::error::ApiError::gone("portal_expired", "this billing link has expired")
+                .error_response()
+        }
+        Err(PortalError::Failed(_, e)) => e.error_response(),
+    }
+}
+
 pub async fn replace_card(
     state: web::Data<AppState>,
     token: web::Path<String>,
@@ -343,7 +361,7 @@ fn render(
     let replace = card_on_file
         .as_ref()
         .and(browser.card_entry.as_ref())
-        .map(CardView::of);
+        .map(|entry| CardView::of(entry, &format!("/billing/{token}/card-setup")));
     let mut gateway_js = match &browser.card_entry {
         Some(CardEntry::StripeElement { js_url, .. }) if card_on_file.is_some() => {
             Some(js_url.as_str())

@@ -19,12 +19,37 @@
     }
   }
 
-  // Saving a card: confirmCardSetup with the card field, then post the SetupIntent id.
-  Array.prototype.forEach.call(document.querySelectorAll('form[data-stripe-setup]'), function (form) {
+  // Asks our server for a card setup when the shopper presses the button (page views create
+  // nothing at Stripe); the answer is Stripe's client secret, or a JSON refusal.
+  function requestSetup(form) {
+    return fetch(form.getAttribute('data-stripe-setup-url'), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json' }
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok || !body || !body.clientSecret) {
+          throw new Error((body && body.message) || form.getAttribute('data-error-text'));
+        }
+        return body.clientSecret;
+      });
+    });
+  }
+
+  // Saving a card: get a setup, confirmCardSetup with the card field, then post the SetupIntent
+  // id. A setup the card was refused on is tried again with the next card; one is asked for
+  // only once per page.
+  Array.prototype.forEach.call(document.querySelectorAll('form[data-stripe-setup-url]'), function (form) {
     var stripe = Stripe(form.getAttribute('data-stripe-key'));
     var card = stripe.elements().create('card');
     card.mount(form.querySelector('[data-card-element]'));
     var busy = false;
+    var secret = null;
+    function fail(message) {
+      busy = false;
+      setBusy(form, false);
+      showError(form, message || form.getAttribute('data-error-text'));
+    }
     form.addEventListener('submit', function (event) {
       event.preventDefault();
       if (busy) {
@@ -32,21 +57,19 @@
       }
       busy = true;
       setBusy(form, true);
-      stripe.confirmCardSetup(form.getAttribute('data-stripe-setup'), {
-        payment_method: { card: card }
+      var ready = secret ? Promise.resolve(secret) : requestSetup(form);
+      ready.then(function (clientSecret) {
+        secret = clientSecret;
+        return stripe.confirmCardSetup(clientSecret, { payment_method: { card: card } });
       }).then(function (result) {
         if (!result || result.error || !result.setupIntent) {
-          busy = false;
-          setBusy(form, false);
-          showError(form, (result && result.error && result.error.message) || form.getAttribute('data-error-text'));
+          fail(result && result.error && result.error.message);
           return;
         }
         form.querySelector('input[name=setup_intent]').value = result.setupIntent.id;
         form.submit();
-      }, function () {
-        busy = false;
-        setBusy(form, false);
-        showError(form, form.getAttribute('data-error-text'));
+      }, function (error) {
+        fail(error && error.message);
       });
     });
   });

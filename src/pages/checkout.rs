@@ -35,7 +35,7 @@ pub struct CardForm {
 
 pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     match checkout::view(&state, &token).await {
-        Ok(view) => checkout_page(&state, &view, StatusCode::OK, None).await,
+        Ok(view) => checkout_page(&state, &token, &view, StatusCode::OK, None).await,
         Err(e) => error_response(&state, &token, e).await,
     }
 }
@@ -57,24 +57,27 @@ impl CardForm {
     }
 }
 
-/// The checkout page with the card entry the gateway asks for (a fresh Stripe SetupIntent).
+/// The checkout page with the card entry the gateway asks for (Stripe's card field: its setup is
+/// made when the shopper presses the button, at `/checkout/{token}/card-setup`).
 async fn checkout_page(
     state: &AppState,
+    token: &str,
     view: &CheckoutView,
     status: StatusCode,
     error: Option<&str>,
 ) -> HttpResponse {
     if view.switch.is_some() {
-        return respond(status, render(view, state, &CardEntry::Fields, error));
-    }
-    match checkout::card_entry(state, view).await {
-        Ok(entry) => respond_allowing(
+        return respond(
             status,
-            render(view, state, &entry, error),
-            &origins_for(state, &entry),
-        ),
-        Err(e) => error_page(view.lang, state.gateway.is_test_mode(), &e),
+            render(view, state, token, &CardEntry::Fields, error),
+        );
     }
+    let entry = state.gateway.card_entry();
+    respond_allowing(
+        status,
+        render(view, state, token, &entry, error),
+        &origins_for(state, &entry),
+    )
 }
 
 fn origins_for(state: &AppState, entry: &CardEntry) -> Vec<String> {
@@ -97,7 +100,14 @@ pub async fn pay(
             return match checkout::view(&state, &token).await {
                 Ok(view) => {
                     let message = view.lang.t("invalid-card");
-                    checkout_page(&state, &view, StatusCode::BAD_REQUEST, Some(&message)).await
+                    checkout_page(
+                        &state,
+                        &token,
+                        &view,
+                        StatusCode::BAD_REQUEST,
+                        Some(&message),
+                    )
+                    .await
                 }
                 Err(e) => error_response(&state, &token, e).await,
             }
@@ -106,6 +116,39 @@ pub async fn pay(
     match checkout::pay(&state, &token, card).await {
         Ok(outcome) => outcome_response(&state, &token, outcome),
         Err(e) => error_response(&state, &token, e).await,
+    }
+}
+
+/// `POST /checkout/{token}/card-setup`, from the card script when the shopper presses the button
+/// (Stripe): `{"clientSecret": …}` of a SetupIntent made for this press, or a JSON refusal with a
+/// stable code. Page views never reach the gateway; only this does.
+pub async fn card_setup(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
+    use actix_web::ResponseError;
+    match checkout::setup_card(&state, &token).await {
+        Ok(secret) => super::client_secret(&secret),
+        Err(e) => setup_refusal(e).error_response(),
+    }
+}
+
+fn setup_refusal(e: CheckoutError) -> crate::error::ApiError {
+    use crate::error::ApiError;
+    match e {
+        CheckoutError::NotFound => {
+            ApiError::not_found("checkout_not_found", "no such checkout link")
+        }
+        CheckoutError::Expired(_) | CheckoutError::Spent(_) => ApiError::gone(
+            "checkout_expired",
+            "this checkout link can no longer be paid",
+        ),
+        CheckoutError::Used(_) => ApiError::gone("checkout_completed", "this checkout is paid"),
+        CheckoutError::InProgress(_) => ApiError::conflict(
+            "payment_in_progress",
+            "a payment on this link is in progress",
+        ),
+        CheckoutError::Retry(..) => {
+            ApiError::conflict("checkout_changed", "reload the page and try again")
+        }
+        CheckoutError::Failed(_, e) => e,
     }
 }
 
@@ -208,7 +251,7 @@ async fn error_response(state: &AppState, token: &str, error: CheckoutError) -> 
                 RetryReason::GatewayFailed => (StatusCode::BAD_GATEWAY, "error-body"),
             };
             let text = view.lang.t(id);
-            checkout_page(state, &view, status, Some(&text)).await
+            checkout_page(state, token, &view, status, Some(&text)).await
         }
     }
 }
@@ -246,7 +289,13 @@ struct CheckoutPage<'a> {
     gateway_js: Option<&'a str>,
 }
 
-fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Option<&str>) -> String {
+fn render(
+    view: &CheckoutView,
+    state: &AppState,
+    token: &str,
+    entry: &CardEntry,
+    error: Option<&str>,
+) -> String {
     if let Some(switch) = &view.switch {
         return render_switch(view, switch, state, error);
     }
@@ -303,7 +352,7 @@ fn render(view: &CheckoutView, state: &AppState, entry: &CardEntry, error: Optio
         due_today: view.due_today().format(lang),
         promo_then,
         error,
-        card: CardView::of(entry),
+        card: CardView::of(entry, &format!("/checkout/{token}/card-setup")),
         button: lang.t(if view.trial_ends_at.is_some() {
             "start-trial"
         } else {

@@ -48,6 +48,7 @@ pub fn respond(status: StatusCode, html: String) -> HttpResponse {
 
 /// `respond`, for a page that runs the payment gateway's script: scripts from this origin (our
 /// card.js) and from `origins`, which may also be framed and called (Stripe.js, 3-D Secure).
+/// card.js calls this origin too, for the card setup it confirms.
 pub fn respond_allowing(status: StatusCode, html: String, origins: &[String]) -> HttpResponse {
     let csp = if origins.is_empty() {
         "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
@@ -56,7 +57,7 @@ pub fn respond_allowing(status: StatusCode, html: String, origins: &[String]) ->
         let o = origins.join(" ");
         format!(
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' {o}; frame-src {o}; \
-             connect-src {o}; img-src {o}; frame-ancestors 'none'; base-uri 'none'"
+             connect-src 'self' {o}; img-src {o}; frame-ancestors 'none'; base-uri 'none'"
         )
     };
     respond_with_policy(status, html, csp)
@@ -128,6 +129,13 @@ pub async fn card_js() -> HttpResponse {
         .body(CARD_JS)
 }
 
+/// The answer of a card-setup request: the client secret Stripe.js confirms, never cached.
+pub fn client_secret(secret: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "clientSecret": secret }))
+}
+
 /// The card entry a form shows: our own fields (the sandbox), or the gateway's card field with
 /// the setup it confirms (Stripe).
 pub struct CardView {
@@ -136,21 +144,20 @@ pub struct CardView {
 
 pub struct StripeCard {
     pub publishable_key: String,
-    pub client_secret: String,
+    /// Where the form asks for its SetupIntent when the shopper presses the button.
+    pub setup_url: String,
 }
 
 impl CardView {
-    pub fn of(entry: &crate::gateway::CardEntry) -> Self {
+    pub fn of(entry: &crate::gateway::CardEntry, setup_url: &str) -> Self {
         match entry {
             crate::gateway::CardEntry::Fields => CardView { stripe: None },
             crate::gateway::CardEntry::StripeElement {
-                publishable_key,
-                client_secret,
-                ..
+                publishable_key, ..
             } => CardView {
                 stripe: Some(StripeCard {
                     publishable_key: publishable_key.clone(),
-                    client_secret: client_secret.clone(),
+                    setup_url: setup_url.to_string(),
                 }),
             },
         }

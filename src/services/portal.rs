@@ -159,29 +159,11 @@ pub struct PortalBrowser {
 
 pub async fn browser_steps(state: &AppState, view: &PortalView) -> PortalBrowser {
     let mut steps = PortalBrowser::default();
-    let Some(customer) = &view.customer else {
+    if view.customer.is_none() {
         return steps;
-    };
-    let purpose = Purpose::Portal {
-        user_id: customer.user_id.clone(),
-    };
-    let key = format!(
-        "portal-{}-{}",
-        customer.id,
-        crate::domain::session_token::nonce().unwrap_or_default()
-    );
-    let entry = match super::customers::gateway_customer(state, customer).await {
-        Ok(customer_ref) => state
-            .gateway
-            .card_entry(&customer_ref, &purpose, &key)
-            .await
-            .map_err(super::checkout::gateway_api_error),
-        Err(e) => Err(e),
-    };
-    match entry {
-        Ok(entry) => steps.card_entry = Some(entry),
-        Err(e) => tracing::warn!(error = %e, "the portal cannot offer a card change now"),
     }
+    // Showing the card field costs nothing at the gateway: the setup is made on the press.
+    steps.card_entry = Some(state.gateway.card_entry());
     if let Some(payment) = awaiting_authentication(view) {
         if let Some(reference) = &payment.gateway_reference {
             if let Ok(Some(step)) = state.gateway.authentication(reference).await {
@@ -190,6 +172,33 @@ pub async fn browser_steps(state: &AppState, view: &PortalView) -> PortalBrowser
         }
     }
     steps
+}
+
+/// A card setup for the card holder who pressed "replace card" (Stripe): the client secret the
+/// browser confirms. Made on that press, never on a page view; one per press.
+pub async fn setup_card(state: &AppState, token: &str) -> Result<String, PortalError> {
+    let view = view(state, token).await?;
+    let lang = view.lang;
+    let Some(customer) = &view.customer else {
+        return Err(PortalError::Failed(
+            lang,
+            ApiError::conflict("no_card_on_file", "there is no card on file to replace"),
+        ));
+    };
+    let purpose = Purpose::Portal {
+        user_id: customer.user_id.clone(),
+    };
+    let nonce = crate::domain::session_token::nonce()
+        .map_err(|e| PortalError::Failed(lang, ApiError::internal(e)))?;
+    let key = format!("portal-{}-{nonce}", customer.id);
+    let customer_ref = super::customers::gateway_customer(state, customer)
+        .await
+        .map_err(|e| PortalError::Failed(lang, e))?;
+    state
+        .gateway
+        .setup_card(&customer_ref, &purpose, &key)
+        .await
+        .map_err(|e| PortalError::Failed(lang, super::checkout::gateway_api_error(e)))
 }
 
 /// The newest renewal of a past-due subscription that waits for the card holder's authentication.

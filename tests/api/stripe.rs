@@ -21,7 +21,8 @@ pub(crate) fn payments_of(app: &TestApp) -> Vec<Payment> {
         .unwrap()
 }
 
-/// The checkout page, and the client secret of the SetupIntent its card field confirms.
+/// The checkout page, and the client secret of the SetupIntent its card field confirms: asked
+/// for at the page's card-setup URL, as card.js does when the shopper presses the button.
 pub(crate) async fn checkout_page(app: &TestApp, url: &str) -> (String, String) {
     let response = app.get(url).await;
     assert_eq!(response.status(), 200);
@@ -30,12 +31,32 @@ pub(crate) async fn checkout_page(app: &TestApp, url: &str) -> (String, String) 
         .unwrap()
         .to_string();
     let html = response.text().await.unwrap();
-    let secret = attribute(&html, "data-stripe-setup").expect("the page confirms a SetupIntent");
     assert!(
         csp.contains("script-src 'self' http://127.0.0.1:"),
         "Stripe.js may load from STRIPE_JS_URL: {csp}"
     );
+    let secret = press(app, &html).await;
     (html, secret)
+}
+
+/// What card.js does on the press of a page's card form: asks the form's card-setup URL for
+/// the client secret of a fresh SetupIntent.
+pub(crate) async fn press(app: &TestApp, html: &str) -> String {
+    let setup_url =
+        attribute(html, "data-stripe-setup-url").expect("the page offers Stripe's card field");
+    let response = app
+        .client
+        .post(format!("{}{setup_url}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    body["clientSecret"]
+        .as_str()
+        .expect("a client secret")
+        .to_string()
 }
 
 /// The shopper types `card` into Stripe's card field and presses pay: Stripe.js confirms the
@@ -174,7 +195,7 @@ async fn a_declined_charge_keeps_the_link_and_the_next_attempt_is_a_new_charge()
     let html = declined.text().await.unwrap();
     assert!(html.contains("declined"), "{html}");
     assert!(
-        attribute(&html, "data-stripe-setup").is_some(),
+        attribute(&html, "data-stripe-setup-url").is_some(),
         "a new card can be entered on the same page"
     );
     assert_eq!(app.count("subscriptions"), 0);
@@ -349,7 +370,7 @@ async fn a_declined_renewal_is_past_due_and_a_replaced_card_recovers_it() {
     // Replace the card in the portal: Stripe's field, a SetupIntent, its id posted.
     let portal = app.portal_url("u1", "en").await;
     let html = app.get(&portal).await.text().await.unwrap();
-    let secret = attribute(&html, "data-stripe-setup").expect("the portal offers Stripe's field");
+    let secret = press(&app, &html).await;
     let setup = stripe.confirm_card_setup(&secret, CARD_OK).await.unwrap();
     let replaced = app
         .client
@@ -731,7 +752,7 @@ async fn live_keys_show_no_test_banner() {
     .await;
     let url = app.link_to_paid_plan("u1").await;
     let html = app.get(&url).await.text().await.unwrap();
-    assert!(attribute(&html, "data-stripe-setup").is_some());
+    assert!(attribute(&html, "data-stripe-setup-url").is_some());
     assert!(!html.contains("Test mode"));
 }
 
@@ -903,7 +924,7 @@ async fn a_card_setup_of_a_declined_attempt_is_never_charged_by_its_webhook() {
         .unwrap();
     let declined = post_setup(&app, &url, setup["id"].as_str().unwrap()).await;
     assert_eq!(declined.status(), 402);
-    let retry_secret = attribute(&declined.text().await.unwrap(), "data-stripe-setup").unwrap();
+    let retry_secret = press(&app, &declined.text().await.unwrap()).await;
     // Stripe's setup_intent.succeeded for that card arrives after the shopper saw the decline.
     let now = chrono::Utc::now().timestamp();
     let event = json!({"id": "evt_setup0000002", "type": "setup_intent.succeeded", "created": now,

@@ -514,3 +514,93 @@ async fn an_abandoned_authentication_is_read_from_stripe_with_backoff_not_every_
     assert_eq!(stripe.payment_intents().await[0]["status"], "canceled");
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
 }
+
+fn creations_at(proxy: &StripeProxy, path: &str) -> usize {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn page_views_create_nothing_at_stripe_only_the_shoppers_press_does() {
+    let (app, stripe, proxy) = spawn_behind_proxy().await;
+    let url = app.link_to_paid_plan("u1").await;
+    // Many views of one link, as from many addresses: nothing is made at Stripe.
+    for _ in 0..20 {
+        assert_eq!(app.get(&url).await.status(), 200);
+    }
+    assert_eq!(creations_at(&proxy, "/v1/setup_intents"), 0);
+    assert_eq!(creations_at(&proxy, "/v1/customers"), 0);
+
+    // The press makes the customer and one setup; the shopper pays with it.
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    assert_eq!(creations_at(&proxy, "/v1/setup_intents"), 1);
+    assert_eq!(creations_at(&proxy, "/v1/customers"), 1);
+
+    // The portal's card field likewise: views are free, a press makes one setup.
+    let portal = app.portal_url("u1", "en").await;
+    let mut html = String::new();
+    for _ in 0..20 {
+        let page = app.get(&portal).await;
+        assert_eq!(page.status(), 200);
+        html = page.text().await.unwrap();
+    }
+    assert_eq!(creations_at(&proxy, "/v1/setup_intents"), 1);
+    crate::stripe::press(&app, &html).await;
+    assert_eq!(creations_at(&proxy, "/v1/setup_intents"), 2);
+    assert_eq!(
+        creations_at(&proxy, "/v1/customers"),
+        1,
+        "one customer per user"
+    );
+}
+
+#[tokio::test]
+async fn a_press_on_a_link_that_cannot_be_paid_gets_a_json_refusal_and_makes_nothing() {
+    let (app, stripe, proxy) = spawn_behind_proxy().await;
+    let url = app.link_to_paid_plan("u1").await;
+    let html = app.get(&url).await.text().await.unwrap();
+    assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
+    let made = creations_at(&proxy, "/v1/setup_intents");
+
+    let setup_url = attribute(&html, "data-stripe-setup-url").unwrap();
+    let paid = app
+        .client
+        .post(format!("{}{setup_url}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 410);
+    let body: Value = paid.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "checkout_completed", "{body}");
+
+    let unknown = app
+        .client
+        .post(format!(
+            "{}/checkout/{}/card-setup",
+            app.address,
+            "x".repeat(43)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "checkout_not_found", "{body}");
+
+    // Another site cannot make setups on a shopper's link.
+    let url = app.link_to_paid_plan("u2").await;
+    let html = app.get(&url).await.text().await.unwrap();
+    let setup_url = attribute(&html, "data-stripe-setup-url").unwrap();
+    let cross = app
+        .client
+        .post(format!("{}{setup_url}", app.address))
+        .header("Origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert_eq!(creations_at(&proxy, "/v1/setup_intents"), made);
+}

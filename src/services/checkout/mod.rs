@@ -11,7 +11,7 @@ mod reconcile;
 mod record;
 mod session_writer;
 
-pub use pay::{card_entry, confirm, gateway_api_error, pay, pending_authentication, settle_setup};
+pub use pay::{confirm, gateway_api_error, pay, pending_authentication, settle_setup, setup_card};
 pub use reconcile::{reconcile_stale_claims, Reconciled};
 pub(crate) use record::refund_unrecorded;
 pub use record::{abandon_attempt, release_attempt, settle};

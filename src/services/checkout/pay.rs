@@ -8,8 +8,8 @@ use crate::db::write_transaction;
 use crate::domain::locale::Lang;
 use crate::error::ApiError;
 use crate::gateway::{
-    CardEntry, CardSubmission, ChargeKind, ChargeOutcome, ChargeRequest, GatewayError,
-    PaymentStatus, Purpose, SavedCard,
+    CardSubmission, ChargeKind, ChargeOutcome, ChargeRequest, GatewayError, PaymentStatus, Purpose,
+    SavedCard,
 };
 use crate::models::checkout_sessions::{self, CheckoutSession};
 use crate::models::customers;
@@ -25,34 +25,37 @@ use super::{
     is_already_on, view, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
 };
 
-/// The card entry the checkout page shows (the gateway's own field on Stripe). Creates the
-/// gateway's customer of this user the first time.
-pub async fn card_entry(state: &AppState, view: &CheckoutView) -> Result<CardEntry, ApiError> {
-    let customer_ref = gateway_customer(state, &view.session).await?;
-    // The attempt this page's card is for: the next one, as stored now (a page shown after a
-    // failed attempt holds a view from before it).
-    let session_id = view.session.id;
-    let attempts = run_db(&state.pool, move |conn| {
-        Ok(checkout_sessions::find(conn, session_id)?.map(|s| s.payment_attempts))
-    })
-    .await?
-    .unwrap_or(view.session.payment_attempts);
+/// A card setup for the shopper who pressed the button on the checkout page (Stripe): the
+/// client secret the browser confirms. Created on that press, never on a page view, so reloads
+/// of a link cost nothing at the gateway; the gateway's customer is created with the first one.
+/// A switch of plan takes no card, and a link that cannot be paid any more gets its refusal.
+pub async fn setup_card(state: &AppState, token: &str) -> Result<String, CheckoutError> {
+    let view = view(state, token).await?;
+    let lang = view.lang;
+    if view.switch.is_some() {
+        return Err(CheckoutError::Failed(
+            lang,
+            ApiError::conflict("no_card_needed", "this change of plan takes no card"),
+        ));
+    }
+    let customer_ref = gateway_customer(state, &view.session)
+        .await
+        .map_err(|e| CheckoutError::Failed(lang, e))?;
+    // The attempt this card is for: the next one, as stored at the press.
+    let attempt = view.session.payment_attempts + 1;
     let purpose = Purpose::Checkout {
-        session_id,
-        attempt: attempts + 1,
+        session_id: view.session.id,
+        attempt,
     };
-    // One setup per page shown: a reload after a used setup must get a fresh one.
-    let key = format!(
-        "checkout-{}-{}-{}",
-        view.session.id,
-        attempts + 1,
-        crate::domain::session_token::nonce().map_err(ApiError::internal)?
-    );
+    // One setup per press: a setup already confirmed cannot take another card.
+    let nonce = crate::domain::session_token::nonce()
+        .map_err(|e| CheckoutError::Failed(lang, ApiError::internal(e)))?;
+    let key = format!("checkout-{}-{attempt}-{nonce}", view.session.id);
     state
         .gateway
-        .card_entry(&customer_ref, &purpose, &key)
+        .setup_card(&customer_ref, &purpose, &key)
         .await
-        .map_err(gateway_api_error)
+        .map_err(|e| CheckoutError::Failed(lang, gateway_api_error(e)))
 }
 
 /// The gateway's customer of the session's user, created once and kept on our customer row.

@@ -45,6 +45,8 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     /// Requests a minute per provider key on `/treefort/*` (each instance counts its own).
     pub rate_limit_treefort_per_minute: std::num::NonZeroU32,
+    /// Failed authentications a client address may make per minute on `/treefort` and `/v1`.
+    pub rate_limit_failed_auth_per_minute: std::num::NonZeroU32,
     /// Requests a minute per client address on the shopper pages (each instance counts its own).
     pub rate_limit_pages_per_minute: std::num::NonZeroU32,
     /// Failed payment attempts a checkout link allows before it is spent.
@@ -333,7 +335,16 @@ impl Settings {
             portal_session_ttl_secs,
             gateway,
             log_format,
-            rate_limit_treefort_per_minute: per_minute("RATE_LIMIT_TREEFORT_PER_MINUTE", 6000)?,
+            // Per proven key: far above any real app's traffic (Treefort is never throttled by
+            // default); the strict limits are on failed authentication and the pages.
+            rate_limit_treefort_per_minute: per_minute(
+                "RATE_LIMIT_TREEFORT_PER_MINUTE",
+                1_000_000,
+            )?,
+            rate_limit_failed_auth_per_minute: per_minute(
+                "RATE_LIMIT_FAILED_AUTH_PER_MINUTE",
+                30,
+            )?,
             rate_limit_pages_per_minute: per_minute("RATE_LIMIT_PAGES_PER_MINUTE", 120)?,
             checkout_max_failed_attempts,
             trust_proxy_headers,
@@ -626,6 +637,11 @@ mod tests {
         assert_eq!(s.portal_session_ttl_secs, 900);
         assert!(s.provider_api_keys.is_empty());
         assert!(s.treefort.is_none());
+        // A proven key is not throttled by default (a busy app's plan lookups alone can pass
+        // 6 000 a minute); failed authentication and the pages are.
+        assert!(s.rate_limit_treefort_per_minute.get() >= 600_000);
+        assert_eq!(s.rate_limit_failed_auth_per_minute.get(), 30);
+        assert_eq!(s.rate_limit_pages_per_minute.get(), 120);
     }
 
     #[test]

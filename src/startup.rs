@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
@@ -32,6 +32,7 @@ pub struct Application {
     worker: Option<WorkerHandle>,
     catalog_poll: tokio::task::JoinHandle<()>,
     subscription_poll: tokio::task::JoinHandle<()>,
+    limits_prune: tokio::task::JoinHandle<()>,
     state: web::Data<AppState>,
 }
 
@@ -109,12 +110,14 @@ impl Application {
         let worker = Some(worker::spawn(data.clone()));
         let catalog_poll = tokio::spawn(poll_catalog(data.clone()));
         let subscription_poll = tokio::spawn(poll_subscription_changes(data.clone()));
+        let limits_prune = tokio::spawn(forget_idle_callers(data.limits.clone()));
         Ok(Self {
             port,
             server,
             worker,
             catalog_poll,
             subscription_poll,
+            limits_prune,
             state: data,
         })
     }
@@ -133,10 +136,24 @@ impl Application {
         let result = self.server.await;
         self.catalog_poll.abort();
         self.subscription_poll.abort();
+        self.limits_prune.abort();
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
         result
+    }
+}
+
+/// Forgets idle callers of the rate limits once a minute, on the limiter's own clock (whatever
+/// the worker is doing, and with the worker off).
+async fn forget_idle_callers(limits: Arc<crate::limits::RateLimits>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        limits.forget_idle();
+        tracing::debug!(
+            callers = limits.callers(),
+            "idle rate-limit callers forgotten"
+        );
     }
 }
 
@@ -234,10 +251,11 @@ pub async fn build_state_with(
         std::process::id(),
         id.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let limits = Arc::new(crate::limits::RateLimits::new(
-        settings.rate_limit_treefort_per_minute,
-        settings.rate_limit_pages_per_minute,
-    ));
+    let limits = Arc::new(crate::limits::RateLimits::new(crate::limits::Budgets {
+        per_key: settings.rate_limit_treefort_per_minute,
+        failed_auth_per_address: settings.rate_limit_failed_auth_per_minute,
+        pages_per_address: settings.rate_limit_pages_per_minute,
+    }));
     let webhooks = Arc::new(crate::services::webhooks::delivery::Sender::new(&settings)?);
     if simulator.is_none() {
         for code in crate::simulator::active_demo_codes(&catalog.snapshot()) {
@@ -436,45 +454,29 @@ async fn read_body_in_time(
     }
 }
 
-/// 429 with `Retry-After` for a caller over its limit: per provider key on `/treefort/*`, per
-/// client address on the pages.
+/// 429 with `Retry-After` for a client over its limit before anything else is done: an address
+/// refused for failed authentications on `/treefort/*` and `/v1/*`, an address over the pages'
+/// limit on the pages.
 fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Option<HttpResponse> {
-    use sha2::{Digest, Sha256};
     let path = req.path();
-    let client = || -> Option<std::net::IpAddr> {
-        if state.settings.trust_proxy_headers {
-            let info = req.connection_info();
-            if let Some(ip) = info.realip_remote_addr().and_then(|a| {
-                a.parse::<std::net::SocketAddr>()
-                    .map(|s| s.ip())
-                    .ok()
-                    .or_else(|| a.parse().ok())
-            }) {
-                return Some(ip);
-            }
-        }
-        req.peer_addr().map(|a| a.ip())
-    };
+    let client =
+        || crate::limits::client_address(req.request(), state.settings.trust_proxy_headers);
+    // The keyed routes: an address refused for its failed authentications is turned away before
+    // its key is looked at. A proven key's own limit is counted once it is proven (api::auth,
+    // api::v1).
     let keyed = path.starts_with("/treefort/") || path.starts_with("/v1/");
     let wait = if keyed {
-        // The key's fingerprint, never the key itself; without a key, the address.
-        let caller = match req.headers().get(actix_web::http::header::AUTHORIZATION) {
-            Some(value) => Sha256::digest(value.as_bytes())[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            None => client().map(|ip| ip.to_string()).unwrap_or_default(),
-        };
-        state.limits.check_treefort(&caller).err()
+        client().and_then(|ip| state.limits.check_refused(ip).err())
     } else if path.starts_with("/checkout/") || path.starts_with("/billing/") {
         client().and_then(|ip| state.limits.check_pages(ip).err())
     } else {
         None
     }?;
     let seconds = crate::limits::retry_after_secs(wait);
-    state
-        .metrics
-        .count("rate_limited_total", &[if keyed { "api" } else { "pages" }]);
+    state.metrics.count(
+        "rate_limited_total",
+        &[if keyed { "failed_auth" } else { "pages" }],
+    );
     let mut response = if keyed {
         use actix_web::ResponseError;
         ApiError::rate_limited(seconds).error_response()

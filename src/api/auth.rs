@@ -1,12 +1,15 @@
 //! The provider API key Treefort presents (`Authorization: Bearer KEY`). Keys are compared in
 //! constant time, through their SHA-256 so that their length does not leak either; every
 //! configured key is compared, so rotation (two keys) costs the same for all.
+//!
+//! Also the rate limits' two sides of authentication, for `/treefort` and `/v1` alike: a failure
+//! counts against the client's address, a proven key against its own limit.
 
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,6 +30,34 @@ fn check(req: &HttpRequest) -> Result<ProviderAuth, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
+    match matched_key(req, state) {
+        Ok(index) => within_limit(state, &format!("provider-key-{index}")).map(|()| ProviderAuth),
+        Err(e) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => {
+            Err(failed(state, req, e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A failed authentication: counted against the client's address (over its budget, the address
+/// is refused for a while before any key is looked at), and answered `error`.
+pub(crate) fn failed(state: &AppState, req: &HttpRequest, error: ApiError) -> ApiError {
+    if let Some(ip) = crate::limits::client_address(req, state.settings.trust_proxy_headers) {
+        state.limits.note_failed_auth(ip);
+    }
+    error
+}
+
+/// A proven key, by a name that is not its secret, within its own limit; else 429.
+pub(crate) fn within_limit(state: &AppState, key_name: &str) -> Result<(), ApiError> {
+    state.limits.check_key(key_name).map_err(|wait| {
+        state.metrics.count("rate_limited_total", &["api"]);
+        ApiError::rate_limited(crate::limits::retry_after_secs(wait))
+    })
+}
+
+/// The index of the configured provider key presented (every key is compared, in constant time).
+fn matched_key(req: &HttpRequest, state: &AppState) -> Result<u32, ApiError> {
     let keys = &state.settings.provider_api_keys;
     if keys.is_empty() {
         return Err(ApiError::not_configured(
@@ -44,11 +75,15 @@ fn check(req: &HttpRequest) -> Result<ProviderAuth, ApiError> {
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
     let presented = Sha256::digest(presented.as_bytes());
-    let matched = keys.iter().fold(subtle::Choice::from(0), |any, key| {
-        any | Sha256::digest(key.expose().as_bytes()).ct_eq(&presented)
-    });
+    let (matched, index) =
+        keys.iter()
+            .zip(0u32..)
+            .fold((subtle::Choice::from(0), 0u32), |(any, index), (key, i)| {
+                let same = Sha256::digest(key.expose().as_bytes()).ct_eq(&presented);
+                (any | same, u32::conditional_select(&index, &i, same))
+            });
     if bool::from(matched) {
-        Ok(ProviderAuth)
+        Ok(index)
     } else {
         Err(ApiError::unauthorized())
     }

@@ -131,7 +131,6 @@ fn log_reconciled(reconciled: Result<checkout::Reconciled, crate::error::ApiErro
 }
 
 async fn round(state: &AppState) -> bool {
-    state.limits.forget_idle();
     // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
     let minute = state.clock.now().timestamp() / 60;
     if FORGOTTEN_IN_MINUTE.swap(minute, std::sync::atomic::Ordering::SeqCst) != minute {

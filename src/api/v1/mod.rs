@@ -223,6 +223,9 @@ where
 
 fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiError>> + 'static {
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let client = state
+        .as_ref()
+        .and_then(|state| crate::limits::client_address(req, state.settings.trust_proxy_headers));
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -234,37 +237,69 @@ fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiErr
         .map(|v| v.trim().to_string());
     async move {
         let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-        let presented = presented.ok_or_else(unauthorized)?;
-        let (key_id, secret) = api_key::parse(&presented).ok_or_else(unauthorized)?;
-        let (key_id, secret_hash) = (key_id.to_string(), api_key::hash(secret));
-        let now = naive(state.clock.now());
-        let same = move |key: &ApiKey| -> bool {
-            key.secret_hash
-                .as_bytes()
-                .ct_eq(secret_hash.as_bytes())
-                .into()
-        };
-        // From memory: no database round trip for a known key. A key made since the last
-        // version check is looked up below.
-        if let Some(key) = state.catalog.get(&state.pool).await?.api_keys.get(&key_id) {
-            if !same(key) {
-                return Err(unauthorized());
+        match find_key(&state, presented).await {
+            Ok(key) => {
+                crate::api::auth::within_limit(&state, &key.key_id)?;
+                Ok(key)
             }
-            touch_lazily(&state, key, now);
-            return Ok(key.clone());
+            Err(e) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => {
+                if let Some(ip) = client {
+                    state.limits.note_failed_auth(ip);
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
-        run_db(&state.pool, move |conn| {
-            let key = api_keys::find_by_key_id(conn, &key_id)?
-                .filter(|k| k.revoked_at.is_none())
-                .ok_or_else(unauthorized)?;
-            if !same(&key) {
-                return Err(unauthorized());
-            }
-            api_keys::touch(conn, &key, now)?;
-            Ok(key)
-        })
-        .await
     }
+}
+
+/// The live key `presented` names, from memory when the catalog has it. A well-formed key id
+/// that is not in the database is remembered for a minute ([`crate::limits`]), so repeating it
+/// costs no lookup.
+async fn find_key(
+    state: &web::Data<AppState>,
+    presented: Option<String>,
+) -> Result<ApiKey, ApiError> {
+    let presented = presented.ok_or_else(unauthorized)?;
+    let (key_id, secret) = api_key::parse(&presented).ok_or_else(unauthorized)?;
+    let (key_id, secret_hash) = (key_id.to_string(), api_key::hash(secret));
+    let now = naive(state.clock.now());
+    let same = move |key: &ApiKey| -> bool {
+        key.secret_hash
+            .as_bytes()
+            .ct_eq(secret_hash.as_bytes())
+            .into()
+    };
+    // From memory: no database round trip for a known key. A key made since the last
+    // version check is looked up below.
+    if let Some(key) = state.catalog.get(&state.pool).await?.api_keys.get(&key_id) {
+        if !same(key) {
+            return Err(unauthorized());
+        }
+        touch_lazily(state, key, now);
+        return Ok(key.clone());
+    }
+    if state.limits.is_unknown_key(&key_id) {
+        return Err(unauthorized());
+    }
+    let looked_up = key_id.clone();
+    let found = run_db(&state.pool, move |conn| {
+        Ok(api_keys::find_by_key_id(conn, &looked_up)?)
+    })
+    .await?;
+    let Some(key) = found else {
+        state.limits.note_unknown_key(&key_id);
+        return Err(unauthorized());
+    };
+    if key.revoked_at.is_some() || !same(&key) {
+        return Err(unauthorized());
+    }
+    let touched = key.clone();
+    run_db(&state.pool, move |conn| {
+        Ok(api_keys::touch(conn, &touched, now)?)
+    })
+    .await?;
+    Ok(key)
 }
 
 /// Notes a key's use at most once a minute per process, off the request's path: the answer

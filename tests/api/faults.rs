@@ -19,24 +19,26 @@ use crate::helpers::{checkout_body, TestDatabase, API_KEY};
 
 /// A request Treefort applied (it may not have answered it).
 #[derive(Debug, Clone)]
-struct Applied {
-    method: String,
-    path: String,
-    idempotency_key: Option<String>,
-    body: Value,
+pub(crate) struct Applied {
+    pub method: String,
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    pub body: Value,
+    /// Treefort's id of the subscription (made by a POST, named by a PATCH's path).
+    pub id: String,
 }
 
 /// A fake Treefort on raw TCP that misbehaves on purpose while `faulty` is on: of its subscription
 /// calls, about 15 % answer 500 (not applied), 10 % apply and then never answer (a timeout), and
 /// 10 % apply and drop the connection. Creates are idempotent by `Idempotency-Key`.
-struct FaultyTreefort {
-    port: u16,
+pub(crate) struct FaultyTreefort {
+    pub port: u16,
     applied: Arc<Mutex<Vec<Applied>>>,
-    faulty: Arc<std::sync::atomic::AtomicBool>,
+    pub faulty: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FaultyTreefort {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let applied: Arc<Mutex<Vec<Applied>>> = Arc::default();
@@ -63,7 +65,7 @@ impl FaultyTreefort {
         }
     }
 
-    fn applied(&self) -> Vec<Applied> {
+    pub fn applied(&self) -> Vec<Applied> {
         self.applied.lock().unwrap().clone()
     }
 }
@@ -133,6 +135,7 @@ async fn serve(
                     path: path.clone(),
                     idempotency_key: key,
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    id: id.clone(),
                 });
                 if fault && draw < 25 {
                     // Applied, never answered: the caller's timeout runs out.
@@ -156,14 +159,14 @@ async fn serve(
 }
 
 /// The service binary on a fixed port, started again after each kill.
-struct Service {
-    child: Option<Child>,
-    port: u16,
-    env: Vec<(&'static str, String)>,
+pub(crate) struct Service {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Service {
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
         command
             .arg("serve")
@@ -177,7 +180,7 @@ impl Service {
         self.child = Some(command.spawn().unwrap());
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let url = format!("http://127.0.0.1:{}/healthz", self.port);
         for _ in 0..300 {
             if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
@@ -188,7 +191,7 @@ impl Service {
         panic!("the service did not start");
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
@@ -202,7 +205,7 @@ impl Drop for Service {
     }
 }
 
-fn run_cli(env: &[(&'static str, String)], args: &[&str]) {
+pub(crate) fn run_cli(env: &[(&'static str, String)], args: &[&str]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
     command.args(args).env_clear();
     for (k, v) in env {
@@ -214,6 +217,7 @@ fn run_cli(env: &[(&'static str, String)], args: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// `n` subscriptions whose renewal is due now (created earlier; Treefort has them).

@@ -5,6 +5,7 @@
 mod auth;
 mod billing_portal;
 mod browser;
+mod campaign_invariants;
 mod cancel;
 mod catalog;
 mod checkout_page;
@@ -28,6 +29,7 @@ mod pool;
 mod promo_validation;
 mod properties;
 mod stripe;
+mod stripe_campaign;
 mod stripe_faults;
 mod stripe_proxy;
 mod subscription_plan;

@@ -14,6 +14,9 @@
 //! Stripe's (500, 503, 429, 409 `lock_timeout`); Stripe's answer with fields rewritten (a state
 //! localstripe never reaches, such as `processing`).
 //!
+//! Chaos (`chaos`), for the fault campaign: every request draws from a seeded generator, and a
+//! set share of them meets one of the faults above, picked at random (a rewrite excepted).
+//!
 //! It speaks just enough HTTP/1.1 for reqwest: one request per connection, answered with
 //! `Connection: close`.
 
@@ -113,8 +116,45 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// Random faults on a share of all requests, from a seed (the same seed, the same draws).
+struct Chaos {
+    state: u64,
+    percent: u64,
+    /// How late a delayed answer comes (past the client's timeout).
+    delay: Duration,
+}
+
+impl Chaos {
+    /// splitmix64: small, and good enough to spread faults.
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn draw(&mut self) -> Option<Fault> {
+        if self.next() % 100 >= self.percent {
+            return None;
+        }
+        Some(match self.next() % 9 {
+            0 => Fault::DropRequest,
+            1 => Fault::LoseAnswer,
+            2 => Fault::CutAnswer,
+            3 => Fault::DelayAnswer(self.delay),
+            4 => Fault::server_error(500),
+            5 => Fault::server_error(503),
+            6 => Fault::rate_limited(None),
+            7 => Fault::rate_limited(Some(true)),
+            _ => Fault::lock_timeout(),
+        })
+    }
+}
+
 #[derive(Default)]
 struct Shared {
+    chaos: Option<Chaos>,
     faults: Vec<(String, String, Fault)>,
     answers: HashMap<String, Answer>,
     seen: Vec<Seen>,
@@ -153,6 +193,16 @@ impl StripeProxy {
             .push((method.to_string(), path_prefix.to_string(), fault));
     }
 
+    /// From now on, `percent` % of requests meet a random fault drawn from `seed`; a delayed
+    /// answer comes `delay` late. `percent` 0 stops it.
+    pub fn chaos(&self, seed: u64, percent: u64, delay: Duration) {
+        self.lock().chaos = (percent > 0).then_some(Chaos {
+            state: seed,
+            percent,
+            delay,
+        });
+    }
+
     /// Faults queued and not played yet.
     pub fn faults_left(&self) -> usize {
         self.lock().faults.len()
@@ -174,11 +224,11 @@ impl Drop for StripeProxy {
     }
 }
 
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Request {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -211,7 +261,9 @@ async fn serve(
         let at = shared.faults.iter().position(|(m, p, _)| {
             m.eq_ignore_ascii_case(&request.method) && request.path().starts_with(p.as_str())
         });
-        let fault = at.map(|i| shared.faults.remove(i).2);
+        let fault = at
+            .map(|i| shared.faults.remove(i).2)
+            .or_else(|| shared.chaos.as_mut().and_then(Chaos::draw));
         let replay = key.as_ref().and_then(|k| shared.answers.get(k).cloned());
         shared.seen.push(Seen {
             method: request.method.clone(),
@@ -335,7 +387,7 @@ async fn write_answer(
 }
 
 /// Reads one request: its head up to the blank line, then `Content-Length` bytes of body.
-async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
+pub(crate) async fn read_request(socket: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

@@ -16,6 +16,15 @@
 //! same database, is the database's own single-row INSERT rate (one statement, one transaction
 //! each): what one round trip after another would give. Figures are rates and the ratio
 //! worker / baseline.
+//!
+//! With `BENCH_STRIPE_RATE=R` it measures the Stripe pacing instead: `localstripe` (PyPI) is
+//! started, the due renewals charge one saved card there through the Stripe gateway with
+//! `STRIPE_MAX_REQUESTS_PER_SECOND=R`, and the time taken is shown against N ÷ R, the time the
+//! pace allows (ratio 1.0: the pace, not the service, sets the speed; no 429 pushes anything back):
+//!
+//! ```sh
+//! BENCH_STRIPE_RATE=100 cargo run --release --example worker_bench -- 10000
+//! ```
 
 use std::time::Instant;
 
@@ -43,6 +52,20 @@ async fn main() -> Result<(), String> {
         sizes
     };
     let treefort = fake_treefort()?;
+    if let Ok(rate) = std::env::var("BENCH_STRIPE_RATE") {
+        let rate: u32 = rate.parse().map_err(|_| "BENCH_STRIPE_RATE: a number")?;
+        let stripe = LocalStripe::start(rate).await?;
+        println!("due,stripe_rate_per_sec,seconds,n_over_rate_seconds,ratio,stripe_requests");
+        for size in sizes {
+            let (due, seconds, requests) = run_stripe(size, &treefort, &stripe).await?;
+            let allowed = due as f64 / f64::from(rate);
+            println!(
+                "{due},{rate},{seconds:.1},{allowed:.1},{:.3},{requests}",
+                seconds / allowed
+            );
+        }
+        return Ok(());
+    }
     println!("subscriptions,due,renewals_per_sec,single_row_inserts_per_sec,ratio");
     for size in sizes {
         let (due, worker, baseline) = run(size, &treefort).await?;
@@ -82,6 +105,212 @@ fn fake_treefort() -> Result<String, String> {
     .run();
     tokio::spawn(server);
     Ok(address)
+}
+
+/// localstripe on a free port, with one customer and one saved card every renewal charges.
+struct LocalStripe {
+    url: String,
+    child: std::process::Child,
+    customer: String,
+    card: String,
+    rate: u32,
+}
+
+const STRIPE_KEY: &str = "sk_test_bench";
+
+impl LocalStripe {
+    async fn start(rate: u32) -> Result<LocalStripe, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = std::process::Command::new("localstripe")
+            .args(["--port", &port.to_string(), "--from-scratch"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("localstripe (pip install localstripe): {e}"))?;
+        let mut stripe = LocalStripe {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            customer: String::new(),
+            card: String::new(),
+            rate,
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if stripe
+                .post(&http, "/v1/customers", &[("email", "bench@example.com")])
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let customer = stripe
+            .post(&http, "/v1/customers", &[("email", "bench@example.com")])
+            .await?;
+        let card = stripe
+            .post(
+                &http,
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", "4242424242424242"),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", "2034"),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await?;
+        stripe.customer = customer["id"].as_str().unwrap_or_default().to_string();
+        stripe.card = card["id"].as_str().unwrap_or_default().to_string();
+        let attach = format!("/v1/payment_methods/{}/attach", stripe.card);
+        let customer_id = stripe.customer.clone();
+        stripe
+            .post(&http, &attach, &[("customer", &customer_id)])
+            .await?;
+        Ok(stripe)
+    }
+
+    async fn post(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        let response = http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(STRIPE_KEY)
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("localstripe {path}: {}", response.status()));
+        }
+        response.json().await.map_err(|e| e.to_string())
+    }
+
+    async fn succeeded_intents(&self) -> Result<usize, String> {
+        let http = reqwest::Client::new();
+        let (mut n, mut after) = (0, None::<String>);
+        loop {
+            let page: serde_json::Value = http
+                .get(format!(
+                    "{}/v1/payment_intents?limit=100{}",
+                    self.url,
+                    after
+                        .as_ref()
+                        .map(|a| format!("&starting_after={a}"))
+                        .unwrap_or_default()
+                ))
+                .bearer_auth(STRIPE_KEY)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            n += data.iter().filter(|i| i["status"] == "succeeded").count();
+            after = data
+                .last()
+                .and_then(|d| d["id"].as_str())
+                .map(str::to_string);
+            if page["has_more"] != true || after.is_none() {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `size` due renewals charged at localstripe under the pace: (due, seconds, Stripe requests).
+async fn run_stripe(
+    size: usize,
+    treefort: &str,
+    stripe: &LocalStripe,
+) -> Result<(usize, f64, u64), String> {
+    let file = std::env::temp_dir().join(format!("stripe-bench-{size}-{}.db", std::process::id()));
+    let url = format!("sqlite://{}", file.display());
+    let before = stripe.succeeded_intents().await?;
+    let vars = [
+        ("WORKER_CONCURRENCY", "32".to_string()),
+        ("DATABASE_URL", url),
+        ("TREEFORT_API_URL", format!("{treefort}/v1")),
+        ("TREEFORT_TOKEN_URL", format!("{treefort}/oauth2/token")),
+        ("TREEFORT_CLIENT_ID", "bench".into()),
+        ("TREEFORT_CLIENT_SECRET", "bench".into()),
+        ("TREEFORT_API_VERSION", "2024-10-01".into()),
+        ("PAYMENT_GATEWAY", "stripe".into()),
+        ("STRIPE_SECRET_KEY", STRIPE_KEY.into()),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_test_bench".into()),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_bench".into()),
+        ("STRIPE_API_URL", stripe.url.clone()),
+        ("STRIPE_MAX_REQUESTS_PER_SECOND", stripe.rate.to_string()),
+    ];
+    let settings =
+        Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
+    let state = build_state(settings, Clock::System).await?;
+    let due = size;
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    seed(&mut conn, size, due)?;
+    conn.batch_execute(&format!(
+        "UPDATE customers SET gateway_customer_ref = '{}', payment_method_ref = '{}'",
+        stripe.customer, stripe.card
+    ))
+    .map_err(|e| e.to_string())?;
+    drop(conn);
+    let started = Instant::now();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let more = treefort_webpay::worker::run_once(&state).await;
+        let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+        let pending = outbox::count_pending(&mut conn).map_err(|e| e.to_string())?;
+        if !more && pending == 0 {
+            break;
+        }
+        if rounds > 10 * (due / 1000 + 1) {
+            return Err(format!("{rounds} rounds and still not done"));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
+    let renewed = count(
+        &mut conn,
+        "SELECT COUNT(*) AS n FROM subscriptions WHERE periods_paid = 2",
+    )?;
+    if renewed != due as i64 {
+        return Err(format!("renewed {renewed} of {due}"));
+    }
+    let charged = stripe.succeeded_intents().await? - before;
+    if charged != due {
+        return Err(format!(
+            "{charged} charges at localstripe for {due} renewals"
+        ));
+    }
+    let requests = state
+        .metrics
+        .render(None)
+        .lines()
+        .filter(|l| l.starts_with("treefort_webpay_stripe_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64;
+    drop(conn);
+    drop(state);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
+    }
+    Ok((due, seconds, requests))
 }
 
 async fn run(size: usize, treefort: &str) -> Result<(usize, f64, f64), String> {

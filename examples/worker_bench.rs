@@ -42,6 +42,7 @@ const BASELINE_INSERTS: usize = 2_000;
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -426,7 +426,7 @@ async fn card_numbers_never_reach_the_database() {
 async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
     let app = spawn_app().await;
     let url = app.link_to_paid_plan("u1").await;
-    // The page was shown (the gateway customer exists); then a process claimed the link, saved
+    // The page was shown; then a process made the gateway customer, claimed the link, saved
     // the card, started and confirmed the charge, and was killed before recording anything.
     assert_eq!(app.get(&url).await.status(), 200);
     use treefort_webpay::models::{checkout_sessions, customers};
@@ -435,10 +435,12 @@ async fn a_charge_taken_by_a_killed_process_is_completed_by_reconciliation() {
     let attempt = checkout_sessions::claim_for_payment(&mut app.conn(), session.id, now, 5)
         .unwrap()
         .expect("the link is claimed");
-    let customer = customers::find_by_user_id(&mut app.conn(), "u1")
-        .unwrap()
-        .unwrap();
-    let customer_ref = customer.gateway_customer_ref.unwrap();
+    let customer =
+        customers::ensure(&mut app.conn(), "u1", &session.user_email, None, now).unwrap();
+    let customer_ref =
+        treefort_webpay::services::customers::gateway_customer(&app.state, &customer)
+            .await
+            .unwrap();
     let card = app
         .state
         .gateway

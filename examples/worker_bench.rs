@@ -271,28 +271,8 @@ async fn run_stripe(
     .map_err(|e| e.to_string())?;
     drop(conn);
     let started = Instant::now();
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        let more = treefort_webpay::worker::run_once(&state).await;
-        let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-        let pending = outbox::count_pending(&mut conn).map_err(|e| e.to_string())?;
-        if !more && pending == 0 {
-            break;
-        }
-        if rounds > 10 * (due / 1000 + 1) {
-            return Err(format!("{rounds} rounds and still not done"));
-        }
-    }
+    drain(&state, due).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut conn = state.pool.get().map_err(|e| e.to_string())?;
-    let renewed = count(
-        &mut conn,
-        "SELECT COUNT(*) AS n FROM subscriptions WHERE periods_paid = 2",
-    )?;
-    if renewed != due as i64 {
-        return Err(format!("renewed {renewed} of {due}"));
-    }
     let charged = stripe.succeeded_intents().await? - before;
     if charged != due {
         return Err(format!(
@@ -306,7 +286,6 @@ async fn run_stripe(
         .filter(|l| l.starts_with("treefort_webpay_stripe_requests_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64;
-    drop(conn);
     drop(state);
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
@@ -339,12 +318,24 @@ async fn run(size: usize, treefort: &str) -> Result<(usize, f64, f64), String> {
     let baseline = single_row_inserts(&mut conn)?;
     drop(conn);
 
-    // The worker: rounds as the service runs them, until nothing is due or pending.
     let started = Instant::now();
+    let rounds = drain(&state, due).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("{size}: {rounds} rounds");
+    drop(state);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
+    }
+    Ok((due, due as f64 / elapsed, baseline))
+}
+
+/// The worker's rounds as the service runs them, until nothing is due or pending; then checks
+/// that the `due` renewals were all made. Returns the rounds.
+async fn drain(state: &treefort_webpay::state::AppState, due: usize) -> Result<usize, String> {
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let more = treefort_webpay::worker::run_once(&state).await;
+        let more = treefort_webpay::worker::run_once(state).await;
         let mut conn = state.pool.get().map_err(|e| e.to_string())?;
         let pending = outbox::count_pending(&mut conn).map_err(|e| e.to_string())?;
         // A round that left nothing behind and nothing to deliver: the renewals are checked below.
@@ -355,8 +346,6 @@ async fn run(size: usize, treefort: &str) -> Result<(usize, f64, f64), String> {
             return Err(format!("{rounds} rounds and still not done"));
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    eprintln!("{size}: {rounds} rounds");
     let mut conn = state.pool.get().map_err(|e| e.to_string())?;
     let renewed = count(
         &mut conn,
@@ -365,12 +354,7 @@ async fn run(size: usize, treefort: &str) -> Result<(usize, f64, f64), String> {
     if renewed != due as i64 {
         return Err(format!("renewed {renewed} of {due}"));
     }
-    drop(conn);
-    drop(state);
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", file.display()));
-    }
-    Ok((due, due as f64 / elapsed, baseline))
+    Ok(rounds)
 }
 
 /// The database's floor: single-row INSERTs, each its own transaction, one after another.

@@ -40,12 +40,15 @@ include-path-regex = "^/v1/"
 headers = { Authorization = "Bearer $v1_key" }
 TOML
 
+# Limits raised: schemathesis sends many requests, and its auth checks present missing and wrong
+# keys on purpose, which would otherwise use up this address's budget of failed authentications.
 LISTEN_ADDR="127.0.0.1:$port" \
 PROVIDER_API_KEYS=schemathesis-key \
 TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
 TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
 TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
 RATE_LIMIT_TREEFORT_PER_MINUTE=1000000 RATE_LIMIT_PAGES_PER_MINUTE=1000000 \
+RATE_LIMIT_FAILED_AUTH_PER_MINUTE=1000000 \
 LOG_FORMAT=json RUST_LOG=warn \
     "$bin" serve 2>"$work/service.log" &
 service_pid=$!

@@ -220,6 +220,30 @@ pub(crate) fn run_cli(env: &[(&'static str, String)], args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The settings of the real binary on `port`, with `database`, calling `treefort`; limits out of
+/// the way of the test's own load.
+pub(crate) fn service_env(
+    database: &TestDatabase,
+    port: u16,
+    treefort: &FaultyTreefort,
+) -> Vec<(&'static str, String)> {
+    let tf = format!("http://127.0.0.1:{}", treefort.port);
+    vec![
+        ("DATABASE_URL", database.url.clone()),
+        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ("PROVIDER_API_KEYS", API_KEY.into()),
+        ("TREEFORT_API_URL", format!("{tf}/v1")),
+        ("TREEFORT_TOKEN_URL", format!("{tf}/oauth2/token")),
+        ("TREEFORT_CLIENT_ID", "c".into()),
+        ("TREEFORT_CLIENT_SECRET", "s".into()),
+        ("TREEFORT_API_VERSION", "2024-10-01".into()),
+        ("TREEFORT_TIMEOUT_MS", "1000".into()),
+        ("RATE_LIMIT_TREEFORT_PER_MINUTE", "1000000".into()),
+        ("RATE_LIMIT_PAGES_PER_MINUTE", "1000000".into()),
+        ("LOG_FORMAT", "json".into()),
+    ]
+}
+
 /// `n` subscriptions whose renewal is due now (created earlier; Treefort has them).
 fn seed_due_renewals(database: &TestDatabase, n: usize) {
     use treefort_webpay::schema::{customers, subscriptions};
@@ -276,21 +300,7 @@ async fn checkouts_and_renewals_survive_treefort_faults_and_kill_9() {
         .local_addr()
         .unwrap()
         .port();
-    let tf = format!("http://127.0.0.1:{}", treefort.port);
-    let env: Vec<(&'static str, String)> = vec![
-        ("DATABASE_URL", database.url.clone()),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-        ("PROVIDER_API_KEYS", API_KEY.into()),
-        ("TREEFORT_API_URL", format!("{tf}/v1")),
-        ("TREEFORT_TOKEN_URL", format!("{tf}/oauth2/token")),
-        ("TREEFORT_CLIENT_ID", "c".into()),
-        ("TREEFORT_CLIENT_SECRET", "s".into()),
-        ("TREEFORT_API_VERSION", "2024-10-01".into()),
-        ("TREEFORT_TIMEOUT_MS", "1000".into()),
-        ("RATE_LIMIT_TREEFORT_PER_MINUTE", "1000000".into()),
-        ("RATE_LIMIT_PAGES_PER_MINUTE", "1000000".into()),
-        ("LOG_FORMAT", "json".into()),
-    ];
+    let env = service_env(&database, port, &treefort);
     run_cli(
         &env,
         &[

@@ -48,7 +48,7 @@ use tokio::io::AsyncWriteExt;
 use crate::campaign_invariants::{
     self as invariants, Recorded, ServiceSubscription, StripeCharge, World,
 };
-use crate::faults::{run_cli, FaultyTreefort, Service};
+use crate::faults::{run_cli, service_env, FaultyTreefort, Service};
 use crate::helpers::{checkout_body, TestDatabase, API_KEY};
 use crate::localstripe::*;
 use crate::stripe_proxy::{read_request, StripeProxy};
@@ -478,18 +478,9 @@ async fn run(seed: u64) -> Vec<String> {
         .await
         .unwrap();
     assert!(configured.status().is_success());
-    let tf = format!("http://127.0.0.1:{}", treefort.port);
-    let env: Vec<(&'static str, String)> = vec![
-        ("DATABASE_URL", database.url.clone()),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+    let mut env = service_env(&database, port, &treefort);
+    env.extend([
         ("PUBLIC_BASE_URL", address.clone()),
-        ("PROVIDER_API_KEYS", API_KEY.into()),
-        ("TREEFORT_API_URL", format!("{tf}/v1")),
-        ("TREEFORT_TOKEN_URL", format!("{tf}/oauth2/token")),
-        ("TREEFORT_CLIENT_ID", "c".into()),
-        ("TREEFORT_CLIENT_SECRET", "s".into()),
-        ("TREEFORT_API_VERSION", "2024-10-01".into()),
-        ("TREEFORT_TIMEOUT_MS", "1000".into()),
         ("PAYMENT_GATEWAY", "stripe".into()),
         ("STRIPE_SECRET_KEY", SECRET_KEY.into()),
         ("STRIPE_PUBLISHABLE_KEY", PUBLISHABLE_KEY.into()),
@@ -498,9 +489,7 @@ async fn run(seed: u64) -> Vec<String> {
         ("STRIPE_JS_URL", stripe.js_url()),
         ("STRIPE_TIMEOUT_MS", "1500".into()),
         ("STRIPE_MAX_REQUESTS_PER_SECOND", "200".into()),
-        ("RATE_LIMIT_PAGES_PER_MINUTE", "1000000".into()),
-        ("LOG_FORMAT", "json".into()),
-    ];
+    ]);
     for (id, amount, trial) in PLANS {
         let (id, amount, trial) = (id.to_string(), amount.to_string(), trial.to_string());
         run_cli(

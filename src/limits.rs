@@ -116,7 +116,7 @@ impl RateLimits {
         self.unknown_keys.run_pending_tasks();
     }
 
-    /// How many callers the limiters hold now (for the gauge and for tests of the pruning).
+    /// How many callers the limiters hold now (logged after each pruning, and tested).
     pub fn callers(&self) -> usize {
         self.keys.len() + self.failures.len() + self.pages.len()
     }

@@ -477,12 +477,11 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
         "rate_limited_total",
         &[if keyed { "failed_auth" } else { "pages" }],
     );
-    let mut response = if keyed {
+    if keyed {
         use actix_web::ResponseError;
-        ApiError::rate_limited(seconds).error_response()
-    } else {
-        pages::rate_limited_page(state.gateway.is_test_mode())
-    };
+        return Some(ApiError::rate_limited(seconds).error_response());
+    }
+    let mut response = pages::rate_limited_page(state.gateway.is_test_mode());
     response.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
         actix_web::http::header::HeaderValue::from(seconds),

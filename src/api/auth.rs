@@ -32,18 +32,24 @@ fn check(req: &HttpRequest) -> Result<ProviderAuth, ApiError> {
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     match matched_key(req, state) {
         Ok(index) => within_limit(state, &format!("provider-key-{index}")).map(|()| ProviderAuth),
-        Err(e) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => {
-            Err(failed(state, req, e))
+        Err(e) => {
+            let client = crate::limits::client_address(req, state.settings.trust_proxy_headers);
+            Err(count_failure(state, client, e))
         }
-        Err(e) => Err(e),
     }
 }
 
-/// A failed authentication: counted against the client's address (over its budget, the address
-/// is refused for a while before any key is looked at), and answered `error`.
-pub(crate) fn failed(state: &AppState, req: &HttpRequest, error: ApiError) -> ApiError {
-    if let Some(ip) = crate::limits::client_address(req, state.settings.trust_proxy_headers) {
-        state.limits.note_failed_auth(ip);
+/// Passes `error` on; a 401 is first counted against the client's address (over its budget, the
+/// address is refused for a while before any key is looked at).
+pub(crate) fn count_failure(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    error: ApiError,
+) -> ApiError {
+    if error.status == actix_web::http::StatusCode::UNAUTHORIZED {
+        if let Some(ip) = client {
+            state.limits.note_failed_auth(ip);
+        }
     }
     error
 }

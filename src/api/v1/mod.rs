@@ -242,13 +242,7 @@ fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<ApiKey, ApiErr
                 crate::api::auth::within_limit(&state, &key.key_id)?;
                 Ok(key)
             }
-            Err(e) if e.status == actix_web::http::StatusCode::UNAUTHORIZED => {
-                if let Some(ip) = client {
-                    state.limits.note_failed_auth(ip);
-                }
-                Err(e)
-            }
-            Err(e) => Err(e),
+            Err(e) => Err(crate::api::auth::count_failure(&state, client, e)),
         }
     }
 }
@@ -284,22 +278,20 @@ async fn find_key(
     }
     let looked_up = key_id.clone();
     let found = run_db(&state.pool, move |conn| {
-        Ok(api_keys::find_by_key_id(conn, &looked_up)?)
+        let Some(key) = api_keys::find_by_key_id(conn, &looked_up)? else {
+            return Ok(None);
+        };
+        if key.revoked_at.is_some() || !same(&key) {
+            return Err(unauthorized());
+        }
+        api_keys::touch(conn, &key, now)?;
+        Ok(Some(key))
     })
     .await?;
-    let Some(key) = found else {
+    found.ok_or_else(|| {
         state.limits.note_unknown_key(&key_id);
-        return Err(unauthorized());
-    };
-    if key.revoked_at.is_some() || !same(&key) {
-        return Err(unauthorized());
-    }
-    let touched = key.clone();
-    run_db(&state.pool, move |conn| {
-        Ok(api_keys::touch(conn, &touched, now)?)
+        unauthorized()
     })
-    .await?;
-    Ok(key)
 }
 
 /// Notes a key's use at most once a minute per process, off the request's path: the answer

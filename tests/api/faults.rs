@@ -191,6 +191,13 @@ impl Service {
         panic!("the service did not start");
     }
 
+    /// Killed (SIGKILL) and started again, ready.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.start();
+        self.wait_ready().await;
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
@@ -387,9 +394,7 @@ async fn checkouts_and_renewals_survive_treefort_faults_and_kill_9() {
     let mut killed = 0;
     while killed < kills && !shoppers.is_finished() {
         tokio::time::sleep(Duration::from_millis(700)).await;
-        service.kill();
-        service.start();
-        service.wait_ready().await;
+        service.restart().await;
         killed += 1;
     }
     let paid = shoppers.await.unwrap();

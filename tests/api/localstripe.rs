@@ -69,10 +69,16 @@ impl LocalStripe {
 
     /// Sends Stripe's events to the app's webhook route, signed with `secret`.
     pub async fn send_webhooks_to(&self, app: &TestApp, secret: &str) {
+        self.send_webhooks_to_url(&format!("{}/webhooks/stripe", app.address), secret)
+            .await;
+    }
+
+    /// Sends Stripe's events to `url`, signed with `secret`.
+    pub async fn send_webhooks_to_url(&self, url: &str, secret: &str) {
         let response = self
             .http
             .post(format!("{}/_config/webhooks/treefort-webpay", self.url))
-            .json(&json!({"url": format!("{}/webhooks/stripe", app.address), "secret": secret}))
+            .json(&json!({"url": url, "secret": secret}))
             .send()
             .await
             .unwrap();

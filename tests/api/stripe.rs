@@ -39,17 +39,21 @@ pub(crate) async fn checkout_page(app: &TestApp, url: &str) -> (String, String) 
     (html, secret)
 }
 
-/// What card.js does on the press of a page's card form: asks the form's card-setup URL for
-/// the client secret of a fresh SetupIntent.
-pub(crate) async fn press(app: &TestApp, html: &str) -> String {
+/// The answer to the press of a page's card form, whatever it is.
+pub(crate) async fn press_answer(app: &TestApp, html: &str) -> reqwest::Response {
     let setup_url =
         attribute(html, "data-stripe-setup-url").expect("the page offers Stripe's card field");
-    let response = app
-        .client
+    app.client
         .post(format!("{}{setup_url}", app.address))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What card.js does on the press of a page's card form: asks the form's card-setup URL for
+/// the client secret of a fresh SetupIntent.
+pub(crate) async fn press(app: &TestApp, html: &str) -> String {
+    let response = press_answer(app, html).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();

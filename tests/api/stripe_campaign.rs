@@ -51,35 +51,13 @@ use crate::campaign_invariants::{
 use crate::faults::{run_cli, service_env, FaultyTreefort, Service};
 use crate::helpers::{checkout_body, TestDatabase, API_KEY};
 use crate::localstripe::*;
-use crate::stripe_proxy::{read_request, StripeProxy};
+use crate::stripe_proxy::{read_request, Rng, StripeProxy};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// splitmix64: the same seed, the same run.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// (plan id, price, trial days). No grace: a declined renewal ends the subscription.
@@ -470,14 +448,9 @@ async fn run(seed: u64) -> Vec<String> {
         .port();
     let address = format!("http://127.0.0.1:{port}");
     let relay = WebhookRelay::start(address.clone(), seed).await;
-    let configured = stripe
-        .http
-        .post(format!("{}/_config/webhooks/campaign", stripe.url))
-        .json(&json!({"url": format!("{}/webhooks/stripe", relay.url), "secret": WEBHOOK_SECRET}))
-        .send()
-        .await
-        .unwrap();
-    assert!(configured.status().is_success());
+    stripe
+        .send_webhooks_to_url(&format!("{}/webhooks/stripe", relay.url), WEBHOOK_SECRET)
+        .await;
     let mut env = service_env(&database, port, &treefort);
     env.extend([
         ("PUBLIC_BASE_URL", address.clone()),
@@ -569,9 +542,7 @@ async fn run(seed: u64) -> Vec<String> {
     let planned = setting("FAULT_KILLS", 3);
     while kills < planned && !shoppers.is_finished() {
         tokio::time::sleep(Duration::from_millis(800 + rng.below(1500))).await;
-        service.kill();
-        service.start();
-        service.wait_ready().await;
+        service.restart().await;
         kills += 1;
     }
     let outcomes = shoppers.await.unwrap();
@@ -593,9 +564,7 @@ async fn run(seed: u64) -> Vec<String> {
         due_now(&pool, false);
         if kills < planned + day_kills {
             tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
-            service.kill();
-            service.start();
-            service.wait_ready().await;
+            service.restart().await;
             kills += 1;
         }
         wait_until(

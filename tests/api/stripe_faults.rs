@@ -565,13 +565,7 @@ async fn a_press_on_a_link_that_cannot_be_paid_gets_a_json_refusal_and_makes_not
     assert_eq!(pay_with(&app, &stripe, &url, CARD_OK).await.status(), 303);
     let made = creations_at(&proxy, "/v1/setup_intents");
 
-    let setup_url = attribute(&html, "data-stripe-setup-url").unwrap();
-    let paid = app
-        .client
-        .post(format!("{}{setup_url}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let paid = crate::stripe::press_answer(&app, &html).await;
     assert_eq!(paid.status(), 410);
     let body: Value = paid.json().await.unwrap();
     assert_eq!(body["error"]["code"], "checkout_completed", "{body}");

@@ -116,29 +116,42 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// splitmix64: small, and good enough to spread faults; the same seed, the same draws.
+#[derive(Clone)]
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
 /// Random faults on a share of all requests, from a seed (the same seed, the same draws).
 struct Chaos {
-    state: u64,
+    rng: Rng,
     percent: u64,
     /// How late a delayed answer comes (past the client's timeout).
     delay: Duration,
 }
 
 impl Chaos {
-    /// splitmix64: small, and good enough to spread faults.
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn draw(&mut self) -> Option<Fault> {
-        if self.next() % 100 >= self.percent {
+        if !self.rng.chance(self.percent) {
             return None;
         }
-        Some(match self.next() % 9 {
+        Some(match self.rng.below(9) {
             0 => Fault::DropRequest,
             1 => Fault::LoseAnswer,
             2 => Fault::CutAnswer,
@@ -197,7 +210,7 @@ impl StripeProxy {
     /// answer comes `delay` late. `percent` 0 stops it.
     pub fn chaos(&self, seed: u64, percent: u64, delay: Duration) {
         self.lock().chaos = (percent > 0).then_some(Chaos {
-            state: seed,
+            rng: Rng(seed),
             percent,
             delay,
         });

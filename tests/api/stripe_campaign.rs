@@ -452,46 +452,8 @@ async fn run(seed: u64) -> Vec<String> {
         .send_webhooks_to_url(&format!("{}/webhooks/stripe", relay.url), WEBHOOK_SECRET)
         .await;
     let mut env = service_env(&database, port, &treefort);
-    env.extend([
-        ("PUBLIC_BASE_URL", address.clone()),
-        ("PAYMENT_GATEWAY", "stripe".into()),
-        ("STRIPE_SECRET_KEY", SECRET_KEY.into()),
-        ("STRIPE_PUBLISHABLE_KEY", PUBLISHABLE_KEY.into()),
-        ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
-        ("STRIPE_API_URL", proxy.url.clone()),
-        ("STRIPE_JS_URL", stripe.js_url()),
-        ("STRIPE_TIMEOUT_MS", "1500".into()),
-        ("STRIPE_MAX_REQUESTS_PER_SECOND", "200".into()),
-    ]);
-    for (id, amount, trial) in PLANS {
-        let (id, amount, trial) = (id.to_string(), amount.to_string(), trial.to_string());
-        run_cli(
-            &env,
-            &[
-                "plans",
-                "upsert",
-                "--id",
-                &id,
-                "--name",
-                "Plan",
-                "--interval",
-                "month",
-                "--grace-days",
-                "0",
-                "--trial-days",
-                &trial,
-                "--currency",
-                "USD",
-                "--amount",
-                &amount,
-            ],
-        );
-    }
-    let owner_key = run_cli(
-        &env,
-        &["apikeys", "create", "--name", "owner", "--scope", "write"],
-    );
-    let owner_key = owner_key.lines().next().unwrap_or_default().to_string();
+    env.extend(stripe_env(&address, &proxy, &stripe));
+    let owner_key = prepare_catalog(&env);
     let mut service = Service {
         child: None,
         port,
@@ -523,20 +485,7 @@ async fn run(seed: u64) -> Vec<String> {
     // 1. Checkouts, a few at a time, with kills under them.
     let shoppers = {
         let (shop, lives) = (shop.clone(), lives.clone());
-        tokio::spawn(async move {
-            let mut outcomes = BTreeMap::new();
-            for batch in lives.chunks(4) {
-                let paying = batch.iter().map(|(user, life)| {
-                    let shop = shop.clone();
-                    async move { (user.clone(), shop.check_out(user, *life).await) }
-                });
-                for (user, outcome) in futures_util::future::join_all(paying).await {
-                    *outcomes.entry(outcome).or_insert(0usize) += 1;
-                    let _ = user;
-                }
-            }
-            outcomes
-        })
+        tokio::spawn(async move { check_out_all(&shop, &lives).await })
     };
     let mut kills = 0;
     let planned = setting("FAULT_KILLS", 3);
@@ -559,52 +508,18 @@ async fn run(seed: u64) -> Vec<String> {
     // 3. Two days: every next action due now.
     let url = treefort_webpay::db::DatabaseUrl::parse(&database.url).unwrap();
     let pool = treefort_webpay::db::connect_pool(&url, 2).unwrap();
-    let day_kills = setting("FAULT_DAY_KILLS", 0);
-    for _day in 0..2 {
-        due_now(&pool, false);
-        if kills < planned + day_kills {
-            tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
-            service.restart().await;
-            kills += 1;
-        }
-        wait_until(
-            "the day's renewals are done",
-            Duration::from_secs(90),
-            || nothing_due(&pool),
-        )
-        .await;
-    }
+    // Kills the checkouts did not use, and FAULT_DAY_KILLS, go to the days.
+    let left = (planned + setting("FAULT_DAY_KILLS", 0)).saturating_sub(kills);
+    kills += two_days(&pool, &mut service, &mut rng, left).await;
 
     // 4. The faults stop, and everything drains.
     proxy.chaos(0, 0, Duration::ZERO);
     treefort.faulty.store(false, Ordering::SeqCst);
     relay.faulty.store(false, Ordering::SeqCst);
     let started = Instant::now();
-    let left = loop {
-        run_cli(&env, &["outbox", "retry", "--all"]);
-        // Renewals the gateway left in doubt are tried again now (same key), not in 10 minutes.
-        due_now(&pool, true);
-        let left = left_to_do(&pool, held_claims(&pool, &stripe).await);
-        if left.is_empty()
-            || started.elapsed() > Duration::from_secs(setting("FAULT_SETTLE_SECS", 420))
-        {
-            break left;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let left = settle(&env, &pool, &stripe).await;
     service.kill();
-
-    let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for seen in proxy.seen() {
-        if let Some(kind) = seen.fault {
-            *faults.entry(kind).or_default() += 1;
-        }
-    }
-    for (kind, count) in relay.counts() {
-        if kind != "webhook_sent" {
-            faults.insert(kind, count);
-        }
-    }
+    let faults = fault_counts(&proxy, &relay);
     eprintln!(
         "campaign run seed={seed}: {n} shoppers {outcomes:?}; {kills} kills; faults {faults:?}; {} Treefort calls applied; settled in {:?}",
         treefort.applied().len(),
@@ -616,13 +531,7 @@ async fn run(seed: u64) -> Vec<String> {
         violations.push(format!("the run did not settle: {left}"));
     }
     let world = World {
-        prices: lives
-            .iter()
-            .map(|(user, life)| {
-                let price = PLANS.iter().find(|p| p.0 == life.plan()).unwrap().1;
-                (user.clone(), price)
-            })
-            .collect(),
+        prices: prices(&lives),
         charges: stripe_charges(&stripe).await,
         recorded: recorded(&pool),
         treefort: treefort.applied(),
@@ -631,6 +540,135 @@ async fn run(seed: u64) -> Vec<String> {
     };
     violations.extend(invariants::check(&world));
     violations
+}
+
+/// Two days pass, every next action made due now; up to `kills` of them see a kill while the
+/// renewals run. Returns the kills made.
+async fn two_days(pool: &Pool, service: &mut Service, rng: &mut Rng, kills: u64) -> u64 {
+    let mut made = 0;
+    for _day in 0..2 {
+        due_now(pool, false);
+        if made < kills {
+            tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
+            service.restart().await;
+            made += 1;
+        }
+        wait_until(
+            "the day's renewals are done",
+            Duration::from_secs(90),
+            || nothing_due(pool),
+        )
+        .await;
+    }
+    made
+}
+
+/// Each user's price per period, by the plan of their life.
+fn prices(lives: &[(String, Life)]) -> BTreeMap<String, i64> {
+    lives
+        .iter()
+        .map(|(user, life)| {
+            let price = PLANS.iter().find(|p| p.0 == life.plan()).unwrap().1;
+            (user.clone(), price)
+        })
+        .collect()
+}
+
+/// The Stripe side of the service's settings: the gateway behind `proxy`, Stripe.js from
+/// localstripe, a short timeout and a pace that leaves the faults to the proxy.
+fn stripe_env(
+    address: &str,
+    proxy: &StripeProxy,
+    stripe: &LocalStripe,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PUBLIC_BASE_URL", address.to_string()),
+        ("PAYMENT_GATEWAY", "stripe".into()),
+        ("STRIPE_SECRET_KEY", SECRET_KEY.into()),
+        ("STRIPE_PUBLISHABLE_KEY", PUBLISHABLE_KEY.into()),
+        ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
+        ("STRIPE_API_URL", proxy.url.clone()),
+        ("STRIPE_JS_URL", stripe.js_url()),
+        ("STRIPE_TIMEOUT_MS", "1500".into()),
+        ("STRIPE_MAX_REQUESTS_PER_SECOND", "200".into()),
+    ]
+}
+
+/// The campaign's plans, through the CLI, and the owner's `/v1` key (returned).
+fn prepare_catalog(env: &[(&'static str, String)]) -> String {
+    for (id, amount, trial) in PLANS {
+        let (id, amount, trial) = (id.to_string(), amount.to_string(), trial.to_string());
+        run_cli(
+            env,
+            &[
+                "plans",
+                "upsert",
+                "--id",
+                &id,
+                "--name",
+                "Plan",
+                "--interval",
+                "month",
+                "--grace-days",
+                "0",
+                "--trial-days",
+                &trial,
+                "--currency",
+                "USD",
+                "--amount",
+                &amount,
+            ],
+        );
+    }
+    let created = run_cli(
+        env,
+        &["apikeys", "create", "--name", "owner", "--scope", "write"],
+    );
+    created.lines().next().unwrap_or_default().to_string()
+}
+
+/// Every life's checkout, four shoppers at a time; how many ended each way.
+async fn check_out_all(shop: &Shop, lives: &[(String, Life)]) -> BTreeMap<&'static str, usize> {
+    let mut outcomes = BTreeMap::new();
+    for batch in lives.chunks(4) {
+        let paying = batch.iter().map(|(user, life)| shop.check_out(user, *life));
+        for outcome in futures_util::future::join_all(paying).await {
+            *outcomes.entry(outcome).or_insert(0usize) += 1;
+        }
+    }
+    outcomes
+}
+
+/// With the faults stopped, waits until nothing is left to do (or `FAULT_SETTLE_SECS`); what is
+/// left (empty: settled).
+async fn settle(env: &[(&'static str, String)], pool: &Pool, stripe: &LocalStripe) -> String {
+    let started = Instant::now();
+    loop {
+        run_cli(env, &["outbox", "retry", "--all"]);
+        // Renewals the gateway left in doubt are tried again now (same key), not in 10 minutes.
+        due_now(pool, true);
+        let left = left_to_do(pool, held_claims(pool, stripe).await);
+        if left.is_empty()
+            || started.elapsed() > Duration::from_secs(setting("FAULT_SETTLE_SECS", 420))
+        {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The faults played, by kind: the proxy's on Stripe calls, the relay's on webhooks.
+fn fault_counts(proxy: &StripeProxy, relay: &WebhookRelay) -> BTreeMap<&'static str, usize> {
+    let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for kind in proxy.seen().iter().filter_map(|seen| seen.fault) {
+        *faults.entry(kind).or_default() += 1;
+    }
+    for (kind, count) in relay.counts() {
+        if kind != "webhook_sent" {
+            faults.insert(kind, count);
+        }
+    }
+    faults
 }
 
 type Pool = treefort_webpay::db::DbPool;

@@ -361,6 +361,39 @@ mod tests {
         assert_eq!(Lang::Sv.t("no-such-text"), "no-such-text");
     }
 
+    fn usd_cents(amount: i64) -> Money {
+        Money {
+            amount,
+            currency: "USD".into(),
+            divisor: 100,
+        }
+    }
+
+    #[test]
+    fn money_by_language() {
+        assert_eq!(Lang::En.money(&usd_cents(123450)), "$1,234.50");
+        assert_eq!(Lang::De.money(&usd_cents(999)), "9,99\u{a0}$");
+        let eur = Money {
+            amount: 123450,
+            currency: "EUR".into(),
+            divisor: 100,
+        };
+        assert_eq!(Lang::De.money(&eur), "1.234,50\u{a0}€");
+        assert_eq!(Lang::En.money(&eur), "€1,234.50");
+        let jpy = Money {
+            amount: 1500,
+            currency: "JPY".into(),
+            divisor: 1,
+        };
+        assert_eq!(Lang::En.money(&jpy), "¥1,500");
+        let chf = Money {
+            amount: 1000,
+            currency: "CHF".into(),
+            divisor: 100,
+        };
+        assert_eq!(Lang::En.money(&chf), "CHF\u{a0}10.00");
+    }
+
     #[test]
     fn money_and_dates_follow_cldr() {
         let eur = Money {

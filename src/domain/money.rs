@@ -1,7 +1,6 @@
 //! Money as integer minor units with an explicit divisor, as Treefort sends it (`150` / `100` =
 //! 1.50 USD). No float ever holds an amount.
 
-use super::locale::Lang;
 
 /// An amount in a currency: `amount / divisor` units of `currency`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -69,11 +68,6 @@ impl Money {
             off,
         ))
     }
-
-    /// Formats for people in `lang`, from CLDR data: `$1,234.50` (en), `1.234,50 €` (de).
-    pub fn format(&self, lang: Lang) -> String {
-        lang.money(self)
-    }
 }
 
 /// Digits after the decimal point in a currency's smallest unit, as card gateways count amounts
@@ -134,7 +128,6 @@ impl Money {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::locale::Lang;
 
     fn usd(amount: i64) -> Money {
         Money {
@@ -142,31 +135,6 @@ mod tests {
             currency: "USD".into(),
             divisor: 100,
         }
-    }
-
-    #[test]
-    fn formats_by_language() {
-        assert_eq!(usd(123450).format(Lang::En), "$1,234.50");
-        assert_eq!(usd(999).format(Lang::De), "9,99\u{a0}$");
-        let eur = Money {
-            amount: 123450,
-            currency: "EUR".into(),
-            divisor: 100,
-        };
-        assert_eq!(eur.format(Lang::De), "1.234,50\u{a0}€");
-        assert_eq!(eur.format(Lang::En), "€1,234.50");
-        let jpy = Money {
-            amount: 1500,
-            currency: "JPY".into(),
-            divisor: 1,
-        };
-        assert_eq!(jpy.format(Lang::En), "¥1,500");
-        let chf = Money {
-            amount: 1000,
-            currency: "CHF".into(),
-            divisor: 100,
-        };
-        assert_eq!(chf.format(Lang::En), "CHF\u{a0}10.00");
     }
 
     #[test]

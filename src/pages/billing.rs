@@ -285,7 +285,7 @@ fn render(
                     let terms = sub.terms(p);
                     format!(
                         "{} {}",
-                        terms.price.format(lang),
+                        lang.money(&terms.price),
                         lang.interval(&terms.billing_interval, terms.interval_count)
                     )
                 });
@@ -313,7 +313,7 @@ fn render(
                     let mut line = lang.t_with(
                         "next-charge",
                         &[
-                            ("amount", (&amount.format(lang)).into()),
+                            ("amount", (&lang.money(&amount)).into()),
                             ("date", (&day).into()),
                         ],
                     );
@@ -392,7 +392,7 @@ fn render(
             };
             PaymentRow {
                 date: date(p.created_at),
-                amount: p.money().format(lang),
+                amount: lang.money(&p.money()),
                 status: lang.t(status),
             }
         })

@@ -313,8 +313,8 @@ fn render(
     };
     let promo = view.promo.as_ref().map(|promo| PromoLine {
         label: lang.t_with("promo", &[("code", (&promo.code).into())]),
-        was: view.price.format(lang),
-        now: view.discounted.format(lang),
+        was: lang.money(&view.price),
+        now: lang.money(&view.discounted),
     });
     let trial = view.trial_ends_at.map(|trial_end| {
         let day = lang.date(naive(trial_end));
@@ -322,7 +322,7 @@ fn render(
             length: lang.t_with("trial", &[("n", view.plan.trial_days.into())]),
             ends: lang.t_with("trial-ends", &[("date", (&day).into())]),
             date: day,
-            then_price: view.discounted.format(lang),
+            then_price: lang.money(&view.discounted),
         }
     });
     // A code that discounts only some charges: say what the later ones cost. Charges count
@@ -337,7 +337,7 @@ fn render(
             format!(
                 "{from}{}{} {interval}",
                 lang.t("label-separator"),
-                view.price.format(lang)
+                lang.money(&view.price)
             )
         });
     let page = CheckoutPage {
@@ -345,11 +345,11 @@ fn render(
         test_mode: state.gateway.is_test_mode(),
         title: lang.t_with("checkout-title", &[("plan", (&view.plan.name).into())]),
         email: &view.session.user_email,
-        price: recurring.format(lang),
+        price: lang.money(&recurring),
         interval,
         promo,
         trial,
-        due_today: view.due_today().format(lang),
+        due_today: lang.money(&view.due_today()),
         promo_then,
         error,
         card: CardView::of(entry, &format!("/checkout/{token}/card-setup")),
@@ -389,7 +389,7 @@ fn render_switch(
     let lang = view.lang;
     let price = format!(
         "{} {}",
-        view.discounted.format(lang),
+        lang.money(&view.discounted),
         lang.interval(&view.plan.billing_interval, view.plan.interval_count)
     );
     let date = lang.date(switch.starts_at);

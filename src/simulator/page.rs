@@ -555,7 +555,7 @@ fn describe_plan(plan: &Value) -> String {
     };
     format!(
         "{} {every}; trial {} days; grace {} days",
-        money.format(crate::domain::locale::Lang::En),
+        crate::domain::locale::Lang::En.money(&money),
         plan["trialLengthDays"].as_i64().unwrap_or(0),
         plan["gracePeriodDays"].as_i64().unwrap_or(0),
     )

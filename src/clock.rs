@@ -73,6 +73,16 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A UTC instant as the database stores it (a naive date-time, always UTC).
+pub fn naive(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    t.naive_utc()
+}
+
+/// A stored date-time (always UTC) as an instant.
+pub fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

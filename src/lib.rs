@@ -6,7 +6,7 @@
 pub mod schema;
 
 pub mod api;
-pub mod catalog;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,7 +22,8 @@ pub mod services;
 pub mod simulator;
 pub mod startup;
 pub mod state;
-pub mod subscription_cache;
 pub mod telemetry;
 pub mod treefort;
+pub mod views;
+pub mod webhook_client;
 pub mod worker;

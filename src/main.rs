@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "treefort-webpay listening");
             let state = app.state();
-            if let Some(sim) = &state.simulator {
+            if let Some(sim) = app.simulator() {
                 // Shown once, to the person who started it (the simulator is its only user).
                 println!(
                     "Local mode: provider key {} (Treefort's part is played by the simulator)",
@@ -131,10 +131,8 @@ fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
             "payment #{} refunded through {}: {} of {} given back in total",
             payment.id,
             payment.gateway,
-            refunded.format(treefort_webpay::domain::locale::Lang::En),
-            payment
-                .money()
-                .format(treefort_webpay::domain::locale::Lang::En)
+            treefort_webpay::domain::locale::Lang::En.money(&refunded),
+            treefort_webpay::domain::locale::Lang::En.money(&payment.money())
         );
         Ok(())
     })

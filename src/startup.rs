@@ -14,11 +14,11 @@ use crate::api;
 use crate::clock::Clock;
 use crate::config::{GatewayKind, Settings};
 use crate::db;
+use crate::db::run_db;
 use crate::error::ApiError;
 use crate::gateway::{sandbox::SandboxGateway, stripe::StripeGateway, Gateway};
 use crate::metrics::Metrics;
 use crate::pages;
-use crate::services::run_db;
 use crate::state::AppState;
 use crate::treefort::TreefortClient;
 use crate::worker::{self, WorkerHandle};
@@ -34,6 +34,8 @@ pub struct Application {
     subscription_poll: tokio::task::JoinHandle<()>,
     limits_prune: tokio::task::JoinHandle<()>,
     state: web::Data<AppState>,
+    /// Local mode's Treefort simulator (`None` outside local mode): app data of its own routes.
+    simulator: Option<web::Data<crate::simulator::Simulator>>,
 }
 
 /// How the process runs: with the web server, the worker, or both.
@@ -83,12 +85,12 @@ impl Application {
             if !clock.is_movable() {
                 clock = Clock::offset();
             }
-            Some(Arc::new(sim))
+            Some(web::Data::new(sim))
         } else {
             None
         };
-        let state = build_state_with(settings, clock, simulator).await?;
-        if let Some(sim) = &state.simulator {
+        let state = build_state_with(settings, clock, simulator.is_some()).await?;
+        if let Some(sim) = &simulator {
             sim.restore(&state).await?;
             let now = state.clock.now().naive_utc();
             let seeded = run_db(&state.pool, move |conn| {
@@ -106,7 +108,7 @@ impl Application {
             }
         }
         let data = web::Data::new(state);
-        let server = http_server(data.clone(), listener)?;
+        let server = http_server(data.clone(), simulator.clone(), listener)?;
         let worker = Some(worker::spawn(data.clone()));
         let catalog_poll = tokio::spawn(poll_catalog(data.clone()));
         let subscription_poll = tokio::spawn(poll_subscription_changes(data.clone()));
@@ -119,6 +121,7 @@ impl Application {
             subscription_poll,
             limits_prune,
             state: data,
+            simulator,
         })
     }
 
@@ -128,6 +131,11 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// Local mode's simulator, when this process runs one.
+    pub fn simulator(&self) -> Option<web::Data<crate::simulator::Simulator>> {
+        self.simulator.clone()
     }
 
     /// Serves until SIGINT/SIGTERM (actix stops gracefully), then lets the worker finish what it
@@ -173,7 +181,7 @@ async fn poll_catalog(state: web::Data<AppState>) {
     }
 }
 
-/// Keeps the entitlement memory current with subscription changes (see `subscription_cache`): at
+/// Keeps the entitlement memory current with subscription changes (see `cache::subscriptions`): at
 /// once when PostgreSQL announces one, else every `CATALOG_CHECK_MS`.
 async fn poll_subscription_changes(state: web::Data<AppState>) {
     loop {
@@ -189,20 +197,20 @@ async fn poll_subscription_changes(state: web::Data<AppState>) {
 
 /// Everything the web server and the worker share. Migrations run before the pool is used.
 pub async fn build_state(settings: Settings, clock: Clock) -> Result<AppState, String> {
-    build_state_with(settings, clock, None).await
+    build_state_with(settings, clock, false).await
 }
 
-/// `build_state`, with local mode's simulator.
+/// `build_state`; `simulated` when local mode's simulator plays Treefort's part.
 pub async fn build_state_with(
     settings: Settings,
     clock: Clock,
-    simulator: Option<Arc<crate::simulator::Simulator>>,
+    simulated: bool,
 ) -> Result<AppState, String> {
     // reqwest is built without a default TLS provider (no C build of aws-lc); use ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = settings.database_url.clone();
     let (pool, checkpointer, install_id, catalog) = tokio::task::spawn_blocking(
-        move || -> Result<(db::DbPool, _, String, crate::catalog::Catalog), String> {
+        move || -> Result<(db::DbPool, _, String, crate::cache::catalog::Catalog), String> {
             let (pool, checkpointer) = db::connect_service_pool(&url, 8)?;
             let mut conn = pool.get().map_err(|e| e.to_string())?;
             let applied =
@@ -217,7 +225,7 @@ pub async fn build_state_with(
                 &fresh,
             )
             .map_err(|e| format!("cannot read this installation's id: {e}"))?;
-            let catalog = crate::catalog::Catalog::load(&mut conn)
+            let catalog = crate::cache::catalog::Catalog::load(&mut conn)
                 .map_err(|e| format!("cannot read the plans and promo codes: {e}"))?;
             drop(conn);
             Ok((pool, checkpointer, install_id, catalog))
@@ -231,12 +239,12 @@ pub async fn build_state_with(
         .map(|t| TreefortClient::new(t, clock.clone()))
         .transpose()?
         .map(Arc::new);
-    if treefort.is_none() && simulator.is_none() {
+    if treefort.is_none() && !simulated {
         tracing::warn!(
             "TREEFORT_API_URL is not set: checkouts and cancellations answer 503 until it is"
         );
     }
-    if settings.local_mode && simulator.is_none() {
+    if settings.local_mode && !simulated {
         tracing::warn!("local mode runs its Treefort simulator and worker inside `serve`; this process has no Treefort to talk to (set the TREEFORT_* variables, or LOCAL_MODE=0)");
     }
     if settings.provider_api_keys.is_empty() {
@@ -256,16 +264,17 @@ pub async fn build_state_with(
         failed_auth_per_address: settings.rate_limit_failed_auth_per_minute,
         pages_per_address: settings.rate_limit_pages_per_minute,
     }));
-    let webhooks = Arc::new(crate::services::webhooks::delivery::Sender::new(&settings)?);
-    if simulator.is_none() {
+    let webhooks = Arc::new(crate::webhook_client::Sender::new(&settings)?);
+    if !simulated {
         for code in crate::simulator::active_demo_codes(&catalog.snapshot()) {
             tracing::warn!(code, "the local-mode demo promo code is still active in this database: disable it with `treefort-webpay promo disable {code}` before taking real payments");
         }
     }
     let catalog = Arc::new(catalog);
-    let subscription_cache = Arc::new(crate::subscription_cache::SubscriptionCache::default());
-    crate::catalog::listen(&settings.database_url, &catalog, &subscription_cache);
-    let checkout_writer = crate::services::checkout::SessionWriter::start(pool.clone())?;
+    let subscription_cache = Arc::new(crate::cache::subscriptions::SubscriptionCache::default());
+    crate::cache::listen(&settings.database_url, &catalog, &subscription_cache);
+    let checkout_writer =
+        crate::models::checkout_session_writer::SessionWriter::start(pool.clone())?;
     Ok(AppState {
         pool,
         checkpointer,
@@ -282,7 +291,6 @@ pub async fn build_state_with(
         instance_id,
         worker_round: tokio::sync::Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
-        simulator,
     })
 }
 
@@ -314,8 +322,11 @@ pub fn build_gateway(
     })
 }
 
-fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Server, String> {
-    let local_mode = state.simulator.is_some();
+fn http_server(
+    state: web::Data<AppState>,
+    simulator: Option<web::Data<crate::simulator::Simulator>>,
+    listener: TcpListener,
+) -> Result<Server, String> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -400,7 +411,8 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> Result<Serv
                 crate::telemetry::RequestSpan,
             >::new())
             .configure(|cfg| {
-                if local_mode {
+                if let Some(sim) = &simulator {
+                    cfg.app_data(sim.clone());
                     crate::simulator::routes(cfg);
                 }
             })
@@ -742,8 +754,8 @@ fn form_config() -> web::FormConfig {
 }
 
 /// `GET /`: local mode goes to the simulator; otherwise a small page that names the service.
-async fn home(state: web::Data<AppState>) -> HttpResponse {
-    if state.simulator.is_some() {
+async fn home(simulator: Option<web::Data<crate::simulator::Simulator>>) -> HttpResponse {
+    if simulator.is_some() {
         return pages::see_other("/simulator");
     }
     pages::home_page()

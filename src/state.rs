@@ -22,13 +22,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<crate::limits::RateLimits>,
     /// Plans and promo codes in memory, for the read endpoints.
-    pub catalog: Arc<crate::catalog::Catalog>,
-    /// The subscriptions of users the entitlement check was asked about (see `subscription_cache`).
-    pub subscription_cache: Arc<crate::subscription_cache::SubscriptionCache>,
+    pub catalog: Arc<crate::cache::catalog::Catalog>,
+    /// The subscriptions of users the entitlement check was asked about (see `cache::subscriptions`).
+    pub subscription_cache: Arc<crate::cache::subscriptions::SubscriptionCache>,
     /// Writes the checkout-session endpoint's sessions, in batches.
-    pub checkout_writer: crate::services::checkout::SessionWriter,
+    pub checkout_writer: crate::models::checkout_session_writer::SessionWriter,
     /// The client of outbound webhooks and what this instance has in flight.
-    pub webhooks: Arc<crate::services::webhooks::delivery::Sender>,
+    pub webhooks: Arc<crate::webhook_client::Sender>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
     pub instance_id: String,
     /// Held through each worker round: the background loop and local mode's time travel never run
@@ -37,8 +37,6 @@ pub struct AppState {
     /// Set when the worker is asked to stop: a round in progress ends after the wave it is in
     /// (what a wave claimed is always finished and recorded).
     pub stopping: std::sync::atomic::AtomicBool,
-    /// Local mode's Treefort simulator (`None` outside local mode).
-    pub simulator: Option<Arc<crate::simulator::Simulator>>,
 }
 
 impl AppState {

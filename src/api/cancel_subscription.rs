@@ -5,8 +5,9 @@ use actix_web::{web, HttpResponse};
 use super::auth::ProviderAuth;
 use super::types::{CancelSubscriptionRequest, CancelSubscriptionResponse};
 use crate::clock::rfc3339;
+use crate::clock::utc;
 use crate::error::ApiError;
-use crate::services::{cancel, utc};
+use crate::services::cancel;
 use crate::state::AppState;
 
 pub async fn handle(

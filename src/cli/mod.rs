@@ -236,7 +236,7 @@ pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, 
                 .map_err(db_err)?;
             Ok(format!(
                 "{moved} subscriber(s) of plan {id} moved to {}; it applies from each one's next renewal (billing intervals stay)",
-                plan.price().format(crate::domain::locale::Lang::En)
+                crate::domain::locale::Lang::En.money(&plan.price())
             ))
         }
         PlansCommand::List { json } => {
@@ -263,7 +263,7 @@ fn describe_plan(p: &Plan) -> String {
     format!(
         "{} — {} ({} {} / {} {}) every {} {}(s), trial {} days, grace {} days",
         p.name,
-        p.price().format(crate::domain::locale::Lang::En),
+        crate::domain::locale::Lang::En.money(&p.price()),
         p.amount,
         p.currency,
         p.divisor,
@@ -497,7 +497,7 @@ pub fn payments_list(
             user_id,
             p.kind,
             p.status,
-            p.money().format(crate::domain::locale::Lang::En),
+            crate::domain::locale::Lang::En.money(&p.money()),
             p.gateway,
             p.gateway_reference.as_deref().unwrap_or("-"),
         );
@@ -508,7 +508,7 @@ pub fn payments_list(
             };
             line.push_str(&format!(
                 "  refunded {}",
-                refunded.format(crate::domain::locale::Lang::En)
+                crate::domain::locale::Lang::En.money(&refunded)
             ));
         }
         if let Some(reason) = &p.failure_reason {

@@ -12,6 +12,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::error::ApiError;
+
 pub mod checkpoint;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -426,9 +428,20 @@ where
 /// The channel a catalog change is announced on (PostgreSQL `NOTIFY`, sent at commit).
 pub const CATALOG_CHANNEL: &str = "treefort_webpay_catalog";
 
-/// Announces a catalog change to every instance when the transaction commits (PostgreSQL; SQLite
-/// has one writer process at a time and is left to the version check).
+/// Raised by every catalog change this process makes (see `notify_catalog_change`): the catalog in
+/// memory reads itself again before it answers when this has moved.
+static CATALOG_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many catalog changes this process has begun.
+pub fn catalog_changes() -> u64 {
+    CATALOG_CHANGES.load(Ordering::SeqCst)
+}
+
+/// Tells this process's catalog at once that a change is being made, and announces it to every
+/// instance when the transaction commits (PostgreSQL; SQLite has one writer process at a time and
+/// is left to the version check).
 pub fn notify_catalog_change(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    CATALOG_CHANGES.fetch_add(1, Ordering::SeqCst);
     if let AnyConnection::Postgres(pg) = conn {
         pg.batch_execute(&format!("NOTIFY {CATALOG_CHANNEL}"))?;
     }
@@ -567,6 +580,31 @@ macro_rules! on_backend {
             $crate::db::AnyConnection::Sqlite($c) => $body,
         }
     };
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub async fn run_db<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    run_db_as(pool, f).await
+}
+
+/// `run_db` for a service's own error type.
+pub async fn run_db_as<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<ApiError> + Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(ApiError::from)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| E::from(ApiError::internal(e)))?
 }
 
 #[cfg(test)]

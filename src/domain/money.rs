@@ -1,7 +1,6 @@
 //! Money as integer minor units with an explicit divisor, as Treefort sends it (`150` / `100` =
 //! 1.50 USD). No float ever holds an amount.
 
-
 /// An amount in a currency: `amount / divisor` units of `currency`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Money {

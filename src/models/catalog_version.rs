@@ -1,7 +1,7 @@
 //! `catalog_version`: one counter, raised in the transaction of every change to plans and promo
 //! codes, so each instance can tell cheaply whether its in-memory catalog is current. Raising it
-//! also tells this process's catalog at once (`crate::catalog::changed`), and on PostgreSQL
-//! every instance when the transaction commits (`NOTIFY`).
+//! also tells this process's catalog at once, and on PostgreSQL every instance when the
+//! transaction commits (`NOTIFY`): see `db::notify_catalog_change`.
 
 use diesel::prelude::*;
 
@@ -10,7 +10,6 @@ use crate::schema::catalog_version;
 
 /// Raises the version. Call inside the transaction of the change.
 pub fn bump(conn: &mut AnyConnection) -> QueryResult<usize> {
-    crate::catalog::changed();
     crate::db::notify_catalog_change(conn)?;
     diesel::update(catalog_version::table.find(1))
         .set(catalog_version::version.eq(catalog_version::version + 1))

@@ -74,7 +74,7 @@ pub fn insert(conn: &mut AnyConnection, new: &NewCheckoutSession) -> QueryResult
 /// Inserts the sessions, each unless its user already renews on its plan (a live subscription to
 /// it, not canceled, no switch pending), in one statement: the checkout-session endpoint's only
 /// round trip, shared by the requests that arrived together (see
-/// `services::checkout::session_writer`). Returns the token hashes inserted.
+/// `models::checkout_session_writer`). Returns the token hashes inserted.
 pub fn insert_unless_subscribed(
     conn: &mut AnyConnection,
     sessions: &[&NewCheckoutSession],

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod catalog_version;
+pub mod checkout_session_writer;
 pub mod checkout_sessions;
 pub mod customers;
 pub mod events;

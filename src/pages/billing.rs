@@ -8,11 +8,11 @@ use serde::Deserialize;
 use askama::Template;
 
 use super::{error_page, expired_page, not_found_page, render as html, respond_allowing, CardView};
+use crate::clock::naive;
 use crate::domain::locale::Lang;
 use crate::gateway::{BrowserAuthentication, CardEntry};
 use crate::models::payments;
 use crate::models::subscriptions::Status;
-use crate::services::naive;
 use crate::services::portal::{
     self, PortalAction, PortalBrowser, PortalError, PortalSubscription, PortalView,
 };

@@ -12,12 +12,12 @@ use super::{
     error_page, expired_page, message_html, message_page, not_found_page, render as html, respond,
     respond_allowing, see_other, CardView, Chrome,
 };
+use crate::clock::naive;
 use crate::domain::locale::Lang;
 use crate::gateway::{BrowserAuthentication, CardEntry, CardInput, CardSubmission};
 use crate::services::checkout::{
     self, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
 };
-use crate::services::naive;
 use crate::state::AppState;
 
 #[derive(Deserialize)]

@@ -14,7 +14,9 @@ use crate::models::subscriptions::{self, Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
 
-use super::{events, naive, outbox, run_db, utc};
+use crate::clock::{naive, utc};
+use crate::db::run_db;
+use crate::services::{events, outbox};
 
 /// Cancels the user's live subscription to `plan_id`.
 pub async fn cancel(

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::models::customers::{self, Customer};
 use crate::state::AppState;
 
-use super::run_db;
+use crate::db::run_db;
 
 /// The active gateway's customer reference for `customer`, created and stored if needed.
 pub async fn gateway_customer(state: &AppState, customer: &Customer) -> Result<String, ApiError> {

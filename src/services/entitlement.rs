@@ -2,16 +2,18 @@
 //! changes it may make (`/v1`). The same rules as everywhere else: a cancel or resume goes
 //! through `cancel`, Treefort first.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::TimeDelta;
 use serde::Serialize;
 
-use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::models::plans;
 use crate::models::subscriptions::{self, Status, Subscription};
 use crate::state::AppState;
+use crate::views::{status_name, time, SubscriptionView};
 
-use super::{cancel, check_user_id, naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
+use crate::services::{cancel, check_user_id};
 
 /// `GET /v1/users/{userId}/entitlement`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,52 +30,6 @@ pub struct Entitlement {
     pub cancel_at_period_end: bool,
     /// While past due: when access ends unless a payment succeeds.
     pub grace_ends_at: Option<String>,
-}
-
-/// A subscription as `/v1` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionView {
-    pub id: i64,
-    pub user_id: String,
-    pub plan_id: i64,
-    /// The plan a switch moves to at the end of the current period.
-    pub pending_plan_id: Option<i64>,
-    pub status: &'static str,
-    pub current_period_ends_at: String,
-    pub trial_ends_at: Option<String>,
-    pub canceled_at: Option<String>,
-    pub deactivated_at: Option<String>,
-}
-
-fn time(t: NaiveDateTime) -> String {
-    rfc3339(t.and_utc())
-}
-
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Trialing => "trialing",
-        Status::Active => "active",
-        Status::PastDue => "past_due",
-        Status::Canceled => "canceled",
-        Status::Ended => "ended",
-    }
-}
-
-impl SubscriptionView {
-    pub fn of(s: &Subscription, now: NaiveDateTime) -> Self {
-        Self {
-            id: s.id,
-            user_id: s.user_id.clone(),
-            plan_id: s.plan_id,
-            pending_plan_id: s.pending_plan_id,
-            status: status_name(s.status(now)),
-            current_period_ends_at: time(s.current_period_ends_at),
-            trial_ends_at: s.trial_ends_at.map(time),
-            canceled_at: s.canceled_at.map(time),
-            deactivated_at: s.deactivated_at.map(time),
-        }
-    }
 }
 
 pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, ApiError> {

@@ -4,10 +4,8 @@
 
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
-use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::clock::rfc3339;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::models::events::{self, Event, Listing, NewEvent};
@@ -15,9 +13,9 @@ use crate::models::webhooks::{self, NewDelivery};
 use crate::models::{customers, payments, subscriptions};
 use crate::state::AppState;
 
-use super::entitlement::SubscriptionView;
-use super::management::{Page, PaymentView};
-use super::{check_user_id, run_db};
+use crate::db::run_db;
+use crate::services::check_user_id;
+use crate::views::{page_size, paged, EventView, Page, PaymentView, SubscriptionView};
 
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_RENEWED: &str = "subscription.renewed";
@@ -239,28 +237,6 @@ fn ordering_key(event: &Event) -> String {
     )
 }
 
-/// An event as `/v1/events` and webhook bodies show it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventView {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub created_at: String,
-    pub data: Value,
-}
-
-impl EventView {
-    pub fn of(e: &Event) -> Self {
-        Self {
-            id: e.public_id.clone(),
-            event_type: e.event_type.clone(),
-            created_at: rfc3339(e.created_at.and_utc()),
-            data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
-        }
-    }
-}
-
 /// Filters of `GET /v1/events`, as the query string gives them.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -287,7 +263,7 @@ pub async fn list(
             ));
         }
     }
-    let limit = super::management::page_size(query.limit)?;
+    let limit = page_size(query.limit)?;
     let rows = run_db(&state.pool, move |conn| {
         let before = match &query.starting_after {
             None => None,
@@ -312,9 +288,7 @@ pub async fn list(
     })
     .await?;
     let views = rows.iter().map(EventView::of).collect();
-    Ok(super::management::paged(views, limit, |e: &EventView| {
-        e.id.clone()
-    }))
+    Ok(paged(views, limit, |e: &EventView| e.id.clone()))
 }
 
 /// `GET /v1/events/{id}`.

@@ -13,7 +13,9 @@ use crate::models::payments;
 use crate::models::unrecorded_charges;
 use crate::state::AppState;
 
-use super::{checkout, naive, portal, renewal, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
+use crate::services::{checkout, portal, renewal};
 
 /// A confirmed card setup is acted on only after this: the browser normally posts it first.
 const SETUP_GRACE: TimeDelta = TimeDelta::seconds(60);

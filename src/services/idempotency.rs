@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::models::idempotency_keys::{self, NewIdempotencyKey};
 use crate::state::AppState;
 
-use super::{naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
 
 pub const LIFETIME: TimeDelta = TimeDelta::hours(24);
 /// A first request unanswered for this long died with its process; its key may be used again.

@@ -3,63 +3,15 @@
 
 use serde::Serialize;
 
-use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::models::payments::{self, Payment};
+use crate::models::payments;
 use crate::models::subscriptions::{self, Listing};
 use crate::state::AppState;
 
-use super::entitlement::SubscriptionView;
-use super::{check_user_id, naive, run_db};
-
-/// One page of a listing.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T, C = i64> {
-    pub data: Vec<T>,
-    pub has_more: bool,
-    /// Pass as `startingAfter` for the next page.
-    pub next_starting_after: Option<C>,
-}
-
-/// A payment as `/v1` shows it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentView {
-    pub id: i64,
-    pub user_id: String,
-    pub subscription_id: Option<i64>,
-    pub kind: String,
-    pub status: String,
-    pub amount: i64,
-    pub discount_amount: i64,
-    pub currency: String,
-    pub divisor: i64,
-    pub refunded_amount: i64,
-    pub failure_reason: Option<String>,
-    pub disputed: bool,
-    pub created_at: String,
-}
-
-impl PaymentView {
-    pub fn of(p: &Payment, user_id: &str) -> Self {
-        Self {
-            id: p.id,
-            user_id: user_id.to_string(),
-            subscription_id: p.subscription_id,
-            kind: p.kind.clone(),
-            status: p.status.clone(),
-            amount: p.amount,
-            discount_amount: p.discount_amount,
-            currency: p.currency.clone(),
-            divisor: p.divisor,
-            refunded_amount: p.refunded_amount,
-            failure_reason: p.failure_reason.clone(),
-            disputed: p.disputed_at.is_some(),
-            created_at: rfc3339(p.created_at.and_utc()),
-        }
-    }
-}
+use crate::clock::naive;
+use crate::db::run_db;
+use crate::services::check_user_id;
+use crate::views::{page_size, paged, Page, PaymentView, SubscriptionView};
 
 /// A subscription with its payments.
 #[derive(Debug, Serialize)]
@@ -71,30 +23,6 @@ pub struct SubscriptionDetail {
 }
 
 pub const STATUSES: [&str; 5] = ["trialing", "active", "past_due", "canceled", "ended"];
-
-pub(crate) fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(20),
-        Some(n) if (1..=100).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be from 1 to 100",
-        )),
-    }
-}
-
-/// One page of `rows`, read with `limit + 1` so that the extra row tells there is more; `cursor`
-/// names a row for `startingAfter`.
-pub(crate) fn paged<T, C>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_starting_after = has_more.then(|| rows.last().map(&cursor)).flatten();
-    Page {
-        data: rows,
-        has_more,
-        next_starting_after,
-    }
-}
 
 pub async fn subscriptions(
     state: &AppState,

@@ -19,33 +19,7 @@ pub mod promo_codes;
 pub mod renewal;
 pub mod webhooks;
 
-use crate::db::{AnyConnection, DbPool};
 use crate::error::ApiError;
-
-/// Runs `f` with a pooled connection on the blocking thread pool.
-pub async fn run_db<T, F>(pool: &DbPool, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
-{
-    run_db_as(pool, f).await
-}
-
-/// `run_db` for a service's own error type.
-pub async fn run_db_as<T, E, F>(pool: &DbPool, f: F) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: From<ApiError> + Send + 'static,
-    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
-{
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(ApiError::from)?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| E::from(ApiError::internal(e)))?
-}
 
 /// Checks the user fields every session endpoint receives.
 pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), ApiError> {
@@ -114,12 +88,4 @@ pub(crate) fn check_locale(locale: &str) -> Result<(), ApiError> {
 pub(crate) fn check_redirect_url(field: &str, value: &str) -> Result<String, ApiError> {
     crate::domain::url::parse_redirect_url(field, value)
         .map_err(|message| ApiError::bad_request("invalid_url", message))
-}
-
-pub(crate) fn naive(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
-    t.naive_utc()
-}
-
-pub(crate) fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
-    t.and_utc()
 }

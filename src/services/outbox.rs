@@ -13,7 +13,8 @@ use crate::models::subscriptions;
 use crate::state::AppState;
 use crate::treefort::TreefortError;
 
-use super::{naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
 
 /// What happened to one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::models::payments::{self, Payment};
 use crate::state::AppState;
 
-use super::{naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
 
 /// Gives back `amount` (in the payment's own units; all that is left when `None`) of a payment.
 /// Returns the payment as recorded afterwards.

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::models::plans::{self, Plan, PlanValues};
 use crate::state::AppState;
 
-use super::run_db;
+use crate::db::run_db;
 
 pub async fn find_plan(state: &AppState, id: i64) -> Result<Plan, ApiError> {
     run_db(&state.pool, move |conn| {
@@ -142,7 +142,7 @@ pub async fn create(state: &AppState, fields: PlanFields) -> Result<Plan, ApiErr
         amount: price.amount,
         divisor: price.divisor.unwrap_or(100),
     };
-    let now = super::naive(state.clock.now());
+    let now = crate::clock::naive(state.clock.now());
     let values = input.validate(now).map_err(invalid)?;
     run_db(&state.pool, move |conn| {
         if plans::find(conn, id)?.is_some() {
@@ -186,7 +186,7 @@ pub async fn update(
             .as_ref()
             .map_or(current.divisor, |p| p.divisor.unwrap_or(100)),
     };
-    let now = super::naive(state.clock.now());
+    let now = crate::clock::naive(state.clock.now());
     let values = input.validate(now).map_err(invalid)?;
     run_db(&state.pool, move |conn| {
         let plan = plans::upsert(conn, id, &values, now)?;

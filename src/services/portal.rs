@@ -18,7 +18,9 @@ use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
 
 use super::renewal::renewal_price;
-use super::{check_locale, check_redirect_url, check_user, naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
+use crate::services::{check_locale, check_redirect_url, check_user};
 
 pub async fn create_session(
     state: &AppState,

@@ -14,7 +14,8 @@ use crate::models::promo_codes::{self, NewPromoCode, PromoCode};
 use crate::models::subscriptions;
 use crate::state::AppState;
 
-use super::{naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
 
 /// A code that may be used, with the requested plans it applies to.
 #[derive(Debug, Clone)]

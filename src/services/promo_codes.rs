@@ -10,7 +10,8 @@ use crate::models::promo_codes::{self, PromoCode};
 use crate::state::AppState;
 
 use super::promo::{self, CreateError, PromoInput};
-use super::{naive, run_db};
+use crate::clock::naive;
+use crate::db::run_db;
 
 /// A new code as `/v1` takes it; the names are those of the code's view.
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]

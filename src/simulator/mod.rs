@@ -115,7 +115,7 @@ impl Simulator {
 
     /// Restores what an earlier run of local mode left: Treefort's records and the time travel.
     pub async fn restore(&self, state: &crate::state::AppState) -> Result<(), String> {
-        let (store, offset) = crate::services::run_db(&state.pool, |conn| {
+        let (store, offset) = crate::db::run_db(&state.pool, |conn| {
             use crate::models::service_settings::get;
             Ok((get(conn, STORE_SETTING)?, get(conn, OFFSET_SETTING)?))
         })
@@ -186,7 +186,7 @@ async fn save_setting(
     value: String,
     what: &str,
 ) {
-    let saved = crate::services::run_db(&state.pool, move |conn| {
+    let saved = crate::db::run_db(&state.pool, move |conn| {
         Ok(crate::models::service_settings::put(conn, name, &value)?)
     })
     .await;
@@ -205,7 +205,7 @@ fn random_token() -> Result<String, String> {
 pub const DEMO_NOTE: &str = "local mode demo";
 
 /// The demo promo codes still usable in `catalog` (outside local mode, start-up warns of them).
-pub fn active_demo_codes(catalog: &crate::catalog::Snapshot) -> Vec<String> {
+pub fn active_demo_codes(catalog: &crate::cache::catalog::Snapshot) -> Vec<String> {
     catalog
         .promos
         .values()

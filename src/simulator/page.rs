@@ -101,16 +101,9 @@ pub struct UserPage {
     pub locales: &'static [(&'static str, &'static str)],
 }
 
-/// The routes are mounted in local mode only; without a simulator they are not there.
-fn not_local() -> HttpResponse {
-    use actix_web::ResponseError;
-    crate::error::ApiError::not_found("route_not_found", "no such route (local mode is off)")
-        .error_response()
-}
-
 /// `GET /simulator`.
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    render_index(&state, None).await
+pub async fn index(state: web::Data<AppState>, sim: web::Data<Simulator>) -> HttpResponse {
+    render_index(&state, &sim, None).await
 }
 
 #[derive(Deserialize)]
@@ -127,10 +120,11 @@ pub struct SubscribeForm {
 
 /// `POST /simulator/subscribe`: the checkout-session endpoint, then the browser goes to the
 /// checkout page; it comes back to the user's page as `successUrl` (or `cancelUrl`).
-pub async fn subscribe(state: web::Data<AppState>, form: web::Form<SubscribeForm>) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
+pub async fn subscribe(
+    state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
+    form: web::Form<SubscribeForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     let user_id = form.user_id.trim().to_string();
     let email = match form.email.trim() {
@@ -159,16 +153,17 @@ pub async fn subscribe(state: web::Data<AppState>, form: web::Form<SubscribeForm
     match sim.call("/treefort/checkout-session", &body).await {
         Ok(Reply { status: 200, body }) => match body.get("sessionUrl").and_then(Value::as_str) {
             Some(url) => crate::pages::see_other(url),
-            None => render_index(&state, Some(failed("Checkout session", 200, &body))).await,
+            None => render_index(&state, &sim, Some(failed("Checkout session", 200, &body))).await,
         },
         Ok(reply) => {
             render_index(
                 &state,
+                &sim,
                 Some(failed("Checkout session", reply.status, &reply.body)),
             )
             .await
         }
-        Err(e) => render_index(&state, Some(unreachable_outcome(&e))).await,
+        Err(e) => render_index(&state, &sim, Some(unreachable_outcome(&e))).await,
     }
 }
 
@@ -181,10 +176,11 @@ pub struct ValidateForm {
 
 /// `POST /simulator/validate`: the promo-code endpoint, for every plan, as Treefort's
 /// subscriptions page asks it.
-pub async fn validate(state: web::Data<AppState>, form: web::Form<ValidateForm>) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
+pub async fn validate(
+    state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
+    form: web::Form<ValidateForm>,
+) -> HttpResponse {
     let plan_ids: Vec<i64> = plan_ids(&state).await;
     let user = form.user_id.trim();
     let body = json!({
@@ -209,7 +205,7 @@ pub async fn validate(state: web::Data<AppState>, form: web::Form<ValidateForm>)
         },
         Err(e) => unreachable_outcome(&e),
     };
-    render_index(&state, Some(outcome)).await
+    render_index(&state, &sim, Some(outcome)).await
 }
 
 #[derive(Deserialize)]
@@ -221,6 +217,7 @@ pub struct UserQuery {
 /// `GET /simulator/users/{user}`: what Treefort has been told about the user.
 pub async fn user(
     state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
     user_id: web::Path<String>,
     query: web::Query<UserQuery>,
 ) -> HttpResponse {
@@ -237,7 +234,7 @@ pub async fn user(
         }),
         _ => None,
     };
-    render_user(&state, &user_id, outcome).await
+    render_user(&state, &sim, &user_id, outcome).await
 }
 
 #[derive(Deserialize)]
@@ -249,12 +246,10 @@ pub struct PortalForm {
 /// `POST /simulator/users/{user}/portal`: the billing-portal endpoint, then the browser goes there.
 pub async fn portal(
     state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
     user_id: web::Path<String>,
     form: web::Form<PortalForm>,
 ) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
     let back = format!(
         "{}/simulator/users/{}",
         state.settings.public_base_url,
@@ -272,21 +267,30 @@ pub async fn portal(
     match sim.call("/treefort/billing-portal-session", &body).await {
         Ok(Reply { status: 200, body }) => match body.get("sessionUrl").and_then(Value::as_str) {
             Some(url) => crate::pages::see_other(url),
-            None => render_user(&state, &user_id, Some(failed("Billing portal", 200, &body))).await,
+            None => {
+                render_user(
+                    &state,
+                    &sim,
+                    &user_id,
+                    Some(failed("Billing portal", 200, &body)),
+                )
+                .await
+            }
         },
         Ok(reply) => {
             let outcome = failed("Billing portal", reply.status, &reply.body);
-            render_user(&state, &user_id, Some(outcome)).await
+            render_user(&state, &sim, &user_id, Some(outcome)).await
         }
-        Err(e) => render_user(&state, &user_id, Some(unreachable_outcome(&e))).await,
+        Err(e) => render_user(&state, &sim, &user_id, Some(unreachable_outcome(&e))).await,
     }
 }
 
 /// `POST /simulator/users/{user}/cancel`: the cancel endpoint, for the plan Treefort holds.
-pub async fn cancel(state: web::Data<AppState>, user_id: web::Path<String>) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
+pub async fn cancel(
+    state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
+    user_id: web::Path<String>,
+) -> HttpResponse {
     let plan_id = sim.store().current(&user_id).and_then(Record::plan_id);
     let Some(plan_id) = plan_id else {
         let outcome = Outcome {
@@ -294,7 +298,7 @@ pub async fn cancel(state: web::Data<AppState>, user_id: web::Path<String>) -> H
             title: "Treefort holds no subscription of this user to cancel".into(),
             detail: String::new(),
         };
-        return render_user(&state, &user_id, Some(outcome)).await;
+        return render_user(&state, &sim, &user_id, Some(outcome)).await;
     };
     let body = json!({"userId": user_id.as_str(), "subscriptionPlanId": plan_id});
     let outcome = match sim.call("/treefort/cancel-subscription", &body).await {
@@ -306,7 +310,7 @@ pub async fn cancel(state: web::Data<AppState>, user_id: web::Path<String>) -> H
         Ok(reply) => failed("Cancel", reply.status, &reply.body),
         Err(e) => unreachable_outcome(&e),
     };
-    render_user(&state, &user_id, Some(outcome)).await
+    render_user(&state, &sim, &user_id, Some(outcome)).await
 }
 
 #[derive(Deserialize)]
@@ -318,10 +322,11 @@ pub struct TravelForm {
 
 /// `POST /simulator/clock`: moves the service's clock forward (a day, a month, or to the next
 /// thing due) and runs the work that became due, then goes back to the page it came from.
-pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> HttpResponse {
-    if state.simulator.is_none() {
-        return not_local();
-    }
+pub async fn travel(
+    state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
+    form: web::Form<TravelForm>,
+) -> HttpResponse {
     let now = state.clock.now();
     let by = match form.step.as_str() {
         "day" => TimeDelta::days(1),
@@ -341,14 +346,12 @@ pub async fn travel(state: web::Data<AppState>, form: web::Form<TravelForm>) -> 
             };
             return with_status(
                 StatusCode::BAD_REQUEST,
-                render_index(&state, Some(outcome)).await,
+                render_index(&state, &sim, Some(outcome)).await,
             );
         }
     };
     state.clock.advance(by);
-    if let Some(sim) = state.simulator.as_deref() {
-        sim.save_clock(&state).await;
-    }
+    sim.save_clock(&state).await;
     tracing::info!(
         now = %crate::clock::rfc3339(state.clock.now()),
         "local mode: the clock moved forward"
@@ -372,7 +375,7 @@ async fn settle(state: &AppState) {
         while crate::worker::run_once(state).await && tokio::time::Instant::now() < deadline {}
         let now = state.clock.now();
         let naive_now = now.naive_utc();
-        let pending = crate::services::run_db(&state.pool, move |conn| {
+        let pending = crate::db::run_db(&state.pool, move |conn| {
             Ok(crate::models::outbox::count_due(conn, naive_now)?)
         })
         .await
@@ -390,10 +393,7 @@ fn with_status(status: StatusCode, mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-async fn render_index(state: &AppState, outcome: Option<Outcome>) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
+async fn render_index(state: &AppState, sim: &Simulator, outcome: Option<Outcome>) -> HttpResponse {
     let plans = plan_rows(state, sim).await;
     let (users, refused) = {
         let store = sim.store();
@@ -424,10 +424,12 @@ async fn render_index(state: &AppState, outcome: Option<Outcome>) -> HttpRespons
     html(page.render())
 }
 
-async fn render_user(state: &AppState, user_id: &str, outcome: Option<Outcome>) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return not_local();
-    };
+async fn render_user(
+    state: &AppState,
+    sim: &Simulator,
+    user_id: &str,
+    outcome: Option<Outcome>,
+) -> HttpResponse {
     let now = state.clock.now();
     let (record, received) = {
         let store = sim.store();
@@ -496,7 +498,7 @@ async fn clock(state: &AppState, back: &str) -> Clock {
 }
 
 async fn next_due(state: &AppState) -> Option<DateTime<Utc>> {
-    crate::services::run_db(&state.pool, |conn| {
+    crate::db::run_db(&state.pool, |conn| {
         Ok(crate::models::subscriptions::next_action_at(conn)?)
     })
     .await

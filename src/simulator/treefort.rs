@@ -8,14 +8,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::store::{Answer, Received};
+use super::Simulator;
 use crate::state::AppState;
 
 /// `POST /simulator/oauth/token`: `grant_type=client_credentials` with the client id and secret
 /// as HTTP Basic auth.
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: String) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return refuse(404, "not_found", "local mode is off");
-    };
+pub async fn token(sim: web::Data<Simulator>, req: HttpRequest, body: String) -> HttpResponse {
     let basic = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -50,15 +48,13 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: String) -
 /// `POST /simulator/api/v1/subscriptions`.
 pub async fn create(
     state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return refuse(404, "not_found", "local mode is off");
-    };
     let now = state.clock.now();
     let path = req.path().to_string();
-    let parsed = checked(sim, &req, &body, true);
+    let parsed = checked(&sim, &req, &body, true);
     let user_id = parsed
         .as_ref()
         .ok()
@@ -96,15 +92,13 @@ pub async fn create(
 /// `PATCH /simulator/api/v1/subscriptions/{id}`.
 pub async fn update(
     state: web::Data<AppState>,
+    sim: web::Data<Simulator>,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let Some(sim) = state.simulator.as_deref() else {
-        return refuse(404, "not_found", "local mode is off");
-    };
     let now = state.clock.now();
-    let (status, answer, user_id) = match checked(sim, &req, &body, false) {
+    let (status, answer, user_id) = match checked(&sim, &req, &body, false) {
         Err((status, code, message)) => (status, json!({"code": code, "message": message}), None),
         Ok(fields) => match sim.store().update(&id, fields) {
             (Answer::NotFound, _) => (

@@ -139,7 +139,7 @@ async fn round(state: &AppState) -> bool {
             Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),
             Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
         }
-        let forgotten = crate::services::run_db(&state.pool, |conn| {
+        let forgotten = crate::db::run_db(&state.pool, |conn| {
             Ok(crate::models::subscription_changes::forget_old(conn)?)
         })
         .await;

@@ -14,6 +14,7 @@ use serde_json::json;
 use treefort_webpay::clock::{rfc3339, Clock};
 use treefort_webpay::config::Settings;
 use treefort_webpay::domain::locale::Lang;
+use treefort_webpay::simulator::Simulator;
 use treefort_webpay::startup::Application;
 use treefort_webpay::state::AppState;
 
@@ -23,6 +24,7 @@ use crate::helpers::{at, spawn_app, TestDatabase, API_KEY};
 pub struct LocalApp {
     pub address: String,
     pub state: web::Data<AppState>,
+    pub simulator: web::Data<Simulator>,
     pub client: reqwest::Client,
     _db: TestDatabase,
 }
@@ -31,7 +33,7 @@ pub struct LocalApp {
 /// that only the simulator's time travel (or the test) moves.
 pub async fn spawn_local(clock_start: DateTime<Utc>) -> LocalApp {
     let db = TestDatabase::create();
-    let (address, state) = start_local(&db.url, Clock::manual(clock_start)).await;
+    let (address, state, simulator) = start_local(&db.url, Clock::manual(clock_start)).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -39,13 +41,17 @@ pub async fn spawn_local(clock_start: DateTime<Utc>) -> LocalApp {
     LocalApp {
         address,
         state,
+        simulator,
         client,
         _db: db,
     }
 }
 
 /// Starts `serve` in local mode on the database at `url`.
-async fn start_local(url: &str, clock: Clock) -> (String, web::Data<AppState>) {
+async fn start_local(
+    url: &str,
+    clock: Clock,
+) -> (String, web::Data<AppState>, web::Data<Simulator>) {
     let vars = HashMap::from([
         ("DATABASE_URL", url.to_string()),
         ("LISTEN_ADDR", "127.0.0.1:0".to_string()),
@@ -66,9 +72,9 @@ async fn start_local(url: &str, clock: Clock) -> (String, web::Data<AppState>) {
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     assert_eq!(state.settings.public_base_url, address);
-    assert!(state.simulator.is_some());
+    let simulator = app.simulator().expect("local mode runs the simulator");
     tokio::spawn(app.run_until_stopped());
-    (address, state)
+    (address, state, simulator)
 }
 
 impl LocalApp {
@@ -220,7 +226,7 @@ async fn local_mode_plays_treefort_over_http_from_checkout_to_deactivation() {
     let page = app.user_page_when("alice", |_| true).await;
     assert_eq!(field(&page, "currentPeriodEndsAt"), rfc3339(trial_end));
     assert_eq!(field(&page, "canceledAt"), "null");
-    let sim = app.state.simulator.as_deref().unwrap();
+    let sim = &app.simulator;
     assert!(sim.store().current("mallory").is_none());
 
     // To the trial's end: the first charge, and Treefort's PATCH.
@@ -318,7 +324,7 @@ async fn local_mode_is_off_whenever_treefort_is_configured_and_refused_with_live
     assert!(err.contains("PROVIDER_API_KEYS"), "{err}");
 
     let app = spawn_app().await;
-    assert!(!app.state.settings.local_mode && app.state.simulator.is_none());
+    assert!(!app.state.settings.local_mode);
     let page = app.get(&format!("{}/simulator", app.address)).await;
     assert_eq!(page.status(), 404);
     let form = app.client.post(format!("{}/simulator/clock", app.address));
@@ -554,7 +560,7 @@ async fn in_the_simulator_a_declined_card_and_an_expired_link_show_their_pages()
     let page = wait_for_text(c, "main", false, |t| t.contains(&expired)).await;
     assert!(!page.contains("bob@example.com"), "{page}");
     assert_no_console_errors(c, Some(&checkout)).await;
-    let sim = app.state.simulator.as_deref().unwrap();
+    let sim = &app.simulator;
     assert!(
         sim.store().current("bob").is_none(),
         "Treefort was told nothing"
@@ -590,7 +596,7 @@ async fn a_restart_keeps_what_treefort_was_told_and_never_turns_time_back() {
     assert!(moved_to > Utc::now() + TimeDelta::days(27));
 
     // The same database, a new process (on the real time: the saved offset moves it on).
-    let (address, again) = start_local(&app._db.url, Clock::manual(Utc::now())).await;
+    let (address, again, _) = start_local(&app._db.url, Clock::manual(Utc::now())).await;
     assert!(again.clock.now() >= moved_to, "time went back on restart");
     let page = app
         .client

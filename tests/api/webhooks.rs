@@ -391,8 +391,7 @@ async fn a_dead_endpoint_does_not_delay_a_healthy_one() {
         "while its requests still hang"
     );
     assert!(
-        accepted.load(Ordering::SeqCst)
-            <= treefort_webpay::services::webhooks::delivery::SLOTS_PER_ENDPOINT,
+        accepted.load(Ordering::SeqCst) <= treefort_webpay::webhook_client::SLOTS_PER_ENDPOINT,
         "it holds only its own slots"
     );
 }

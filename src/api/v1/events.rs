@@ -5,9 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::{ReadKey, Write};
+use crate::clock::naive;
+use crate::db::run_db;
 use crate::error::ApiError;
 use crate::services::events::{self, EventQuery};
-use crate::services::{naive, run_db, webhooks};
+use crate::services::webhooks;
 use crate::state::AppState;
 
 #[derive(serde::Deserialize)]

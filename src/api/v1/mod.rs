@@ -18,11 +18,12 @@ use actix_web::http::StatusCode;
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use crate::clock::naive;
+use crate::db::run_db;
 use crate::domain::api_key;
 use crate::error::ApiError;
 use crate::models::api_keys::{self, ApiKey};
 use crate::services::idempotency::{self, Begin};
-use crate::services::{naive, run_db};
 use crate::state::AppState;
 
 /// A request made with a valid, unrevoked API key (any scope).

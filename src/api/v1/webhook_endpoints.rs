@@ -5,10 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
 use super::{ReadKey, Write};
+use crate::clock::naive;
+use crate::db::run_db;
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::services::webhooks::{self, EndpointInput, EndpointView};
-use crate::services::{naive, run_db};
 use crate::state::AppState;
 
 fn to_json(value: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
@@ -149,11 +150,11 @@ pub async fn attempts(
     query: web::Query<AttemptsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, q) = (id.into_inner(), query.into_inner());
-    let limit = crate::services::management::page_size(q.limit)?;
+    let limit = crate::views::page_size(q.limit)?;
     let rows = with_conn(&state, move |conn, _, _| {
         webhooks::attempts(conn, id, q.starting_after, limit + 1)
     })
     .await?;
-    let page = crate::services::management::paged(rows, limit, |a: &webhooks::AttemptView| a.id);
+    let page = crate::views::paged(rows, limit, |a: &webhooks::AttemptView| a.id);
     Ok(HttpResponse::Ok().json(page))
 }

@@ -9,13 +9,11 @@
 mod pay;
 mod reconcile;
 mod record;
-mod session_writer;
 
 pub use pay::{confirm, gateway_api_error, pay, pending_authentication, settle_setup, setup_card};
 pub use reconcile::{reconcile_stale_claims, Reconciled};
 pub(crate) use record::refund_unrecorded;
 pub use record::{abandon_attempt, release_attempt, settle};
-pub use session_writer::SessionWriter;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -33,7 +31,9 @@ use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
 
 use super::outbox;
-use super::{check_locale, check_redirect_url, check_user, naive, run_db, utc};
+use crate::clock::{naive, utc};
+use crate::db::run_db;
+use crate::services::{check_locale, check_redirect_url, check_user};
 
 /// Validates the request and issues `{PUBLIC_BASE_URL}/checkout/{token}`.
 pub async fn create_session(
@@ -67,7 +67,7 @@ pub async fn create_session(
     };
     // Without a promo code and with a plan in memory, one statement: the insert, which also
     // refuses a user who renews on that plan already (shared with the sessions that arrived at
-    // the same time, see `session_writer`). Prices and codes are decided again when
+    // the same time, see `models::checkout_session_writer`). Prices and codes are decided again when
     // the shopper pays, in that transaction.
     let known_plan = state
         .catalog

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::naive;
 use crate::db::write_transaction;
+use crate::db::{run_db, run_db_as};
 use crate::domain::locale::Lang;
 use crate::error::ApiError;
 use crate::gateway::{
@@ -17,7 +19,6 @@ use crate::models::promo_codes;
 use crate::models::subscriptions;
 use crate::services::events;
 use crate::services::outbox::{self, Delivery};
-use crate::services::{naive, run_db, run_db_as};
 use crate::state::AppState;
 
 use super::record::{self, Attempt, Charged, RecordError};

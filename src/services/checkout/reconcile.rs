@@ -10,10 +10,11 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 
+use crate::clock::naive;
+use crate::db::run_db;
 use crate::error::ApiError;
 use crate::gateway::PaymentStatus;
 use crate::models::checkout_sessions::{self, CheckoutSession};
-use crate::services::{naive, run_db};
 use crate::state::AppState;
 
 /// How long an attempt may hold its link before it is looked up.

@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use crate::clock::naive;
 use crate::db::write_transaction;
+use crate::db::{run_db, run_db_as};
 use crate::domain::billing_period::period_end;
 use crate::domain::money::Money;
 use crate::error::ApiError;
@@ -21,7 +23,6 @@ use crate::models::subscriptions::{self, NewSubscription};
 use crate::models::unrecorded_charges::{self, NewUnrecordedCharge};
 use crate::services::events;
 use crate::services::outbox::{self, Delivery};
-use crate::services::{naive, run_db, run_db_as};
 use crate::state::AppState;
 use crate::treefort::CreateSubscription;
 

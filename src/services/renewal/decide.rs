@@ -13,8 +13,9 @@ use crate::models::subscriptions::{Subscription, SubscriptionChanges};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
 
-use super::super::{customers, events, naive, utc};
 use super::{next_retry, renewal_key, renewal_price, Context, Done, Write, GATEWAY_RETRY};
+use crate::clock::{naive, utc};
+use crate::services::{customers, events};
 
 /// Decides a claimed subscription's turn, charging it if it renews.
 pub(super) async fn decide(state: &AppState, context: Context) -> Result<Write, ApiError> {

@@ -34,7 +34,9 @@ use crate::models::unrecorded_charges::{self, NewUnrecordedCharge};
 use crate::state::AppState;
 use crate::treefort::UpdateSubscription;
 
-use super::{events, naive, outbox, run_db, utc};
+use crate::clock::{naive, utc};
+use crate::db::run_db;
+use crate::services::{events, outbox};
 
 /// How long a claimed subscription stays ours, at least: its wave's record, with room to spare.
 const LEASE: TimeDelta = TimeDelta::minutes(5);

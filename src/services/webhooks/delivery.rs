@@ -7,106 +7,25 @@
 //! none of this runs in the loop that delivers to Treefort.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::web;
 use chrono::{NaiveDateTime, TimeDelta};
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::clock::naive;
+use crate::db::run_db;
 use crate::db::{write_transaction, AnyConnection};
 use crate::domain::webhook;
 use crate::error::ApiError;
 use crate::models::events::{self, Event};
 use crate::models::webhooks::{self, AttemptResult, Delivery, Endpoint, NewAttempt};
-use crate::services::events::EventView;
-use crate::services::{naive, run_db};
 use crate::state::AppState;
+use crate::views::EventView;
+use crate::webhook_client::{Answer, Dispatching, SLOTS_PER_ENDPOINT};
 
-/// Deliveries one endpoint may have in flight from one instance.
-pub const SLOTS_PER_ENDPOINT: usize = 4;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: TimeDelta = TimeDelta::hours(6);
-/// How much of an answer is kept with its attempt.
-const EXCERPT_CHARS: usize = 200;
-
-/// The HTTP client of webhook deliveries and the deliveries in flight from this instance.
-pub struct Sender {
-    client: reqwest::Client,
-    allow_private: bool,
-    in_flight: Mutex<HashMap<i64, usize>>,
-    /// Rounds between claiming and counting what they claimed.
-    dispatching: std::sync::atomic::AtomicUsize,
-}
-
-/// Resolves names to public addresses only, so a name cannot lead a delivery into a private
-/// network, whatever it resolved to when the endpoint was added.
-struct PublicAddressesOnly;
-
-impl reqwest::dns::Resolve for PublicAddressesOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| !webhook::is_private(a.ip()))
-                .collect();
-            if found.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
-            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-impl Sender {
-    pub fn new(settings: &Settings) -> Result<Self, String> {
-        let allow_private = settings.allow_private_webhooks();
-        let mut builder = reqwest::Client::builder()
-            .timeout(settings.webhook_timeout)
-            .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(5)))
-            // A redirect could lead anywhere, a private address too: a 3xx is a failure.
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve names itself, past the address rule below.
-            .no_proxy()
-            .user_agent(concat!("treefort-webpay/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(SLOTS_PER_ENDPOINT);
-        if !allow_private {
-            builder = builder.dns_resolver(std::sync::Arc::new(PublicAddressesOnly));
-        }
-        Ok(Self {
-            client: builder
-                .build()
-                .map_err(|e| format!("cannot build the webhook client: {e}"))?,
-            allow_private,
-            in_flight: Mutex::new(HashMap::new()),
-            dispatching: Default::default(),
-        })
-    }
-
-    /// Whether no delivery of this instance is in flight.
-    pub fn is_idle(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        self.dispatching.load(Ordering::SeqCst) == 0
-            && self.in_flight.lock().map(|m| m.is_empty()).unwrap_or(true)
-    }
-
-    fn in_flight(&self) -> HashMap<i64, usize> {
-        self.in_flight.lock().map(|m| m.clone()).unwrap_or_default()
-    }
-
-    fn change(&self, endpoint_id: i64, up: bool) {
-        if let Ok(mut map) = self.in_flight.lock() {
-            let n = map.entry(endpoint_id).or_default();
-            *n = if up { *n + 1 } else { n.saturating_sub(1) };
-            if *n == 0 {
-                map.remove(&endpoint_id);
-            }
-        }
-    }
-}
-
 /// Frees its endpoint's slot when the delivery's task ends, however it ends.
 struct Slot {
     state: web::Data<AppState>,
@@ -116,26 +35,6 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.state.webhooks.change(self.endpoint_id, false);
-    }
-}
-
-/// Counts a round as dispatching until what it claimed is counted in flight.
-struct Dispatching<'a>(&'a Sender);
-
-impl<'a> Dispatching<'a> {
-    fn new(sender: &'a Sender) -> Self {
-        sender
-            .dispatching
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self(sender)
-    }
-}
-
-impl Drop for Dispatching<'_> {
-    fn drop(&mut self) {
-        self.0
-            .dispatching
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -222,13 +121,6 @@ fn claim_due(
     Ok(claimed)
 }
 
-/// What one attempt got back.
-struct Answer {
-    status_code: Option<i32>,
-    error: Option<String>,
-    excerpt: Option<String>,
-}
-
 async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError> {
     let Claimed {
         delivery,
@@ -252,15 +144,16 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
         })
         .collect();
     let started = Instant::now();
-    let answer = post(
-        state,
-        &endpoint.url,
-        &event.public_id,
-        timestamp,
-        &signatures.join(" "),
-        body,
-    )
-    .await;
+    let answer = state
+        .webhooks
+        .post(
+            &endpoint.url,
+            &event.public_id,
+            timestamp,
+            &signatures.join(" "),
+            body,
+        )
+        .await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let ok = answer.status_code.is_some_and(|s| (200..300).contains(&s));
     let now = naive(state.clock.now());
@@ -282,70 +175,6 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
     .await?;
     state.metrics.count("webhook_deliveries_total", &[outcome]);
     Ok(())
-}
-
-async fn post(
-    state: &AppState,
-    url: &str,
-    id: &str,
-    timestamp: i64,
-    signature: &str,
-    body: Vec<u8>,
-) -> Answer {
-    // Literal addresses are not resolved, so the resolver's rule is applied to them here.
-    if !state.webhooks.allow_private {
-        if let Err(e) = webhook::check_url(url, false) {
-            return Answer {
-                status_code: None,
-                error: Some(e),
-                excerpt: None,
-            };
-        }
-    }
-    let sent = state
-        .webhooks
-        .client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await;
-    match sent {
-        Err(e) => Answer {
-            status_code: None,
-            error: Some(if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                "could not connect".to_string()
-            } else {
-                "the request failed".to_string()
-            }),
-            excerpt: None,
-        },
-        Ok(mut response) => {
-            let status = i32::from(response.status().as_u16());
-            // The first chunk is enough for an excerpt; the rest is not read.
-            let first = tokio::time::timeout(Duration::from_secs(2), response.chunk())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten()
-                .unwrap_or_default();
-            let text: String = String::from_utf8_lossy(&first)
-                .chars()
-                .filter(|c| !c.is_control() || *c == ' ')
-                .take(EXCERPT_CHARS)
-                .collect();
-            Answer {
-                status_code: Some(status),
-                error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
-                excerpt: (!text.is_empty()).then_some(text),
-            }
-        }
-    }
 }
 
 /// The attempt, its delivery's next state (while this instance holds the lease), and the

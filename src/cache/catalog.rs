@@ -2,7 +2,7 @@
 //! from one snapshot (`arc-swap`) so the
 //! plan endpoint and promo validation answer without a database round trip. A change raises
 //! `catalog_version` in its own transaction; this process notices its own changes at once
-//! (`changed`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
+//! (`db::catalog_changes`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
 //! every instance compares the stored version every 250 ms (`CATALOG_CHECK_MS`) as a safety
 //! net, so a change made by another instance or by the CLI shows within a second on either
 //! backend. Checkout and renewals do not read it: what decides money (redemption limits,
@@ -20,14 +20,6 @@ use crate::error::ApiError;
 use crate::models::catalog_version;
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
-
-/// Raised by every change this process makes (see `catalog_version::bump`).
-static CHANGES: AtomicU64 = AtomicU64::new(0);
-
-/// Tells this process's catalogs that a change is being made.
-pub fn changed() {
-    CHANGES.fetch_add(1, Ordering::SeqCst);
-}
 
 /// A promo code with the plans it is limited to (empty: every plan).
 #[derive(Debug, Clone)]
@@ -91,7 +83,7 @@ pub struct Catalog {
     current: ArcSwap<Snapshot>,
     /// Woken by the PostgreSQL listener when another instance announces a change.
     pub announced: tokio::sync::Notify,
-    /// `CHANGES` as it was before the current snapshot was read.
+    /// `db::catalog_changes` as it was before the current snapshot was read.
     seen_changes: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -99,7 +91,7 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the first snapshot (at start-up).
     pub fn load(conn: &mut AnyConnection) -> QueryResult<Self> {
-        let before = CHANGES.load(Ordering::SeqCst);
+        let before = crate::db::catalog_changes();
         Ok(Self {
             current: ArcSwap::from_pointee(Snapshot::load(conn)?),
             announced: tokio::sync::Notify::new(),
@@ -115,7 +107,7 @@ impl Catalog {
 
     /// The current snapshot, read again first if this process changed the catalog since.
     pub async fn get(&self, pool: &DbPool) -> Result<Arc<Snapshot>, ApiError> {
-        if CHANGES.load(Ordering::SeqCst) != self.seen_changes.load(Ordering::SeqCst) {
+        if crate::db::catalog_changes() != self.seen_changes.load(Ordering::SeqCst) {
             self.reload(pool).await?;
         }
         Ok(self.current.load_full())
@@ -123,7 +115,7 @@ impl Catalog {
 
     /// Reads the catalog again (one reload at a time; a waiter finding it done returns).
     pub async fn reload(&self, pool: &DbPool) -> Result<(), ApiError> {
-        let before = CHANGES.load(Ordering::SeqCst);
+        let before = crate::db::catalog_changes();
         let _one = self.reloading.lock().await;
         // Another reload that began after `before` was read has done the work.
         if self.seen_changes.load(Ordering::SeqCst) >= before {
@@ -132,10 +124,10 @@ impl Catalog {
         self.install(pool, before).await
     }
 
-    /// Reads a snapshot and makes it current; `changes_before` is `CHANGES` as read before.
+    /// Reads a snapshot and makes it current; `changes_before` is `db::catalog_changes` as read before.
     /// Call with `reloading` held.
     async fn install(&self, pool: &DbPool, changes_before: u64) -> Result<(), ApiError> {
-        let snapshot = crate::services::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
+        let snapshot = crate::db::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
         self.current.store(Arc::new(snapshot));
         self.seen_changes.store(changes_before, Ordering::SeqCst);
         Ok(())
@@ -144,8 +136,7 @@ impl Catalog {
     /// Compares the stored version with the snapshot's; reads again if they differ. Answers
     /// whether it did.
     pub async fn refresh_if_stale(&self, pool: &DbPool) -> Result<bool, ApiError> {
-        let stored =
-            crate::services::run_db(pool, |conn| Ok(catalog_version::current(conn)?)).await?;
+        let stored = crate::db::run_db(pool, |conn| Ok(catalog_version::current(conn)?)).await?;
         if stored == self.current.load().version {
             return Ok(false);
         }
@@ -153,42 +144,7 @@ impl Catalog {
         if stored == self.current.load().version {
             return Ok(false);
         }
-        self.install(pool, CHANGES.load(Ordering::SeqCst)).await?;
+        self.install(pool, crate::db::catalog_changes()).await?;
         Ok(true)
-    }
-}
-
-/// Starts the PostgreSQL listener of `catalog` and `subscriptions` on a thread of its own; it
-/// stops when either is dropped.
-pub fn listen(
-    url: &crate::db::DatabaseUrl,
-    catalog: &Arc<Catalog>,
-    subscriptions: &Arc<crate::subscription_cache::SubscriptionCache>,
-) {
-    if url.backend() != crate::db::Backend::Postgres {
-        return;
-    }
-    let url = url.clone();
-    let (catalog, subscriptions) = (Arc::downgrade(catalog), Arc::downgrade(subscriptions));
-    let spawned = std::thread::Builder::new()
-        .name("change-listener".into())
-        .spawn(move || {
-            crate::db::listen_for_changes(&url, |arrived| {
-                let (Some(catalog), Some(subscriptions)) =
-                    (catalog.upgrade(), subscriptions.upgrade())
-                else {
-                    return false;
-                };
-                if arrived.catalog {
-                    catalog.announced.notify_one();
-                }
-                if arrived.subscriptions {
-                    subscriptions.announced.notify_one();
-                }
-                true
-            })
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the change listener; the periodic checks remain");
     }
 }

@@ -128,7 +128,7 @@ impl SubscriptionCache {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let user = user_id.to_string();
-        let found: UserSubscriptions = crate::services::run_db(pool, move |conn| {
+        let found: UserSubscriptions = crate::db::run_db(pool, move |conn| {
             Ok(subscriptions::list_for_user(conn, &user)?)
         })
         .await?
@@ -184,7 +184,7 @@ impl SubscriptionCache {
         // Memory is as new as the snapshot the feed is read in, taken after this moment.
         let (read_at, read_at_ms) = (Instant::now(), self.elapsed_ms().max(1));
         let from = feed.position;
-        let (users, position) = crate::services::run_db(pool, move |conn| match from {
+        let (users, position) = crate::db::run_db(pool, move |conn| match from {
             Some(from) => Ok(subscription_changes::since(conn, from)?),
             None => Ok((Vec::new(), subscription_changes::now(conn)?)),
         })

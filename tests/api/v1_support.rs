@@ -117,7 +117,7 @@ pub async fn add_endpoint(
 }
 
 /// Standard Webhooks verification, as the specification describes it (not the service's code):
-/// the README's receiver example in `verify` (as rustfmt lays it out).
+/// the receiver example of docs/integration.md in `verify` (as rustfmt lays it out).
 pub fn verify_standard_webhook(
     secret: &str,
     id: &str,
@@ -129,7 +129,7 @@ pub fn verify_standard_webhook(
     verify(secret, id, timestamp, signatures, body, now)
 }
 
-// From README.md, "Verifying a delivery, in Rust".
+// From docs/integration.md, "Verifying a delivery, in Rust".
 /// `secret` is the endpoint's `whsec_…`; the others are the webhook-* headers, the raw body and
 /// the current Unix time.
 fn verify(

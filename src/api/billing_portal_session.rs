@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::ProviderAuth;
-use super::types::{BillingPortalSessionRequest, SessionUrlResponse};
 use crate::error::ApiError;
 use crate::services::portal;
 use crate::state::AppState;
+use crate::treefort::provider::{BillingPortalSessionRequest, SessionUrlResponse};
 
 pub async fn handle(
     _auth: ProviderAuth,

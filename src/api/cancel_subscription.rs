@@ -3,12 +3,12 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::ProviderAuth;
-use super::types::{CancelSubscriptionRequest, CancelSubscriptionResponse};
 use crate::clock::rfc3339;
 use crate::clock::utc;
 use crate::error::ApiError;
 use crate::services::cancel;
 use crate::state::AppState;
+use crate::treefort::provider::{CancelSubscriptionRequest, CancelSubscriptionResponse};
 
 pub async fn handle(
     _auth: ProviderAuth,

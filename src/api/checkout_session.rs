@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::ProviderAuth;
-use super::types::{CheckoutSessionRequest, SessionUrlResponse};
 use crate::error::ApiError;
 use crate::services::checkout;
 use crate::state::AppState;
+use crate::treefort::provider::{CheckoutSessionRequest, SessionUrlResponse};
 
 pub async fn handle(
     _auth: ProviderAuth,

@@ -6,7 +6,6 @@ pub mod billing_portal_session;
 pub mod cancel_subscription;
 pub mod checkout_session;
 pub mod subscription_plan;
-pub mod types;
 pub mod v1;
 pub mod validate_promo_code;
 pub mod webhooks;

@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::ProviderAuth;
-use super::types::{PriceBody, SubscriptionPlanRequest, SubscriptionPlanResponse};
 use crate::error::ApiError;
 use crate::services::plans;
 use crate::state::AppState;
+use crate::treefort::provider::{PriceBody, SubscriptionPlanRequest, SubscriptionPlanResponse};
 
 pub async fn handle(
     _auth: ProviderAuth,

@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::ProviderAuth;
-use super::types::ValidatePromoCodeRequest;
 use crate::error::ApiError;
 use crate::services::promo;
 use crate::state::AppState;
+use crate::treefort::provider::ValidatePromoCodeRequest;
 
 pub async fn handle(
     _auth: ProviderAuth,

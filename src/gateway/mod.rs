@@ -14,6 +14,7 @@ pub mod stripe;
 use std::collections::HashMap;
 
 use crate::domain::money::Money;
+use crate::error::ApiError;
 
 /// Card details as the shopper typed them into our own form (sandbox only). Never stored, never
 /// logged.
@@ -479,6 +480,26 @@ impl Gateway {
         match self {
             Gateway::Sandbox(g) => g.refund(charge_reference, amount),
             Gateway::Stripe(g) => g.refund(charge_reference, amount, idempotency_key).await,
+        }
+    }
+}
+
+/// A gateway failure as the API reports it (the cause is logged, not shown).
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Timeout => ApiError::gateway_timeout(
+                "gateway_timeout",
+                "the payment gateway did not answer in time",
+            ),
+            GatewayError::InvalidCard(_) | GatewayError::Mismatch => {
+                ApiError::bad_request("invalid_card", "check the card details")
+            }
+            GatewayError::Declined(_) => ApiError::new_payment_required(),
+            GatewayError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "payment gateway failed");
+                ApiError::bad_gateway("gateway_error", "the payment gateway failed; try again")
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ pub async fn gateway_customer(state: &AppState, customer: &Customer) -> Result<S
             customer.full_name.as_deref(),
         )
         .await
-        .map_err(super::checkout::gateway_api_error)?;
+        .map_err(ApiError::from)?;
     let id = customer.id;
     run_db(&state.pool, move |conn| {
         Ok(customers::set_gateway_customer_ref(

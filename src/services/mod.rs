@@ -22,7 +22,7 @@ pub mod webhooks;
 use crate::error::ApiError;
 
 /// Checks the user fields every session endpoint receives.
-pub(crate) fn check_user(user: &crate::api::types::TreefortUser) -> Result<(), ApiError> {
+pub(crate) fn check_user(user: &crate::treefort::provider::TreefortUser) -> Result<(), ApiError> {
     check_user_id(&user.id)?;
     let texts = [
         Some(&user.email),

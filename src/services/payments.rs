@@ -65,7 +65,7 @@ pub async fn refund(
         .gateway
         .refund(&reference, &money, &key)
         .await
-        .map_err(super::checkout::gateway_api_error)?;
+        .map_err(ApiError::from)?;
     let (total, now) = (payment.refunded_amount + amount, naive(state.clock.now()));
     run_db(&state.pool, move |conn| {
         record_refund(conn, payment_id, total, now)?;

@@ -3,7 +3,6 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 
-use crate::api::types::BillingPortalSessionRequest;
 use crate::domain::locale::Lang;
 use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
@@ -16,6 +15,7 @@ use crate::models::portal_sessions::{self, NewPortalSession, PortalSession};
 use crate::models::promo_codes;
 use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
+use crate::treefort::provider::BillingPortalSessionRequest;
 
 use super::renewal::renewal_price;
 use crate::clock::naive;
@@ -200,7 +200,7 @@ pub async fn setup_card(state: &AppState, token: &str) -> Result<String, PortalE
         .gateway
         .setup_card(&customer_ref, &purpose, &key)
         .await
-        .map_err(|e| PortalError::Failed(lang, super::checkout::gateway_api_error(e)))
+        .map_err(|e| PortalError::Failed(lang, ApiError::from(e)))
 }
 
 /// The newest renewal of a past-due subscription that waits for the card holder's authentication.
@@ -288,7 +288,7 @@ async fn confirm_payment(
         .gateway
         .payment(reference)
         .await
-        .map_err(super::checkout::gateway_api_error)?;
+        .map_err(ApiError::from)?;
     match state_now.status {
         PaymentStatus::Succeeded | PaymentStatus::Processing => {
             super::renewal::retry_now(state, subscription_id).await
@@ -363,7 +363,7 @@ async fn store_card(
         .gateway
         .save_card(&customer_ref, &purpose, card)
         .await
-        .map_err(super::checkout::gateway_api_error)?;
+        .map_err(ApiError::from)?;
     let customer = customer.clone();
     let now = naive(state.clock.now());
     let past_due: Vec<i64> = subscriptions_of_user

@@ -4,7 +4,6 @@
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
 
-use crate::api::types::{PriceAmount, ValidatePromoCodeRequest, ValidatePromoCodeResponse};
 use crate::db::{write_transaction, AnyConnection};
 use crate::domain::money::{parse_currency, parse_divisor, Discount};
 use crate::domain::promo_code;
@@ -13,6 +12,7 @@ use crate::models::plans;
 use crate::models::promo_codes::{self, NewPromoCode, PromoCode};
 use crate::models::subscriptions;
 use crate::state::AppState;
+use crate::treefort::provider::{PriceAmount, ValidatePromoCodeRequest, ValidatePromoCodeResponse};
 
 use crate::clock::naive;
 use crate::db::run_db;

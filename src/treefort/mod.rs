@@ -4,6 +4,8 @@
 //! `X-Treefort-Tenant` when configured) on every call. Every call is bounded by
 //! `TREEFORT_TIMEOUT_MS`. Tokens and secrets are never logged.
 
+pub mod provider;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;

@@ -10,14 +10,13 @@ mod pay;
 mod reconcile;
 mod record;
 
-pub use pay::{confirm, gateway_api_error, pay, pending_authentication, settle_setup, setup_card};
+pub use pay::{confirm, pay, pending_authentication, settle_setup, setup_card};
 pub use reconcile::{reconcile_stale_claims, Reconciled};
 pub(crate) use record::refund_unrecorded;
 pub use record::{abandon_attempt, release_attempt, settle};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::api::types::CheckoutSessionRequest;
 use crate::db::write_transaction;
 use crate::domain::billing_period::trial_end;
 use crate::domain::locale::Lang;
@@ -29,6 +28,7 @@ use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
 use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
+use crate::treefort::provider::CheckoutSessionRequest;
 
 use super::outbox;
 use crate::clock::{naive, utc};

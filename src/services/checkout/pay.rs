@@ -56,7 +56,7 @@ pub async fn setup_card(state: &AppState, token: &str) -> Result<String, Checkou
         .gateway
         .setup_card(&customer_ref, &purpose, &key)
         .await
-        .map_err(|e| CheckoutError::Failed(lang, gateway_api_error(e)))
+        .map_err(|e| CheckoutError::Failed(lang, ApiError::from(e)))
 }
 
 /// The gateway's customer of the session's user, created once and kept on our customer row.
@@ -322,7 +322,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, Checko
         .gateway
         .payment(&reference)
         .await
-        .map_err(|e| CheckoutError::Failed(lang, gateway_api_error(e)))?;
+        .map_err(|e| CheckoutError::Failed(lang, ApiError::from(e)))?;
     match payment.status {
         PaymentStatus::Succeeded => {
             super::record::settle(state, view.session.id, &payment)
@@ -562,22 +562,4 @@ pub(super) fn record_attempt(state: &AppState, reason: &RetryReason) {
         RetryReason::GatewayFailed => "gateway_failed",
     };
     state.metrics.count("checkout_payments_total", &[outcome]);
-}
-
-/// A gateway failure as the API reports it (the cause is logged, not shown).
-pub fn gateway_api_error(e: GatewayError) -> ApiError {
-    match e {
-        GatewayError::Timeout => ApiError::gateway_timeout(
-            "gateway_timeout",
-            "the payment gateway did not answer in time",
-        ),
-        GatewayError::InvalidCard(_) | GatewayError::Mismatch => {
-            ApiError::bad_request("invalid_card", "check the card details")
-        }
-        GatewayError::Declined(_) => ApiError::new_payment_required(),
-        GatewayError::Unavailable(cause) => {
-            tracing::warn!(cause = %cause, "payment gateway failed");
-            ApiError::bad_gateway("gateway_error", "the payment gateway failed; try again")
-        }
-    }
 }

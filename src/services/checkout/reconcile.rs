@@ -126,12 +126,11 @@ async fn reconcile_one(
     let Some(reference) = &session.gateway_payment_ref else {
         return Ok(Step::Waiting);
     };
-    let gateway_error = super::pay::gateway_api_error;
     let mut payment = state
         .gateway
         .payment(reference)
         .await
-        .map_err(gateway_error)?;
+        .map_err(ApiError::from)?;
     let claimed_at = session.claimed_at.map(|t| t.and_utc()).unwrap_or(now);
     // A payment never confirmed (the shopper's request ended between starting and confirming it)
     // is not confirmed minutes later behind the shopper's back; one whose authentication was
@@ -151,7 +150,7 @@ async fn reconcile_one(
             .gateway
             .payment(reference)
             .await
-            .map_err(gateway_error)?;
+            .map_err(ApiError::from)?;
     }
     match payment.status {
         PaymentStatus::Succeeded => {

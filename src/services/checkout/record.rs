@@ -293,7 +293,7 @@ pub(crate) async fn refund_unrecorded(
         }
         Err(e) => {
             tracing::error!(payment = %reference, error = %e, "refund of a charge without a subscription failed; will try again");
-            Err(super::pay::gateway_api_error(e))
+            Err(ApiError::from(e))
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Request and response bodies of the Treefort-facing routes, exactly as Treefort's reference types
-//! them (camelCase; optional fields optional; unknown fields ignored).
+//! Request and response bodies of the five routes Treefort calls on this provider, exactly as
+//! Treefort's reference types them (camelCase; optional fields optional; unknown fields ignored).
+//! Beside Treefort's client: everything Treefort's spec shapes sits in `treefort/`.
 
 use serde::{Deserialize, Serialize};
 

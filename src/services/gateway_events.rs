@@ -219,7 +219,7 @@ async fn act(
                 s.status == checkout_sessions::PROCESSING
                     && s.gateway_payment_ref.as_deref() == Some(reference.as_str())
             }) {
-                checkout::abandon_attempt(state, &s).await?;
+                checkout::abandon(state, &s).await?;
             }
             Ok(())
         }

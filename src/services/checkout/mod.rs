@@ -6,14 +6,15 @@
 //! `pay` is the shopper's path; `settle` completes an attempt from what the gateway reports (a
 //! webhook, or reconciliation of an attempt nobody came back for), by the same recording code.
 
+mod attempt;
 mod pay;
 mod reconcile;
 mod record;
 
+pub use attempt::{abandon, release_link, settle};
 pub use pay::{confirm, pay, pending_authentication, settle_setup, setup_card};
 pub use reconcile::{reconcile_stale_claims, Reconciled};
 pub(crate) use record::refund_unrecorded;
-pub use record::{abandon_attempt, release_attempt, settle};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -23,11 +24,56 @@ use crate::domain::locale::Lang;
 use crate::domain::money::Money;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
+use crate::gateway::SavedCard;
 use crate::models::checkout_sessions::{self, CheckoutSession, NewCheckoutSession};
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
 use crate::models::subscriptions::{self, Subscription};
 use crate::state::AppState;
+
+/// One numbered payment attempt on a link, and the charge key that follows from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    pub session_id: i64,
+    pub number: i32,
+    pub promo_code_id: Option<i64>,
+    pub key: String,
+    pub customer_ref: String,
+}
+
+impl Attempt {
+    /// The attempt in progress on `session`.
+    pub fn of(session: &CheckoutSession, customer_ref: Option<String>) -> Self {
+        Self {
+            session_id: session.id,
+            number: session.payment_attempts,
+            promo_code_id: session.promo_code_id,
+            key: session.charge_key(),
+            customer_ref: customer_ref.unwrap_or_default(),
+        }
+    }
+}
+
+pub(crate) struct Charged {
+    pub card: SavedCard,
+    /// `None` when nothing was charged (a trial, or a 100 % discount).
+    pub charge_reference: Option<String>,
+    pub amount: Money,
+    pub discount_amount: i64,
+}
+
+/// Counts an attempt's outcome (`checkout_payments_total`).
+fn count_attempt(state: &AppState, reason: &RetryReason) {
+    let outcome = match reason {
+        RetryReason::Declined => "declined",
+        RetryReason::InvalidCard(_) => "invalid_card",
+        RetryReason::PromoExhausted => "promo_exhausted",
+        RetryReason::AlreadySubscribed => "already_subscribed",
+        RetryReason::GatewayFailed => "gateway_failed",
+    };
+    state.metrics.count("checkout_payments_total", &[outcome]);
+}
+
 use crate::treefort::provider::CheckoutSessionRequest;
 
 use super::outbox;

@@ -21,9 +21,11 @@ use crate::services::events;
 use crate::services::outbox::{self, Delivery};
 use crate::state::AppState;
 
-use super::record::{self, Attempt, Charged, RecordError};
+use super::attempt;
+use super::record::RecordError;
 use super::{
-    is_already_on, view, CheckoutError, CheckoutView, PayOutcome, RetryReason, SwitchView,
+    count_attempt, view, Attempt, Charged, CheckoutError, CheckoutView, PayOutcome, RetryReason,
+    SwitchView,
 };
 
 /// A card setup for the shopper who pressed the button on the checkout page (Stripe): the
@@ -138,10 +140,10 @@ async fn pay_view(
     // 1. Claim the link (and the promo redemption) as a new attempt: no second submission can
     //    pay it, and the attempt's number keys its charge.
     let now = state.clock.now();
-    let attempt = match claim(state, &view, now).await {
+    let attempt = match claim_for(state, &view, now).await {
         Ok(Ok(attempt)) => attempt,
         Ok(Err(reason)) => {
-            record_attempt(state, &reason);
+            count_attempt(state, &reason);
             return Err(retry(&view, reason));
         }
         Err(RecordError::AlreadySubscribed) | Err(RecordError::NotHeld) => {
@@ -163,8 +165,8 @@ async fn pay_view(
     let saved = match save_card(state, &view, &attempt, card).await {
         Ok(saved) => saved,
         Err(reason) => {
-            release(state, &attempt).await.map_err(fail)?;
-            record_attempt(state, &reason);
+            attempt::release(state, &attempt).await.map_err(fail)?;
+            count_attempt(state, &reason);
             return Err(retry(&view, reason));
         }
     };
@@ -182,7 +184,7 @@ async fn pay_view(
     };
     if charged.amount.amount == 0 {
         // A trial or a 100 % code: the saved card is all that is needed.
-        return record::finish(state, &view, &attempt, charged, now)
+        return attempt::finish(state, &view, &attempt, charged, now)
             .await
             .map_err(fail);
     }
@@ -205,12 +207,12 @@ async fn pay_view(
         Ok(reference) => reference,
         Err(e) => {
             tracing::warn!(error = %e, "gateway failed while starting a charge");
-            release(state, &attempt).await.map_err(fail)?;
-            record_attempt(state, &RetryReason::GatewayFailed);
+            attempt::release(state, &attempt).await.map_err(fail)?;
+            count_attempt(state, &RetryReason::GatewayFailed);
             return Err(retry(&view, RetryReason::GatewayFailed));
         }
     };
-    if let Err(e) = record::remember_payment(state, &attempt, &reference).await {
+    if let Err(e) = attempt::remember_payment(state, &attempt, &reference).await {
         let _ = state.gateway.cancel_payment(&reference).await;
         return Err(fail(e));
     }
@@ -219,14 +221,14 @@ async fn pay_view(
     match state.gateway.confirm_charge(&reference).await {
         Ok(ChargeOutcome::Succeeded { reference }) => {
             charged.charge_reference = Some(reference);
-            record::finish(state, &view, &attempt, charged, now)
+            attempt::finish(state, &view, &attempt, charged, now)
                 .await
                 .map_err(fail)
         }
         Ok(ChargeOutcome::Declined { .. }) => {
             let _ = state.gateway.cancel_payment(&reference).await;
-            release(state, &attempt).await.map_err(fail)?;
-            record_attempt(state, &RetryReason::Declined);
+            attempt::release(state, &attempt).await.map_err(fail)?;
+            count_attempt(state, &RetryReason::Declined);
             Err(retry(&view, RetryReason::Declined))
         }
         Ok(ChargeOutcome::RequiresAction { reference }) => {
@@ -260,7 +262,7 @@ async fn authenticate(
         }
         Ok(None) => {
             let _ = state.gateway.cancel_payment(reference).await;
-            release(state, attempt)
+            attempt::release(state, attempt)
                 .await
                 .map_err(|e| CheckoutError::Failed(view.lang, e))?;
             Err(CheckoutError::Retry(
@@ -325,7 +327,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, Checko
         .map_err(|e| CheckoutError::Failed(lang, ApiError::from(e)))?;
     match payment.status {
         PaymentStatus::Succeeded => {
-            super::record::settle(state, view.session.id, &payment)
+            attempt::settle(state, view.session.id, &payment)
                 .await
                 .map_err(|e| CheckoutError::Failed(lang, e))?;
             super::activation(state, token).await
@@ -338,19 +340,18 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<PayOutcome, Checko
             _ => Ok(PayOutcome::Activating(lang)),
         },
         PaymentStatus::Failed => {
-            super::record::abandon_attempt(state, &view.session)
+            attempt::abandon(state, &view.session)
                 .await
                 .map_err(|e| CheckoutError::Failed(lang, e))?;
-            record_attempt(state, &RetryReason::Declined);
+            count_attempt(state, &RetryReason::Declined);
             let view = super::view(state, token).await?;
             Err(CheckoutError::Retry(Box::new(view), RetryReason::Declined))
         }
     }
 }
 
-/// Claims the link as a new attempt, checks the user's subscription state and takes the promo
-/// redemption, in one transaction.
-async fn claim(
+/// The gateway's customer of the shopper (none for a switch of plan), then the claim.
+async fn claim_for(
     state: &AppState,
     view: &CheckoutView,
     now: DateTime<Utc>,
@@ -360,43 +361,7 @@ async fn claim(
     } else {
         gateway_customer(state, &view.session).await?
     };
-    let session = view.session.clone();
-    let (plan_id, expects_switch) = (view.plan.id, view.switch.is_some());
-    let max_attempts = state.settings.checkout_max_failed_attempts;
-    run_db_as(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<_, RecordError> {
-            // Claim first: while another payment of this user is in progress the one-payment-per-
-            // user index refuses the claim, and once it completed, the check below sees its
-            // subscription (checking first left a window on PostgreSQL's READ COMMITTED).
-            let Some(number) =
-                checkout_sessions::claim_for_payment(conn, session.id, naive(now), max_attempts)?
-            else {
-                return Err(RecordError::NotHeld);
-            };
-            let attempt = Attempt::of(
-                &CheckoutSession {
-                    payment_attempts: number,
-                    ..session.clone()
-                },
-                Some(customer_ref),
-            );
-            // A switch only if the page offered one: never switch a plan behind a payment form.
-            let live = subscriptions::find_live_for_user(conn, &session.user_id)?;
-            let unchanged = live.as_ref().is_some_and(|l| is_already_on(l, plan_id));
-            if unchanged || live.is_some() != expects_switch {
-                checkout_sessions::release_claim(conn, session.id, number)?;
-                return Ok(Err(RetryReason::AlreadySubscribed));
-            }
-            if let Some(promo_id) = session.promo_code_id {
-                if !promo_codes::take_redemption(conn, promo_id, naive(now))? {
-                    checkout_sessions::release_claim(conn, session.id, number)?;
-                    return Ok(Err(RetryReason::PromoExhausted));
-                }
-            }
-            Ok(Ok(attempt))
-        })
-    })
-    .await
+    attempt::claim(state, view, customer_ref, now).await
 }
 
 /// Saves the card for the customer the claim found (`attempt.customer_ref`).
@@ -541,25 +506,4 @@ async fn switch_plan(
     } else {
         PayOutcome::Activating(view.lang)
     })
-}
-
-async fn release(state: &AppState, attempt: &Attempt) -> Result<(), ApiError> {
-    super::record::release_attempt(
-        state,
-        attempt.session_id,
-        attempt.number,
-        attempt.promo_code_id,
-    )
-    .await
-}
-
-pub(super) fn record_attempt(state: &AppState, reason: &RetryReason) {
-    let outcome = match reason {
-        RetryReason::Declined => "declined",
-        RetryReason::InvalidCard(_) => "invalid_card",
-        RetryReason::PromoExhausted => "promo_exhausted",
-        RetryReason::AlreadySubscribed => "already_subscribed",
-        RetryReason::GatewayFailed => "gateway_failed",
-    };
-    state.metrics.count("checkout_payments_total", &[outcome]);
 }

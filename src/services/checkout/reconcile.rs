@@ -61,7 +61,7 @@ pub async fn reconcile_stale_claims(state: &AppState) -> Result<Reconciled, ApiE
     let mut done = Reconciled::default();
     // No payment was started: nothing can have been taken, and no gateway call is needed.
     for session in uncharged {
-        let released = super::record::release_attempt(
+        let released = super::attempt::release_link(
             state,
             session.id,
             session.payment_attempts,
@@ -154,11 +154,11 @@ async fn reconcile_one(
     }
     match payment.status {
         PaymentStatus::Succeeded => {
-            super::record::settle(state, session.id, &payment).await?;
+            super::attempt::settle(state, session.id, &payment).await?;
             Ok(Step::Completed)
         }
         PaymentStatus::Failed => {
-            super::record::abandon_attempt(state, session).await?;
+            super::attempt::abandon(state, session).await?;
             Ok(Step::Released)
         }
         PaymentStatus::RequiresAction

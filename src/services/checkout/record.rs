@@ -13,8 +13,7 @@ use crate::db::{run_db, run_db_as};
 use crate::domain::billing_period::period_end;
 use crate::domain::money::Money;
 use crate::error::ApiError;
-use crate::gateway::{PaymentState, PaymentStatus, SavedCard};
-use crate::models::checkout_sessions::{self, CheckoutSession};
+use crate::models::checkout_sessions;
 use crate::models::customers::{self, CustomerValues};
 use crate::models::outbox as outbox_rows;
 use crate::models::payments::{self, NewPayment};
@@ -22,42 +21,11 @@ use crate::models::promo_codes;
 use crate::models::subscriptions::{self, NewSubscription};
 use crate::models::unrecorded_charges::{self, NewUnrecordedCharge};
 use crate::services::events;
-use crate::services::outbox::{self, Delivery};
+use crate::services::outbox;
 use crate::state::AppState;
 use crate::treefort::CreateSubscription;
 
-use super::{CheckoutView, PayOutcome};
-
-/// One numbered payment attempt on a link, and the charge key that follows from it.
-#[derive(Debug, Clone)]
-pub(super) struct Attempt {
-    pub session_id: i64,
-    pub number: i32,
-    pub promo_code_id: Option<i64>,
-    pub key: String,
-    pub customer_ref: String,
-}
-
-impl Attempt {
-    /// The attempt in progress on `session`.
-    pub fn of(session: &CheckoutSession, customer_ref: Option<String>) -> Self {
-        Self {
-            session_id: session.id,
-            number: session.payment_attempts,
-            promo_code_id: session.promo_code_id,
-            key: session.charge_key(),
-            customer_ref: customer_ref.unwrap_or_default(),
-        }
-    }
-}
-
-pub(super) struct Charged {
-    pub card: SavedCard,
-    /// `None` when nothing was charged (a trial, or a 100 % discount).
-    pub charge_reference: Option<String>,
-    pub amount: Money,
-    pub discount_amount: i64,
-}
+use super::{Attempt, Charged, CheckoutView};
 
 #[derive(Debug)]
 pub(super) enum RecordError {
@@ -86,159 +54,8 @@ impl From<ApiError> for RecordError {
     }
 }
 
-/// Stores the gateway's payment of the attempt before it is confirmed.
-pub(super) async fn remember_payment(
-    state: &AppState,
-    attempt: &Attempt,
-    reference: &str,
-) -> Result<(), ApiError> {
-    let (id, number, reference) = (attempt.session_id, attempt.number, reference.to_string());
-    let stored = run_db(&state.pool, move |conn| {
-        Ok(checkout_sessions::set_gateway_payment_ref(
-            conn, id, number, &reference,
-        )?)
-    })
-    .await?;
-    if stored == 1 {
-        Ok(())
-    } else {
-        // Reconciliation gave the link back meanwhile: this attempt must not take money.
-        Err(ApiError::conflict(
-            "attempt_abandoned",
-            "this payment attempt was given up; try again",
-        ))
-    }
-}
-
-/// Records a paid (or free) attempt and tells Treefort; where the shopper goes next.
-pub(super) async fn finish(
-    state: &AppState,
-    view: &CheckoutView,
-    attempt: &Attempt,
-    charged: Charged,
-    now: DateTime<Utc>,
-) -> Result<PayOutcome, ApiError> {
-    match record_paid_checkout(state, view, attempt, &charged, now).await {
-        Ok(entry_id) => {
-            state.metrics.count("checkout_payments_total", &["paid"]);
-            // Tell Treefort now; if it fails, the worker retries and the page waits for it.
-            Ok(match outbox::deliver(state, entry_id).await {
-                Ok(Delivery::Delivered) => PayOutcome::Redirect(view.session.success_url.clone()),
-                Ok(Delivery::NotReady) | Err(_) => PayOutcome::Activating(view.lang),
-            })
-        }
-        Err(RecordError::Other(e)) => {
-            // The money may have been taken but cannot be recorded now: the attempt keeps the
-            // link, and reconciliation settles it from the gateway's record (a trial, which
-            // took nothing, is given back for the shopper to try again).
-            tracing::error!(checkout_session_id = view.session.id, error = %e, "recording a checkout failed; reconciliation will settle it");
-            Ok(PayOutcome::Activating(view.lang))
-        }
-        Err(error) => {
-            let recorded = match &charged.charge_reference {
-                Some(reference) => is_recorded(state, reference).await?,
-                None => false,
-            };
-            if !recorded {
-                // The link is given back only once the money is: a failed refund keeps the
-                // attempt, and reconciliation tries again.
-                if let Some(reference) = &charged.charge_reference {
-                    let reason = "its checkout attempt could not record it";
-                    refund_unrecorded(state, reference, &charged.amount, reason).await?;
-                }
-                release_attempt(
-                    state,
-                    attempt.session_id,
-                    attempt.number,
-                    attempt.promo_code_id,
-                )
-                .await?;
-            }
-            if matches!(error, RecordError::AlreadySubscribed) && !recorded {
-                super::pay::record_attempt(state, &super::RetryReason::AlreadySubscribed);
-                return Err(super::already_subscribed());
-            }
-            Ok(if recorded {
-                PayOutcome::Activating(view.lang)
-            } else {
-                PayOutcome::BackToCheckout
-            })
-        }
-    }
-}
-
-/// Completes the checkout `session_id` from a payment the gateway reports as taken (after 3-D
-/// Secure, from a webhook, or by reconciliation). A payment that is not the attempt holding the
-/// link, and not recorded already, is refunded.
-pub async fn settle(
-    state: &AppState,
-    session_id: i64,
-    payment: &PaymentState,
-) -> Result<(), ApiError> {
-    if payment.status != PaymentStatus::Succeeded || is_recorded(state, &payment.reference).await? {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let loaded = run_db(&state.pool, move |conn| {
-        let Some(session) = checkout_sessions::find(conn, session_id)? else {
-            return Ok(None);
-        };
-        let customer = customers::find_by_user_id(conn, &session.user_id)?;
-        Ok(super::load_view(conn, session, naive(now))?.zip(customer))
-    })
-    .await?;
-    let Some((view, customer)) = loaded else {
-        tracing::error!(
-            payment = %payment.reference,
-            "a payment names a checkout that does not exist; refunding it"
-        );
-        let reason = "its checkout does not exist";
-        return refund_unrecorded(state, &payment.reference, &payment.amount, reason).await;
-    };
-    let session = &view.session;
-    let customer_ref = customer.gateway_customer_ref.clone().unwrap_or_default();
-    // The attempt's own payment (its reference was stored before it was confirmed), or one that
-    // carries the attempt's key, customer and amount.
-    let own = session.gateway_payment_ref.as_deref() == Some(payment.reference.as_str());
-    let holds = session.status == checkout_sessions::PROCESSING
-        && (own || payment.is_ours(&customer_ref, &view.due_today(), &session.charge_key()));
-    if !holds {
-        tracing::warn!(
-            checkout_session_id = session.id,
-            payment = %payment.reference,
-            "a payment taken for no open attempt of its checkout; refunding it"
-        );
-        let reason = "no open attempt of its checkout";
-        return refund_unrecorded(state, &payment.reference, &payment.amount, reason).await;
-    }
-    let attempt = Attempt::of(session, Some(customer_ref));
-    let card = SavedCard {
-        reference: payment
-            .card_ref
-            .clone()
-            .or(customer.payment_method_ref.clone())
-            .unwrap_or_default(),
-        brand: customer.card_brand.clone().unwrap_or_default(),
-        last4: customer.card_last4.clone().unwrap_or_default(),
-    };
-    // What was charged, in the plan's units (the price may have been edited since).
-    let amount = payment
-        .amount
-        .rescaled(view.price.divisor)
-        .filter(|a| a.currency.eq_ignore_ascii_case(&view.price.currency))
-        .unwrap_or_else(|| view.due_today());
-    let charged = Charged {
-        card,
-        charge_reference: Some(payment.reference.clone()),
-        discount_amount: (view.price.amount - amount.amount).max(0),
-        amount,
-    };
-    finish(state, &view, &attempt, charged, now)
-        .await
-        .map(|_| ())
-}
-
-async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
+/// Whether the gateway's payment `reference` is recorded as paid.
+pub(super) async fn is_recorded(state: &AppState, reference: &str) -> Result<bool, ApiError> {
     let reference = reference.to_string();
     run_db(&state.pool, move |conn| {
         Ok(payments::find_by_reference(conn, &reference)?
@@ -300,7 +117,7 @@ pub(crate) async fn refund_unrecorded(
 
 /// Customer, subscription, payment, redemption, completed session and queued Treefort POST, all
 /// or nothing, and only while `attempt` holds the link. Returns the outbox entry to deliver.
-async fn record_paid_checkout(
+pub(super) async fn record_paid_checkout(
     state: &AppState,
     view: &CheckoutView,
     attempt: &Attempt,
@@ -436,44 +253,6 @@ async fn record_paid_checkout(
                 naive(now),
             )?;
             Ok(entry.id)
-        })
-    })
-    .await
-}
-
-/// Gives the link back after an attempt whose payment failed. The payment is canceled first: a
-/// browser still holding its client secret can then never confirm it later.
-pub async fn abandon_attempt(state: &AppState, session: &CheckoutSession) -> Result<(), ApiError> {
-    if let Some(reference) = &session.gateway_payment_ref {
-        if let Err(e) = state.gateway.cancel_payment(reference).await {
-            tracing::warn!(payment = %reference, error = %e, "canceling a failed payment failed");
-        }
-    }
-    release_attempt(
-        state,
-        session.id,
-        session.payment_attempts,
-        session.promo_code_id,
-    )
-    .await
-}
-
-/// Gives the link back after an attempt that took no money, with its promo redemption. Only the
-/// attempt that holds the link can give it back.
-pub async fn release_attempt(
-    state: &AppState,
-    session_id: i64,
-    attempt: i32,
-    promo_id: Option<i64>,
-) -> Result<(), ApiError> {
-    run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| -> Result<(), ApiError> {
-            if checkout_sessions::release_claim(conn, session_id, attempt)? == 1 {
-                if let Some(promo_id) = promo_id {
-                    promo_codes::release_redemption(conn, promo_id)?;
-                }
-            }
-            Ok(())
         })
     })
     .await

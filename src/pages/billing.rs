@@ -313,7 +313,7 @@ fn render(
                     let mut line = lang.t_with(
                         "next-charge",
                         &[
-                            ("amount", (&lang.money(&amount)).into()),
+                            ("amount", (&lang.money(amount)).into()),
                             ("date", (&day).into()),
                         ],
                     );

@@ -345,7 +345,7 @@ fn render(
         test_mode: state.gateway.is_test_mode(),
         title: lang.t_with("checkout-title", &[("plan", (&view.plan.name).into())]),
         email: &view.session.user_email,
-        price: lang.money(&recurring),
+        price: lang.money(recurring),
         interval,
         promo,
         trial,

@@ -200,6 +200,7 @@ diesel::table! {
         attempts -> Integer,
         locked_until -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        locked_by -> Nullable<Text>,
     }
 }
 

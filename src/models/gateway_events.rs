@@ -21,6 +21,7 @@ pub struct GatewayEvent {
     pub attempts: i32,
     pub locked_until: Option<NaiveDateTime>,
     pub last_error: Option<String>,
+    pub locked_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -53,31 +54,26 @@ pub fn insert_new(conn: &mut AnyConnection, new: &NewGatewayEvent) -> QueryResul
         .map(Some)
 }
 
-/// Takes an unprocessed event for processing until `until`; only one caller (of any instance) wins.
+crate::leased!(
+    gateway_events,
+    available(now) = gateway_events::processed_at.is_null()
+);
+
+/// Takes an unprocessed event for processing by `owner` until `until`, counting the attempt; only
+/// one caller (of any instance) wins.
 pub fn claim(
     conn: &mut AnyConnection,
     id: i64,
+    owner: &str,
     now: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<Option<GatewayEvent>> {
-    let won = diesel::update(
-        gateway_events::table
-            .find(id)
-            .filter(gateway_events::processed_at.is_null())
-            .filter(
-                gateway_events::locked_until
-                    .is_null()
-                    .or(gateway_events::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        gateway_events::locked_until.eq(until),
-        gateway_events::attempts.eq(gateway_events::attempts + 1),
-    ))
-    .execute(conn)?;
-    if won == 0 {
+    if !take_lease(conn, id, owner, now, until)? {
         return Ok(None);
     }
+    diesel::update(gateway_events::table.find(id))
+        .set(gateway_events::attempts.eq(gateway_events::attempts + 1))
+        .execute(conn)?;
     gateway_events::table.find(id).first(conn).optional()
 }
 
@@ -85,8 +81,8 @@ pub fn mark_processed(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> 
     diesel::update(gateway_events::table.find(id))
         .set((
             gateway_events::processed_at.eq(now),
-            gateway_events::locked_until.eq(None::<NaiveDateTime>),
             gateway_events::last_error.eq(None::<String>),
+            lease_cleared(),
         ))
         .execute(conn)
 }
@@ -110,11 +106,7 @@ pub fn mark_failed(
 pub fn list_due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
     gateway_events::table
         .filter(gateway_events::processed_at.is_null())
-        .filter(
-            gateway_events::locked_until
-                .is_null()
-                .or(gateway_events::locked_until.lt(now)),
-        )
+        .filter(lease_is_free(now))
         .order(gateway_events::received_at.asc())
         .select(gateway_events::id)
         .limit(limit)

@@ -8,6 +8,11 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::schema::treefort_outbox;
 
+crate::leased!(
+    treefort_outbox,
+    available(now) = treefort_outbox::status.eq(PENDING)
+);
+
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 /// Rejected by Treefort for good: kept with its error, holding back its subscription's later
@@ -171,8 +176,7 @@ pub fn mark_dead(
             treefort_outbox::dead_at.eq(now),
             treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
             treefort_outbox::last_error.eq(error),
-            treefort_outbox::locked_by.eq(None::<String>),
-            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+            lease_cleared(),
         ))
         .execute(conn)
 }
@@ -196,8 +200,7 @@ pub fn skip(
         treefort_outbox::skipped_at.eq(now),
         treefort_outbox::skipped_by.eq(by),
         treefort_outbox::skip_reason.eq(reason),
-        treefort_outbox::locked_by.eq(None::<String>),
-        treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+        lease_cleared(),
     ))
     .execute(conn)
 }
@@ -207,46 +210,6 @@ pub fn count_dead(conn: &mut AnyConnection) -> QueryResult<i64> {
         .filter(treefort_outbox::status.eq(DEAD))
         .count()
         .get_result(conn)
-}
-
-/// Takes the lease on a pending entry until `until`, if nobody holds it. Returns whether we won.
-pub fn claim(
-    conn: &mut AnyConnection,
-    id: i64,
-    owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
-) -> QueryResult<bool> {
-    let updated = diesel::update(
-        treefort_outbox::table
-            .find(id)
-            .filter(treefort_outbox::status.eq(PENDING))
-            .filter(
-                treefort_outbox::locked_until
-                    .is_null()
-                    .or(treefort_outbox::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        treefort_outbox::locked_by.eq(owner),
-        treefort_outbox::locked_until.eq(until),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
-}
-
-/// Gives a lease back without counting an attempt (the entry was not ready to send).
-pub fn release(conn: &mut AnyConnection, id: i64, owner: &str) -> QueryResult<usize> {
-    diesel::update(
-        treefort_outbox::table
-            .find(id)
-            .filter(treefort_outbox::locked_by.eq(owner)),
-    )
-    .set((
-        treefort_outbox::locked_by.eq(None::<String>),
-        treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
 }
 
 pub fn mark_delivered(
@@ -269,8 +232,7 @@ fn mark_delivered_with(
             treefort_outbox::status.eq(DELIVERED),
             treefort_outbox::delivered_at.eq(now),
             treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
-            treefort_outbox::locked_by.eq(None::<String>),
-            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+            lease_cleared(),
             treefort_outbox::last_error.eq(note),
         ))
         .execute(conn)
@@ -287,8 +249,7 @@ pub fn record_failure(
             treefort_outbox::attempts.eq(treefort_outbox::attempts + 1),
             treefort_outbox::next_attempt_at.eq(next_attempt_at),
             treefort_outbox::last_error.eq(error),
-            treefort_outbox::locked_by.eq(None::<String>),
-            treefort_outbox::locked_until.eq(None::<NaiveDateTime>),
+            lease_cleared(),
         ))
         .execute(conn)
 }

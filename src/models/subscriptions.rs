@@ -329,14 +329,7 @@ pub fn update_held_by(
     changes: &SubscriptionChanges,
 ) -> QueryResult<bool> {
     let _counted = crate::db::SubscriptionWrite;
-    diesel::update(
-        subscriptions::table
-            .find(id)
-            .filter(subscriptions::locked_by.eq(owner)),
-    )
-    .set(changes)
-    .execute(conn)
-    .map(|n| n == 1)
+    update_held(conn, id, owner, changes)
 }
 
 /// Applies changes only while `owner` still holds the lease and the subscription is still at
@@ -359,6 +352,11 @@ pub fn update_if_held(
     .execute(conn)
 }
 
+crate::leased!(
+    subscriptions,
+    available(now) = subscriptions::deactivated_at.is_null()
+);
+
 /// Takes the lease on a live subscription for a change a user asked for (cancel, resume), if no
 /// worker or other request holds it.
 pub fn claim_for_change(
@@ -368,38 +366,7 @@ pub fn claim_for_change(
     now: NaiveDateTime,
     until: NaiveDateTime,
 ) -> QueryResult<bool> {
-    take_lease(conn, id, owner, now, until, false)
-}
-
-/// The lease on a live subscription nobody holds (and, with `due_only`, whose next action is
-/// due): a conditional update only one caller of any instance can win.
-fn take_lease(
-    conn: &mut AnyConnection,
-    id: i64,
-    owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
-    due_only: bool,
-) -> QueryResult<bool> {
-    let mut update = diesel::update(subscriptions::table)
-        .filter(subscriptions::id.eq(id))
-        .filter(subscriptions::deactivated_at.is_null())
-        .filter(
-            subscriptions::locked_until
-                .is_null()
-                .or(subscriptions::locked_until.lt(now)),
-        )
-        .into_boxed();
-    if due_only {
-        update = update.filter(subscriptions::next_action_at.le(now));
-    }
-    let updated = update
-        .set((
-            subscriptions::locked_by.eq(owner),
-            subscriptions::locked_until.eq(until),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    take_lease(conn, id, owner, now, until)
 }
 
 /// The ids of `list_unfinished_cancellations` (binds: before, now), 500 at a time (the next
@@ -476,17 +443,6 @@ fn on_other_terms(
                 .or(subscriptions::interval_count.ne(plan.interval_count)),
         )
         .into_boxed()
-}
-
-/// Takes the lease on a due subscription; only one worker of any instance can win it.
-pub fn claim(
-    conn: &mut AnyConnection,
-    id: i64,
-    owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
-) -> QueryResult<bool> {
-    take_lease(conn, id, owner, now, until, true)
 }
 
 /// When the worker next has something to do for any live subscription (renewal, retry, trial

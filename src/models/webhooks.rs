@@ -7,6 +7,11 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 
+crate::leased!(
+    webhook_deliveries,
+    available(now) = webhook_deliveries::status.eq(PENDING)
+);
+
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 /// Given up after the retry window; `redeliver` makes it pending again.
@@ -323,11 +328,7 @@ pub fn list_due_heads(
         .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
         .filter(webhook_deliveries::status.eq(PENDING))
         .filter(webhook_deliveries::next_attempt_at.le(now))
-        .filter(
-            webhook_deliveries::locked_until
-                .is_null()
-                .or(webhook_deliveries::locked_until.lt(now)),
-        )
+        .filter(lease_is_free(now))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             earlier
                 .filter(
@@ -354,32 +355,6 @@ pub fn list_due_heads(
         .load(conn)
 }
 
-/// Takes the lease on a pending delivery until `until`, if nobody holds it. Returns whether we won.
-pub fn claim(
-    conn: &mut AnyConnection,
-    id: i64,
-    owner: &str,
-    now: NaiveDateTime,
-    until: NaiveDateTime,
-) -> QueryResult<bool> {
-    diesel::update(
-        webhook_deliveries::table
-            .find(id)
-            .filter(webhook_deliveries::status.eq(PENDING))
-            .filter(
-                webhook_deliveries::locked_until
-                    .is_null()
-                    .or(webhook_deliveries::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        webhook_deliveries::locked_by.eq(owner),
-        webhook_deliveries::locked_until.eq(until),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
-}
-
 /// What an attempt did to its delivery, written only by the lease holder.
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = webhook_deliveries, treat_none_as_null = true)]
@@ -391,23 +366,6 @@ pub struct AttemptResult {
     pub locked_until: Option<NaiveDateTime>,
     pub last_error: Option<String>,
     pub delivered_at: Option<NaiveDateTime>,
-}
-
-/// Applies an attempt's result if `owner` still holds the lease. Returns whether it did.
-pub fn finish_attempt(
-    conn: &mut AnyConnection,
-    id: i64,
-    owner: &str,
-    result: &AttemptResult,
-) -> QueryResult<bool> {
-    diesel::update(
-        webhook_deliveries::table
-            .find(id)
-            .filter(webhook_deliveries::locked_by.eq(owner)),
-    )
-    .set(result)
-    .execute(conn)
-    .map(|n| n == 1)
 }
 
 /// Makes a delivery pending and due now (a manual redelivery), whatever its state. Its retry

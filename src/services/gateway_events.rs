@@ -135,8 +135,17 @@ pub async fn process_due(state: &AppState, limit: i64) -> Result<usize, ApiError
 /// Processes one stored event if no one else is. Returns whether it is done.
 pub async fn process(state: &AppState, id: i64) -> Result<bool, ApiError> {
     let now = naive(state.clock.now());
+    let owner = state.instance_id.clone();
     let Some(event) = run_db(&state.pool, move |conn| {
-        Ok(gateway_events::claim(conn, id, now, now + RETRY_AFTER)?)
+        crate::db::write_transaction(conn, |conn| {
+            Ok(gateway_events::claim(
+                conn,
+                id,
+                &owner,
+                now,
+                now + RETRY_AFTER,
+            )?)
+        })
     })
     .await?
     else {

@@ -70,7 +70,7 @@ pub async fn deliver(state: &AppState, entry_id: i64) -> Result<Delivery, ApiErr
                 return Ok(Err(Delivery::Delivered));
             }
             if outbox::has_earlier_pending(conn, &entry)?
-                || !outbox::claim(conn, entry.id, &owner, now, lease_until)?
+                || !outbox::take_lease(conn, entry.id, &owner, now, lease_until)?
             {
                 return Ok(Err(Delivery::NotReady));
             }

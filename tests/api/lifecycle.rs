@@ -318,7 +318,7 @@ async fn a_charge_taken_before_a_crash_is_not_taken_again() {
     // A worker claimed the subscription, charged it, and was killed before recording anything.
     let sub = app.subscription("u1");
     let now = app.now().naive_utc();
-    treefort_webpay::models::subscriptions::claim(
+    treefort_webpay::models::subscriptions::take_lease(
         &mut app.conn(),
         sub.id,
         "killed-worker",

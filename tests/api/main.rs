@@ -17,6 +17,7 @@ mod faults;
 mod forms;
 mod health;
 mod helpers;
+mod lease;
 mod lifecycle;
 mod limits;
 mod local_mode;

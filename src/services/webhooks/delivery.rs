@@ -103,7 +103,7 @@ fn claim_due(
             continue;
         }
         for id in webhooks::list_due_heads(conn, endpoint.id, now, free as i64)? {
-            if !webhooks::claim(conn, id, owner, now, until)? {
+            if !webhooks::take_lease(conn, id, owner, now, until)? {
                 continue;
             }
             let Some(delivery) = webhooks::find_delivery(conn, id)? else {
@@ -223,7 +223,7 @@ fn record(
         last_error: answer.error.clone(),
         delivered_at: ok.then_some(now),
     };
-    if !webhooks::finish_attempt(conn, delivery.id, owner, &result)? {
+    if !webhooks::update_held(conn, delivery.id, owner, &result)? {
         // Another instance has it now and decides; this attempt stays on record only.
         tracing::warn!(
             delivery_id = delivery.id,

@@ -1,0 +1,1 @@
+ALTER TABLE gateway_events DROP COLUMN locked_by;

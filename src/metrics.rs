@@ -1,9 +1,9 @@
 //! Prometheus metrics through the `prometheus` crate, in a registry of this process's own (each
-//! instance reports its own; Prometheus adds them up). Counters are declared once in `COUNTERS`
-//! with their labels; request latency and worker rounds are histograms. The outbox backlog is
-//! read from the database at scrape time, so it is the same on every instance.
+//! instance reports its own; Prometheus adds them up). Counters are declared once in `counters!`,
+//! each a typed field with its labels: a wrong name or label count does not compile. Request
+//! latency and worker rounds are histograms. The outbox backlog is read from the database at
+//! scrape time, so it is the same on every instance.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use prometheus::{
@@ -13,84 +13,85 @@ use prometheus::{
 
 const NAMESPACE: &str = "treefort_webpay";
 
-/// Every counter: its name, its labels and what it counts.
-const COUNTERS: [(&str, &[&str], &str); 15] = [
-    (
-        "entitlement_reads_total",
-        &["source"],
+/// A counter whose label values are given in the order of its labels, as many as it has: a
+/// wrong count does not compile.
+#[derive(Clone)]
+pub struct Counter<const N: usize>(IntCounterVec);
+
+impl<const N: usize> Counter<N> {
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        labels: [&str; N],
+    ) -> prometheus::Result<Self> {
+        let counter = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), &labels)?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(Self(counter))
+    }
+
+    /// Adds one with these label values.
+    pub fn inc(&self, values: [&str; N]) {
+        self.0.with_label_values(&values).inc();
+    }
+}
+
+/// Declares the counters once: each is a field of `Counters`, with its name, labels and help.
+macro_rules! counters {
+    ($($field:ident: $n:literal [$($label:literal),*] $help:literal,)*) => {
+        /// Every counter, by name: `metrics.counters.checkout_payments.inc(["paid"])`.
+        #[derive(Clone)]
+        pub struct Counters {
+            $(#[doc = $help] pub $field: Counter<$n>,)*
+        }
+
+        impl Counters {
+            fn register(registry: &Registry) -> prometheus::Result<Self> {
+                Ok(Self {
+                    $($field: Counter::register(
+                        registry,
+                        concat!(stringify!($field), "_total"),
+                        $help,
+                        [$($label),*],
+                    )?,)*
+                })
+            }
+        }
+    };
+}
+
+counters! {
+    entitlement_reads: 1 ["source"]
         "Entitlement checks, by where the subscriptions were read (memory or database)",
-    ),
-    (
-        "http_requests_total",
-        &["route", "status"],
+    http_requests: 2 ["route", "status"]
         "HTTP requests answered, by route pattern and status",
-    ),
-    (
-        "checkout_payments_total",
-        &["outcome"],
+    checkout_payments: 1 ["outcome"]
         "Checkout payment attempts, by outcome",
-    ),
-    (
-        "renewals_total",
-        &["outcome"],
+    renewals: 1 ["outcome"]
         "Worker turns on due subscriptions, by outcome (renewed, declined, ended_by_decline, deactivated, postponed, lease_lost, failed)",
-    ),
-    (
-        "treefort_deliveries_total",
-        &["operation", "outcome"],
+    treefort_deliveries: 2 ["operation", "outcome"]
         "Treefort subscription updates sent, by outcome",
-    ),
-    (
-        "cancellations_total",
-        &["outcome"],
+    cancellations: 1 ["outcome"]
         "Cancel requests, by outcome",
-    ),
-    (
-        "sessions_created_total",
-        &["kind"],
+    sessions_created: 1 ["kind"]
         "Session URLs issued, by kind",
-    ),
-    (
-        "gateway_events_total",
-        &["type"],
+    gateway_events: 1 ["type"]
         "Verified webhook events from the payment gateway, by type",
-    ),
-    (
-        "payment_disputes_total",
-        &["reason"],
+    payment_disputes: 1 ["reason"]
         "Payments disputed by card holders (chargebacks), by reason",
-    ),
-    (
-        "rate_limited_total",
-        &["route"],
+    rate_limited: 1 ["route"]
         "Requests refused with 429, by route group",
-    ),
-    (
-        "treefort_outbox_dead_letters_total",
-        &["operation"],
+    treefort_outbox_dead_letters: 1 ["operation"]
         "Treefort updates rejected for good (now dead letters), by operation",
-    ),
-    (
-        "webhook_deliveries_total",
-        &["outcome"],
+    webhook_deliveries: 1 ["outcome"]
         "Webhook deliveries to the app owner's endpoints, by outcome",
-    ),
-    (
-        "stripe_requests_total",
-        &["outcome"],
+    stripe_requests: 1 ["outcome"]
         "Calls to Stripe's API, one per try, by outcome (ok, card_error, invalid, rate_limited, conflict, server_error, timeout, network, unreadable)",
-    ),
-    (
-        "stripe_retries_total",
-        &["reason"],
+    stripe_retries: 1 ["reason"]
         "Stripe calls tried again under the same idempotency key, by what the try before met",
-    ),
-    (
-        "worker_rounds_total",
-        &["result"],
+    worker_rounds: 1 ["result"]
         "Worker rounds, by whether they found more work than one round may take",
-    ),
-];
+}
 
 /// Request latency buckets, in seconds: a page or an API answer, 1 ms to 10 s.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -107,7 +108,8 @@ pub struct OutboxStats {
 
 pub struct Metrics {
     registry: Registry,
-    counters: HashMap<&'static str, IntCounterVec>,
+    /// The counters, one typed field each.
+    pub counters: Counters,
     request_duration: HistogramVec,
     round_duration: Histogram,
     stripe_duration: Histogram,
@@ -128,12 +130,7 @@ impl Default for Metrics {
 impl Metrics {
     fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let mut counters = HashMap::new();
-        for (name, labels, help) in COUNTERS {
-            let counter = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
-            registry.register(Box::new(counter.clone()))?;
-            counters.insert(name, counter);
-        }
+        let counters = Counters::register(&registry)?;
         let request_duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -227,18 +224,6 @@ impl Metrics {
         })
     }
 
-    /// Adds one to the counter `name` (declared in `COUNTERS`) with these label values, in the
-    /// order of its labels.
-    pub fn count(&self, name: &'static str, values: &[&str]) {
-        match self.counters.get(name) {
-            Some(counter) => match counter.get_metric_with_label_values(values) {
-                Ok(c) => c.inc(),
-                Err(e) => tracing::warn!(metric = name, error = %e, "metric labels do not match"),
-            },
-            None => tracing::warn!(metric = name, "no such metric"),
-        }
-    }
-
     /// One answered request: counted by route and status, timed by route and method (methods
     /// outside the standard ones count as `OTHER`: a client cannot add series at will).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -246,7 +231,9 @@ impl Metrics {
             "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
             _ => "OTHER",
         };
-        self.count("http_requests_total", &[route, &status.to_string()]);
+        self.counters
+            .http_requests
+            .inc([route, &status.to_string()]);
         if let Ok(h) = self
             .request_duration
             .get_metric_with_label_values(&[route, method])
@@ -258,12 +245,14 @@ impl Metrics {
     /// One worker round and how long it took.
     pub fn observe_round(&self, elapsed: Duration, full: bool) {
         self.round_duration.observe(elapsed.as_secs_f64());
-        self.count("worker_rounds_total", &[if full { "full" } else { "done" }]);
+        self.counters
+            .worker_rounds
+            .inc([if full { "full" } else { "done" }]);
     }
 
     /// One try of a Stripe call: its outcome and how long it took.
     pub fn observe_stripe_call(&self, outcome: &str, elapsed: Duration) {
-        self.count("stripe_requests_total", &[outcome]);
+        self.counters.stripe_requests.inc([outcome]);
         self.stripe_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -306,8 +295,11 @@ mod tests {
     #[test]
     fn counters_histograms_and_gauges_are_exposed() {
         let metrics = Metrics::default();
-        metrics.count("checkout_payments_total", &["paid"]);
-        metrics.count("treefort_deliveries_total", &["update", "delivered"]);
+        metrics.counters.checkout_payments.inc(["paid"]);
+        metrics
+            .counters
+            .treefort_deliveries
+            .inc(["update", "delivered"]);
         metrics.observe_request("GET", "/checkout/{token}", 200, Duration::from_millis(3));
         metrics.observe_round(Duration::from_millis(20), false);
         let text = metrics.render(Some(OutboxStats {
@@ -330,9 +322,6 @@ mod tests {
         assert!(metrics.render(None).contains(
             "http_request_duration_seconds_count{method=\"OTHER\",route=\"unmatched\"} 1"
         ));
-        // A wrong label count is refused, never a panic.
-        metrics.count("checkout_payments_total", &["a", "b"]);
-        metrics.count("no_such_total", &["a"]);
         assert!(!metrics.render(None).contains("outbox_pending"));
     }
 }

@@ -254,11 +254,7 @@ pub async fn build_state_with(
     let gateway = build_gateway(&settings.gateway, &install_id, &metrics)?;
     let mut id = [0u8; 6];
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
-    let instance_id = format!(
-        "{}-{}",
-        std::process::id(),
-        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let instance_id = format!("{}-{}", std::process::id(), hex::encode(id));
     let limits = Arc::new(crate::limits::RateLimits::new(crate::limits::Budgets {
         per_key: settings.rate_limit_treefort_per_minute,
         failed_auth_per_address: settings.rate_limit_failed_auth_per_minute,
@@ -485,10 +481,11 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
         None
     }?;
     let seconds = crate::limits::retry_after_secs(wait);
-    state.metrics.count(
-        "rate_limited_total",
-        &[if keyed { "failed_auth" } else { "pages" }],
-    );
+    state
+        .metrics
+        .counters
+        .rate_limited
+        .inc([if keyed { "failed_auth" } else { "pages" }]);
     if keyed {
         use actix_web::ResponseError;
         return Some(ApiError::rate_limited(seconds).error_response());

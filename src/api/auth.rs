@@ -57,7 +57,7 @@ pub(crate) fn count_failure(
 /// A proven key, by a name that is not its secret, within its own limit; else 429.
 pub(crate) fn within_limit(state: &AppState, key_name: &str) -> Result<(), ApiError> {
     state.limits.check_key(key_name).map_err(|wait| {
-        state.metrics.count("rate_limited_total", &["api"]);
+        state.metrics.counters.rate_limited.inc(["api"]);
         ApiError::rate_limited(crate::limits::retry_after_secs(wait))
     })
 }

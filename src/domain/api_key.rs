@@ -3,7 +3,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 /// A freshly made key: `key` is shown once; `key_id` and `secret_hash` are stored.
 pub struct NewKey {
@@ -15,7 +14,7 @@ pub struct NewKey {
 pub fn generate() -> Result<NewKey, getrandom::Error> {
     let mut id = [0u8; 6];
     getrandom::fill(&mut id)?;
-    let key_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let key_id = hex::encode(id);
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)?;
     let secret = URL_SAFE_NO_PAD.encode(secret);
@@ -39,10 +38,7 @@ pub fn parse(key: &str) -> Option<(&str, &str)> {
 }
 
 pub fn hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::sha256_hex(secret)
 }
 
 #[cfg(test)]

@@ -11,3 +11,11 @@ pub mod session_token;
 pub mod text;
 pub mod url;
 pub mod webhook;
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of `data` as lowercase hex: the stored form of secrets (tokens, API keys) and the
+/// fingerprint of requests.
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(data))
+}

@@ -3,7 +3,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 /// A freshly minted token: `token` goes into the URL, `hash` into the database.
 pub struct SessionToken {
@@ -28,7 +27,7 @@ impl SessionToken {
 pub fn nonce() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// The stored form of a token, or `None` for a string that no token could be (so lookups of
@@ -42,10 +41,7 @@ pub fn hash_if_well_formed(token: &str) -> Option<String> {
 }
 
 fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::sha256_hex(token)
 }
 
 #[cfg(test)]

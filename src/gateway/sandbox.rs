@@ -362,10 +362,7 @@ fn brand_of(number: &str) -> &'static str {
 }
 
 fn short_hash(input: &str) -> String {
-    Sha256::digest(input.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(input.as_bytes())[..8])
 }
 
 #[cfg(test)]

@@ -467,8 +467,7 @@ impl StripeGateway {
             match answer.retry {
                 Some(hint) if tries < self.settings.max_network_retries => {
                     tries += 1;
-                    self.metrics
-                        .count("stripe_retries_total", &[answer.outcome]);
+                    self.metrics.counters.stripe_retries.inc([answer.outcome]);
                     let wait = backoff::jittered(backoff::exponential(
                         Duration::from_millis(500),
                         tries,
@@ -713,7 +712,7 @@ pub fn verify_signature(
         return Err(WebhookError::MissingSignature);
     }
     let matches = secrets.iter().any(|secret| {
-        let expected = hex(&sign(secret, timestamp, body));
+        let expected = hex::encode(sign(secret, timestamp, body));
         signatures
             .iter()
             .any(|sig| bool::from(sig.as_bytes().ct_eq(expected.as_bytes())))
@@ -734,10 +733,6 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The parameters of a PaymentIntent for `request` (only those localstripe knows as well).
@@ -939,7 +934,7 @@ mod tests {
     fn signatures_follow_stripes_scheme() {
         let body = br#"{"id":"evt_1","type":"x"}"#;
         let t = 1_700_000_000;
-        let good = hex(&sign("whsec_a", t, body));
+        let good = hex::encode(sign("whsec_a", t, body));
         let header = format!("t={t},v1=deadbeef,v1={good}");
         assert_eq!(
             verify_signature(&["whsec_a"], Some(&header), body, t + 10),

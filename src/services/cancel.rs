@@ -29,7 +29,7 @@ pub async fn cancel(
         Ok(_) => "canceled",
         Err(e) => e.code,
     };
-    state.metrics.count("cancellations_total", &[outcome]);
+    state.metrics.counters.cancellations.inc([outcome]);
     result
 }
 

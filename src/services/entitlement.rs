@@ -41,7 +41,9 @@ pub async fn of_user(state: &AppState, user_id: String) -> Result<Entitlement, A
         .await?;
     state
         .metrics
-        .count("entitlement_reads_total", &[source.label()]);
+        .counters
+        .entitlement_reads
+        .inc([source.label()]);
     // The live one if there is one, else the newest.
     let Some(sub) = subs
         .iter()

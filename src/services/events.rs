@@ -151,10 +151,7 @@ fn new_event(
     let mut id = [0u8; 12];
     getrandom::fill(&mut id).map_err(db_error)?;
     Ok(NewEvent {
-        public_id: format!(
-            "evt_{}",
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
+        public_id: format!("evt_{}", hex::encode(id)),
         event_type: event_type.to_string(),
         user_id: user_id.to_string(),
         subscription_id,

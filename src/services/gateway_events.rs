@@ -54,7 +54,9 @@ pub async fn receive(
         })?;
     state
         .metrics
-        .count("gateway_events_total", &[&event.event_type]);
+        .counters
+        .gateway_events
+        .inc([&event.event_type]);
     store(
         state,
         Received {
@@ -293,7 +295,7 @@ async fn act(
             })
             .await?;
             if let Some((payment_id, reason)) = recorded {
-                state.metrics.count("payment_disputes_total", &[&reason]);
+                state.metrics.counters.payment_disputes.inc([&reason]);
                 tracing::warn!(
                     payment_id,
                     reason = %reason,

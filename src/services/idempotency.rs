@@ -5,7 +5,6 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use sha2::{Digest, Sha256};
 
 use crate::db::AnyConnection;
 use crate::error::ApiError;
@@ -44,11 +43,7 @@ pub fn check_key(key: &str) -> Result<(), ApiError> {
 
 /// SHA-256 of what makes two requests the same: method, route and body.
 pub fn fingerprint(method: &str, path: &str, body: &str) -> String {
-    let mut hash = Sha256::new();
-    for part in [method, "\n", path, "\n", body] {
-        hash.update(part.as_bytes());
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::sha256_hex(format!("{method}\n{path}\n{body}"))
 }
 
 pub fn begin(

@@ -128,10 +128,11 @@ fn settle(
         Err(TreefortError::Timeout) => "timeout",
         Err(_) => "failed",
     };
-    state.metrics.count(
-        "treefort_deliveries_total",
-        &[entry.operation.as_str(), outcome],
-    );
+    state
+        .metrics
+        .counters
+        .treefort_deliveries
+        .inc([entry.operation.as_str(), outcome]);
     let dead = |detail: String, error: ApiError| {
         tracing::warn!(
             outbox_id = entry.id,
@@ -142,7 +143,9 @@ fn settle(
         );
         state
             .metrics
-            .count("treefort_outbox_dead_letters_total", &[&entry.operation]);
+            .counters
+            .treefort_outbox_dead_letters
+            .inc([&entry.operation]);
         Settlement::Dead { detail, error }
     };
     match result {

@@ -51,9 +51,7 @@ pub async fn refund(
     // at the gateway, and a later, second partial refund is a new one.
     let key = match request_key {
         Some(request) => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(request.as_bytes());
-            let named: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            let named = &crate::domain::sha256_hex(request)[..32];
             format!("refund-{}-request-{named}", payment.id)
         }
         None => format!(

@@ -47,7 +47,9 @@ pub async fn create_session(
     .await?;
     state
         .metrics
-        .count("sessions_created_total", &["billing_portal"]);
+        .counters
+        .sessions_created
+        .inc(["billing_portal"]);
     Ok(format!(
         "{}/billing/{}",
         state.settings.public_base_url, token.token

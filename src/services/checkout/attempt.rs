@@ -102,7 +102,7 @@ pub(super) async fn finish(
 ) -> Result<PayOutcome, ApiError> {
     match record_paid_checkout(state, view, attempt, &charged, now).await {
         Ok(entry_id) => {
-            state.metrics.count("checkout_payments_total", &["paid"]);
+            state.metrics.counters.checkout_payments.inc(["paid"]);
             // Tell Treefort now; if it fails, the worker retries and the page waits for it.
             Ok(match outbox::deliver(state, entry_id).await {
                 Ok(Delivery::Delivered) => PayOutcome::Redirect(view.session.success_url.clone()),

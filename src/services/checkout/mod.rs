@@ -71,7 +71,7 @@ fn count_attempt(state: &AppState, reason: &RetryReason) {
         RetryReason::AlreadySubscribed => "already_subscribed",
         RetryReason::GatewayFailed => "gateway_failed",
     };
-    state.metrics.count("checkout_payments_total", &[outcome]);
+    state.metrics.counters.checkout_payments.inc([outcome]);
 }
 
 use crate::treefort::provider::CheckoutSessionRequest;
@@ -128,7 +128,7 @@ pub async fn create_session(
     } else {
         create_with_checks(state, new, promo, naive(now)).await?;
     }
-    state.metrics.count("sessions_created_total", &["checkout"]);
+    state.metrics.counters.sessions_created.inc(["checkout"]);
     Ok(format!(
         "{}/checkout/{}",
         state.settings.public_base_url, token.token

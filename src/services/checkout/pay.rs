@@ -494,9 +494,7 @@ async fn switch_plan(
         })
     })
     .await?;
-    state
-        .metrics
-        .count("checkout_payments_total", &["switched"]);
+    state.metrics.counters.checkout_payments.inc(["switched"]);
     let delivered = match entry {
         None => true,
         Some(id) => matches!(outbox::deliver(state, id).await, Ok(Delivery::Delivered)),

@@ -102,9 +102,7 @@ pub(crate) async fn refund_unrecorded(
                 Ok(unrecorded_charges::mark_refunded(conn, &charge, now)?)
             })
             .await?;
-            state
-                .metrics
-                .count("checkout_payments_total", &["refunded"]);
+            state.metrics.counters.checkout_payments.inc(["refunded"]);
             tracing::warn!(payment = %reference, reason, "charge without a subscription refunded");
             Ok(())
         }

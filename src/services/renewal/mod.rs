@@ -288,7 +288,7 @@ async fn record(state: &AppState, writes: Vec<Write>) -> Vec<Done> {
 
 fn failed(state: &AppState, writes: &[Write], error: &ApiError) {
     for write in writes {
-        state.metrics.count("renewals_total", &["failed"]);
+        state.metrics.counters.renewals.inc(["failed"]);
         tracing::error!(subscription_id = write.subscription.id, error = %error, "recording a renewal turn failed; its lease runs out and it is taken again under the same charge key");
     }
 }
@@ -359,7 +359,7 @@ async fn record_wave(state: &AppState, writes: Vec<Write>) -> Result<Vec<Done>, 
     })
     .await?;
     for (id, done) in &done {
-        state.metrics.count("renewals_total", &[done.name()]);
+        state.metrics.counters.renewals.inc([done.name()]);
         match done {
             Done::Renewed { until } => {
                 tracing::info!(subscription_id = id, period_ends_at = %utc(*until), "subscription renewed")

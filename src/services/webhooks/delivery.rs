@@ -173,7 +173,7 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
         })
     })
     .await?;
-    state.metrics.count("webhook_deliveries_total", &[outcome]);
+    state.metrics.counters.webhook_deliveries.inc([outcome]);
     Ok(())
 }
 

@@ -287,6 +287,11 @@ pub async fn build_state_with(
         instance_id,
         worker_round: tokio::sync::Mutex::new(()),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        housekeeping_minute: std::sync::atomic::AtomicI64::new(i64::MIN),
+        api_key_uses: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_idle(std::time::Duration::from_secs(300))
+            .build(),
     })
 }
 

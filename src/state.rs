@@ -37,6 +37,12 @@ pub struct AppState {
     /// Set when the worker is asked to stop: a round in progress ends after the wave it is in
     /// (what a wave claimed is always finished and recorded).
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The minute old idempotency keys and change-feed rows were last forgotten in (once a
+    /// minute is enough).
+    pub housekeeping_minute: std::sync::atomic::AtomicI64,
+    /// When this instance last noted each `/v1` key's use (by public id), so a key is written
+    /// at most once a minute.
+    pub api_key_uses: moka::sync::Cache<String, chrono::NaiveDateTime>,
 }
 
 impl AppState {

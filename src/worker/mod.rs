@@ -16,9 +16,6 @@ use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 const WEBHOOK_INTERVAL: Duration = Duration::from_millis(500);
-/// The minute idempotency keys were last forgotten in (this process).
-static FORGOTTEN_IN_MINUTE: std::sync::atomic::AtomicI64 =
-    std::sync::atomic::AtomicI64::new(i64::MIN);
 const BATCH: i64 = 100;
 /// The most subscriptions one round renews, and Treefort updates it delivers (in waves).
 const ROUND_LIMIT: i64 = 1_000;
@@ -133,7 +130,10 @@ fn log_reconciled(reconciled: Result<checkout::Reconciled, crate::error::ApiErro
 async fn round(state: &AppState) -> bool {
     // Once a minute is enough for keys kept 24 hours (a DELETE is a write lock on SQLite).
     let minute = state.clock.now().timestamp() / 60;
-    if FORGOTTEN_IN_MINUTE.swap(minute, std::sync::atomic::Ordering::SeqCst) != minute {
+    let last = state
+        .housekeeping_minute
+        .swap(minute, std::sync::atomic::Ordering::SeqCst);
+    if last != minute {
         match crate::services::idempotency::forget_expired(state).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(forgotten = n, "idempotency keys older than 24 h forgotten"),

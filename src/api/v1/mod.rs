@@ -298,18 +298,11 @@ async fn find_key(
 /// Notes a key's use at most once a minute per process, off the request's path: the answer
 /// never waits for the write.
 fn touch_lazily(state: &web::Data<AppState>, key: &ApiKey, now: chrono::NaiveDateTime) {
-    // By public id (random), so keys of several databases in one process never collide.
-    static TOUCHED: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<String, chrono::NaiveDateTime>>,
-    > = std::sync::LazyLock::new(Default::default);
-    {
-        let mut touched = TOUCHED.lock().unwrap_or_else(|e| e.into_inner());
-        let last = touched.get(&key.key_id).copied().or(key.last_used_at);
-        if last.is_some_and(|at| at >= now - chrono::TimeDelta::minutes(1)) {
-            return;
-        }
-        touched.insert(key.key_id.clone(), now);
+    let last = state.api_key_uses.get(&key.key_id).or(key.last_used_at);
+    if last.is_some_and(|at| at >= now - chrono::TimeDelta::minutes(1)) {
+        return;
     }
+    state.api_key_uses.insert(key.key_id.clone(), now);
     let (state, key) = (state.clone(), key.clone());
     tokio::spawn(async move {
         let touched = run_db(&state.pool, move |conn| {

@@ -267,7 +267,9 @@ pub async fn build_state_with(
         }
     }
     let catalog = Arc::new(catalog);
-    let subscription_cache = Arc::new(crate::cache::subscriptions::SubscriptionCache::default());
+    let subscription_cache = Arc::new(crate::cache::subscriptions::SubscriptionCache::new(
+        catalog.commits(),
+    ));
     crate::cache::listen(&settings.database_url, &catalog, &subscription_cache);
     let checkout_writer =
         crate::models::checkout_session_writer::SessionWriter::start(pool.clone())?;

@@ -2,7 +2,7 @@
 //! from one snapshot (`arc-swap`) so the
 //! plan endpoint and promo validation answer without a database round trip. A change raises
 //! `catalog_version` in its own transaction; this process notices its own changes at once
-//! (`db::catalog_changes`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
+//! (`db::Commits::catalog_changes`); on PostgreSQL every instance hears of it at commit (`LISTEN`/`NOTIFY`); and
 //! every instance compares the stored version every 250 ms (`CATALOG_CHECK_MS`) as a safety
 //! net, so a change made by another instance or by the CLI shows within a second on either
 //! backend. Checkout and renewals do not read it: what decides money (redemption limits,
@@ -83,7 +83,9 @@ pub struct Catalog {
     current: ArcSwap<Snapshot>,
     /// Woken by the PostgreSQL listener when another instance announces a change.
     pub announced: tokio::sync::Notify,
-    /// `db::catalog_changes` as it was before the current snapshot was read.
+    /// The commits of this app's pool, and `catalog_changes` as it was before the current
+    /// snapshot was read.
+    commits: Arc<crate::db::Commits>,
     seen_changes: AtomicU64,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -91,13 +93,20 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the first snapshot (at start-up).
     pub fn load(conn: &mut AnyConnection) -> QueryResult<Self> {
-        let before = crate::db::catalog_changes();
+        let commits = crate::db::commits_of(conn);
+        let before = commits.catalog_changes();
         Ok(Self {
+            commits,
             current: ArcSwap::from_pointee(Snapshot::load(conn)?),
             announced: tokio::sync::Notify::new(),
             seen_changes: AtomicU64::new(before),
             reloading: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The commits of the pool this catalog was read from (the subscription memory shares them).
+    pub fn commits(&self) -> Arc<crate::db::Commits> {
+        self.commits.clone()
     }
 
     /// The snapshot as it is now, without looking for changes.
@@ -107,7 +116,7 @@ impl Catalog {
 
     /// The current snapshot, read again first if this process changed the catalog since.
     pub async fn get(&self, pool: &DbPool) -> Result<Arc<Snapshot>, ApiError> {
-        if crate::db::catalog_changes() != self.seen_changes.load(Ordering::SeqCst) {
+        if self.commits.catalog_changes() != self.seen_changes.load(Ordering::SeqCst) {
             self.reload(pool).await?;
         }
         Ok(self.current.load_full())
@@ -115,7 +124,7 @@ impl Catalog {
 
     /// Reads the catalog again (one reload at a time; a waiter finding it done returns).
     pub async fn reload(&self, pool: &DbPool) -> Result<(), ApiError> {
-        let before = crate::db::catalog_changes();
+        let before = self.commits.catalog_changes();
         let _one = self.reloading.lock().await;
         // Another reload that began after `before` was read has done the work.
         if self.seen_changes.load(Ordering::SeqCst) >= before {
@@ -124,7 +133,7 @@ impl Catalog {
         self.install(pool, before).await
     }
 
-    /// Reads a snapshot and makes it current; `changes_before` is `db::catalog_changes` as read before.
+    /// Reads a snapshot and makes it current; `changes_before` is `catalog_changes` as read before.
     /// Call with `reloading` held.
     async fn install(&self, pool: &DbPool, changes_before: u64) -> Result<(), ApiError> {
         let snapshot = crate::db::run_db(pool, |conn| Ok(Snapshot::load(conn)?)).await?;
@@ -144,7 +153,7 @@ impl Catalog {
         if stored == self.current.load().version {
             return Ok(false);
         }
-        self.install(pool, crate::db::catalog_changes()).await?;
+        self.install(pool, self.commits.catalog_changes()).await?;
         Ok(true)
     }
 }

@@ -5,7 +5,7 @@
 //! What is kept is dropped when it changes, from the change feed (`subscription_changes`, written
 //! by triggers, so a change by another instance, by the CLI or in a SQL shell is covered):
 //! - this process reads the feed before it answers from memory again after a commit of its own
-//!   that changed a subscription (`db::subscription_commits`): its next request sees the change;
+//!   that changed a subscription (`db::Commits::subscription_commits`): its next request sees the change;
 //! - on PostgreSQL every instance hears of a change at commit (`NOTIFY`) and reads the feed then;
 //! - every instance reads it every `CATALOG_CHECK_MS` (250 ms) as a safety net.
 //!
@@ -43,7 +43,8 @@ pub struct SubscriptionCache {
     started: Instant,
     /// When the feed was last read, in milliseconds after `started` (0: never).
     read_at_ms: AtomicU64,
-    /// `db::subscription_commits` as it was before that read.
+    /// The commits of this app's pool, and `subscription_commits` as it was before that read.
+    commits: Arc<crate::db::Commits>,
     commits_seen: AtomicU64,
     /// Woken by the PostgreSQL listener when a subscription changed.
     pub announced: tokio::sync::Notify,
@@ -70,8 +71,9 @@ impl Source {
     }
 }
 
-impl Default for SubscriptionCache {
-    fn default() -> Self {
+impl SubscriptionCache {
+    /// An empty memory, told of commits by `commits` (its pool's).
+    pub fn new(commits: Arc<crate::db::Commits>) -> Self {
         Self {
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -81,6 +83,7 @@ impl Default for SubscriptionCache {
             }),
             started: Instant::now(),
             read_at_ms: AtomicU64::new(0),
+            commits,
             commits_seen: AtomicU64::new(0),
             announced: tokio::sync::Notify::new(),
         }
@@ -98,7 +101,7 @@ impl SubscriptionCache {
         let read_at = self.read_at_ms.load(Ordering::SeqCst);
         read_at != 0
             && self.elapsed_ms().saturating_sub(read_at) < FRESH_FOR.as_millis() as u64
-            && self.commits_seen.load(Ordering::SeqCst) == crate::db::subscription_commits()
+            && self.commits_seen.load(Ordering::SeqCst) == self.commits.subscription_commits()
     }
 
     /// The user's subscriptions, newest first: from memory when it may answer, else from the
@@ -180,7 +183,7 @@ impl SubscriptionCache {
         if if_needed && self.fresh() {
             return Ok(());
         }
-        let commits = crate::db::subscription_commits();
+        let commits = self.commits.subscription_commits();
         // Memory is as new as the snapshot the feed is read in, taken after this moment.
         let (read_at, read_at_ms) = (Instant::now(), self.elapsed_ms().max(1));
         let from = feed.position;

@@ -2,9 +2,7 @@
 //! transactions. This is the only module that knows which backend it talks to; models and services
 //! see `AnyConnection` alone.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -15,7 +13,10 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::error::ApiError;
 
 pub mod checkpoint;
+pub mod commits;
 pub mod lease;
+
+pub use commits::Commits;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -113,6 +114,8 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
     /// SQLite: commits leave checkpoints to `checkpoint::Checkpointer` instead of running them.
     background_checkpoints: bool,
+    /// What every connection of this pool reports to (see `commits`).
+    commits: Arc<Commits>,
 }
 
 impl ConnectionManager {
@@ -120,15 +123,14 @@ impl ConnectionManager {
         Self {
             url,
             background_checkpoints: false,
+            commits: Arc::default(),
         }
     }
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = AnyConnection;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+impl ConnectionManager {
+    /// A connection of the backend the URL names, with SQLite's PRAGMAs set.
+    fn open(&self) -> Result<AnyConnection, r2d2::Error> {
         match self.url.backend {
             Backend::Postgres => diesel::PgConnection::establish(&self.url.target)
                 .map(AnyConnection::Postgres)
@@ -149,6 +151,17 @@ impl ManageConnection for ConnectionManager {
                 Ok(AnyConnection::Sqlite(conn))
             }
         }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        let mut conn = self.open()?;
+        conn.set_instrumentation(commits::Observer::new(self.commits.clone()));
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
@@ -177,8 +190,8 @@ pub fn connect_service_pool(
     max_size: u32,
 ) -> Result<(DbPool, Option<checkpoint::Checkpointer>), String> {
     let manager = ConnectionManager {
-        url: url.clone(),
         background_checkpoints: url.backend == Backend::Sqlite,
+        ..ConnectionManager::new(url.clone())
     };
     let pool = build_pool(manager, max_size)?;
     let checkpointer = (url.backend == Backend::Sqlite)
@@ -283,41 +296,6 @@ pub fn revert_all_migrations(conn: &mut AnyConnection) -> Result<usize, String> 
     Ok(reverted)
 }
 
-/// Raised after every commit of this process that changed a subscription (see
-/// `SubscriptionWrite`): the entitlement memory reads the change feed before it answers again,
-/// so a change is seen by this process's next request.
-static SUBSCRIPTION_COMMITS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// How deep in `write_transaction` this thread is, and whether a subscription was written in it.
-    static WRITE_DEPTH: Cell<u32> = const { Cell::new(0) };
-    static SUBSCRIPTIONS_TOUCHED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Held by every write to `subscriptions` (`let _counted = SubscriptionWrite;`): when it is
-/// dropped, after the statement, the write is counted, once its transaction commits (at once for a
-/// write outside `write_transaction`, which has committed by then).
-pub struct SubscriptionWrite;
-
-impl Drop for SubscriptionWrite {
-    fn drop(&mut self) {
-        subscriptions_touched();
-    }
-}
-
-fn subscriptions_touched() {
-    if WRITE_DEPTH.get() == 0 {
-        SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
-    } else {
-        SUBSCRIPTIONS_TOUCHED.set(true);
-    }
-}
-
-/// How many commits of this process changed a subscription.
-pub fn subscription_commits() -> u64 {
-    SUBSCRIPTION_COMMITS.load(Ordering::SeqCst)
-}
-
 /// Runs `f` in a transaction that holds the write lock from its first statement. On SQLite that is
 /// `BEGIN IMMEDIATE`: a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
 /// under concurrency instead of waiting for the busy timeout.
@@ -326,59 +304,46 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let _turn = sqlite_writer_turn(conn);
-    let depth = Depth::enter();
-    let result = transaction_immediate(conn, f);
-    if result.is_err() {
-        SUBSCRIPTIONS_TOUCHED.set(false);
+    in_writers_turn(conn, |conn| transaction_immediate(conn, f))
+}
+
+/// The writers of an app take turns on SQLite here (its pool's `Commits`), before `BEGIN
+/// IMMEDIATE`, instead of in SQLite's busy handler. That handler sleeps 1, 2, 5, 10… ms between
+/// tries, and a deferred statement waiting in it holds a read snapshot, so under load commits stall
+/// for tens of milliseconds and checkpoints never catch up (the WAL grew to 500 MB in a 10 s
+/// benchmark). The busy timeout is left for other processes (the CLI). Taken by the outermost
+/// write of a connection only; a connection made outside a pool takes no turn.
+fn in_writers_turn<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+    let Some(watched) = observer(conn) else {
+        return f(conn);
+    };
+    let commits = watched.commits.clone();
+    let _turn = (sqlite && watched.write_depth == 0).then(|| commits.writer_turn());
+    watched.write_depth += 1;
+    // A panic closes the connection (`has_broken`), its depth with it.
+    let result = f(conn);
+    if let Some(watched) = observer(conn) {
+        watched.write_depth -= 1;
     }
-    drop(depth);
     result
 }
 
-/// The writers of this process take turns on SQLite here, before `BEGIN IMMEDIATE`, instead of in
-/// SQLite's busy handler. That handler sleeps 1, 2, 5, 10… ms between tries, and a deferred
-/// statement waiting in it holds a read snapshot, so under load commits stall for tens of
-/// milliseconds and checkpoints never catch up (the WAL grew to 500 MB in a 10 s benchmark). The
-/// busy timeout is left for other processes (the CLI). One turn per process: a process serves one
-/// database (tests that open several only make their writes take turns). Taken by the outermost
-/// write only.
-static SQLITE_WRITER: Mutex<()> = Mutex::new(());
-
-fn sqlite_writer_turn(conn: &AnyConnection) -> Option<MutexGuard<'static, ()>> {
-    (matches!(conn, AnyConnection::Sqlite(_)) && WRITE_DEPTH.get() == 0)
-        .then(|| SQLITE_WRITER.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
 /// One write statement outside a transaction (it commits by itself), in the writers' turn on SQLite
-/// (see `SQLITE_WRITER`); on PostgreSQL, just the statement.
+/// (see `in_writers_turn`); on PostgreSQL, just the statement.
 pub fn single_write<T>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
-    let _turn = sqlite_writer_turn(conn);
-    // A write inside `f` does not take the turn again (it would wait for itself).
-    let _depth = Depth::enter();
-    f(conn)
+    in_writers_turn(conn, f)
 }
 
-/// One level of `write_transaction` or `single_write` on this thread; leaves the depth as it was
-/// even when the write panics (the thread is reused), and counts a commit that changed a
-/// subscription when the outermost level ends.
-struct Depth;
-
-impl Depth {
-    fn enter() -> Self {
-        WRITE_DEPTH.set(WRITE_DEPTH.get() + 1);
-        Depth
-    }
+fn observer(conn: &mut AnyConnection) -> Option<&mut commits::Observer> {
+    conn.instrumentation().downcast_mut::<commits::Observer>()
 }
 
-impl Drop for Depth {
-    fn drop(&mut self) {
-        let depth = WRITE_DEPTH.get().saturating_sub(1);
-        WRITE_DEPTH.set(depth);
-        if depth == 0 && SUBSCRIPTIONS_TOUCHED.take() && !std::thread::panicking() {
-            SUBSCRIPTION_COMMITS.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+/// The `Commits` of the pool `conn` came from (a connection made outside a pool has its own).
+pub fn commits_of(conn: &mut AnyConnection) -> Arc<Commits> {
+    observer(conn)
+        .map(|o| o.commits.clone())
+        .unwrap_or_default()
 }
 
 fn transaction_immediate<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
@@ -429,20 +394,13 @@ where
 /// The channel a catalog change is announced on (PostgreSQL `NOTIFY`, sent at commit).
 pub const CATALOG_CHANNEL: &str = "treefort_webpay_catalog";
 
-/// Raised by every catalog change this process makes (see `notify_catalog_change`): the catalog in
-/// memory reads itself again before it answers when this has moved.
-static CATALOG_CHANGES: AtomicU64 = AtomicU64::new(0);
-
-/// How many catalog changes this process has begun.
-pub fn catalog_changes() -> u64 {
-    CATALOG_CHANGES.load(Ordering::SeqCst)
-}
-
-/// Tells this process's catalog at once that a change is being made, and announces it to every
+/// Tells this app's catalog at once that a change is being made (its pool's `Commits`), and announces it to every
 /// instance when the transaction commits (PostgreSQL; SQLite has one writer process at a time and
 /// is left to the version check).
 pub fn notify_catalog_change(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-    CATALOG_CHANGES.fetch_add(1, Ordering::SeqCst);
+    if let Some(observer) = observer(conn) {
+        observer.commits.catalog_changing();
+    }
     if let AnyConnection::Postgres(pg) = conn {
         pg.batch_execute(&format!("NOTIFY {CATALOG_CHANNEL}"))?;
     }

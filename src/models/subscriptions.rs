@@ -135,7 +135,6 @@ pub struct NewSubscription {
 }
 
 pub fn insert(conn: &mut AnyConnection, new: &NewSubscription) -> QueryResult<Subscription> {
-    let _counted = crate::db::SubscriptionWrite;
     diesel::insert_into(subscriptions::table)
         .values(new)
         .returning(subscriptions::all_columns)
@@ -205,7 +204,6 @@ pub fn treefort_ids(
 
 /// Records a cancellation once; a repeated call changes nothing.
 pub fn mark_canceled(conn: &mut AnyConnection, id: i64, at: NaiveDateTime) -> QueryResult<usize> {
-    let _counted = crate::db::SubscriptionWrite;
     diesel::update(
         subscriptions::table
             .find(id)
@@ -272,7 +270,6 @@ pub fn update(
     id: i64,
     changes: &SubscriptionChanges,
 ) -> QueryResult<usize> {
-    let _counted = crate::db::SubscriptionWrite;
     diesel::update(subscriptions::table.find(id))
         .set(changes)
         .execute(conn)
@@ -328,7 +325,6 @@ pub fn update_held_by(
     owner: &str,
     changes: &SubscriptionChanges,
 ) -> QueryResult<bool> {
-    let _counted = crate::db::SubscriptionWrite;
     update_held(conn, id, owner, changes)
 }
 
@@ -341,7 +337,6 @@ pub fn update_if_held(
     periods_paid: i32,
     changes: &SubscriptionChanges,
 ) -> QueryResult<usize> {
-    let _counted = crate::db::SubscriptionWrite;
     diesel::update(
         subscriptions::table
             .find(id)

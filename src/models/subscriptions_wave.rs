@@ -103,7 +103,6 @@ pub fn update_all_if_held(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let _counted = crate::db::SubscriptionWrite;
     let sqlite = match conn {
         AnyConnection::Postgres(pg) => return update_all_if_held_pg(pg, owner, rows),
         AnyConnection::Sqlite(sqlite) => sqlite,

@@ -1,0 +1,194 @@
+//! What a pool's connections tell the app that owns it: how many commits changed a subscription,
+//! how many catalog changes were begun, and (SQLite) the turn its writers take. One `Commits` per
+//! pool, so two apps in one process share nothing.
+//!
+//! Every connection of the pool carries an `Observer` (diesel's instrumentation): it sees each
+//! statement and each transaction's end, so a commit that wrote `subscriptions` counts itself,
+//! whoever wrote it and however (a typed query, raw SQL, a batch). No write site has anything to
+//! remember.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+
+/// The counters and the writers' turn of one pool.
+#[derive(Debug, Default)]
+pub struct Commits {
+    subscriptions: AtomicU64,
+    catalog: AtomicU64,
+    /// SQLite's writers take turns here (see `db::write_transaction`).
+    sqlite_writer: Mutex<()>,
+}
+
+impl Commits {
+    /// How many commits changed a subscription: the entitlement memory reads the change feed
+    /// before it answers again when this moved, so a change is seen by the next request.
+    pub fn subscription_commits(&self) -> u64 {
+        self.subscriptions.load(Ordering::SeqCst)
+    }
+
+    /// How many catalog changes were begun: the catalog in memory reads itself again before it
+    /// answers when this moved.
+    pub fn catalog_changes(&self) -> u64 {
+        self.catalog.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn catalog_changing(&self) {
+        self.catalog.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn writer_turn(&self) -> MutexGuard<'_, ()> {
+        self.sqlite_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection's observer: the pool's `Commits`, and what this connection is in the middle of.
+pub(super) struct Observer {
+    pub commits: Arc<Commits>,
+    /// How deep in `write_transaction`/`single_write` this connection is (the outermost takes
+    /// the writers' turn).
+    pub write_depth: u32,
+    /// Diesel's transaction depth.
+    transaction_depth: u32,
+    /// Whether the open transaction wrote a subscription.
+    touched: bool,
+}
+
+impl Observer {
+    pub fn new(commits: Arc<Commits>) -> Self {
+        Self {
+            commits,
+            write_depth: 0,
+            transaction_depth: 0,
+            touched: false,
+        }
+    }
+
+    fn count(&self) {
+        self.commits.subscriptions.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn ended(&mut self, depth: NonZeroU32, committed: bool) {
+        self.transaction_depth = depth.get() - 1;
+        if self.transaction_depth == 0 && std::mem::take(&mut self.touched) && committed {
+            self.count();
+        }
+    }
+}
+
+impl Instrumentation for Observer {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        match event {
+            InstrumentationEvent::FinishQuery {
+                query, error: None, ..
+            } if writes_subscriptions(query) => {
+                if self.transaction_depth == 0 {
+                    self.count();
+                } else {
+                    self.touched = true;
+                }
+            }
+            InstrumentationEvent::BeginTransaction { depth, .. } => {
+                self.transaction_depth = depth.get();
+            }
+            InstrumentationEvent::CommitTransaction { depth, .. } => self.ended(depth, true),
+            InstrumentationEvent::RollbackTransaction { depth, .. } => self.ended(depth, false),
+            _ => {}
+        }
+    }
+}
+
+/// The first bytes of a statement's SQL: enough to tell what it writes, without formatting its
+/// binds.
+struct Head(String);
+
+const HEAD_BYTES: usize = 160;
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = HEAD_BYTES.saturating_sub(self.0.len());
+        let mut end = room.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&s[..end]);
+        if self.0.len() >= HEAD_BYTES {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Whether a statement changes what a subscription says: an insert, update or delete of
+/// `subscriptions`, except one that only takes or gives back a lease (`SET locked_by = …,
+/// locked_until = … WHERE`), which changes nothing a reader sees.
+fn writes_subscriptions(query: &dyn diesel::connection::DebugQuery) -> bool {
+    let mut head = Head(String::with_capacity(HEAD_BYTES));
+    let _ = std::fmt::write(&mut head, format_args!("{query}"));
+    statement_writes_subscriptions(&head.0)
+}
+
+fn statement_writes_subscriptions(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(10)
+        .map(|w| {
+            w.trim_matches(|c| c == '"' || c == '`' || c == ',')
+                .to_ascii_uppercase()
+        })
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["INSERT", "INTO", table, ..] | ["DELETE", "FROM", table, ..] => {
+            table.split('(').next() == Some("SUBSCRIPTIONS")
+        }
+        ["UPDATE", "SUBSCRIPTIONS", "SET", "LOCKED_BY", "=", _, "LOCKED_UNTIL", "=", _, "WHERE"] => {
+            false
+        }
+        ["UPDATE", "SUBSCRIPTIONS", "SET", ..] => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_writes_subscriptions as writes;
+
+    #[test]
+    fn statements_that_change_a_subscription_are_told_apart() {
+        assert!(writes(
+            r#"INSERT INTO "subscriptions" ("user_id", "plan_id") VALUES ($1, $2)"#
+        ));
+        assert!(writes("INSERT INTO `subscriptions` (`user_id`) VALUES (?)"));
+        assert!(writes(
+            r#"UPDATE "subscriptions" SET "canceled_at" = $1 WHERE"#
+        ));
+        assert!(writes(
+            "UPDATE subscriptions SET status = CASE WHEN v.status_set THEN"
+        ));
+        assert!(writes(r#"DELETE FROM "subscriptions" WHERE"#));
+        // A lease given back with other columns is a change.
+        assert!(writes(
+            r#"UPDATE "subscriptions" SET "locked_by" = $1, "locked_until" = $2, "cancel_requested_at" = $3 WHERE"#
+        ));
+        // Taking a lease, reading, and other tables are not changes of a subscription.
+        assert!(!writes(
+            r#"UPDATE "subscriptions" SET "locked_by" = $1, "locked_until" = $2 WHERE"#
+        ));
+        assert!(!writes(
+            "UPDATE `subscriptions` SET `locked_by` = ?, `locked_until` = ? WHERE"
+        ));
+        assert!(!writes(
+            r#"SELECT "subscriptions"."id" FROM "subscriptions""#
+        ));
+        assert!(!writes(
+            r#"INSERT INTO "subscription_changes" ("user_id") VALUES ($1)"#
+        ));
+        assert!(!writes(r#"UPDATE "treefort_outbox" SET "status" = $1"#));
+    }
+}

@@ -102,31 +102,40 @@ impl Instrumentation for Observer {
     }
 }
 
-/// The first bytes of a statement's SQL: enough to tell what it writes, without formatting its
-/// binds.
+/// A statement's SQL without its binds: its first bytes, which say what it writes, or all of a
+/// `WITH …` statement, whose own verb comes after its common table expressions.
 struct Head(String);
 
 const HEAD_BYTES: usize = 160;
 
 impl std::fmt::Write for Head {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let room = HEAD_BYTES.saturating_sub(self.0.len());
-        let mut end = room.min(s.len());
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.0.push_str(&s[..end]);
-        if self.0.len() >= HEAD_BYTES {
-            Err(std::fmt::Error)
+        self.0.push_str(s);
+        let cut = if self
+            .0
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("WITH"))
+        {
+            self.0.find(" -- binds")
         } else {
-            Ok(())
+            (self.0.len() >= HEAD_BYTES).then_some(HEAD_BYTES)
+        };
+        match cut {
+            Some(mut end) => {
+                while !self.0.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.0.truncate(end);
+                Err(std::fmt::Error)
+            }
+            None => Ok(()),
         }
     }
 }
 
 /// Whether a statement changes what a subscription says: an insert, update or delete of
-/// `subscriptions`, except one that only takes or gives back a lease (`SET locked_by = …,
-/// locked_until = … WHERE`), which changes nothing a reader sees.
+/// `subscriptions` (after any `WITH …`), except one that only takes or gives back a lease
+/// (`SET locked_by = …, locked_until = … WHERE`), which changes nothing a reader sees.
 fn writes_subscriptions(query: &dyn diesel::connection::DebugQuery) -> bool {
     let mut head = Head(String::with_capacity(HEAD_BYTES));
     let _ = std::fmt::write(&mut head, format_args!("{query}"));
@@ -134,7 +143,21 @@ fn writes_subscriptions(query: &dyn diesel::connection::DebugQuery) -> bool {
 }
 
 fn statement_writes_subscriptions(sql: &str) -> bool {
-    let words: Vec<String> = sql
+    static VERB: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+["`]?subscriptions["`]?[\s(]"#,
+        )
+        .expect("a valid pattern")
+    });
+    let statement = if sql.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("WITH")) {
+        match VERB.find(sql) {
+            Some(found) => &sql[found.start()..],
+            None => return false,
+        }
+    } else {
+        sql
+    };
+    let words: Vec<String> = statement
         .split_whitespace()
         .take(10)
         .map(|w| {
@@ -172,6 +195,14 @@ mod tests {
             "UPDATE subscriptions SET status = CASE WHEN v.status_set THEN"
         ));
         assert!(writes(r#"DELETE FROM "subscriptions" WHERE"#));
+        // After common table expressions: the wave's record is a change, its claim is not.
+        assert!(writes(
+            "WITH v (id, paid) AS (VALUES (?2, ?3)) UPDATE subscriptions SET plan_id = CASE WHEN"
+        ));
+        assert!(!writes(
+            "WITH due AS MATERIALIZED (SELECT id FROM subscriptions WHERE x LIMIT $4 ) UPDATE subscriptions SET locked_by = $1, locked_until = $2 WHERE id IN (SELECT id FROM due)"
+        ));
+        assert!(!writes("WITH x AS (SELECT 1) SELECT * FROM subscriptions"));
         // A lease given back with other columns is a change.
         assert!(writes(
             r#"UPDATE "subscriptions" SET "locked_by" = $1, "locked_until" = $2, "cancel_requested_at" = $3 WHERE"#

@@ -6,7 +6,8 @@
 # file. Its memory (resident set) is printed idle and at its peak under the load.
 #   bench/api.sh                      # SQLite in a temporary folder
 #   DATABASE_URL=postgres://…/bench bench/api.sh   # a database of its own: its tables are used
-# DURATION (default 10s), CONNECTIONS (64), ROUNDS (3; the median is reported).
+# DURATION (default 10s), CONNECTIONS (64), ROUNDS (3; the median is reported), BIN (the binary;
+# default: a release build of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -14,8 +15,9 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-64}
 rounds=${ROUNDS:-3}
 
-cargo build --release --locked -q
-bin=target/release/treefort-webpay
+# BIN: another build to measure (e.g. an earlier commit's, for a ratio in the same run).
+if [ -z "${BIN:-}" ]; then cargo build --release --locked -q; fi
+bin=${BIN:-target/release/treefort-webpay}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
 port=$(free_port)

@@ -141,46 +141,20 @@ impl Metrics {
             &["route", "method"],
         )?;
         registry.register(Box::new(request_duration.clone()))?;
-        let round_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "worker_round_duration_seconds",
-                "Time a worker round takes (renewals, Treefort updates, reconciliation)",
-            )
-            .namespace(NAMESPACE)
-            .buckets(vec![
-                0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-        )?;
-        registry.register(Box::new(round_duration.clone()))?;
-        let stripe_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "stripe_request_duration_seconds",
-                "Time one try of a Stripe call takes, until its answer or its timeout",
-            )
-            .namespace(NAMESPACE)
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        registry.register(Box::new(stripe_duration.clone()))?;
-        let stripe_pacing = Histogram::with_opts(
-            HistogramOpts::new(
-                "stripe_pacing_wait_seconds",
-                "Time a Stripe call waited for its turn under STRIPE_MAX_REQUESTS_PER_SECOND",
-            )
-            .namespace(NAMESPACE)
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )?;
-        registry.register(Box::new(stripe_pacing.clone()))?;
-        let outbox_pending = IntGauge::with_opts(
-            Opts::new("outbox_pending", "Treefort updates waiting to be delivered")
-                .namespace(NAMESPACE),
-        )?;
-        let outbox_dead = IntGauge::with_opts(
-            Opts::new(
-                "outbox_dead",
-                "Treefort updates rejected for good, waiting for an operator",
-            )
-            .namespace(NAMESPACE),
-        )?;
+        let histogram = |name, help, buckets: &[f64]| -> prometheus::Result<Histogram> {
+            let h = Histogram::with_opts(
+                HistogramOpts::new(name, help)
+                    .namespace(NAMESPACE)
+                    .buckets(buckets.to_vec()),
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let int_gauge = |name, help| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         let outbox_oldest_age = Gauge::with_opts(
             Opts::new(
                 "outbox_oldest_pending_age_seconds",
@@ -188,39 +162,45 @@ impl Metrics {
             )
             .namespace(NAMESPACE),
         )?;
-        for gauge in [&outbox_pending, &outbox_dead] {
-            registry.register(Box::new(gauge.clone()))?;
-        }
         registry.register(Box::new(outbox_oldest_age.clone()))?;
-        let log_lines_dropped = IntGauge::with_opts(
-            Opts::new(
-                "log_lines_dropped",
-                "Log lines dropped since start because the log reader did not keep up",
-            )
-            .namespace(NAMESPACE),
-        )?;
-        let sqlite_syncs_given_up = IntGauge::with_opts(
-            Opts::new(
-                "sqlite_syncs_given_up",
-                "Syncs of the SQLite database file given up after 2 s since start (a stuck disk)",
-            )
-            .namespace(NAMESPACE),
-        )?;
-        for gauge in [&log_lines_dropped, &sqlite_syncs_given_up] {
-            registry.register(Box::new(gauge.clone()))?;
-        }
         Ok(Self {
-            registry,
             counters,
             request_duration,
-            round_duration,
-            stripe_duration,
-            stripe_pacing,
-            outbox_pending,
-            outbox_dead,
+            round_duration: histogram(
+                "worker_round_duration_seconds",
+                "Time a worker round takes (renewals, Treefort updates, reconciliation)",
+                &[
+                    0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ],
+            )?,
+            stripe_duration: histogram(
+                "stripe_request_duration_seconds",
+                "Time one try of a Stripe call takes, until its answer or its timeout",
+                &LATENCY_BUCKETS,
+            )?,
+            stripe_pacing: histogram(
+                "stripe_pacing_wait_seconds",
+                "Time a Stripe call waited for its turn under STRIPE_MAX_REQUESTS_PER_SECOND",
+                &LATENCY_BUCKETS,
+            )?,
+            outbox_pending: int_gauge(
+                "outbox_pending",
+                "Treefort updates waiting to be delivered",
+            )?,
+            outbox_dead: int_gauge(
+                "outbox_dead",
+                "Treefort updates rejected for good, waiting for an operator",
+            )?,
             outbox_oldest_age,
-            log_lines_dropped,
-            sqlite_syncs_given_up,
+            log_lines_dropped: int_gauge(
+                "log_lines_dropped",
+                "Log lines dropped since start because the log reader did not keep up",
+            )?,
+            sqlite_syncs_given_up: int_gauge(
+                "sqlite_syncs_given_up",
+                "Syncs of the SQLite database file given up after 2 s since start (a stuck disk)",
+            )?,
+            registry,
         })
     }
 

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use askama::Template;
@@ -11,7 +12,7 @@ use super::{error_page, expired_page, not_found_page, render as html, respond_al
 use crate::clock::naive;
 use crate::domain::locale::Lang;
 use crate::gateway::{BrowserAuthentication, CardEntry};
-use crate::models::payments;
+use crate::models::payments::{self, Payment};
 use crate::models::subscriptions::Status;
 use crate::services::portal::{
     self, PortalAction, PortalBrowser, PortalError, PortalSubscription, PortalView,
@@ -265,91 +266,10 @@ fn render(
 ) -> String {
     let lang = view.lang;
     let now = naive(state.clock.now());
-    let date = |at: chrono::NaiveDateTime| lang.date(at);
-    let with_date =
-        |id: &str, at: chrono::NaiveDateTime| lang.t_with(id, &[("date", (&date(at)).into())]);
     let subscriptions = view
         .subscriptions
         .iter()
-        .map(
-            |PortalSubscription {
-                 subscription: sub,
-                 plan,
-                 next_charge,
-             }| {
-                let name = plan
-                    .as_ref()
-                    .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
-                // What this subscriber pays: their own terms, kept when the plan was edited since.
-                let price = plan.as_ref().map(|p| {
-                    let terms = sub.terms(p);
-                    format!(
-                        "{} {}",
-                        lang.money(&terms.price),
-                        lang.interval(&terms.billing_interval, terms.interval_count)
-                    )
-                });
-                let status = sub.status(now);
-                let grace_days = plan.as_ref().map_or(0, |p| p.grace_days);
-                let period_end = sub.current_period_ends_at;
-                let (label, detail) = match status {
-                    Status::Trialing => ("status-trialing", with_date("trial-ends", period_end)),
-                    Status::Active => ("status-active", with_date("paid-until", period_end)),
-                    Status::PastDue => (
-                        "status-past-due",
-                        with_date(
-                            "past-due-detail",
-                            period_end + chrono::TimeDelta::days(grace_days.into()),
-                        ),
-                    ),
-                    Status::Canceled => ("status-canceled", with_date("access-until", period_end)),
-                    Status::Ended => (
-                        "status-ended",
-                        sub.deactivated_at.map(date).unwrap_or_default(),
-                    ),
-                };
-                let next = next_charge.as_ref().map(|(amount, at, next_plan)| {
-                    let day = date(*at);
-                    let mut line = lang.t_with(
-                        "next-charge",
-                        &[
-                            ("amount", (&lang.money(amount)).into()),
-                            ("date", (&day).into()),
-                        ],
-                    );
-                    if next_plan.id != sub.plan_id {
-                        let change = lang.t_with(
-                            "plan-change",
-                            &[("plan", (&next_plan.name).into()), ("date", (&day).into())],
-                        );
-                        line = format!("{line} — {change}");
-                    }
-                    line
-                });
-                let action = match status {
-                    Status::Trialing | Status::Active | Status::PastDue => Some(Action {
-                        path: "cancel",
-                        label: lang.t("cancel-subscription"),
-                        class: "secondary",
-                    }),
-                    Status::Canceled if period_end > now => Some(Action {
-                        path: "resume",
-                        label: lang.t("resume"),
-                        class: "secondary resume",
-                    }),
-                    _ => None,
-                };
-                SubscriptionRow {
-                    id: sub.id,
-                    name,
-                    price: price.unwrap_or_default(),
-                    label: lang.t(label),
-                    detail,
-                    next,
-                    action,
-                }
-            },
-        )
+        .map(|row| subscription_row(row, lang, now))
         .collect();
     let card_on_file = view.customer.as_ref().and_then(|c| {
         Some(format!(
@@ -375,28 +295,7 @@ fn render(
             step,
         }
     });
-    let payments = view
-        .payments
-        .iter()
-        .map(|p| {
-            let status = if p.disputed_at.is_some() {
-                "disputed"
-            } else if p.refunded_amount > 0 && p.refunded_amount >= p.amount {
-                "refunded"
-            } else if p.refunded_amount > 0 {
-                "partially-refunded"
-            } else if p.status == payments::SUCCEEDED {
-                "paid"
-            } else {
-                "payment-declined"
-            };
-            PaymentRow {
-                date: date(p.created_at),
-                amount: lang.money(&p.money()),
-                status: lang.t(status),
-            }
-        })
-        .collect();
+    let payments = view.payments.iter().map(|p| payment_row(p, lang)).collect();
     html(&PortalPage {
         lang,
         test_mode: state.gateway.is_test_mode(),
@@ -414,4 +313,107 @@ fn render(
         back_url: &view.session.back_url,
         gateway_js,
     })
+}
+
+/// One subscription as the portal lists it: its plan and price (the subscriber's own terms), its
+/// status in words, the next charge, and what the shopper may do.
+fn subscription_row(row: &PortalSubscription, lang: Lang, now: NaiveDateTime) -> SubscriptionRow {
+    let PortalSubscription {
+        subscription: sub,
+        plan,
+        next_charge,
+    } = row;
+    let date = |at: NaiveDateTime| lang.date(at);
+    let with_date = |id: &str, at: NaiveDateTime| lang.t_with(id, &[("date", (&date(at)).into())]);
+    let name = plan
+        .as_ref()
+        .map_or_else(|| format!("#{}", sub.plan_id), |p| p.name.clone());
+    // What this subscriber pays: their own terms, kept when the plan was edited since.
+    let price = plan.as_ref().map(|p| {
+        let terms = sub.terms(p);
+        format!(
+            "{} {}",
+            lang.money(&terms.price),
+            lang.interval(&terms.billing_interval, terms.interval_count)
+        )
+    });
+    let status = sub.status(now);
+    let grace_days = plan.as_ref().map_or(0, |p| p.grace_days);
+    let period_end = sub.current_period_ends_at;
+    let (label, detail) = match status {
+        Status::Trialing => ("status-trialing", with_date("trial-ends", period_end)),
+        Status::Active => ("status-active", with_date("paid-until", period_end)),
+        Status::PastDue => (
+            "status-past-due",
+            with_date(
+                "past-due-detail",
+                period_end + chrono::TimeDelta::days(grace_days.into()),
+            ),
+        ),
+        Status::Canceled => ("status-canceled", with_date("access-until", period_end)),
+        Status::Ended => (
+            "status-ended",
+            sub.deactivated_at.map(date).unwrap_or_default(),
+        ),
+    };
+    let next = next_charge.as_ref().map(|(amount, at, next_plan)| {
+        let day = date(*at);
+        let mut line = lang.t_with(
+            "next-charge",
+            &[
+                ("amount", (&lang.money(amount)).into()),
+                ("date", (&day).into()),
+            ],
+        );
+        if next_plan.id != sub.plan_id {
+            let change = lang.t_with(
+                "plan-change",
+                &[("plan", (&next_plan.name).into()), ("date", (&day).into())],
+            );
+            line = format!("{line} — {change}");
+        }
+        line
+    });
+    let action = match status {
+        Status::Trialing | Status::Active | Status::PastDue => Some(Action {
+            path: "cancel",
+            label: lang.t("cancel-subscription"),
+            class: "secondary",
+        }),
+        Status::Canceled if period_end > now => Some(Action {
+            path: "resume",
+            label: lang.t("resume"),
+            class: "secondary resume",
+        }),
+        _ => None,
+    };
+    SubscriptionRow {
+        id: sub.id,
+        name,
+        price: price.unwrap_or_default(),
+        label: lang.t(label),
+        detail,
+        next,
+        action,
+    }
+}
+
+/// One payment as the portal lists it: its date, amount and what became of it.
+fn payment_row(p: &Payment, lang: Lang) -> PaymentRow {
+    let status = if p.disputed_at.is_some() {
+        "disputed"
+    } else if p.refunded_amount > 0 && p.refunded_amount >= p.amount {
+        "refunded"
+    } else if p.refunded_amount > 0 {
+        "partially-refunded"
+    } else if p.status == payments::SUCCEEDED {
+        "paid"
+    } else {
+        "payment-declined"
+    };
+    PaymentRow {
+        date: lang.date(p.created_at),
+        amount: lang.money(&p.money()),
+        status: lang.t(status),
+    }
 }

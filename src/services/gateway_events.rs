@@ -3,8 +3,11 @@
 //! nothing; then it is processed from the stored row, at once and again by the worker if that
 //! failed. What an event means is decided by the same code the shopper's own requests use.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDateTime, TimeDelta};
 
+use crate::domain::money::Money;
 use crate::error::ApiError;
 use crate::gateway::{GatewayNotice, PaymentState};
 use crate::models::checkout_sessions;
@@ -212,100 +215,124 @@ async fn act(
             }
             Ok(())
         }
-        GatewayNotice::PaymentFailed(payment) => {
-            let Some(session_id) = checkout_session_of(&payment) else {
-                // A renewal charge that was processing: the next round reads the failure.
-                if let Some(subscription_id) = subscription_of(&payment) {
-                    renewal::payment_failed(state, subscription_id, &payment.reference).await?;
-                }
-                return Ok(());
-            };
-            let reference = payment.reference.clone();
-            let session = run_db(&state.pool, move |conn| {
-                Ok(checkout_sessions::find(conn, session_id)?)
-            })
-            .await?;
-            // Only the attempt waiting on this very payment is given back.
-            if let Some(s) = session.filter(|s| {
-                s.status == checkout_sessions::PROCESSING
-                    && s.gateway_payment_ref.as_deref() == Some(reference.as_str())
-            }) {
-                checkout::abandon(state, &s).await?;
-            }
-            Ok(())
-        }
+        GatewayNotice::PaymentFailed(payment) => payment_failed(state, &payment).await,
         GatewayNotice::SetupSucceeded {
             reference,
             metadata,
-        } => {
-            match metadata.get("purpose").map(String::as_str) {
-                Some("checkout") => {
-                    let number = |key: &str| metadata.get(key).and_then(|v| v.parse().ok());
-                    if let (Some(id), Some(attempt)) =
-                        (number("checkout_session_id"), number("checkout_attempt"))
-                    {
-                        checkout::settle_setup(state, id, attempt as i32, &reference).await?;
-                    }
-                }
-                Some("portal") => {
-                    if let Some(user_id) = metadata.get("user_id") {
-                        portal::save_confirmed_card(state, user_id, &reference, received_at)
-                            .await?;
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        }
+        } => card_saved(state, &reference, &metadata, received_at).await,
         GatewayNotice::Refunded {
             payment_reference,
             refunded,
-        } => {
-            let now = naive(state.clock.now());
-            run_db(&state.pool, move |conn| {
-                let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
-                    // A charge no subscription records: its refund has gone through.
-                    unrecorded_charges::mark_refunded(conn, &payment_reference, now)?;
-                    return Ok(());
-                };
-                match refunded.rescaled(payment.divisor) {
-                    Some(total) if total.currency.eq_ignore_ascii_case(&payment.currency) => {
-                        super::payments::record_refund(conn, payment.id, total.amount, now)?;
-                    }
-                    _ => tracing::warn!(
-                        payment_id = payment.id,
-                        "a refund event in another currency or unit was not recorded"
-                    ),
-                }
-                Ok(())
-            })
-            .await
-        }
+        } => refunded_payment(state, payment_reference, refunded).await,
         GatewayNotice::Disputed {
             payment_reference,
             reason,
-        } => {
-            let now = naive(state.clock.now());
-            let recorded = run_db(&state.pool, move |conn| {
-                let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
-                    return Ok(None);
-                };
-                payments::record_dispute(conn, payment.id, &reason, now)?;
-                Ok(Some((payment.id, reason)))
-            })
-            .await?;
-            if let Some((payment_id, reason)) = recorded {
-                state.metrics.counters.payment_disputes.inc([&reason]);
-                tracing::warn!(
-                    payment_id,
-                    reason = %reason,
-                    "a card holder disputed a payment: respond in the gateway's dashboard before its deadline"
-                );
-            }
-            Ok(())
-        }
+        } => disputed(state, payment_reference, reason).await,
         GatewayNotice::Ignored => Ok(()),
     }
+}
+
+/// A payment that failed: a checkout attempt waiting on this very payment is given back; a
+/// renewal charge that was processing is read by the next round.
+async fn payment_failed(state: &AppState, payment: &PaymentState) -> Result<(), ApiError> {
+    let Some(session_id) = checkout_session_of(payment) else {
+        if let Some(subscription_id) = subscription_of(payment) {
+            renewal::payment_failed(state, subscription_id, &payment.reference).await?;
+        }
+        return Ok(());
+    };
+    let reference = payment.reference.clone();
+    let session = run_db(&state.pool, move |conn| {
+        Ok(checkout_sessions::find(conn, session_id)?)
+    })
+    .await?;
+    if let Some(s) = session.filter(|s| {
+        s.status == checkout_sessions::PROCESSING
+            && s.gateway_payment_ref.as_deref() == Some(reference.as_str())
+    }) {
+        checkout::abandon(state, &s).await?;
+    }
+    Ok(())
+}
+
+/// A card the shopper confirmed (3-D Secure) for a checkout attempt or in the portal.
+async fn card_saved(
+    state: &AppState,
+    reference: &str,
+    metadata: &HashMap<String, String>,
+    received_at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    match metadata.get("purpose").map(String::as_str) {
+        Some("checkout") => {
+            let number = |key: &str| metadata.get(key).and_then(|v| v.parse().ok());
+            if let (Some(id), Some(attempt)) =
+                (number("checkout_session_id"), number("checkout_attempt"))
+            {
+                checkout::settle_setup(state, id, attempt as i32, reference).await?;
+            }
+        }
+        Some("portal") => {
+            if let Some(user_id) = metadata.get("user_id") {
+                portal::save_confirmed_card(state, user_id, reference, received_at).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A refund the gateway made: the payment's refunded total, or an unrecorded charge given back.
+async fn refunded_payment(
+    state: &AppState,
+    payment_reference: String,
+    refunded: Money,
+) -> Result<(), ApiError> {
+    let now = naive(state.clock.now());
+    run_db(&state.pool, move |conn| {
+        let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
+            // A charge no subscription records: its refund has gone through.
+            unrecorded_charges::mark_refunded(conn, &payment_reference, now)?;
+            return Ok(());
+        };
+        match refunded.rescaled(payment.divisor) {
+            Some(total) if total.currency.eq_ignore_ascii_case(&payment.currency) => {
+                super::payments::record_refund(conn, payment.id, total.amount, now)?;
+            }
+            _ => tracing::warn!(
+                payment_id = payment.id,
+                "a refund event in another currency or unit was not recorded"
+            ),
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A card holder's dispute (chargeback): recorded on the payment, counted and logged for the
+/// operator, who answers it in the gateway's dashboard.
+async fn disputed(
+    state: &AppState,
+    payment_reference: String,
+    reason: String,
+) -> Result<(), ApiError> {
+    let now = naive(state.clock.now());
+    let recorded = run_db(&state.pool, move |conn| {
+        let Some(payment) = payments::find_by_reference(conn, &payment_reference)? else {
+            return Ok(None);
+        };
+        payments::record_dispute(conn, payment.id, &reason, now)?;
+        Ok(Some((payment.id, reason)))
+    })
+    .await?;
+    if let Some((payment_id, reason)) = recorded {
+        state.metrics.counters.payment_disputes.inc([&reason]);
+        tracing::warn!(
+            payment_id,
+            reason = %reason,
+            "a card holder disputed a payment: respond in the gateway's dashboard before its deadline"
+        );
+    }
+    Ok(())
 }
 
 /// A renewal payment the gateway took: recorded already, to be recorded by the next round, or

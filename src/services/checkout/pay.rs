@@ -176,7 +176,7 @@ async fn pay_view(
     } else {
         view.price.amount - view.discounted.amount
     };
-    let mut charged = Charged {
+    let charged = Charged {
         card: saved,
         charge_reference: None,
         amount,
@@ -189,6 +189,22 @@ async fn pay_view(
             .map_err(fail);
     }
 
+    charge(state, &view, &attempt, charged, now).await
+}
+
+/// Steps 3 and 4 of a payment: start the charge and store its reference before any money moves
+/// (from then on the payment can always be found again: reconciliation, webhook), then take the
+/// money.
+async fn charge(
+    state: &AppState,
+    view: &CheckoutView,
+    attempt: &Attempt,
+    mut charged: Charged,
+    now: DateTime<Utc>,
+) -> Result<PayOutcome, CheckoutError> {
+    let lang = view.lang;
+    let fail = move |e: ApiError| CheckoutError::Failed(lang, e);
+    let retry = |view: &CheckoutView, reason| CheckoutError::Retry(Box::new(view.clone()), reason);
     // 3. Start the charge and store its reference before any money moves: from here on, the
     //    payment can always be found again (reconciliation, webhook).
     let request = ChargeRequest {
@@ -207,12 +223,12 @@ async fn pay_view(
         Ok(reference) => reference,
         Err(e) => {
             tracing::warn!(error = %e, "gateway failed while starting a charge");
-            attempt::release(state, &attempt).await.map_err(fail)?;
+            attempt::release(state, attempt).await.map_err(fail)?;
             count_attempt(state, &RetryReason::GatewayFailed);
-            return Err(retry(&view, RetryReason::GatewayFailed));
+            return Err(retry(view, RetryReason::GatewayFailed));
         }
     };
-    if let Err(e) = attempt::remember_payment(state, &attempt, &reference).await {
+    if let Err(e) = attempt::remember_payment(state, attempt, &reference).await {
         let _ = state.gateway.cancel_payment(&reference).await;
         return Err(fail(e));
     }
@@ -221,18 +237,18 @@ async fn pay_view(
     match state.gateway.confirm_charge(&reference).await {
         Ok(ChargeOutcome::Succeeded { reference }) => {
             charged.charge_reference = Some(reference);
-            attempt::finish(state, &view, &attempt, charged, now)
+            attempt::finish(state, view, attempt, charged, now)
                 .await
                 .map_err(fail)
         }
         Ok(ChargeOutcome::Declined { .. }) => {
             let _ = state.gateway.cancel_payment(&reference).await;
-            attempt::release(state, &attempt).await.map_err(fail)?;
+            attempt::release(state, attempt).await.map_err(fail)?;
             count_attempt(state, &RetryReason::Declined);
-            Err(retry(&view, RetryReason::Declined))
+            Err(retry(view, RetryReason::Declined))
         }
         Ok(ChargeOutcome::RequiresAction { reference }) => {
-            authenticate(state, &view, &attempt, &reference).await
+            authenticate(state, view, attempt, &reference).await
         }
         // Not taken yet, nor failed: the attempt keeps the link until the gateway settles it
         // (its webhook, or reconciliation), and the shopper waits on the "activating" page.

@@ -4,12 +4,12 @@
 //! losers of a race see the payment recorded and do nothing, and a charge that no attempt can
 //! record is refunded: money is never kept without a subscription.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::clock::naive;
-use crate::db::write_transaction;
 use crate::db::{run_db, run_db_as};
+use crate::db::{write_transaction, AnyConnection};
 use crate::domain::billing_period::period_end;
 use crate::domain::money::Money;
 use crate::error::ApiError;
@@ -147,44 +147,8 @@ pub(super) async fn record_paid_checkout(
                 },
                 naive(now),
             )?;
-            // Trials: the period ends with the trial, so Treefort's grace rule cannot lapse it early.
-            // The subscriber keeps the plan's terms as they are now.
-            let terms = view.plan.terms();
-            let period_ends_at = view.trial_ends_at.unwrap_or_else(|| {
-                period_end(now, &terms.billing_interval, terms.interval_count, 1)
-            });
-            let subscription = subscriptions::insert(
-                conn,
-                &NewSubscription {
-                    user_id: session.user_id.clone(),
-                    customer_id: customer.id,
-                    plan_id: view.plan.id,
-                    promo_code_id: session.promo_code_id,
-                    current_period_started_at: naive(now),
-                    current_period_ends_at: naive(period_ends_at),
-                    trial_ends_at: view.trial_ends_at.map(naive),
-                    created_at: naive(now),
-                    updated_at: naive(now),
-                    // Paid periods count from the trial's end, or from now.
-                    billing_anchor_at: Some(naive(view.trial_ends_at.unwrap_or(now))),
-                    periods_paid: if view.trial_ends_at.is_some() { 0 } else { 1 },
-                    next_action_at: Some(naive(period_ends_at)),
-                    promo_periods_left: view.promo.as_ref().and_then(|p| {
-                        let charges = p.discounted_charges()?;
-                        // Without a trial, today's charge used one of them.
-                        Some(if view.trial_ends_at.is_some() {
-                            charges
-                        } else {
-                            charges - 1
-                        })
-                    }),
-                    amount: Some(terms.price.amount),
-                    currency: Some(terms.price.currency.clone()),
-                    divisor: Some(terms.price.divisor),
-                    billing_interval: Some(terms.billing_interval.clone()),
-                    interval_count: Some(terms.interval_count),
-                },
-            )?;
+            let (new, period_ends_at) = new_subscription(&view, customer.id, now);
+            let subscription = subscriptions::insert(conn, &new)?;
             if !checkout_sessions::complete_claim(
                 conn,
                 session.id,
@@ -202,31 +166,22 @@ pub(super) async fn record_paid_checkout(
                 None,
             )?;
             if view.trial_ends_at.is_none() {
-                // A charge already given back as unrecorded is never recorded as paid.
-                if let Some(reference) = &charge_reference {
-                    if unrecorded_charges::find(conn, reference)?.is_some() {
-                        return Err(RecordError::NotHeld);
-                    }
-                }
-                let payment = payments::insert(
-                    conn,
-                    &NewPayment {
-                        customer_id: customer.id,
-                        subscription_id: Some(subscription.id),
-                        checkout_session_id: Some(session.id),
-                        kind: "checkout".into(),
-                        status: payments::SUCCEEDED.into(),
-                        amount: amount.amount,
-                        discount_amount,
-                        currency: amount.currency.clone(),
-                        divisor: amount.divisor,
-                        gateway: gateway.into(),
-                        gateway_reference: charge_reference.clone(),
-                        failure_reason: None,
-                        created_at: naive(now),
-                    },
-                )?;
-                events::payment_recorded(conn, &payment, naive(now))?;
+                let payment = NewPayment {
+                    customer_id: customer.id,
+                    subscription_id: Some(subscription.id),
+                    checkout_session_id: Some(session.id),
+                    kind: "checkout".into(),
+                    status: payments::SUCCEEDED.into(),
+                    amount: amount.amount,
+                    discount_amount,
+                    currency: amount.currency.clone(),
+                    divisor: amount.divisor,
+                    gateway: gateway.into(),
+                    gateway_reference: charge_reference.clone(),
+                    failure_reason: None,
+                    created_at: naive(now),
+                };
+                record_payment(conn, &payment, naive(now))?;
             }
             if let Some(promo_id) = session.promo_code_id {
                 promo_codes::record_redemption(
@@ -254,4 +209,65 @@ pub(super) async fn record_paid_checkout(
         })
     })
     .await
+}
+
+/// The subscription a paid (or free) checkout starts: trials end their first period with the
+/// trial, so Treefort's grace rule cannot lapse it early, and the subscriber keeps the plan's
+/// terms as they are now. Returns it with the end of its first period.
+fn new_subscription(
+    view: &CheckoutView,
+    customer_id: i64,
+    now: DateTime<Utc>,
+) -> (NewSubscription, DateTime<Utc>) {
+    let terms = view.plan.terms();
+    let period_ends_at = view
+        .trial_ends_at
+        .unwrap_or_else(|| period_end(now, &terms.billing_interval, terms.interval_count, 1));
+    let new = NewSubscription {
+        user_id: view.session.user_id.clone(),
+        customer_id,
+        plan_id: view.plan.id,
+        promo_code_id: view.session.promo_code_id,
+        current_period_started_at: naive(now),
+        current_period_ends_at: naive(period_ends_at),
+        trial_ends_at: view.trial_ends_at.map(naive),
+        created_at: naive(now),
+        updated_at: naive(now),
+        // Paid periods count from the trial's end, or from now.
+        billing_anchor_at: Some(naive(view.trial_ends_at.unwrap_or(now))),
+        periods_paid: if view.trial_ends_at.is_some() { 0 } else { 1 },
+        next_action_at: Some(naive(period_ends_at)),
+        promo_periods_left: view.promo.as_ref().and_then(|p| {
+            let charges = p.discounted_charges()?;
+            // Without a trial, today's charge used one of them.
+            Some(if view.trial_ends_at.is_some() {
+                charges
+            } else {
+                charges - 1
+            })
+        }),
+        amount: Some(terms.price.amount),
+        currency: Some(terms.price.currency.clone()),
+        divisor: Some(terms.price.divisor),
+        billing_interval: Some(terms.billing_interval.clone()),
+        interval_count: Some(terms.interval_count),
+    };
+    (new, period_ends_at)
+}
+
+/// The checkout's payment and its event; a charge already given back as unrecorded is never
+/// recorded as paid.
+fn record_payment(
+    conn: &mut AnyConnection,
+    payment: &NewPayment,
+    now: NaiveDateTime,
+) -> Result<(), RecordError> {
+    if let Some(reference) = &payment.gateway_reference {
+        if unrecorded_charges::find(conn, reference)?.is_some() {
+            return Err(RecordError::NotHeld);
+        }
+    }
+    let payment = payments::insert(conn, payment)?;
+    events::payment_recorded(conn, &payment, now)?;
+    Ok(())
 }

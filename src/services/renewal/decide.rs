@@ -21,103 +21,22 @@ use crate::services::{customers, events};
 pub(super) async fn decide(state: &AppState, context: Context) -> Result<Write, ApiError> {
     let now = naive(state.clock.now());
     let sub = &context.subscription;
-    let period_end = sub.current_period_ends_at;
-    let grace_end = period_end + TimeDelta::days(context.current_plan.grace_days.into());
-
-    if sub.cancel_requested_at.is_some() {
-        // A cancellation was being sent when its process died: never charged; the worker
-        // finishes the cancellation from its intent.
-        return Ok(postponed(
-            context.subscription,
-            now + TimeDelta::minutes(2),
-            now,
-        ));
+    let grace_end =
+        sub.current_period_ends_at + TimeDelta::days(context.current_plan.grace_days.into());
+    match before_charging(state, &context, now, grace_end).await {
+        Some(Early::Postpone(at)) => return Ok(postponed(context.subscription, at, now)),
+        Some(Early::Deactivate) => return Ok(deactivated(context.subscription, now)),
+        None => {}
     }
-    let ending = sub.canceled_at.is_some() || (sub.past_due_since.is_some() && now >= grace_end);
-    if ending {
-        // A payment still waiting for the card holder must not be taken after this.
-        if let Some(reference) = &context.awaiting_authentication {
-            if let Err(e) = state.gateway.cancel_payment(reference).await {
-                tracing::warn!(subscription_id = sub.id, error = %e, "canceling a payment awaiting authentication failed");
-            }
-        }
-    }
-    if sub.canceled_at.is_some() {
-        // Canceled: never charged again; it ends when the paid time does.
-        return Ok(if now >= period_end {
-            deactivated(context.subscription, now)
-        } else {
-            postponed(context.subscription, period_end, now)
-        });
-    }
-    if sub.past_due_since.is_some() && now >= grace_end {
-        return Ok(deactivated(context.subscription, now));
-    }
-
     let terms = sub.next_terms(&context.current_plan, &context.plan);
     let (amount, discount_amount) = renewal_price(
         terms.price.clone(),
         context.promo.as_ref(),
         sub.promo_periods_left,
     );
-    // A payment the bank asked the card holder to authenticate comes first: taken since, it is
-    // this renewal; still open, it is canceled before anything else is charged (so that two
-    // payments can never both be taken); unreadable or in progress, wait.
-    let authenticated = match &context.awaiting_authentication {
-        Some(reference) => match awaiting_payment(state, &context, reference, &amount).await {
-            Awaiting::Taken(reference) => Some(reference),
-            Awaiting::Gone => None,
-            Awaiting::Wait => return Ok(postponed(context.subscription, now + GATEWAY_RETRY, now)),
-        },
-        None => None,
-    };
-    let card = context
-        .card
-        .as_deref()
-        .filter(|c| state.gateway.owns_card(c));
-    let customer_ref = match (&context.customer, card) {
-        (Some(customer), Some(_)) => Some(customers::gateway_customer(state, customer).await?),
-        _ => None,
-    };
-    let outcome = if let Some(reference) = authenticated {
-        // The card holder authenticated the payment the bank asked about: it is this renewal.
-        ChargeOutcome::Succeeded { reference }
-    } else if amount.amount == 0 {
-        ChargeOutcome::Succeeded {
-            reference: String::new(),
-        }
-    } else if let (Some(card), Some(customer_ref)) = (card, &customer_ref) {
-        let key = renewal_key(sub);
-        let request = ChargeRequest {
-            customer_ref,
-            card_ref: card,
-            amount: &amount,
-            kind: ChargeKind::Renewal,
-            idempotency_key: &key,
-            metadata: vec![("subscription_id", sub.id.to_string())],
-        };
-        match state.gateway.charge(&request).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(subscription_id = sub.id, error = %e, "gateway failed during renewal");
-                return Ok(postponed(context.subscription, now + GATEWAY_RETRY, now));
-            }
-        }
-    } else {
-        ChargeOutcome::Declined {
-            reason: "no_payment_method".into(),
-        }
-    };
-
-    // A charge the gateway is still settling is read again by its reference (a repeated charge
-    // under the same key would only repeat the first answer): paid or declined once it says so,
-    // and until then the turn waits. Never counted as paid before it is.
-    let outcome = match outcome {
-        ChargeOutcome::Processing { reference } => match state.gateway.payment(&reference).await {
-            Ok(read) => read.status.outcome(read.reference),
-            Err(_) => ChargeOutcome::Processing { reference },
-        },
-        decided => decided,
+    let outcome = match take_charge(state, &context, &amount).await? {
+        Some(outcome) => outcome,
+        None => return Ok(postponed(context.subscription, now + GATEWAY_RETRY, now)),
     };
     let payment = NewPayment {
         customer_id: sub.customer_id,
@@ -166,6 +85,117 @@ pub(super) async fn decide(state: &AppState, context: Context) -> Result<Write, 
             Ok(declined(context.subscription, payment, grace_end, now))
         }
     }
+}
+
+/// What a turn does before any charge.
+enum Early {
+    /// Try again at this time.
+    Postpone(NaiveDateTime),
+    /// End the subscription now.
+    Deactivate,
+}
+
+/// A cancellation being sent waits; a canceled subscription ends with its paid time, and one past
+/// due ends with its grace (a payment still awaiting the card holder is canceled first, so it
+/// can never be taken after). `None`: the turn goes on to charge.
+async fn before_charging(
+    state: &AppState,
+    context: &Context,
+    now: NaiveDateTime,
+    grace_end: NaiveDateTime,
+) -> Option<Early> {
+    let sub = &context.subscription;
+    let period_end = sub.current_period_ends_at;
+    if sub.cancel_requested_at.is_some() {
+        // A cancellation was being sent when its process died: never charged; the worker
+        // finishes the cancellation from its intent.
+        return Some(Early::Postpone(now + TimeDelta::minutes(2)));
+    }
+    let ending = sub.canceled_at.is_some() || (sub.past_due_since.is_some() && now >= grace_end);
+    if !ending {
+        return None;
+    }
+    // A payment still waiting for the card holder must not be taken after this.
+    if let Some(reference) = &context.awaiting_authentication {
+        if let Err(e) = state.gateway.cancel_payment(reference).await {
+            tracing::warn!(subscription_id = sub.id, error = %e, "canceling a payment awaiting authentication failed");
+        }
+    }
+    // Canceled: never charged again; it ends when the paid time does.
+    if sub.canceled_at.is_some() && now < period_end {
+        return Some(Early::Postpone(period_end));
+    }
+    Some(Early::Deactivate)
+}
+
+/// The renewal's charge of `amount`: a payment the card holder authenticated since, nothing for
+/// a free period, the saved card, or a decline without one. `None`: the gateway cannot tell now
+/// (failed, or a payment still open), and the turn is tried again later.
+async fn take_charge(
+    state: &AppState,
+    context: &Context,
+    amount: &Money,
+) -> Result<Option<ChargeOutcome>, ApiError> {
+    let sub = &context.subscription;
+    // A payment the bank asked the card holder to authenticate comes first: taken since, it is
+    // this renewal; still open, it is canceled before anything else is charged (so that two
+    // payments can never both be taken); unreadable or in progress, wait.
+    let authenticated = match &context.awaiting_authentication {
+        Some(reference) => match awaiting_payment(state, context, reference, amount).await {
+            Awaiting::Taken(reference) => Some(reference),
+            Awaiting::Gone => None,
+            Awaiting::Wait => return Ok(None),
+        },
+        None => None,
+    };
+    let card = context
+        .card
+        .as_deref()
+        .filter(|c| state.gateway.owns_card(c));
+    let customer_ref = match (&context.customer, card) {
+        (Some(customer), Some(_)) => Some(customers::gateway_customer(state, customer).await?),
+        _ => None,
+    };
+    let outcome = if let Some(reference) = authenticated {
+        // The card holder authenticated the payment the bank asked about: it is this renewal.
+        ChargeOutcome::Succeeded { reference }
+    } else if amount.amount == 0 {
+        ChargeOutcome::Succeeded {
+            reference: String::new(),
+        }
+    } else if let (Some(card), Some(customer_ref)) = (card, &customer_ref) {
+        let key = renewal_key(sub);
+        let request = ChargeRequest {
+            customer_ref,
+            card_ref: card,
+            amount,
+            kind: ChargeKind::Renewal,
+            idempotency_key: &key,
+            metadata: vec![("subscription_id", sub.id.to_string())],
+        };
+        match state.gateway.charge(&request).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(subscription_id = sub.id, error = %e, "gateway failed during renewal");
+                return Ok(None);
+            }
+        }
+    } else {
+        ChargeOutcome::Declined {
+            reason: "no_payment_method".into(),
+        }
+    };
+
+    // A charge the gateway is still settling is read again by its reference (a repeated charge
+    // under the same key would only repeat the first answer): paid or declined once it says so,
+    // and until then the turn waits. Never counted as paid before it is.
+    Ok(Some(match outcome {
+        ChargeOutcome::Processing { reference } => match state.gateway.payment(&reference).await {
+            Ok(read) => read.status.outcome(read.reference),
+            Err(_) => ChargeOutcome::Processing { reference },
+        },
+        decided => decided,
+    }))
 }
 
 enum Awaiting {

@@ -102,6 +102,41 @@ impl Instrumentation for Observer {
     }
 }
 
+/// Where the statement after a `WITH …` begins: the first `UPDATE`, `INSERT` or `DELETE` that
+/// stands as a word and names `subscriptions` next (ASCII only, no pattern engine: this runs for
+/// every statement).
+fn main_verb(sql: &str) -> Option<usize> {
+    let upper = sql.to_ascii_uppercase();
+    let word_at = |at: usize, len: usize| {
+        let before = upper[..at].chars().next_back();
+        let after = upper[at + len..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    ["UPDATE", "INSERT", "DELETE"]
+        .iter()
+        .flat_map(|verb| {
+            upper
+                .match_indices(verb)
+                .map(move |(at, _)| (at, verb.len()))
+        })
+        .filter(|&(at, len)| word_at(at, len))
+        .filter(|&(at, _)| {
+            let rest: Vec<&str> = upper[at..].split_whitespace().take(3).collect();
+            let table = |w: &str| {
+                w.trim_matches(|c| c == '"' || c == '`')
+                    .starts_with("SUBSCRIPTIONS")
+            };
+            match rest.as_slice() {
+                ["UPDATE", t, ..] => table(t),
+                ["INSERT", "INTO", t] | ["DELETE", "FROM", t] => table(t),
+                _ => false,
+            }
+        })
+        .map(|(at, _)| at)
+        .min()
+}
+
 /// A statement's SQL without its binds: its first bytes, which say what it writes, or all of a
 /// `WITH …` statement, whose own verb comes after its common table expressions.
 struct Head(String);
@@ -143,15 +178,9 @@ fn writes_subscriptions(query: &dyn diesel::connection::DebugQuery) -> bool {
 }
 
 fn statement_writes_subscriptions(sql: &str) -> bool {
-    static VERB: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r#"(?i)\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+["`]?subscriptions["`]?[\s(]"#,
-        )
-        .expect("a valid pattern")
-    });
     let statement = if sql.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("WITH")) {
-        match VERB.find(sql) {
-            Some(found) => &sql[found.start()..],
+        match main_verb(sql) {
+            Some(at) => &sql[at..],
             None => return false,
         }
     } else {

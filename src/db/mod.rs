@@ -15,11 +15,12 @@ use crate::error::ApiError;
 pub mod checkpoint;
 pub mod commits;
 pub mod lease;
+mod migrations;
+mod notify;
+pub use migrations::*;
+pub use notify::*;
 
 pub use commits::Commits;
-
-pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// A connection to whichever backend `DATABASE_URL` names.
 #[derive(diesel::MultiConnection)]
@@ -225,77 +226,6 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Applies pending migrations of the connection's backend. On PostgreSQL an advisory lock keeps
-/// two instances starting together from migrating at once.
-pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
-    let applied = match conn {
-        AnyConnection::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| e.to_string())?,
-        AnyConnection::Postgres(c) => {
-            const LOCK: &str = "SELECT pg_advisory_lock(7355608001)";
-            c.batch_execute(LOCK).map_err(|e| e.to_string())?;
-            let result = c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len())
-                .map_err(|e| e.to_string());
-            let _ = c.batch_execute("SELECT pg_advisory_unlock(7355608001)");
-            result?
-        }
-    };
-    Ok(applied)
-}
-
-/// Whether migrations this binary knows are not yet applied (`/readyz` is then not ready). Reads
-/// the applied versions only: nothing is created, so a read-only role can answer it too.
-pub fn has_pending_migrations(conn: &mut AnyConnection) -> Result<bool, String> {
-    use diesel::migration::MigrationSource;
-    use diesel::sql_types::Text;
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Applied {
-        #[diesel(sql_type = Text)]
-        version: String,
-    }
-    fn versions<DB: diesel::backend::Backend>(
-        source: &EmbeddedMigrations,
-    ) -> Result<Vec<String>, String> {
-        Ok(MigrationSource::<DB>::migrations(source)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect())
-    }
-    let known = match conn {
-        AnyConnection::Sqlite(_) => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
-        AnyConnection::Postgres(_) => versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
-    };
-    let applied: Vec<Applied> = crate::on_backend!(conn, |c| diesel::sql_query(
-        "SELECT version FROM __diesel_schema_migrations"
-    )
-    .load(c))
-    .map_err(|e| e.to_string())?;
-    Ok(known
-        .iter()
-        .any(|v| !applied.iter().any(|a| &a.version == v)))
-}
-
-/// Reverts every applied migration, newest first (tests prove each down migration works).
-pub fn revert_all_migrations(conn: &mut AnyConnection) -> Result<usize, String> {
-    let reverted = match conn {
-        AnyConnection::Sqlite(c) => c
-            .revert_all_migrations(SQLITE_MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| e.to_string())?,
-        AnyConnection::Postgres(c) => c
-            .revert_all_migrations(POSTGRES_MIGRATIONS)
-            .map(|v| v.len())
-            .map_err(|e| e.to_string())?,
-    };
-    Ok(reverted)
-}
-
 /// Runs `f` in a transaction that holds the write lock from its first statement. On SQLite that is
 /// `BEGIN IMMEDIATE`: a deferred transaction that reads, then writes, fails with SQLITE_BUSY at once
 /// under concurrency instead of waiting for the busy timeout.
@@ -389,87 +319,6 @@ where
         }
         f(conn)
     })
-}
-
-/// The channel a catalog change is announced on (PostgreSQL `NOTIFY`, sent at commit).
-pub const CATALOG_CHANNEL: &str = "treefort_webpay_catalog";
-
-/// Tells this app's catalog at once that a change is being made (its pool's `Commits`), and announces it to every
-/// instance when the transaction commits (PostgreSQL; SQLite has one writer process at a time and
-/// is left to the version check).
-pub fn notify_catalog_change(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
-    if let Some(observer) = observer(conn) {
-        observer.commits.catalog_changing();
-    }
-    if let AnyConnection::Postgres(pg) = conn {
-        pg.batch_execute(&format!("NOTIFY {CATALOG_CHANNEL}"))?;
-    }
-    Ok(())
-}
-
-/// The channel the change feed's triggers announce a subscription change on (see the migration
-/// `subscription_changes`).
-pub const SUBSCRIPTIONS_CHANNEL: &str = "treefort_webpay_subscriptions";
-
-/// What arrived on the listening connection since the last call of `tell`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Arrived {
-    pub catalog: bool,
-    pub subscriptions: bool,
-}
-
-/// Waits for announcements of catalog and subscription changes on a connection of its own. `tell`
-/// is called about every 20 ms with what arrived, and answers whether to go on listening. Blocking:
-/// run it on a thread of its own. Reconnects after an error, telling both as arrived (what was
-/// announced meanwhile is unknown); returns at once for SQLite.
-pub fn listen_for_changes(url: &DatabaseUrl, mut tell: impl FnMut(Arrived) -> bool) {
-    if url.backend != Backend::Postgres {
-        return;
-    }
-    while tell(Arrived::default()) {
-        let listening = diesel::PgConnection::establish(&url.target).and_then(|mut pg| {
-            pg.batch_execute(&format!(
-                "LISTEN {CATALOG_CHANNEL}; LISTEN {SUBSCRIPTIONS_CHANNEL}"
-            ))
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-            Ok(pg)
-        });
-        let mut pg = match listening {
-            Ok(pg) => pg,
-            Err(e) => {
-                tracing::warn!(error = %e, "listening for changes failed; trying again");
-                std::thread::sleep(std::time::Duration::from_secs(2));
-                continue;
-            }
-        };
-        // Announcements made while the connection was down are lost: look again.
-        let mut arrived = Arrived {
-            catalog: true,
-            subscriptions: true,
-        };
-        loop {
-            // Reads what arrived on the socket: no round trip to the server.
-            let mut failed = false;
-            for notification in pg.notifications_iter() {
-                match notification {
-                    Ok(n) if n.channel == SUBSCRIPTIONS_CHANNEL => arrived.subscriptions = true,
-                    Ok(_) => arrived.catalog = true,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if !tell(std::mem::take(&mut arrived)) {
-                return;
-            }
-            if failed {
-                tracing::warn!("the change listener's connection failed; listening again");
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
 }
 
 /// Locks a subscription's row until the transaction ends, so that events of one subscription

@@ -67,6 +67,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     treefort(cfg);
     shopper_pages(cfg);
     v1(cfg);
+    v1_events(cfg);
     operations(cfg);
     cfg.default_service(web::to(not_found));
 }
@@ -166,7 +167,7 @@ fn shopper_pages(cfg: &mut web::ServiceConfig) {
     .service(get("/assets/card.js", web::get().to(pages::card_js)));
 }
 
-/// The app owner's `/v1` API.
+/// The app owner's `/v1` API: entitlement, subscriptions, payments, plans and promo codes.
 fn v1(cfg: &mut web::ServiceConfig) {
     cfg.service(get(
         "/v1/users/{userId}/entitlement",
@@ -221,46 +222,50 @@ fn v1(cfg: &mut web::ServiceConfig) {
     .service(post(
         "/v1/promo-codes/{code}/disable",
         web::post().to(api::v1::promo_codes::disable),
-    ))
-    .service(get("/v1/events", web::get().to(api::v1::events::list)))
-    .service(get("/v1/events/{id}", web::get().to(api::v1::events::show)))
-    .service(post(
-        "/v1/events/{id}/redeliver",
-        web::post().to(api::v1::events::redeliver),
-    ))
-    .service(resource(
-        "/v1/webhook-endpoints",
-        vec![
-            ("GET", web::get().to(api::v1::webhook_endpoints::list)),
-            ("POST", web::post().to(api::v1::webhook_endpoints::create)),
-        ],
-    ))
-    .service(resource(
-        "/v1/webhook-endpoints/{id}",
-        vec![
-            ("GET", web::get().to(api::v1::webhook_endpoints::show)),
-            (
-                "DELETE",
-                web::delete().to(api::v1::webhook_endpoints::delete),
-            ),
-        ],
-    ))
-    .service(post(
-        "/v1/webhook-endpoints/{id}/disable",
-        web::post().to(api::v1::webhook_endpoints::disable),
-    ))
-    .service(post(
-        "/v1/webhook-endpoints/{id}/enable",
-        web::post().to(api::v1::webhook_endpoints::enable),
-    ))
-    .service(post(
-        "/v1/webhook-endpoints/{id}/roll-secret",
-        web::post().to(api::v1::webhook_endpoints::roll_secret),
-    ))
-    .service(get(
-        "/v1/webhook-endpoints/{id}/attempts",
-        web::get().to(api::v1::webhook_endpoints::attempts),
     ));
+}
+
+/// The app owner's events and webhook endpoints (`/v1`).
+fn v1_events(cfg: &mut web::ServiceConfig) {
+    cfg.service(get("/v1/events", web::get().to(api::v1::events::list)))
+        .service(get("/v1/events/{id}", web::get().to(api::v1::events::show)))
+        .service(post(
+            "/v1/events/{id}/redeliver",
+            web::post().to(api::v1::events::redeliver),
+        ))
+        .service(resource(
+            "/v1/webhook-endpoints",
+            vec![
+                ("GET", web::get().to(api::v1::webhook_endpoints::list)),
+                ("POST", web::post().to(api::v1::webhook_endpoints::create)),
+            ],
+        ))
+        .service(resource(
+            "/v1/webhook-endpoints/{id}",
+            vec![
+                ("GET", web::get().to(api::v1::webhook_endpoints::show)),
+                (
+                    "DELETE",
+                    web::delete().to(api::v1::webhook_endpoints::delete),
+                ),
+            ],
+        ))
+        .service(post(
+            "/v1/webhook-endpoints/{id}/disable",
+            web::post().to(api::v1::webhook_endpoints::disable),
+        ))
+        .service(post(
+            "/v1/webhook-endpoints/{id}/enable",
+            web::post().to(api::v1::webhook_endpoints::enable),
+        ))
+        .service(post(
+            "/v1/webhook-endpoints/{id}/roll-secret",
+            web::post().to(api::v1::webhook_endpoints::roll_secret),
+        ))
+        .service(get(
+            "/v1/webhook-endpoints/{id}/attempts",
+            web::get().to(api::v1::webhook_endpoints::attempts),
+        ));
 }
 
 /// The home page, health, metrics and the contract.

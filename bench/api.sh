@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of the routes Treefort and the app owner's backend call most (the plan, a promo
 # code, the entitlement check, and a checkout session: one insert each), next to a no-op route of the same server (GET /healthz:
-# routing, middleware, JSON, no database), measured in the same run on a release build with wrk
+# routing, middleware, JSON, no database) and to a bare actix-web server's no-op route (the floor:
+# examples/bare_server.rs, no middleware), measured in the same run on a release build with wrk
 # (Debian's `wrk`). The service logs at `info`, as in production: one JSON line per request, to a
 # file. Its memory (resident set) is printed idle and at its peak under the load.
 #   bench/api.sh                      # SQLite in a temporary folder
@@ -17,13 +18,16 @@ rounds=${ROUNDS:-3}
 
 # BIN: another build to measure (e.g. an earlier commit's, for a ratio in the same run).
 if [ -z "${BIN:-}" ]; then cargo build --release --locked -q; fi
+# The floor: a bare actix-web server (examples/bare_server.rs), measured in the same run.
+cargo build --release --locked -q --example bare_server
+bare_bin=target/release/examples/bare_server
 bin=${BIN:-target/release/treefort-webpay}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
 port=$(free_port)
 treefort_port=$(free_port)
 cleanup() {
-    kill "${service_pid:-}" "${treefort_pid:-}" 2>/dev/null || true
+    kill "${service_pid:-}" "${treefort_pid:-}" "${bare_pid:-}" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -56,6 +60,11 @@ LOG_FORMAT=json RUST_LOG=info \
 service_pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
+bare_port=$(free_port)
+"$bare_bin" "127.0.0.1:$bare_port" >/dev/null &
+bare_pid=$!
+bare="http://127.0.0.1:$bare_port"
+for _ in $(seq 1 100); do curl -fs "$bare/healthz" >/dev/null && break; sleep 0.1; done
 
 # One subscriber, through the real checkout (sandbox card).
 session=$(curl -fs "$base/treefort/checkout-session" -H 'Authorization: Bearer bench-setup' \
@@ -162,6 +171,8 @@ PY
 
 rss() { awk -v k="$1:" '$1 == k {print int($2 / 1024) " MB"}' "/proc/$service_pid/status"; }
 idle_rss=$(rss VmRSS)
+floor=$(run bare "$bare/healthz")
+kill "$bare_pid" 2>/dev/null || true
 noop=$(run noop "$base/healthz")
 plan=$(run plan "$base/treefort/subscription-plan" -s "$work/plan-ROUND.lua")
 promo=$(run promo "$base/treefort/validate-promo-code" -s "$work/promo-ROUND.lua")
@@ -171,13 +182,14 @@ done
 entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -s "$work/entitlement-ROUND.lua")
 checkout=$(run checkout "$base/treefort/checkout-session" -s "$work/checkout-ROUND.lua")
 noop_rps=${noop%% *}
-printf '%-34s %12s %10s %10s %10s %10s\n' route "req/s" p50 p99 max "/ no-op"
-for row in "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" \
+floor_rps=${floor%% *}
+printf '%-34s %12s %10s %10s %10s %10s %10s\n' route "req/s" p50 p99 max "/ no-op" "/ bare"
+for row in "bare actix-web server (the floor)|$floor" "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" \
     "POST /treefort/validate-promo-code|$promo" "GET /v1/users/{id}/entitlement|$entitlement" \
     "POST /treefort/checkout-session|$checkout"; do
     name=${row%%|*}; read -r rps p50 p99 max <<<"${row#*|}"
-    printf '%-34s %12s %10s %10s %10s %10.2f\n' "$name" "$rps" "$p50" "$p99" "$max" \
-        "$(python3 -c "print($rps / $noop_rps)")"
+    printf '%-34s %12s %10s %10s %10s %10.2f %10.2f\n' "$name" "$rps" "$p50" "$p99" "$max" \
+        "$(python3 -c "print($rps / $noop_rps)")" "$(python3 -c "print($rps / $floor_rps)")"
 done
 checkout_rps=${checkout%% *}
 ratio() { python3 -c "print('%.2f' % ($1 / max($2, 1)))"; }

@@ -114,9 +114,9 @@ impl Vars {
     pub fn read(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         // The values are handed to clap as `--name=value`; its own reading of the environment is
         // turned off, so a test's map is the only source.
-        let command = Self::command().mut_args(|arg| arg.env(None::<&str>));
+        let command = Self::command();
         let mut given = Vec::new();
-        for arg in Self::command().get_arguments() {
+        for arg in command.get_arguments() {
             let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
                 continue;
             };
@@ -128,7 +128,10 @@ impl Vars {
                 given.push(format!("--{long}={value}"));
             }
         }
-        let matches = command.try_get_matches_from(given).map_err(one_line)?;
+        let matches = command
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(given)
+            .map_err(one_line)?;
         Self::from_arg_matches(&matches).map_err(one_line)
     }
 }

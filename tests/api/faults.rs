@@ -166,6 +166,18 @@ pub(crate) struct Service {
 }
 
 impl Service {
+    /// The service on `port` with `env`, started and ready.
+    pub async fn launch(port: u16, env: Vec<(&'static str, String)>) -> Self {
+        let mut service = Service {
+            child: None,
+            port,
+            env,
+        };
+        service.start();
+        service.wait_ready().await;
+        service
+    }
+
     pub fn start(&mut self) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
         command
@@ -328,13 +340,7 @@ async fn checkouts_and_renewals_survive_treefort_faults_and_kill_9() {
         ],
     );
     seed_due_renewals(&database, n);
-    let mut service = Service {
-        child: None,
-        port,
-        env: env.clone(),
-    };
-    service.start();
-    service.wait_ready().await;
+    let mut service = Service::launch(port, env.clone()).await;
 
     // Shoppers check out one after another; the service is killed and restarted under them.
     let address = format!("http://127.0.0.1:{port}");

@@ -454,13 +454,7 @@ async fn run(seed: u64) -> Vec<String> {
     let mut env = service_env(&database, port, &treefort);
     env.extend(stripe_env(&address, &proxy, &stripe));
     let owner_key = prepare_catalog(&env);
-    let mut service = Service {
-        child: None,
-        port,
-        env: env.clone(),
-    };
-    service.start();
-    service.wait_ready().await;
+    let mut service = Service::launch(port, env.clone()).await;
     proxy.chaos(
         seed,
         setting("FAULT_PERCENT", 15),

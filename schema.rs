@@ -14,6 +14,7 @@ diesel::table! {
         divisor -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        features -> Text,
     }
 }
 

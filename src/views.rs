@@ -7,9 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::clock::rfc3339;
+use crate::domain::features::Features;
 use crate::error::ApiError;
 use crate::models::events::Event;
 use crate::models::payments::Payment;
+use crate::models::plans::Plan;
 use crate::models::subscriptions::{Status, Subscription};
 
 /// A subscription as `/v1` shows it.
@@ -19,6 +21,10 @@ pub struct SubscriptionView {
     pub id: i64,
     pub user_id: String,
     pub plan_id: i64,
+    /// The plan's name (`None` only for a plan deleted by hand from the database).
+    pub plan_name: Option<String>,
+    /// What the plan gives now (`{}` when it gives nothing named, or is gone).
+    pub features: Features,
     /// The plan a switch moves to at the end of the current period.
     pub pending_plan_id: Option<i64>,
     pub status: &'static str,
@@ -45,11 +51,14 @@ pub fn status_name(status: Status) -> &'static str {
 }
 
 impl SubscriptionView {
-    pub fn of(s: &Subscription, now: NaiveDateTime) -> Self {
+    /// `s` with `plan`, the plan it is on (`s.plan_id`'s).
+    pub fn of(s: &Subscription, plan: Option<&Plan>, now: NaiveDateTime) -> Self {
         Self {
             id: s.id,
             user_id: s.user_id.clone(),
             plan_id: s.plan_id,
+            plan_name: plan.map(|p| p.name.clone()),
+            features: plan.map(|p| p.features.clone()).unwrap_or_default(),
             pending_plan_id: s.pending_plan_id,
             status: status_name(s.status(now)),
             current_period_ends_at: time(s.current_period_ends_at),

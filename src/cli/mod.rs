@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::clock::rfc3339;
 use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::domain::features::Features;
 use crate::domain::promo_code;
 use crate::models::plans::{self, Plan};
 use crate::models::promo_codes::{self, PromoCode};
@@ -63,6 +64,14 @@ pub struct PlanArgs {
     amount: i64,
     #[arg(long, default_value_t = 100)]
     divisor: i64,
+    /// A feature the plan gives, key=value (repeatable): the value is read as a boolean, then an
+    /// integer, then a string (advancedReporting=true, maxEmployees=50, tier=pro). Other
+    /// features the plan has are kept.
+    #[arg(long = "feature", value_name = "KEY=VALUE")]
+    features: Vec<String>,
+    /// Remove every feature the plan has first (then the --feature ones are set).
+    #[arg(long)]
+    clear_features: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,31 +216,7 @@ fn now() -> NaiveDateTime {
 pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, String> {
     let db_err = |e: diesel::result::Error| format!("database error: {e}");
     match command {
-        PlansCommand::Upsert(a) => {
-            let input = PlanInput {
-                id: a.id,
-                name: a.name,
-                interval: a.interval,
-                interval_count: a.interval_count,
-                trial_days: a.trial_days,
-                grace_days: a.grace_days,
-                currency: a.currency,
-                amount: a.amount,
-                divisor: a.divisor,
-            };
-            let values = input.validate(now())?;
-            let plan = plans::upsert(conn, input.id, &values, now()).map_err(db_err)?;
-            let keep =
-                crate::models::subscriptions::count_on_other_terms(conn, &plan).map_err(db_err)?;
-            let mut out = format!("plan {} saved: {}", plan.id, describe_plan(&plan));
-            if keep > 0 {
-                out.push_str(&format!(
-                    "\n{keep} current subscriber(s) keep the price and interval they signed up for; new checkouts get these. To move them to the new price (from each one's next renewal): treefort-webpay plans migrate-subscribers --id {}",
-                    plan.id
-                ));
-            }
-            Ok(out)
-        }
+        PlansCommand::Upsert(a) => upsert_plan(conn, a),
         PlansCommand::MigrateSubscribers { id } => {
             let plan = plans::find(conn, id)
                 .map_err(db_err)?
@@ -261,6 +246,56 @@ pub fn plans(conn: &mut AnyConnection, command: PlansCommand) -> Result<String, 
                 .join("\n"))
         }
     }
+}
+
+/// `plans upsert`: the plan's features are kept unless `--clear-features`; `--feature`s are set
+/// over them. Saved through `services::plans::save`, like `/v1`.
+fn upsert_plan(conn: &mut AnyConnection, a: PlanArgs) -> Result<String, String> {
+    let db_err = |e: diesel::result::Error| format!("database error: {e}");
+    let current = match (a.clear_features, plans::find(conn, a.id).map_err(db_err)?) {
+        (false, Some(plan)) => plan.features,
+        _ => Features::default(),
+    };
+    let changes = a
+        .features
+        .iter()
+        .map(|f| Features::parse_assignment(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let input = PlanInput {
+        id: a.id,
+        name: a.name,
+        interval: a.interval,
+        interval_count: a.interval_count,
+        trial_days: a.trial_days,
+        grace_days: a.grace_days,
+        currency: a.currency,
+        amount: a.amount,
+        divisor: a.divisor,
+        features: current
+            .with(changes)
+            .map_err(|e| format!("--feature: {e}"))?,
+    };
+    let values = input.validate(now())?;
+    let saved = crate::services::plans::save(conn, input.id, &values, now()).map_err(db_err)?;
+    let plan = saved.plan;
+    let mut out = format!("plan {} saved: {}", plan.id, describe_plan(&plan));
+    if !plan.features.is_empty() {
+        out.push_str(&format!("\nfeatures: {}", plan.features.to_stored()));
+    }
+    if saved.told_of_features > 0 {
+        out.push_str(&format!(
+            "\n{} current subscriber(s) have the new features now (subscription.updated sent)",
+            saved.told_of_features
+        ));
+    }
+    let keep = saved.keeping_other_terms;
+    if keep > 0 {
+        out.push_str(&format!(
+            "\n{keep} current subscriber(s) keep the price and interval they signed up for; new checkouts get these. To move them to the new price (from each one's next renewal): treefort-webpay plans migrate-subscribers --id {}",
+            plan.id
+        ));
+    }
+    Ok(out)
 }
 
 fn describe_plan(p: &Plan) -> String {

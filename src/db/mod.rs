@@ -338,6 +338,21 @@ pub fn lock_subscription(conn: &mut AnyConnection, id: i64) -> diesel::QueryResu
     Ok(())
 }
 
+/// `lock_subscription` for several, in id order (so two lockers never wait on each other).
+pub fn lock_subscriptions(conn: &mut AnyConnection, ids: &[i64]) -> diesel::QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        use crate::schema::subscriptions;
+        use diesel::prelude::*;
+        subscriptions::table
+            .filter(subscriptions::id.eq_any(ids))
+            .order(subscriptions::id)
+            .select(subscriptions::id)
+            .for_update()
+            .load::<i64>(pg)?;
+    }
+    Ok(())
+}
+
 /// A statement written with PostgreSQL's `$n` placeholders (a claim's with a `{skip_locked}`
 /// mark, see `claim_with`) as the connection's backend runs it.
 pub fn claim_sql(conn: &AnyConnection, sql: &str) -> String {

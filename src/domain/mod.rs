@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod backoff;
 pub mod billing_period;
+pub mod features;
 pub mod locale;
 pub mod money;
 pub mod promo_code;

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
+use crate::domain::features::Features;
 use crate::domain::money::Money;
 use crate::schema::plans;
 
@@ -20,6 +21,9 @@ pub struct Plan {
     pub divisor: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// What a subscription to it unlocks; in effect for current subscribers at once.
+    #[diesel(deserialize_as = String)]
+    pub features: Features,
 }
 
 impl Plan {
@@ -62,6 +66,8 @@ pub struct PlanValues {
     pub amount: i64,
     pub divisor: i64,
     pub updated_at: NaiveDateTime,
+    /// `Features::to_stored`.
+    pub features: String,
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Plan>> {
@@ -101,4 +107,16 @@ pub fn upsert(
     })?;
     super::catalog_version::bump(conn)?;
     plans::table.find(id).first(conn)
+}
+
+/// The live subscriptions of plan `id` (its current subscribers; a switch to it counts from the
+/// switch), through the partial index `subscriptions_live_plan`.
+pub fn live_subscription_ids(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<i64>> {
+    use crate::schema::subscriptions;
+    subscriptions::table
+        .filter(subscriptions::plan_id.eq(id))
+        .filter(subscriptions::deactivated_at.is_null())
+        .order(subscriptions::id)
+        .select(subscriptions::id)
+        .load(conn)
 }

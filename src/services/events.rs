@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::db::AnyConnection;
 use crate::error::ApiError;
 use crate::models::events::{self, Event, Listing, NewEvent};
+use crate::models::plans::{self, Plan};
 use crate::models::webhooks::{self, NewDelivery};
 use crate::models::{customers, payments, subscriptions};
 use crate::state::AppState;
@@ -24,11 +25,15 @@ pub const SUBSCRIPTION_CANCELED: &str = "subscription.canceled";
 pub const SUBSCRIPTION_RESUMED: &str = "subscription.resumed";
 pub const SUBSCRIPTION_PLAN_CHANGED: &str = "subscription.plan_changed";
 pub const SUBSCRIPTION_DEACTIVATED: &str = "subscription.deactivated";
+/// What the subscription gives changed without a change of its own: its plan's features.
+pub const SUBSCRIPTION_UPDATED: &str = "subscription.updated";
 pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
 pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+/// A launch token was minted for a user (the user and audience only, never the token).
+pub const LAUNCH_TOKEN_CREATED: &str = "launch_token.created";
 
-pub const TYPES: [&str; 10] = [
+pub const TYPES: [&str; 12] = [
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_RENEWED,
     SUBSCRIPTION_PAST_DUE,
@@ -36,9 +41,11 @@ pub const TYPES: [&str; 10] = [
     SUBSCRIPTION_RESUMED,
     SUBSCRIPTION_PLAN_CHANGED,
     SUBSCRIPTION_DEACTIVATED,
+    SUBSCRIPTION_UPDATED,
     PAYMENT_SUCCEEDED,
     PAYMENT_FAILED,
     PAYMENT_REFUNDED,
+    LAUNCH_TOKEN_CREATED,
 ];
 
 fn db_error(e: impl std::error::Error + Send + Sync + 'static) -> diesel::result::Error {
@@ -55,18 +62,21 @@ pub fn subscription(
     extra: Option<(&str, Value)>,
 ) -> QueryResult<Event> {
     let sub = subscriptions::find(conn, subscription_id)?.ok_or(diesel::NotFound)?;
-    let new = of_subscription(event_type, &sub, now, extra)?;
+    let plan = plans::find(conn, sub.plan_id)?;
+    let new = of_subscription(event_type, &sub, plan.as_ref(), now, extra)?;
     record(conn, new, now)
 }
 
-/// The event `event_type` of `sub`, which is the row as the change left it (not yet recorded).
+/// The event `event_type` of `sub`, which is the row as the change left it (not yet recorded),
+/// on `plan` (`sub.plan_id`'s).
 pub fn of_subscription(
     event_type: &'static str,
     sub: &subscriptions::Subscription,
+    plan: Option<&Plan>,
     now: NaiveDateTime,
     extra: Option<(&str, Value)>,
 ) -> QueryResult<NewEvent> {
-    let mut data = json!({ "subscription": SubscriptionView::of(sub, now) });
+    let mut data = json!({ "subscription": SubscriptionView::of(sub, plan, now) });
     if let Some((key, value)) = extra {
         data[key] = value;
     }

@@ -4,7 +4,10 @@
 use serde::Serialize;
 
 use crate::error::ApiError;
+use std::collections::HashMap;
+
 use crate::models::payments;
+use crate::models::plans::{self, Plan};
 use crate::models::subscriptions::{self, Listing};
 use crate::state::AppState;
 
@@ -44,25 +47,35 @@ pub async fn subscriptions(
     }
     let limit = page_size(limit)?;
     let now = naive(state.clock.now());
-    let rows = run_db(&state.pool, move |conn| {
-        Ok(subscriptions::list(conn, &listing, now, limit + 1)?)
+    let (rows, plans) = run_db(&state.pool, move |conn| {
+        let rows = subscriptions::list(conn, &listing, now, limit + 1)?;
+        let ids: Vec<i64> = rows.iter().map(|s| s.plan_id).collect();
+        let plans: HashMap<i64, Plan> = plans::find_many(conn, &ids)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        Ok((rows, plans))
     })
     .await?;
-    let views = rows.iter().map(|s| SubscriptionView::of(s, now)).collect();
+    let views = rows
+        .iter()
+        .map(|s| SubscriptionView::of(s, plans.get(&s.plan_id), now))
+        .collect();
     Ok(paged(views, limit, |v: &SubscriptionView| v.id))
 }
 
 pub async fn subscription(state: &AppState, id: i64) -> Result<SubscriptionDetail, ApiError> {
     let now = naive(state.clock.now());
-    let (sub, pays) = run_db(&state.pool, move |conn| {
+    let (sub, plan, pays) = run_db(&state.pool, move |conn| {
         let sub = subscriptions::find(conn, id)?
             .ok_or_else(|| ApiError::not_found("subscription_not_found", "no such subscription"))?;
+        let plan = plans::find(conn, sub.plan_id)?;
         let pays = payments::list_filtered(conn, None, Some(id), None, 1000)?;
-        Ok((sub, pays))
+        Ok((sub, plan, pays))
     })
     .await?;
     Ok(SubscriptionDetail {
-        subscription: SubscriptionView::of(&sub, now),
+        subscription: SubscriptionView::of(&sub, plan.as_ref(), now),
         payments: pays.iter().map(|(p, u)| PaymentView::of(p, u)).collect(),
     })
 }

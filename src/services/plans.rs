@@ -1,8 +1,15 @@
 //! Plans: what Treefort fetches, and what operators upsert from the CLI (validated here once).
 
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+
+use crate::db::AnyConnection;
+use crate::domain::features::Features;
 use crate::domain::money::{parse_currency, parse_divisor};
 use crate::error::ApiError;
 use crate::models::plans::{self, Plan, PlanValues};
+use crate::models::subscriptions;
+use crate::services::events;
 use crate::state::AppState;
 
 use crate::db::run_db;
@@ -43,6 +50,8 @@ pub struct PlanInput {
     pub currency: String,
     pub amount: i64,
     pub divisor: i64,
+    /// Checked already (`Features` only holds valid ones).
+    pub features: Features,
 }
 
 impl PlanInput {
@@ -83,6 +92,7 @@ impl PlanInput {
             amount: self.amount,
             divisor: parse_divisor(self.divisor)?,
             updated_at: now,
+            features: self.features.to_stored(),
         })
     }
 }
@@ -93,6 +103,7 @@ pub fn view(p: &Plan) -> serde_json::Value {
         "id": p.id, "name": p.name, "interval": p.billing_interval, "intervalCount": p.interval_count,
         "trialDays": p.trial_days, "graceDays": p.grace_days,
         "price": {"currency": p.currency, "amount": p.amount, "divisor": p.divisor},
+        "features": p.features,
     })
 }
 
@@ -107,6 +118,8 @@ pub struct PlanFields {
     pub trial_days: Option<i32>,
     pub grace_days: Option<i32>,
     pub price: Option<PriceFields>,
+    /// The whole set of features (replaces the plan's); checked by `Features::from_json`.
+    pub features: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -115,6 +128,75 @@ pub struct PriceFields {
     pub currency: String,
     pub amount: i64,
     pub divisor: Option<i64>,
+}
+
+/// `features` as `/v1` sent it, checked (400 `invalid_feature` naming the key at fault).
+fn features_of(features: Option<serde_json::Value>) -> Result<Option<Features>, ApiError> {
+    features
+        .map(Features::from_json)
+        .transpose()
+        .map_err(|message| ApiError::bad_request("invalid_feature", message))
+}
+
+/// What saving a plan did.
+#[derive(Debug)]
+pub struct Saved {
+    pub plan: Plan,
+    /// Current subscribers who keep the price and interval they signed up for.
+    pub keeping_other_terms: i64,
+    /// Current subscribers told of new features (`subscription.updated`).
+    pub told_of_features: usize,
+}
+
+/// Creates plan `id` or replaces its values, in one transaction. Features take effect for
+/// current subscribers at once, so when they change each current subscriber gets
+/// `subscription.updated` (with the new features), queued in that subscription's line of webhook
+/// deliveries like its other events. Prices stay versioned: current subscribers keep theirs.
+/// The one way the CLI and `/v1` save a plan.
+pub fn save(
+    conn: &mut AnyConnection,
+    id: i64,
+    values: &PlanValues,
+    now: NaiveDateTime,
+) -> QueryResult<Saved> {
+    crate::db::write_transaction(conn, |conn| {
+        let before = plans::find(conn, id)?;
+        let plan = plans::upsert(conn, id, values, now)?;
+        let features_changed = before.is_some_and(|b| b.features != plan.features);
+        let told_of_features = if features_changed {
+            tell_subscribers(conn, &plan, now)?
+        } else {
+            0
+        };
+        let keeping_other_terms = subscriptions::count_on_other_terms(conn, &plan)?;
+        Ok(Saved {
+            plan,
+            keeping_other_terms,
+            told_of_features,
+        })
+    })
+}
+
+/// `subscription.updated` for each current subscriber of `plan`, a few hundred at a time.
+fn tell_subscribers(
+    conn: &mut AnyConnection,
+    plan: &Plan,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let ids = plans::live_subscription_ids(conn, plan.id)?;
+    for chunk in ids.chunks(500) {
+        crate::db::lock_subscriptions(conn, chunk)?;
+        let subs = subscriptions::find_many(conn, chunk)?;
+        let news = chunk
+            .iter()
+            .filter_map(|id| subs.get(id))
+            .map(|sub| {
+                events::of_subscription(events::SUBSCRIPTION_UPDATED, sub, Some(plan), now, None)
+            })
+            .collect::<QueryResult<Vec<_>>>()?;
+        events::record_all(conn, news, now)?;
+    }
+    Ok(ids.len())
 }
 
 fn invalid(message: String) -> ApiError {
@@ -141,6 +223,7 @@ pub async fn create(state: &AppState, fields: PlanFields) -> Result<Plan, ApiErr
         currency: price.currency,
         amount: price.amount,
         divisor: price.divisor.unwrap_or(100),
+        features: features_of(fields.features)?.unwrap_or_default(),
     };
     let now = crate::clock::naive(state.clock.now());
     let values = input.validate(now).map_err(invalid)?;
@@ -151,7 +234,7 @@ pub async fn create(state: &AppState, fields: PlanFields) -> Result<Plan, ApiErr
                 format!("plan {id} exists; change it with PATCH /v1/plans/{id}"),
             ));
         }
-        Ok(plans::upsert(conn, id, &values, now)?)
+        Ok(save(conn, id, &values, now)?.plan)
     })
     .await
 }
@@ -185,13 +268,13 @@ pub async fn update(
         divisor: price
             .as_ref()
             .map_or(current.divisor, |p| p.divisor.unwrap_or(100)),
+        features: features_of(fields.features)?.unwrap_or(current.features),
     };
     let now = crate::clock::naive(state.clock.now());
     let values = input.validate(now).map_err(invalid)?;
     run_db(&state.pool, move |conn| {
-        let plan = plans::upsert(conn, id, &values, now)?;
-        let keep = crate::models::subscriptions::count_on_other_terms(conn, &plan)?;
-        Ok((plan, keep))
+        let saved = save(conn, id, &values, now)?;
+        Ok((saved.plan, saved.keeping_other_terms))
     })
     .await
 }

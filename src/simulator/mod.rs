@@ -226,11 +226,14 @@ pub fn seed_demo(
         return Ok(Vec::new());
     }
     let plans = [
-        (1, "Monthly", "month", 7, 3, 999),
-        (2, "Yearly", "year", 0, 7, 9_900),
+        (1, "Monthly", "month", 7, 3, 999, ("basic", false, 10)),
+        (2, "Yearly", "year", 0, 7, 9_900, ("pro", true, 50)),
     ];
     let mut made = Vec::new();
-    for (id, name, interval, trial_days, grace_days, amount) in plans {
+    for (id, name, interval, trial_days, grace_days, amount, (tier, reports, seats)) in plans {
+        let features = serde_json::json!({
+            "tier": tier, "advancedReporting": reports, "maxEmployees": seats,
+        });
         let input = PlanInput {
             id,
             name: name.into(),
@@ -241,6 +244,7 @@ pub fn seed_demo(
             currency: "EUR".into(),
             amount,
             divisor: 100,
+            features: crate::domain::features::Features::from_json(features)?,
         };
         let values = input.validate(now)?;
         crate::models::plans::upsert(conn, id, &values, now).map_err(db_err)?;

@@ -210,6 +210,7 @@ impl TestApp {
             amount,
             divisor,
             updated_at: now,
+            features: "{}".into(),
         };
         plans::upsert(&mut self.conn(), id, &values, now).unwrap();
     }

@@ -14,6 +14,7 @@ mod cli;
 mod conformance;
 mod due_work;
 mod faults;
+mod features;
 mod forms;
 mod health;
 mod helpers;

@@ -79,6 +79,11 @@ pub(super) async fn record_wave(
                 .map(|w| w.subscription.id)
                 .collect();
             let after = subscriptions::find_many(conn, &with_events)?;
+            let plan_ids: Vec<i64> = after.values().map(|s| s.plan_id).collect();
+            let plans_after: HashMap<i64, Plan> = plans::find_many(conn, &plan_ids)?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect();
             let mut new_events = Vec::new();
             let mut entries = Vec::new();
             for write in &held {
@@ -92,7 +97,8 @@ pub(super) async fn record_wave(
                 }
                 for event_type in &write.events {
                     let sub = after.get(&id).ok_or(diesel::NotFound)?;
-                    new_events.push(events::of_subscription(event_type, sub, now, None)?);
+                    let plan = plans_after.get(&sub.plan_id);
+                    new_events.push(events::of_subscription(event_type, sub, plan, now, None)?);
                 }
                 if let Some(body) = &write.treefort_update {
                     entries.push(outbox::entry(id, outbox_rows::UPDATE, body, now)?);

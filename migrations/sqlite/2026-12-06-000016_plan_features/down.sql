@@ -1,0 +1,2 @@
+DROP INDEX subscriptions_live_plan;
+ALTER TABLE plans DROP COLUMN features;

@@ -19,6 +19,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    signing_keys (id) {
+        id -> BigInt,
+        kid -> Text,
+        algorithm -> Text,
+        salt -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+        retires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     promo_codes (id) {
         id -> BigInt,
         code -> Text,
@@ -349,4 +361,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     catalog_version,
     unrecorded_charges,
+    signing_keys,
 );

@@ -83,6 +83,7 @@ PROVIDER_API_KEYS=schemathesis-key \
 TREEFORT_API_URL="http://127.0.0.1:$treefort_port/v1" \
 TREEFORT_TOKEN_URL="http://127.0.0.1:$treefort_port/oauth2/token" \
 TREEFORT_CLIENT_ID=client TREEFORT_CLIENT_SECRET=secret TREEFORT_API_VERSION=2024-10-01 \
+LAUNCH_TOKEN_SECRET=schemathesis-launch-token-secret-0123456789 \
 LOG_FORMAT=json RUST_LOG=warn \
     "$bin" serve 2>"$work/service.log" &
 service_pid=$!

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use treefort_webpay::cli::{
     self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
-    WebhooksCommand,
+    SigningKeysCommand, WebhooksCommand,
 };
 use treefort_webpay::config::Settings;
 use treefort_webpay::startup::{build_state, Application};
@@ -48,6 +48,9 @@ enum Command {
     /// see attempts, redeliver an event.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The keys that sign launch tokens: rotate, list.
+    #[command(subcommand)]
+    SigningKeys(SigningKeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +102,12 @@ fn main() -> ExitCode {
             .and_then(|settings| {
                 let mut conn = cli::open_database()?;
                 cli::webhooks::run(&mut conn, &settings, command)
+            })
+            .map(|out| println!("{out}")),
+        Command::SigningKeys(command) => Settings::from_env()
+            .and_then(|settings| {
+                let mut conn = cli::open_database()?;
+                cli::signing_keys::run(&mut conn, &settings, command)
             })
             .map(|out| println!("{out}")),
     };

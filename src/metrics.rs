@@ -63,6 +63,8 @@ macro_rules! counters {
 counters! {
     entitlement_reads: 1 ["source"]
         "Entitlement checks, by where the subscriptions were read (memory or database)",
+    launch_tokens: 1 ["algorithm"]
+        "Launch tokens minted, by signing algorithm (EdDSA or HS256)",
     http_requests: 2 ["route", "status"]
         "HTTP requests answered, by route pattern and status",
     checkout_payments: 1 ["outcome"]

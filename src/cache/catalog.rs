@@ -38,6 +38,9 @@ pub struct Snapshot {
     /// The `/v1` API keys not revoked, by public id (a key made since is looked up in the
     /// database; a revocation is seen at the next version check).
     pub api_keys: HashMap<String, crate::models::api_keys::ApiKey>,
+    /// The launch-token signing keys, newest first (the first signs; those not retired are in
+    /// the JWKS).
+    pub signing_keys: Vec<crate::models::signing_keys::SigningKey>,
 }
 
 impl Snapshot {
@@ -64,11 +67,13 @@ impl Snapshot {
             .into_iter()
             .map(|k| (k.key_id.clone(), k))
             .collect();
+        let signing_keys = crate::models::signing_keys::list(conn)?;
         Ok(Self {
             version,
             plans,
             promos,
             api_keys,
+            signing_keys,
         })
     }
 

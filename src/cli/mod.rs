@@ -3,6 +3,7 @@
 
 mod apikeys;
 mod promo;
+pub mod signing_keys;
 pub mod webhooks;
 pub use apikeys::*;
 pub use promo::*;
@@ -125,6 +126,20 @@ pub enum ApiKeysCommand {
     },
     /// Revoke a key (by its number or its public id); it stops working at once.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeysCommand {
+    /// Make a new launch-token signing key (the first one if there is none). It signs from now
+    /// on; the one before stays in /.well-known/jwks.json for 24 hours, so tokens in flight
+    /// still verify. Needs WEBHOOK_SIGNING_KEY, which keys are derived from.
+    Rotate,
+    /// List the signing keys: generation, kid, made, and whether it signs, is still published or
+    /// is retired.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

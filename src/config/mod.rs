@@ -74,6 +74,8 @@ pub struct Settings {
     /// The key webhook endpoints' signing secrets are derived from (`WEBHOOK_SIGNING_KEY`, the
     /// same on every instance). `None`: endpoints cannot be added and nothing is delivered.
     pub webhook_signing_key: Option<Secret>,
+    /// When set, launch tokens are signed HS256 with it instead of EdDSA.
+    pub launch_token_secret: Option<Secret>,
     /// Per-attempt timeout of an outbound webhook delivery.
     pub webhook_timeout: Duration,
     /// Whether webhook URLs may name private, loopback or link-local addresses. `None`: only with
@@ -244,6 +246,7 @@ impl Settings {
             trust_proxy_headers: vars.trust_proxy_headers.unwrap_or(false),
             metrics_token: vars.metrics_token.map(Secret::new),
             webhook_signing_key: vars.webhook_signing_key.map(Secret::new),
+            launch_token_secret: vars.launch_token_secret.map(Secret::new),
             webhook_timeout: vars.webhook_timeout,
             catalog_check_interval: vars.catalog_check_interval,
             worker_concurrency: vars.worker_concurrency,

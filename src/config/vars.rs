@@ -57,6 +57,8 @@ pub(super) struct Vars {
     pub metrics_token: Option<String>,
     #[arg(long, env = "WEBHOOK_SIGNING_KEY", value_parser = signing_key)]
     pub webhook_signing_key: Option<String>,
+    #[arg(long, env = "LAUNCH_TOKEN_SECRET", value_parser = launch_token_secret)]
+    pub launch_token_secret: Option<String>,
     #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value = "10000", value_parser = millis("WEBHOOK_TIMEOUT_MS", 100..=60_000))]
     pub webhook_timeout: Duration,
     #[arg(long, env = "CATALOG_CHECK_MS", default_value = "250", value_parser = millis("CATALOG_CHECK_MS", 50..=60_000))]
@@ -267,6 +269,15 @@ fn signing_key(raw: &str) -> Result<String, String> {
     if raw.len() < 32 {
         return Err(
             "WEBHOOK_SIGNING_KEY must be at least 32 characters (e.g. openssl rand -hex 32)".into(),
+        );
+    }
+    Ok(raw.to_string())
+}
+
+fn launch_token_secret(raw: &str) -> Result<String, String> {
+    if raw.len() < 32 {
+        return Err(
+            "LAUNCH_TOKEN_SECRET must be at least 32 characters (e.g. openssl rand -hex 32)".into(),
         );
     }
     Ok(raw.to_string())

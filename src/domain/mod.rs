@@ -9,6 +9,7 @@ pub mod locale;
 pub mod money;
 pub mod promo_code;
 pub mod session_token;
+pub mod signing_key;
 pub mod text;
 pub mod url;
 pub mod webhook;

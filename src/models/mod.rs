@@ -16,6 +16,7 @@ pub mod plans;
 pub mod portal_sessions;
 pub mod promo_codes;
 pub mod service_settings;
+pub mod signing_keys;
 pub mod subscription_changes;
 pub mod subscriptions;
 mod unnest;

@@ -83,6 +83,21 @@ pub fn of_subscription(
     new_event(event_type, &sub.user_id, Some(sub.id), None, data, now)
 }
 
+/// Records `launch_token.created`: the user and the audience, never the token.
+pub fn launch_token(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    audience: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<Event> {
+    let data = json!({ "launchToken": { "userId": user_id, "audience": audience } });
+    record(
+        conn,
+        new_event(LAUNCH_TOKEN_CREATED, user_id, None, None, data, now)?,
+        now,
+    )
+}
+
 /// Records `event_type` for a payment as it now is. Call inside the transaction that made it.
 pub fn payment(
     conn: &mut AnyConnection,

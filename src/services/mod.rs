@@ -9,6 +9,7 @@ pub mod entitlement;
 pub mod events;
 pub mod gateway_events;
 pub mod idempotency;
+pub mod launch_tokens;
 pub mod management;
 pub mod outbox;
 pub mod payments;

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::{api, pages};
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 48] = [
+pub const ROUTES: [(&str, &str); 50] = [
     ("GET", "/"),
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
@@ -32,6 +32,7 @@ pub const ROUTES: [(&str, &str); 48] = [
     ("POST", "/webhooks/stripe"),
     ("GET", "/assets/card.js"),
     ("GET", "/v1/users/{userId}/entitlement"),
+    ("POST", "/v1/users/{userId}/launch-tokens"),
     ("POST", "/v1/subscriptions/{id}/cancel"),
     ("POST", "/v1/subscriptions/{id}/resume"),
     ("GET", "/v1/subscriptions"),
@@ -60,6 +61,7 @@ pub const ROUTES: [(&str, &str); 48] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"),
 ];
 
 /// Mounts every route; anything else is 404.
@@ -174,6 +176,10 @@ fn v1(cfg: &mut web::ServiceConfig) {
         web::get().to(api::v1::entitlement::show),
     ))
     .service(post(
+        "/v1/users/{userId}/launch-tokens",
+        web::post().to(api::v1::launch_tokens::create),
+    ))
+    .service(post(
         "/v1/subscriptions/{id}/cancel",
         web::post().to(api::v1::subscriptions::cancel),
     ))
@@ -274,7 +280,11 @@ fn operations(cfg: &mut web::ServiceConfig) {
         .service(get("/healthz", web::get().to(healthz)))
         .service(get("/readyz", web::get().to(readyz)))
         .service(get("/metrics", web::get().to(metrics)))
-        .service(get("/openapi.yaml", web::get().to(openapi)));
+        .service(get("/openapi.yaml", web::get().to(openapi)))
+        .service(get(
+            "/.well-known/jwks.json",
+            web::get().to(api::v1::launch_tokens::jwks),
+        ));
 }
 
 /// `GET /`: local mode goes to the simulator; otherwise a small page that names the service.

@@ -18,6 +18,7 @@ mod features;
 mod forms;
 mod health;
 mod helpers;
+mod launch_tokens;
 mod lease;
 mod lifecycle;
 mod limits;

@@ -5,6 +5,7 @@
 
 pub mod entitlement;
 pub mod events;
+pub mod launch_tokens;
 pub mod payments;
 pub mod plans;
 pub mod promo_codes;

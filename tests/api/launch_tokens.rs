@@ -557,3 +557,48 @@ async fn a_read_key_is_refused_and_bad_requests_get_a_400_with_a_stable_code() {
         .unwrap()
         .contains("LAUNCH_TOKEN_SECRET"));
 }
+
+#[tokio::test]
+async fn the_readmes_rust_example_is_printed_verbatim_and_gates_on_a_real_token() {
+    let example = include_str!("readme_launch_token.rs");
+    let code: String = example
+        .lines()
+        .skip_while(|l| l.starts_with("//!") || l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(code.trim()),
+        "README.md must print tests/api/readme_launch_token.rs's code as it is"
+    );
+
+    let app = app_with(|_| {}).await;
+    let key = v1_key(&app, "write");
+    app.subscribed_user("u1", 1).await;
+    let (token, _) = minted(&app, &key, "u1", json!({"audience": "reports"})).await;
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks(&app).await).unwrap();
+    let issuer = &app.state.settings.public_base_url;
+    let launch =
+        crate::readme_launch_token::verify_launch_token(&token, &jwks, issuer, "reports").unwrap();
+    assert_eq!(launch.sub, "u1");
+    assert_eq!(launch.email.as_deref(), Some("u1@example.com"));
+    assert!(launch.name.is_some());
+    let plan = &launch.subscription;
+    assert!(plan.require_feature("advancedReporting"));
+    assert!(!plan.require_feature("sso"));
+    assert!(plan.check_limit("maxEmployees", 49));
+    assert!(!plan.check_limit("maxEmployees", 50));
+    assert!(
+        !plan.check_limit("advancedReporting", 0),
+        "a boolean is no limit"
+    );
+    assert!(
+        crate::readme_launch_token::verify_launch_token(&token, &jwks, issuer, "billing").is_err()
+    );
+    let ghost = minted(&app, &key, "ghost", json!({"audience": "reports"}))
+        .await
+        .0;
+    let ghost =
+        crate::readme_launch_token::verify_launch_token(&ghost, &jwks, issuer, "reports").unwrap();
+    assert!(!ghost.subscription.active && !ghost.subscription.require_feature("advancedReporting"));
+}

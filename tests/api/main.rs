@@ -31,6 +31,7 @@ mod payment;
 mod pool;
 mod promo_validation;
 mod properties;
+mod readme_launch_token;
 mod stripe;
 mod stripe_campaign;
 mod stripe_faults;

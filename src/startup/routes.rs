@@ -64,14 +64,18 @@ pub const ROUTES: [(&str, &str); 50] = [
     ("GET", "/.well-known/jwks.json"),
 ];
 
-/// Mounts every route; anything else is 404.
+/// Mounts every route; anything else is 404. Each group with a dynamic segment is a scope under
+/// its static prefix, so a request is matched only against its own group's patterns (actix's
+/// router tries a pattern with `{…}` by regular expression, one after another in mounting order:
+/// unscoped, `/healthz` paid for 35 of them). The static routes come first.
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    treefort(cfg);
-    shopper_pages(cfg);
-    v1(cfg);
-    v1_events(cfg);
     operations(cfg);
-    cfg.default_service(web::to(not_found));
+    gateway_and_assets(cfg);
+    cfg.service(web::scope("/treefort").configure(treefort))
+        .service(web::scope("/v1").configure(v1).configure(v1_events))
+        .service(web::scope("/checkout").configure(checkout_pages))
+        .service(web::scope("/billing").configure(billing_pages))
+        .default_service(web::to(not_found));
 }
 
 /// A resource answering `routes` by method, and every other method with 405 and the `Allow`
@@ -99,70 +103,78 @@ fn post(path: &'static str, route: Route) -> actix_web::Resource {
 /// The five routes Treefort calls.
 fn treefort(cfg: &mut web::ServiceConfig) {
     cfg.service(post(
-        "/treefort/subscription-plan",
+        "/subscription-plan",
         web::post().to(api::subscription_plan::handle),
     ))
     .service(post(
-        "/treefort/checkout-session",
+        "/checkout-session",
         web::post().to(api::checkout_session::handle),
     ))
     .service(post(
-        "/treefort/billing-portal-session",
+        "/billing-portal-session",
         web::post().to(api::billing_portal_session::handle),
     ))
     .service(post(
-        "/treefort/cancel-subscription",
+        "/cancel-subscription",
         web::post().to(api::cancel_subscription::handle),
     ))
     .service(post(
-        "/treefort/validate-promo-code",
+        "/validate-promo-code",
         web::post().to(api::validate_promo_code::handle),
     ));
 }
 
-/// The shopper's checkout and billing pages, their script, and the gateway's webhook.
-fn shopper_pages(cfg: &mut web::ServiceConfig) {
+/// The shopper's checkout pages (under `/checkout`).
+fn checkout_pages(cfg: &mut web::ServiceConfig) {
     cfg.service(resource(
-        "/checkout/{token}",
+        "/{token}",
         vec![
             ("GET", web::get().to(pages::checkout::show)),
             ("POST", web::post().to(pages::checkout::pay)),
         ],
     ))
     .service(post(
-        "/checkout/{token}/card-setup",
+        "/{token}/card-setup",
         web::post().to(pages::checkout::card_setup),
     ))
     .service(post(
-        "/checkout/{token}/confirm",
+        "/{token}/confirm",
         web::post().to(pages::checkout::confirm),
     ))
     .service(get(
-        "/checkout/{token}/activation",
+        "/{token}/activation",
         web::get().to(pages::checkout::activation),
-    ))
-    .service(get("/billing/{token}", web::get().to(pages::billing::show)))
-    .service(post(
-        "/billing/{token}/cancel",
-        web::post().to(pages::billing::cancel),
-    ))
-    .service(post(
-        "/billing/{token}/resume",
-        web::post().to(pages::billing::resume),
-    ))
-    .service(post(
-        "/billing/{token}/card-setup",
-        web::post().to(pages::billing::card_setup),
-    ))
-    .service(post(
-        "/billing/{token}/card",
-        web::post().to(pages::billing::replace_card),
-    ))
-    .service(post(
-        "/billing/{token}/confirm-payment",
-        web::post().to(pages::billing::confirm_payment),
-    ))
-    .service(
+    ));
+}
+
+/// The shopper's billing portal (under `/billing`).
+fn billing_pages(cfg: &mut web::ServiceConfig) {
+    cfg.service(get("/{token}", web::get().to(pages::billing::show)))
+        .service(post(
+            "/{token}/cancel",
+            web::post().to(pages::billing::cancel),
+        ))
+        .service(post(
+            "/{token}/resume",
+            web::post().to(pages::billing::resume),
+        ))
+        .service(post(
+            "/{token}/card-setup",
+            web::post().to(pages::billing::card_setup),
+        ))
+        .service(post(
+            "/{token}/card",
+            web::post().to(pages::billing::replace_card),
+        ))
+        .service(post(
+            "/{token}/confirm-payment",
+            web::post().to(pages::billing::confirm_payment),
+        ));
+}
+
+/// The gateway's webhook and the pages' script (static paths).
+fn gateway_and_assets(cfg: &mut web::ServiceConfig) {
+    cfg.service(
         post("/webhooks/stripe", web::post().to(api::webhooks::stripe))
             .app_data(web::PayloadConfig::new(api::webhooks::WEBHOOK_LIMIT)),
     )
@@ -172,82 +184,82 @@ fn shopper_pages(cfg: &mut web::ServiceConfig) {
 /// The app owner's `/v1` API: entitlement, subscriptions, payments, plans and promo codes.
 fn v1(cfg: &mut web::ServiceConfig) {
     cfg.service(get(
-        "/v1/users/{userId}/entitlement",
+        "/users/{userId}/entitlement",
         web::get().to(api::v1::entitlement::show),
     ))
     .service(post(
-        "/v1/users/{userId}/launch-tokens",
+        "/users/{userId}/launch-tokens",
         web::post().to(api::v1::launch_tokens::create),
     ))
     .service(post(
-        "/v1/subscriptions/{id}/cancel",
+        "/subscriptions/{id}/cancel",
         web::post().to(api::v1::subscriptions::cancel),
     ))
     .service(post(
-        "/v1/subscriptions/{id}/resume",
+        "/subscriptions/{id}/resume",
         web::post().to(api::v1::subscriptions::resume),
     ))
     .service(get(
-        "/v1/subscriptions",
+        "/subscriptions",
         web::get().to(api::v1::subscriptions::list),
     ))
     .service(get(
-        "/v1/subscriptions/{id}",
+        "/subscriptions/{id}",
         web::get().to(api::v1::subscriptions::show),
     ))
-    .service(get("/v1/payments", web::get().to(api::v1::payments::list)))
+    .service(get("/payments", web::get().to(api::v1::payments::list)))
     .service(post(
-        "/v1/payments/{id}/refund",
+        "/payments/{id}/refund",
         web::post().to(api::v1::payments::refund),
     ))
     .service(resource(
-        "/v1/plans",
+        "/plans",
         vec![
             ("GET", web::get().to(api::v1::plans::list)),
             ("POST", web::post().to(api::v1::plans::create)),
         ],
     ))
     .service(resource(
-        "/v1/plans/{id}",
+        "/plans/{id}",
         vec![
             ("GET", web::get().to(api::v1::plans::show)),
             ("PATCH", web::patch().to(api::v1::plans::update)),
         ],
     ))
     .service(resource(
-        "/v1/promo-codes",
+        "/promo-codes",
         vec![
             ("GET", web::get().to(api::v1::promo_codes::list)),
             ("POST", web::post().to(api::v1::promo_codes::create)),
         ],
     ))
     .service(get(
-        "/v1/promo-codes/{code}",
+        "/promo-codes/{code}",
         web::get().to(api::v1::promo_codes::show),
     ))
     .service(post(
-        "/v1/promo-codes/{code}/disable",
+        "/promo-codes/{code}/disable",
         web::post().to(api::v1::promo_codes::disable),
     ));
 }
 
 /// The app owner's events and webhook endpoints (`/v1`).
 fn v1_events(cfg: &mut web::ServiceConfig) {
-    cfg.service(get("/v1/events", web::get().to(api::v1::events::list)))
-        .service(get("/v1/events/{id}", web::get().to(api::v1::events::show)))
+    cfg.service(get("/events", web::get().to(api::v1::events::list)))
+        .service(get("/events/{id}", web::get().to(api::v1::events::show)))
         .service(post(
-            "/v1/events/{id}/redeliver",
+            "/events/{id}/redeliver",
             web::post().to(api::v1::events::redeliver),
         ))
         .service(resource(
-            "/v1/webhook-endpoints",
+            "/webhook-endpoints",
             vec![
                 ("GET", web::get().to(api::v1::webhook_endpoints::list)),
                 ("POST", web::post().to(api::v1::webhook_endpoints::create)),
             ],
         ))
         .service(resource(
-            "/v1/webhook-endpoints/{id}",
+            "/webhook-endpoints/{id}",
             vec![
                 ("GET", web::get().to(api::v1::webhook_endpoints::show)),
                 (
@@ -257,19 +269,19 @@ fn v1_events(cfg: &mut web::ServiceConfig) {
             ],
         ))
         .service(post(
-            "/v1/webhook-endpoints/{id}/disable",
+            "/webhook-endpoints/{id}/disable",
             web::post().to(api::v1::webhook_endpoints::disable),
         ))
         .service(post(
-            "/v1/webhook-endpoints/{id}/enable",
+            "/webhook-endpoints/{id}/enable",
             web::post().to(api::v1::webhook_endpoints::enable),
         ))
         .service(post(
-            "/v1/webhook-endpoints/{id}/roll-secret",
+            "/webhook-endpoints/{id}/roll-secret",
             web::post().to(api::v1::webhook_endpoints::roll_secret),
         ))
         .service(get(
-            "/v1/webhook-endpoints/{id}/attempts",
+            "/webhook-endpoints/{id}/attempts",
             web::get().to(api::v1::webhook_endpoints::attempts),
         ));
 }

@@ -20,12 +20,13 @@ pub fn run(
                 .ok_or("signing keys are derived from WEBHOOK_SIGNING_KEY: set it (the same as the service's)")?;
             let key = launch_tokens::rotate(conn, master.expose(), now).map_err(|e| e.message)?;
             let mut out = format!(
-                "signing key {} (generation {}) signs launch tokens from now on",
+                "signing key {} (generation {}) is in /.well-known/jwks.json now",
                 key.kid, key.id
             );
             if key.id > 1 {
                 out.push_str(&format!(
-                    "; the keys before it stay in /.well-known/jwks.json until {}",
+                    " and signs launch tokens from {} (once every cached copy of the JWKS has it); the keys before it stay published until {}",
+                    rfc3339(now + launch_tokens::JWKS_MAX_AGE),
                     rfc3339(now + launch_tokens::RETIRED_KEY_PUBLISHED_FOR)
                 ));
             }
@@ -37,15 +38,15 @@ pub fn run(
         SigningKeysCommand::List { json } => {
             let keys = signing_keys::list(conn).map_err(|e| format!("database error: {e}"))?;
             let now = now.naive_utc();
+            let signing = launch_tokens::signing_key_at(&keys, now).map(|k| k.id);
             if json {
                 let out: Vec<_> = keys
                     .iter()
-                    .enumerate()
-                    .map(|(i, k)| {
+                    .map(|k| {
                         json!({"generation": k.id, "kid": k.kid, "algorithm": k.algorithm,
                            "createdAt": rfc3339(k.created_at.and_utc()),
                            "retiresAt": k.retires_at.map(|t| rfc3339(t.and_utc())),
-                           "state": state_of(k, i == 0, now)})
+                           "state": state_of(k, signing, now)})
                     })
                     .collect();
                 return Ok(serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -55,17 +56,20 @@ pub fn run(
             }
             Ok(keys
                 .iter()
-                .enumerate()
-                .map(|(i, k)| {
+                .map(|k| {
                     format!(
                         "#{:<3} {}  {}  made {}  {}",
                         k.id,
                         k.kid,
                         k.algorithm,
                         rfc3339(k.created_at.and_utc()),
-                        match (state_of(k, i == 0, now), k.retires_at) {
+                        match (state_of(k, signing, now), k.retires_at) {
                             ("published", Some(at)) =>
                                 format!("published until {}", rfc3339(at.and_utc())),
+                            ("published", None) => format!(
+                                "published, signs from {}",
+                                rfc3339((k.created_at + launch_tokens::JWKS_MAX_AGE).and_utc())
+                            ),
                             (state, _) => state.to_string(),
                         }
                     )
@@ -76,9 +80,10 @@ pub fn run(
     }
 }
 
-/// `signing` (the newest), `published` (still in the JWKS) or `retired`.
-fn state_of(key: &SigningKey, newest: bool, now: NaiveDateTime) -> &'static str {
-    match (newest, key.published(now)) {
+/// `signing`, `published` (in the JWKS: a new key before it signs, or an old one for 24 hours)
+/// or `retired`.
+fn state_of(key: &SigningKey, signing: Option<i64>, now: NaiveDateTime) -> &'static str {
+    match (signing == Some(key.id), key.published(now)) {
         (true, _) => "signing",
         (false, true) => "published",
         (false, false) => "retired",

@@ -35,11 +35,18 @@ pub struct Endpoint {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
+/// Event types an endpoint gets only when it lists them: a launch token is minted each time a
+/// user opens a product, a record for audit rather than a change to act on.
+pub const ONLY_WHEN_LISTED: [&str; 1] = ["launch_token.created"];
+
 impl Endpoint {
+    /// Whether `event_type` is sent to it: one of the types it lists, or, when it lists none,
+    /// every type but those only sent when asked for (`ONLY_WHEN_LISTED`).
     pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types
-            .as_deref()
-            .is_none_or(|types| types.split(',').any(|t| t == event_type))
+        match self.event_types.as_deref() {
+            Some(types) => types.split(',').any(|t| t == event_type),
+            None => !ONLY_WHEN_LISTED.contains(&event_type),
+        }
     }
 }
 

@@ -26,6 +26,12 @@ use crate::state::AppState;
 /// How long a rotated key stays in the JWKS (tokens live 15 minutes at most).
 pub const RETIRED_KEY_PUBLISHED_FOR: TimeDelta = TimeDelta::hours(24);
 pub const TTL_SECONDS: std::ops::RangeInclusive<i64> = 30..=900;
+/// How long the JWKS may be cached (`max-age`), and so how long a new key is published before it
+/// signs: every cached copy of the JWKS has a key before any token names it.
+pub const JWKS_MAX_AGE: TimeDelta = TimeDelta::minutes(5);
+/// `nbf` is this much before `iat`, so that a product whose clock runs a little behind (jose and
+/// PyJWT allow no skew by default) accepts a token it was just handed.
+pub const NOT_BEFORE_SLACK: TimeDelta = TimeDelta::seconds(30);
 pub const DEFAULT_TTL_SECONDS: i64 = 300;
 
 /// `POST /v1/users/{userId}/launch-tokens`: every field optional.
@@ -143,7 +149,7 @@ pub async fn mint(
         email,
         name,
         iat: issued.timestamp(),
-        nbf: issued.timestamp(),
+        nbf: (issued - NOT_BEFORE_SLACK).timestamp(),
         exp: expires.timestamp(),
         jti: new_jti()?,
         subscription: &entitlement,
@@ -152,12 +158,10 @@ pub async fn mint(
     let now = naive(state.clock.now());
     let audience = request.audience;
     run_db(&state.pool, move |conn| {
-        Ok(events::launch_token(
-            conn,
-            &user_id,
-            audience.as_deref(),
-            now,
-        )?)
+        crate::db::write_transaction(conn, |conn| {
+            events::launch_token(conn, &user_id, audience.as_deref(), now)
+        })?;
+        Ok(())
     })
     .await?;
     state.metrics.counters.launch_tokens.inc([algorithm]);
@@ -182,19 +186,33 @@ async fn signer(state: &AppState) -> Result<(Header, EncodingKey), ApiError> {
         return Ok((Header::new(Algorithm::HS256), key));
     }
     let master = master_key(state)?.to_string();
-    let newest = match state.catalog.get(&state.pool).await?.signing_keys.first() {
-        Some(key) => key.clone(),
-        None => {
-            let made = master.clone();
+    let catalog = state.catalog.get(&state.pool).await?;
+    let mut keys = catalog.signing_keys.clone();
+    if keys.is_empty() {
+        let made = master.clone();
+        keys.push(
             run_db(&state.pool, move |conn| {
                 first_key(conn, &made, Clock::System.now())
             })
-            .await?
-        }
+            .await?,
+        );
+    }
+    let now = Clock::System.now().naive_utc();
+    let chosen = signing_key_at(&keys, now).ok_or_else(|| ApiError::internal("no signing key"))?;
+    let (key, derived) = match derive_checked(&master, chosen) {
+        Ok(derived) => (chosen, derived),
+        // Made from another WEBHOOK_SIGNING_KEY: a newer key made from this one (a rotation to
+        // mend it) signs at once rather than after its lead time.
+        Err(refused) => match keys.first().filter(|newest| newest.id != chosen.id) {
+            Some(newest) => (
+                newest,
+                derive_checked(&master, newest).map_err(|_| refused)?,
+            ),
+            None => return Err(refused),
+        },
     };
-    let derived = derive_checked(&master, &newest)?;
     let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(newest.kid);
+    header.kid = Some(key.kid.clone());
     Ok((header, derived.encoding))
 }
 
@@ -209,6 +227,15 @@ fn master_key(state: &AppState) -> Result<&str, ApiError> {
                 "launch tokens need WEBHOOK_SIGNING_KEY (their EdDSA keys are derived from it) or LAUNCH_TOKEN_SECRET (HS256)",
             )
         })
+}
+
+/// The key that signs at `now` among `keys` (newest first): the newest one published for at least
+/// `JWKS_MAX_AGE`, else the oldest (the first key, just made, signs at once: the JWKS is not
+/// cached while it is empty).
+pub fn signing_key_at(keys: &[SigningKey], now: NaiveDateTime) -> Option<&SigningKey> {
+    keys.iter()
+        .find(|k| k.created_at + JWKS_MAX_AGE <= now)
+        .or(keys.last())
 }
 
 /// The private key of `key`, refused if the signing key has changed since it was made (its
@@ -256,8 +283,8 @@ pub fn first_key(
         .ok_or_else(|| ApiError::internal("no signing key after making the first"))
 }
 
-/// `signing-keys rotate`: a new key signs from now on; the ones before stay in the JWKS for
-/// 24 hours. Answers the new key.
+/// `signing-keys rotate`: a new key, published at once, signs after `JWKS_MAX_AGE`; the ones
+/// before stay in the JWKS for 24 hours. Answers the new key.
 pub fn rotate(
     conn: &mut AnyConnection,
     master: &str,
@@ -271,8 +298,8 @@ pub fn rotate(
     })
 }
 
-/// The public keys tokens may be signed with now: the newest and those retired less than 24
-/// hours ago.
+/// The public keys tokens may be signed with: the newest (which may not sign yet) and those
+/// retired less than 24 hours ago.
 pub async fn jwks(state: &AppState) -> Result<JwkSet, ApiError> {
     let catalog = state.catalog.get(&state.pool).await?;
     Ok(published(

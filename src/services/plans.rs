@@ -177,26 +177,31 @@ pub fn save(
     })
 }
 
-/// `subscription.updated` for each current subscriber of `plan`, a few hundred at a time.
+/// `subscription.updated` for each current subscriber of `plan`, a few hundred at a time. The
+/// rows are read again once locked: one that a renewal moved to another plan, or ended, between
+/// the listing and the lock is not on this plan any more and is not told.
 fn tell_subscribers(
     conn: &mut AnyConnection,
     plan: &Plan,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let ids = plans::live_subscription_ids(conn, plan.id)?;
+    let mut told = 0;
     for chunk in ids.chunks(500) {
         crate::db::lock_subscriptions(conn, chunk)?;
         let subs = subscriptions::find_many(conn, chunk)?;
         let news = chunk
             .iter()
             .filter_map(|id| subs.get(id))
+            .filter(|sub| sub.plan_id == plan.id && sub.deactivated_at.is_none())
             .map(|sub| {
                 events::of_subscription(events::SUBSCRIPTION_UPDATED, sub, Some(plan), now, None)
             })
             .collect::<QueryResult<Vec<_>>>()?;
+        told += news.len();
         events::record_all(conn, news, now)?;
     }
-    Ok(ids.len())
+    Ok(told)
 }
 
 fn invalid(message: String) -> ApiError {

@@ -229,7 +229,7 @@ async fn a_feature_change_reaches_each_current_subscriber_at_once_and_through_it
     // At once for current subscribers (no renewal needed), and the price stays theirs.
     assert_eq!(entitlement(&app, &key, "u1").await["features"], more);
     deliver_webhooks(&app).await;
-    let told: Vec<(String, Value)> = hooks
+    let mut told: Vec<(String, Value)> = hooks
         .received_requests()
         .await
         .unwrap()
@@ -244,6 +244,8 @@ async fn a_feature_change_reaches_each_current_subscriber_at_once_and_through_it
             )
         })
         .collect();
+    // Two subscriptions are two lines of delivery, sent side by side: in either order.
+    told.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         told,
         [
@@ -381,4 +383,38 @@ async fn bad_feature_keys_and_values_are_refused_with_invalid_feature_and_change
         json!({"tier": "pro"})
     );
     assert_eq!(app.count("plans"), 1);
+}
+
+#[tokio::test]
+async fn a_trial_and_grace_give_the_features_and_their_end_takes_them_away() {
+    let app = app().await;
+    let key = v1_key(&app, "write");
+    upsert(
+        &app,
+        "1",
+        "Pro",
+        &["--trial-days", "7", "--feature", "advancedReporting=true"],
+    );
+    let pro = json!({"advancedReporting": true});
+    // Card 0341 starts the trial and is declined when the trial ends.
+    let url = app.checkout_url("u1", 1, None).await;
+    assert_eq!(app.pay(&url, "4000000000000341").await.status(), 303);
+    let trial = entitlement_with(&app, &key, "u1", &pro).await;
+    assert_eq!(trial["status"], "trialing");
+    app.advance(TimeDelta::days(7) + TimeDelta::hours(1));
+    app.run_worker().await;
+    let grace = entitlement(&app, &key, "u1").await;
+    assert_eq!(
+        (grace["status"].clone(), grace["features"].clone()),
+        (json!("past_due"), pro)
+    );
+    // Grace (3 days) runs out: nothing is given any more.
+    app.advance(TimeDelta::days(4));
+    app.run_worker().await;
+    app.run_worker().await;
+    let ended = entitlement(&app, &key, "u1").await;
+    assert_eq!(
+        (ended["active"].clone(), ended["features"].clone()),
+        (json!(false), json!({}))
+    );
 }

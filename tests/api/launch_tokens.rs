@@ -115,8 +115,17 @@ async fn jwks(app: &TestApp) -> Value {
         .get(&format!("{}/.well-known/jwks.json", app.address))
         .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
-    response.json().await.unwrap()
+    let cache = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = response.json().await.unwrap();
+    let want = match body["keys"].as_array().unwrap().is_empty() {
+        true => "no-store",
+        false => "public, max-age=300",
+    };
+    assert_eq!(cache, want);
+    body
 }
 
 fn header_of(token: &str) -> Value {
@@ -172,7 +181,11 @@ async fn an_eddsa_token_verifies_with_pyjwt_from_the_jwks_and_says_what_the_subs
         "real time: {iat} vs {before}"
     );
     assert_eq!(claims["exp"].as_i64().unwrap() - iat, 120);
-    assert_eq!(claims["nbf"], claims["iat"]);
+    assert_eq!(
+        claims["nbf"].as_i64().unwrap(),
+        iat - 30,
+        "a little slack for slow clocks"
+    );
     assert_eq!(
         answer["expiresAt"].as_str().unwrap(),
         chrono::DateTime::from_timestamp(iat + 120, 0)
@@ -222,6 +235,20 @@ async fn an_eddsa_token_verifies_with_pyjwt_from_the_jwks_and_says_what_the_subs
     assert_ne!(other["claims"]["jti"], claims["jti"]);
     assert_eq!(claims["jti"].as_str().unwrap().len(), 32);
 
+    // An Idempotency-Key is not replayed: a retry gets a token of its own, and none is kept.
+    let keyed = |n: u8| {
+        app.client
+            .post(format!("{}/v1/users/u1/launch-tokens", app.address))
+            .bearer_auth(&key)
+            .header("idempotency-key", "same-key")
+            .json(&json!({"audience": format!("a{n}")}))
+            .send()
+    };
+    let (a, b) = (keyed(1).await.unwrap(), keyed(2).await.unwrap());
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (201, 201));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_ne!(a["token"], b["token"]);
+
     // A user never seen: a token saying so, for the product's upsell page. An empty body is fine.
     let empty = v1_post(&app, &key, "/v1/users/ghost/launch-tokens", None).await;
     assert_eq!(empty.status(), 201);
@@ -238,7 +265,7 @@ async fn an_eddsa_token_verifies_with_pyjwt_from_the_jwks_and_says_what_the_subs
         .into_iter()
         .filter(|e| e["type"] == "launch_token.created")
         .collect();
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 5);
     assert_eq!(
         events[0]["data"],
         json!({"launchToken": {"userId": "u1", "audience": "reports"}})
@@ -246,7 +273,7 @@ async fn an_eddsa_token_verifies_with_pyjwt_from_the_jwks_and_says_what_the_subs
     assert!(app
         .metrics_text()
         .await
-        .contains("treefort_webpay_launch_tokens_total{algorithm=\"EdDSA\"} 3"));
+        .contains("treefort_webpay_launch_tokens_total{algorithm=\"EdDSA\"} 5"));
     let signature = token.rsplit('.').next().unwrap();
     let stored: Vec<String> = {
         use diesel::prelude::*;
@@ -389,24 +416,84 @@ async fn signing_kid(app: &TestApp, key: &str, not: &str) -> (String, String) {
     panic!("the signing key never changed from {not}");
 }
 
+/// Moves key `id`'s times back by `by` (key times are the real time, so a test moves them rather
+/// than wait), and tells the catalog, as any change to the keys does.
+fn age_key(app: &TestApp, id: i64, by: chrono::TimeDelta) {
+    use diesel::prelude::*;
+    use treefort_webpay::schema::{catalog_version, signing_keys};
+    let mut conn = app.conn();
+    let key = signing_keys::table.filter(signing_keys::id.eq(id));
+    let (made, retires): (chrono::NaiveDateTime, Option<chrono::NaiveDateTime>) = key
+        .select((signing_keys::created_at, signing_keys::retires_at))
+        .first(&mut *conn)
+        .unwrap();
+    diesel::update(key)
+        .set((
+            signing_keys::created_at.eq(made - by),
+            signing_keys::retires_at.eq(retires.map(|t| t - by)),
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    diesel::update(catalog_version::table)
+        .set(catalog_version::version.eq(catalog_version::version + 1))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+/// Mints until the answer has `status` (a change by the CLI, another process, or by `age_key`
+/// reaches this instance's catalog within a second); answers its body.
+async fn mint_until(app: &TestApp, key: &str, status: u16) -> Value {
+    for _ in 0..40 {
+        let response = mint(app, key, "u1", json!({})).await;
+        if response.status() == status {
+            return response.json().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("minting never answered {status}");
+}
+
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
-async fn after_a_rotation_old_tokens_verify_until_the_old_key_leaves_the_jwks() {
+async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_verifies_for_a_day() {
     let app = app_with(|_| {}).await;
     let key = v1_key(&app, "write");
     let (first, old_token) = signing_kid(&app, &key, "").await;
     let rotated = app.cli_ok(&["signing-keys", "rotate"]);
     assert!(
-        rotated.contains("signs launch tokens from now on"),
+        rotated.contains("is in /.well-known/jwks.json now and signs launch tokens from"),
         "{rotated}"
     );
-    let (second, new_token) = signing_kid(&app, &key, &first).await;
-    let kids: Vec<Value> = jwks(&app).await["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].clone())
-        .collect();
-    assert_eq!(kids, [json!(second), json!(first)]);
+    let listed = app.cli_ok(&["signing-keys", "list"]);
+    assert!(
+        listed.contains("published, signs from") && listed.contains("signing"),
+        "{listed}"
+    );
+    // Published at once, but the old key signs until every cached JWKS (5 minutes) has the new one.
+    let mut published = Vec::new();
+    for _ in 0..40 {
+        published = kids(&jwks(&app).await);
+        if published.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(published.len(), 2, "the new key is published at once");
+    let second = published[0].clone();
+    let (still, _) = minted(&app, &key, "u1", json!({})).await;
+    assert_eq!(header_of(&still)["kid"], first.as_str());
+    // 5 minutes on: the new key signs.
+    age_key(&app, 2, chrono::TimeDelta::minutes(6));
+    let (now_kid, new_token) = signing_kid(&app, &key, &first).await;
+    assert_eq!(now_kid, second);
     assert_eq!(verify_eddsa(&app, &old_token, json!({})).await["ok"], true);
     assert_eq!(verify_eddsa(&app, &new_token, json!({})).await["ok"], true);
     let listed = app.cli_ok(&["signing-keys", "list"]);
@@ -419,26 +506,11 @@ async fn after_a_rotation_old_tokens_verify_until_the_old_key_leaves_the_jwks() 
         "{listed}"
     );
 
-    // 24 hours on (key times are real time, so the test moves the old key's end instead).
-    {
-        use diesel::prelude::*;
-        use treefort_webpay::schema::{catalog_version, signing_keys};
-        let mut conn = app.conn();
-        diesel::update(signing_keys::table.filter(signing_keys::id.eq(1)))
-            .set(
-                signing_keys::retires_at
-                    .eq(chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(1)),
-            )
-            .execute(&mut *conn)
-            .unwrap();
-        diesel::update(catalog_version::table)
-            .set(catalog_version::version.eq(catalog_version::version + 1))
-            .execute(&mut *conn)
-            .unwrap();
-    }
+    // 24 hours on: the old key leaves the JWKS, and its tokens no longer verify.
+    age_key(&app, 1, chrono::TimeDelta::hours(24));
     let mut left = false;
     for _ in 0..40 {
-        if jwks(&app).await["keys"].as_array().unwrap().len() == 1 {
+        if kids(&jwks(&app).await) == [second.clone()] {
             left = true;
             break;
         }
@@ -451,8 +523,13 @@ async fn after_a_rotation_old_tokens_verify_until_the_old_key_leaves_the_jwks() 
     );
     assert_eq!(verify_eddsa(&app, &new_token, json!({})).await["ok"], true);
     assert!(app.cli_ok(&["signing-keys", "list"]).contains("retired"));
+}
 
-    // A key made from another WEBHOOK_SIGNING_KEY cannot sign here: 503 naming the fix.
+#[tokio::test]
+async fn a_key_made_from_another_signing_key_is_refused_until_a_rotation_mends_it() {
+    let app = app_with(|_| {}).await;
+    let key = v1_key(&app, "write");
+    signing_kid(&app, &key, "").await;
     let mut other = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
     other
         .args(["signing-keys", "rotate"])
@@ -461,45 +538,27 @@ async fn after_a_rotation_old_tokens_verify_until_the_old_key_leaves_the_jwks() 
     for (k, v) in &app.vars {
         other.env(k, v);
     }
-    assert!(other
+    let made = other
         .env(
             "WEBHOOK_SIGNING_KEY",
-            "a-different-signing-key-0123456789abcdef"
+            "a-different-signing-key-0123456789abcdef",
         )
         .output()
-        .unwrap()
-        .status
-        .success());
-    let mut refused = None;
-    for _ in 0..40 {
-        let response = mint(&app, &key, "u1", json!({})).await;
-        if response.status() == 503 {
-            refused = Some(response.json::<Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let refused = refused.expect("a key of another signing key is refused");
+        .unwrap();
+    assert!(made.status.success());
+    // Once it would sign: 503, naming the fix.
+    age_key(&app, 2, chrono::TimeDelta::minutes(6));
+    let refused = mint_until(&app, &key, 503).await;
     assert_eq!(refused["error"]["code"], "not_configured");
     assert!(refused["error"]["message"]
         .as_str()
         .unwrap()
         .contains("signing-keys rotate"));
-    // Rotating with the right key mends it (seen by this instance within a second).
+    // A rotation with the service's own key mends it at once.
     app.cli_ok(&["signing-keys", "rotate"]);
-    let mut mended = None;
-    for _ in 0..40 {
-        let response = mint(&app, &key, "u1", json!({})).await;
-        if response.status() == 201 {
-            mended = Some(response.json::<Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let token = mended.expect("minting works again after a rotation");
-    let token = token["token"].as_str().unwrap();
-    let kid = header_of(token)["kid"].as_str().unwrap().to_string();
-    assert!(kid != first && kid != second);
+    let mended = mint_until(&app, &key, 201).await;
+    let token = mended["token"].as_str().unwrap();
+    assert_eq!(header_of(token)["kid"], kids(&jwks(&app).await)[0].as_str());
     assert_eq!(verify_eddsa(&app, token, json!({})).await["ok"], true);
 }
 
@@ -601,4 +660,42 @@ async fn the_readmes_rust_example_is_printed_verbatim_and_gates_on_a_real_token(
     let ghost =
         crate::readme_launch_token::verify_launch_token(&ghost, &jwks, issuer, "reports").unwrap();
     assert!(!ghost.subscription.active && !ghost.subscription.require_feature("advancedReporting"));
+}
+
+#[tokio::test]
+async fn launch_token_events_go_only_to_endpoints_that_list_them() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let app = app_with(|_| {}).await;
+    let key = v1_key(&app, "write");
+    let hooks = MockServer::start().await;
+    for hook in ["/every", "/audit"] {
+        Mock::given(method("POST"))
+            .and(path(hook))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&hooks)
+            .await;
+    }
+    let base = hooks.uri();
+    crate::v1_support::add_endpoint(&app, &key, &format!("{base}/every"), None).await;
+    crate::v1_support::add_endpoint(
+        &app,
+        &key,
+        &format!("{base}/audit"),
+        Some(&["launch_token.created"]),
+    )
+    .await;
+    minted(&app, &key, "u1", json!({"audience": "reports"})).await;
+    crate::v1_support::deliver_webhooks(&app).await;
+    let got: Vec<(String, Value)> = hooks
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            (r.url.path().to_string(), body["type"].clone())
+        })
+        .collect();
+    assert_eq!(got, [("/audit".to_string(), json!("launch_token.created"))]);
 }

@@ -23,13 +23,17 @@ pub async fn create(
 }
 
 /// `GET /.well-known/jwks.json`: the public keys launch tokens are signed with (EdDSA), for the
-/// products that verify them. Cached for 5 minutes: a rotated key stays listed for 24 hours.
+/// products that verify them. Cached for 5 minutes (`launch_tokens::JWKS_MAX_AGE`: a new key is
+/// published that long before it signs); a rotated key stays listed for 24 hours.
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let keys = launch_tokens::jwks(&state).await?;
+    // Not cached while empty: the first key signs as soon as it is made.
+    let cache = if keys.keys.is_empty() {
+        "no-store"
+    } else {
+        "public, max-age=300"
+    };
     Ok(HttpResponse::Ok()
-        .insert_header((
-            actix_web::http::header::CACHE_CONTROL,
-            "public, max-age=300",
-        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, cache))
         .json(keys))
 }

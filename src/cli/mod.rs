@@ -130,9 +130,10 @@ pub enum ApiKeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeysCommand {
-    /// Make a new launch-token signing key (the first one if there is none). It signs from now
-    /// on; the one before stays in /.well-known/jwks.json for 24 hours, so tokens in flight
-    /// still verify. Needs WEBHOOK_SIGNING_KEY, which keys are derived from.
+    /// Make a new launch-token signing key (the first one if there is none). It is published in
+    /// /.well-known/jwks.json at once and signs 5 minutes later, once every cached copy has it;
+    /// the one before stays published for 24 hours, so tokens in flight still verify. Needs
+    /// WEBHOOK_SIGNING_KEY, which keys are derived from.
     Rotate,
     /// List the signing keys: generation, kid, made, and whether it signs, is still published or
     /// is retired.

@@ -1,6 +1,6 @@
 //! Launch tokens: a short-lived signed JWT that carries a user into one of the app owner's
 //! products already logged in, with what their subscription gives (the entitlement's facts and
-//! the plan's features). Signed EdDSA with the newest key of `signing_keys` (published at
+//! the plan's features). Signed EdDSA with a key of `signing_keys` (published at
 //! `/.well-known/jwks.json`), or HS256 with `LAUNCH_TOKEN_SECRET` when that is set. No token is
 //! stored: each one minted is counted and recorded as `launch_token.created` (user and audience).
 //! Token times are the real time, even when local mode's clock has travelled: the products that
@@ -187,18 +187,19 @@ async fn signer(state: &AppState) -> Result<(Header, EncodingKey), ApiError> {
     }
     let master = master_key(state)?.to_string();
     let catalog = state.catalog.get(&state.pool).await?;
-    let mut keys = catalog.signing_keys.clone();
-    if keys.is_empty() {
+    let first;
+    let keys: &[SigningKey] = if catalog.signing_keys.is_empty() {
         let made = master.clone();
-        keys.push(
-            run_db(&state.pool, move |conn| {
-                first_key(conn, &made, Clock::System.now())
-            })
-            .await?,
-        );
-    }
+        first = [run_db(&state.pool, move |conn| {
+            first_key(conn, &made, Clock::System.now())
+        })
+        .await?];
+        &first
+    } else {
+        &catalog.signing_keys
+    };
     let now = Clock::System.now().naive_utc();
-    let chosen = signing_key_at(&keys, now).ok_or_else(|| ApiError::internal("no signing key"))?;
+    let chosen = signing_key_at(keys, now).ok_or_else(|| ApiError::internal("no signing key"))?;
     let (key, derived) = match derive_checked(&master, chosen) {
         Ok(derived) => (chosen, derived),
         // Made from another WEBHOOK_SIGNING_KEY: a newer key made from this one (a rotation to

@@ -2,15 +2,11 @@
 //! and events; in effect for current subscribers at once, each told by `subscription.updated`
 //! through its webhook endpoint; bad keys and values refused with 400 `invalid_feature`.
 
-use std::time::Duration;
-
 use chrono::TimeDelta;
 use serde_json::{json, Value};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{at, error_code, spawn_app_with, TestApp};
-use crate::v1_support::{add_endpoint, all_events, deliver_webhooks, v1_json, v1_key};
+use crate::helpers::{at, error_code, eventually, plan_upsert_args, spawn_app_with, TestApp};
+use crate::v1_support::{add_endpoint, all_events, deliver_webhooks, receiver, v1_json, v1_key};
 
 async fn app() -> TestApp {
     let app = spawn_app_with(|o| o.clock_start = Some(at("2027-01-01T00:00:00Z"))).await;
@@ -19,23 +15,7 @@ async fn app() -> TestApp {
 }
 
 fn upsert(app: &TestApp, id: &str, name: &str, extra: &[&str]) -> String {
-    let base = [
-        "plans",
-        "upsert",
-        "--id",
-        id,
-        "--name",
-        name,
-        "--interval",
-        "month",
-        "--grace-days",
-        "3",
-        "--currency",
-        "USD",
-        "--amount",
-        "999",
-    ];
-    app.cli_ok(&[&base[..], extra].concat())
+    app.cli_ok(&plan_upsert_args(id, name, extra))
 }
 
 async fn send(
@@ -61,17 +41,14 @@ async fn entitlement(app: &TestApp, key: &str, user: &str) -> Value {
 /// The entitlement of `user` once its features are `want` (a change made by the CLI, another
 /// process, reaches this instance's memory within a second).
 async fn entitlement_with(app: &TestApp, key: &str, user: &str, want: &Value) -> Value {
-    for _ in 0..40 {
-        let e = entitlement(app, key, user).await;
-        if &e["features"] == want {
-            return e;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{user}'s features never became {want}: {}",
-        entitlement(app, key, user).await
-    );
+    eventually(
+        &format!("{user}'s features becoming {want}"),
+        || async move {
+            let e = entitlement(app, key, user).await;
+            (&e["features"] == want).then_some(e)
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -146,15 +123,7 @@ async fn features_set_by_the_cli_and_v1_show_in_plans_entitlement_subscriptions_
 
     // A switch to Basic: Pro's features until it takes effect at the period end, then Basic's.
     let switch = app.checkout_url("u1", 2, None).await;
-    let confirmed = app
-        .client
-        .post(&switch)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(confirmed.status(), 303);
+    app.confirm_switch(&switch).await;
     assert_eq!(entitlement(&app, &key, "u1").await["features"], pro);
     app.advance_to(at("2027-02-01T00:00:01Z"));
     app.run_worker().await;
@@ -199,12 +168,7 @@ async fn a_feature_change_reaches_each_current_subscriber_at_once_and_through_it
         &["--feature", "maxEmployees=10", "--feature", "tier=team"],
     );
     upsert(&app, "2", "Solo", &[]);
-    let hooks = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&hooks)
-        .await;
+    let hooks = receiver(200).await;
     add_endpoint(
         &app,
         &key,
@@ -341,41 +305,11 @@ async fn bad_feature_keys_and_values_are_refused_with_invalid_feature_and_change
     )
     .await;
     assert_eq!(unknown.status(), 400);
-    let out = app.cli(&[
-        "plans",
-        "upsert",
-        "--id",
-        "1",
-        "--name",
-        "Pro",
-        "--interval",
-        "month",
-        "--currency",
-        "USD",
-        "--amount",
-        "999",
-        "--feature",
-        "Bad=1",
-    ]);
+    let out = app.cli(&plan_upsert_args("1", "Pro", &["--feature", "Bad=1"]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"Bad\""), "{err}");
-    let out = app.cli(&[
-        "plans",
-        "upsert",
-        "--id",
-        "1",
-        "--name",
-        "Pro",
-        "--interval",
-        "month",
-        "--currency",
-        "USD",
-        "--amount",
-        "999",
-        "--feature",
-        "novalue",
-    ]);
+    let out = app.cli(&plan_upsert_args("1", "Pro", &["--feature", "novalue"]));
     assert!(!out.status.success());
     // Nothing changed, and no plan 9 was made.
     assert_eq!(

@@ -347,6 +347,19 @@ impl TestApp {
         );
     }
 
+    /// Confirms a plan switch on its checkout page (no card: the form posts nothing).
+    pub async fn confirm_switch(&self, url: &str) {
+        let confirmed = self
+            .client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(confirmed.status(), 303);
+    }
+
     pub async fn portal_url(&self, user_id: &str, locale: &str) -> String {
         let response = self
             .post_treefort(
@@ -536,4 +549,41 @@ impl TestApp {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// `plans upsert` of a monthly USD 9.99 plan with 3 grace days, then `extra` arguments.
+pub fn plan_upsert_args<'a>(id: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
+        "plans",
+        "upsert",
+        "--id",
+        id,
+        "--name",
+        name,
+        "--interval",
+        "month",
+        "--grace-days",
+        "3",
+        "--currency",
+        "USD",
+        "--amount",
+        "999",
+    ];
+    [&base[..], extra].concat()
+}
+
+/// Asks `probe` every 100 ms until it answers `Some`, for up to 4 s: a change made by another
+/// process (the CLI, a row edited by the test) reaches an instance's in-memory catalog within a
+/// second. Panics naming `what` if it never does.
+pub async fn eventually<T, Fut>(what: &str, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..40 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 4 s");
 }

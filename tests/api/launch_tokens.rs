@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app_with, TestApp};
+use crate::helpers::{error_code, eventually, plan_upsert_args, spawn_app_with, TestApp};
 use crate::v1_support::{all_events, v1_key, v1_post};
 
 const SECRET: &str = "launch-token-secret-for-tests-0123456789";
@@ -18,24 +18,16 @@ const SECRET: &str = "launch-token-secret-for-tests-0123456789";
 async fn app_with(configure: impl FnOnce(&mut crate::helpers::Options)) -> TestApp {
     let app = spawn_app_with(configure).await;
     app.treefort_ok().await;
-    app.cli_ok(&[
-        "plans",
-        "upsert",
-        "--id",
+    app.cli_ok(&plan_upsert_args(
         "1",
-        "--name",
         "Pro",
-        "--interval",
-        "month",
-        "--currency",
-        "USD",
-        "--amount",
-        "999",
-        "--feature",
-        "advancedReporting=true",
-        "--feature",
-        "maxEmployees=50",
-    ]);
+        &[
+            "--feature",
+            "advancedReporting=true",
+            "--feature",
+            "maxEmployees=50",
+        ],
+    ));
     app
 }
 
@@ -405,15 +397,15 @@ async fn with_launch_token_secret_tokens_are_hs256_and_verify_with_that_secret_o
 /// The kid the service signs with now (a rotation by the CLI, another process, is seen within a
 /// second).
 async fn signing_kid(app: &TestApp, key: &str, not: &str) -> (String, String) {
-    for _ in 0..40 {
-        let (token, _) = minted(app, key, "u1", json!({})).await;
-        let kid = header_of(&token)["kid"].as_str().unwrap().to_string();
-        if kid != not {
-            return (kid, token);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the signing key never changed from {not}");
+    eventually(
+        &format!("a signing key other than {not:?}"),
+        || async move {
+            let (token, _) = minted(app, key, "u1", json!({})).await;
+            let kid = header_of(&token)["kid"].as_str().unwrap().to_string();
+            (kid != not).then_some((kid, token))
+        },
+    )
+    .await
 }
 
 /// Moves key `id`'s times back by `by` (key times are the real time, so a test moves them rather
@@ -443,14 +435,14 @@ fn age_key(app: &TestApp, id: i64, by: chrono::TimeDelta) {
 /// Mints until the answer has `status` (a change by the CLI, another process, or by `age_key`
 /// reaches this instance's catalog within a second); answers its body.
 async fn mint_until(app: &TestApp, key: &str, status: u16) -> Value {
-    for _ in 0..40 {
+    eventually(&format!("minting answering {status}"), || async move {
         let response = mint(app, key, "u1", json!({})).await;
-        if response.status() == status {
-            return response.json().await.unwrap();
+        match response.status() == status {
+            true => Some(response.json().await.unwrap()),
+            false => None,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("minting never answered {status}");
+    })
+    .await
 }
 
 fn kids(jwks: &Value) -> Vec<String> {
@@ -478,15 +470,11 @@ async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_verifies_for
         "{listed}"
     );
     // Published at once, but the old key signs until every cached JWKS (5 minutes) has the new one.
-    let mut published = Vec::new();
-    for _ in 0..40 {
-        published = kids(&jwks(&app).await);
-        if published.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(published.len(), 2, "the new key is published at once");
+    let published = eventually("the new key published at once", || async {
+        let published = kids(&jwks(&app).await);
+        (published.len() == 2).then_some(published)
+    })
+    .await;
     let second = published[0].clone();
     let (still, _) = minted(&app, &key, "u1", json!({})).await;
     assert_eq!(header_of(&still)["kid"], first.as_str());
@@ -508,15 +496,10 @@ async fn a_rotated_key_is_published_before_it_signs_and_the_old_one_verifies_for
 
     // 24 hours on: the old key leaves the JWKS, and its tokens no longer verify.
     age_key(&app, 1, chrono::TimeDelta::hours(24));
-    let mut left = false;
-    for _ in 0..40 {
-        if kids(&jwks(&app).await) == [second.clone()] {
-            left = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(left, "the retired key left the JWKS");
+    eventually("the retired key leaving the JWKS", || async {
+        (kids(&jwks(&app).await) == [second.clone()]).then_some(())
+    })
+    .await;
     assert_eq!(
         verify_eddsa(&app, &old_token, json!({})).await["error"],
         "PyJWKClientError"

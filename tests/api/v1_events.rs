@@ -40,18 +40,6 @@ fn last_of<'a>(events: &'a [Value], event_type: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {event_type} event"))
 }
 
-async fn confirm_switch(app: &TestApp, url: &str) {
-    let confirmed = app
-        .client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(confirmed.status(), 303);
-}
-
 #[tokio::test]
 async fn each_change_records_one_event_of_its_type_with_the_state_after_it() {
     let app = app_at("2027-01-01T00:00:00Z").await;
@@ -65,7 +53,7 @@ async fn each_change_records_one_event_of_its_type_with_the_state_after_it() {
     let resumed = v1_post(&app, &key, &format!("/v1/subscriptions/{u1}/resume"), None).await;
     assert_eq!(resumed.status(), 200);
     let switch = app.checkout_url("u1", 2, None).await;
-    confirm_switch(&app, &switch).await;
+    app.confirm_switch(&switch).await;
     let first_payment = v1_json(&app, &key, &format!("/v1/payments?subscriptionId={u1}")).await
         ["data"]
         .as_array()

@@ -96,6 +96,19 @@ pub async fn deliver_webhooks(app: &TestApp) {
     treefort_webpay::worker::deliver_webhooks(&app.state).await;
 }
 
+/// A webhook receiver answering every POST to `/hook` with `status`.
+pub async fn receiver(status: u16) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(status).set_body_string("thanks"))
+        .mount(&server)
+        .await;
+    server
+}
+
 /// Registers an endpoint through the API; answers (id, secret).
 pub async fn add_endpoint(
     app: &TestApp,

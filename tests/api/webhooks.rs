@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use serde_json::Value;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::{at, spawn_app_with, TestApp};
 use crate::v1_support::{
-    add_endpoint, all_events, deliver_webhooks, v1_json, v1_key, v1_post, verify_standard_webhook,
+    add_endpoint, all_events, deliver_webhooks, receiver, v1_json, v1_key, v1_post,
+    verify_standard_webhook,
 };
 
 async fn app() -> TestApp {
@@ -22,16 +23,6 @@ async fn app() -> TestApp {
     app.add_plan(1, 0);
     app.treefort_ok().await;
     app
-}
-
-async fn receiver(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(status).set_body_string("thanks"))
-        .mount(&server)
-        .await;
-    server
 }
 
 async fn received(server: &MockServer) -> Vec<Request> {

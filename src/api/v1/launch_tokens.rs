@@ -28,10 +28,12 @@ pub async fn create(
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let keys = launch_tokens::jwks(&state).await?;
     // Not cached while empty: the first key signs as soon as it is made.
-    let cache = if keys.keys.is_empty() {
-        "no-store"
-    } else {
-        "public, max-age=300"
+    let cache = match keys.keys.is_empty() {
+        true => "no-store".to_string(),
+        false => format!(
+            "public, max-age={}",
+            launch_tokens::JWKS_MAX_AGE.num_seconds()
+        ),
     };
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, cache))

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::{checkout_body, TestDatabase, API_KEY};
+use crate::helpers::{checkout_body, plan_upsert_args, TestDatabase, API_KEY};
 
 /// A request Treefort applied (it may not have answered it).
 #[derive(Debug, Clone)]
@@ -320,25 +320,7 @@ async fn checkouts_and_renewals_survive_treefort_faults_and_kill_9() {
         .unwrap()
         .port();
     let env = service_env(&database, port, &treefort);
-    run_cli(
-        &env,
-        &[
-            "plans",
-            "upsert",
-            "--id",
-            "1",
-            "--name",
-            "Monthly",
-            "--interval",
-            "month",
-            "--grace-days",
-            "3",
-            "--currency",
-            "USD",
-            "--amount",
-            "999",
-        ],
-    );
+    run_cli(&env, &plan_upsert_args("1", "Monthly", &[]));
     seed_due_renewals(&database, n);
     let mut service = Service::launch(port, env.clone()).await;
 

@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 
 use crate::db::{DbConn, DbPool};
 use crate::error::ApiError;
-use crate::models::checkout_sessions::{self, NewCheckoutSession};
+use crate::models::checkout_sessions::{self, Insert, NewCheckoutSession};
 
-/// The most sessions in one statement (12 parameters each).
+/// The most sessions in one statement (13 parameters each).
 const MAX_BATCH: usize = 128;
 
 const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
@@ -29,7 +29,17 @@ const QUEUE: usize = 4_096;
 
 struct Pending {
     session: NewCheckoutSession,
+    first_time_only: bool,
     reply: oneshot::Sender<Result<bool, ApiError>>,
+}
+
+impl Pending {
+    fn insert(&self) -> Insert<'_> {
+        Insert {
+            session: &self.session,
+            first_time_only: self.first_time_only,
+        }
+    }
 }
 
 /// Where requests send their sessions. Dropping it (with the `AppState`) ends the writer thread
@@ -48,12 +58,20 @@ impl SessionWriter {
         Ok(Self { queue })
     }
 
-    /// Inserts the session unless its user already renews on its plan. Returns whether it was
-    /// inserted, once that is committed.
-    pub async fn insert(&self, session: NewCheckoutSession) -> Result<bool, ApiError> {
+    /// Inserts the session unless its user already renews on its plan (or, `first_time_only`,
+    /// has ever subscribed). Returns whether it was inserted, once that is committed.
+    pub async fn insert(
+        &self,
+        session: NewCheckoutSession,
+        first_time_only: bool,
+    ) -> Result<bool, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Pending { session, reply })
+            .try_send(Pending {
+                session,
+                first_time_only,
+                reply,
+            })
             .map_err(|e| match e {
                 mpsc::TrySendError::Full(_) => ApiError::database_unavailable(),
                 mpsc::TrySendError::Disconnected(_) => {
@@ -105,7 +123,7 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
             Err(e) => return answer_all(batch, &ApiError::from(e)),
         },
     };
-    let sessions: Vec<&NewCheckoutSession> = batch.iter().map(|p| &p.session).collect();
+    let sessions: Vec<Insert<'_>> = batch.iter().map(Pending::insert).collect();
     let failed = match checkout_sessions::insert_unless_subscribed(conn, &sessions) {
         Ok(inserted) => {
             for pending in batch {
@@ -123,7 +141,7 @@ fn write_batch(pool: &DbPool, kept: &mut Option<DbConn>, batch: Vec<Pending>) {
         Err(_) => {
             let mut failed = false;
             for pending in batch {
-                let one = checkout_sessions::insert_unless_subscribed(conn, &[&pending.session])
+                let one = checkout_sessions::insert_unless_subscribed(conn, &[pending.insert()])
                     .map(|inserted| !inserted.is_empty())
                     .map_err(ApiError::from);
                 failed |= one.is_err();

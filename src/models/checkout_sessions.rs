@@ -65,19 +65,21 @@ pub struct NewCheckoutSession {
     pub expires_at: NaiveDateTime,
 }
 
-pub fn insert(conn: &mut AnyConnection, new: &NewCheckoutSession) -> QueryResult<usize> {
-    diesel::insert_into(checkout_sessions::table)
-        .values(new)
-        .execute(conn)
+/// A session to insert, and the condition its promo code adds: a code for first-time
+/// subscribers only refuses a user with any subscription, past or present.
+#[derive(Debug, Clone, Copy)]
+pub struct Insert<'a> {
+    pub session: &'a NewCheckoutSession,
+    pub first_time_only: bool,
 }
 
 /// Inserts the sessions, each unless its user already renews on its plan (a live subscription to
-/// it, not canceled, no switch pending), in one statement: the checkout-session endpoint's only
-/// round trip, shared by the requests that arrived together (see
-/// `models::checkout_session_writer`). Returns the token hashes inserted.
+/// it, not canceled, no switch pending) or, for a first-time-only code, has ever subscribed, in
+/// one statement: the checkout-session endpoint's only round trip, shared by the requests that
+/// arrived together (see `models::checkout_session_writer`). Returns the token hashes inserted.
 pub fn insert_unless_subscribed(
     conn: &mut AnyConnection,
-    sessions: &[&NewCheckoutSession],
+    sessions: &[Insert<'_>],
 ) -> QueryResult<std::collections::HashSet<String>> {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     const COLUMNS: &str = "token_hash, user_id, user_email, user_full_name, locale, plan_id, \
@@ -87,8 +89,8 @@ pub fn insert_unless_subscribed(
     }
     let rows = (0..sessions.len())
         .map(|i| {
-            let n = i * 12;
-            let params = (1..=12).map(|k| format!("${}", n + k)).collect::<Vec<_>>();
+            let n = i * 13;
+            let params = (1..=13).map(|k| format!("${}", n + k)).collect::<Vec<_>>();
             format!("({})", params.join(", "))
         })
         .collect::<Vec<_>>()
@@ -96,11 +98,13 @@ pub fn insert_unless_subscribed(
     let sql = crate::db::claim_sql(
         conn,
         &format!(
-            "WITH v ({COLUMNS}) AS (VALUES {rows}) \
+            "WITH v ({COLUMNS}, first_time_only) AS (VALUES {rows}) \
              INSERT INTO checkout_sessions ({COLUMNS}) SELECT {COLUMNS} FROM v \
              WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = v.user_id \
                AND s.plan_id = v.plan_id AND s.deactivated_at IS NULL \
                AND s.canceled_at IS NULL AND s.pending_plan_id IS NULL) \
+             AND (v.first_time_only = 0 OR NOT EXISTS \
+               (SELECT 1 FROM subscriptions p WHERE p.user_id = v.user_id)) \
              RETURNING token_hash"
         ),
     );
@@ -112,7 +116,11 @@ pub fn insert_unless_subscribed(
     let inserted: Vec<Inserted> = crate::db::single_write(conn, |conn| {
         crate::on_backend!(conn, |c| {
             let mut query = diesel::sql_query(&sql).into_boxed();
-            for new in sessions {
+            for Insert {
+                session: new,
+                first_time_only,
+            } in sessions
+            {
                 query = query
                     .bind::<Text, _>(&new.token_hash)
                     .bind::<Text, _>(&new.user_id)
@@ -125,7 +133,8 @@ pub fn insert_unless_subscribed(
                     .bind::<Text, _>(&new.cancel_url)
                     .bind::<Text, _>(&new.status)
                     .bind::<Timestamp, _>(new.created_at)
-                    .bind::<Timestamp, _>(new.expires_at);
+                    .bind::<Timestamp, _>(new.expires_at)
+                    .bind::<BigInt, _>(i64::from(*first_time_only));
             }
             query.load(c)
         })

@@ -2,8 +2,8 @@
 //! by the validation endpoint and by checkout alike, and the rules for creating codes (CLI).
 
 use chrono::NaiveDateTime;
-use diesel::QueryResult;
 
+use crate::cache::catalog::Snapshot;
 use crate::db::{write_transaction, AnyConnection};
 use crate::domain::money::{parse_currency, parse_divisor, Discount};
 use crate::domain::promo_code;
@@ -22,37 +22,6 @@ use crate::db::run_db;
 pub struct ValidPromo {
     pub promo: PromoCode,
     pub eligible_plan_ids: Vec<i64>,
-}
-
-/// Decides whether `code` is usable for any of `requested_plan_ids` by `user_id` (if known) at `now`:
-/// syntax, active, not expired, below its redemption limit, limited to those plans (and, for an
-/// amount off, to plans in its currency), and first-time-only against the user's history. Read
-/// from the database (checkout: exact where it decides money).
-pub fn evaluate(
-    conn: &mut AnyConnection,
-    code: &str,
-    requested_plan_ids: &[i64],
-    user_id: Option<&str>,
-    now: NaiveDateTime,
-) -> QueryResult<Option<ValidPromo>> {
-    let Some(normalized) = promo_code::normalize(code) else {
-        return Ok(None);
-    };
-    let Some(promo) = promo_codes::find_by_normalized_code(conn, &normalized)? else {
-        return Ok(None);
-    };
-    let limited_to = promo_codes::plan_ids(conn, promo.id)?;
-    let candidates = candidates(&limited_to, requested_plan_ids);
-    let found = plans::find_many(conn, &candidates)?;
-    let Some(valid) = judge(promo, &found, now) else {
-        return Ok(None);
-    };
-    if let (true, Some(user_id)) = (valid.promo.first_time_only, user_id) {
-        if subscriptions::user_has_subscribed_before(conn, user_id)? {
-            return Ok(None);
-        }
-    }
-    Ok(Some(valid))
 }
 
 /// The requested plans a code limited to `limited_to` (empty: every plan) may apply to.
@@ -96,8 +65,25 @@ fn judge(
     })
 }
 
-/// `evaluate` for the validation endpoint: the code and plans from the in-memory catalog; only a
-/// first-time-only code asked about a known user reads the database (that user's history).
+/// Whether `code` is usable for any of `requested_plan_ids` at `now`, from the in-memory catalog:
+/// syntax, active, not expired, below its redemption limit (the catalog changes when a code
+/// reaches it), limited to those plans (and, for an amount off, to plans in its currency). The
+/// user's history (first-time-only) is the caller's: the validation endpoint reads it, a checkout
+/// session makes it a condition of its insert. Redemptions are decided again when the shopper
+/// pays, in that transaction.
+pub fn judge_in_catalog(
+    catalog: &Snapshot,
+    code: &str,
+    requested_plan_ids: &[i64],
+    now: NaiveDateTime,
+) -> Option<ValidPromo> {
+    let entry = catalog.promos.get(&promo_code::normalize(code)?)?;
+    let candidates = candidates(&entry.plan_ids, requested_plan_ids);
+    judge(entry.code.clone(), &catalog.plans_among(&candidates), now)
+}
+
+/// `judge_in_catalog`, then the user's history for a first-time-only code asked about a known
+/// user (the only database read).
 async fn evaluate_from_catalog(
     state: &AppState,
     code: &str,
@@ -105,15 +91,8 @@ async fn evaluate_from_catalog(
     user_id: Option<String>,
     now: NaiveDateTime,
 ) -> Result<Option<ValidPromo>, ApiError> {
-    let Some(normalized) = promo_code::normalize(code) else {
-        return Ok(None);
-    };
     let catalog = state.catalog.get(&state.pool).await?;
-    let Some(entry) = catalog.promos.get(&normalized) else {
-        return Ok(None);
-    };
-    let candidates = candidates(&entry.plan_ids, requested_plan_ids);
-    let Some(valid) = judge(entry.code.clone(), &catalog.plans_among(&candidates), now) else {
+    let Some(valid) = judge_in_catalog(&catalog, code, requested_plan_ids, now) else {
         return Ok(None);
     };
     if let (true, Some(user_id)) = (valid.promo.first_time_only, user_id) {

@@ -198,6 +198,134 @@ async fn an_invalid_promo_code_is_400() {
     );
 }
 
+/// A session with a promo code takes the same one-statement path as one without: the code is
+/// judged from the catalog in memory, the user's history by the insert. Each reason a code is
+/// refused gets 400 `invalid_promo_code`, a user already on the plan 409 whatever the code, and a
+/// refused session is not stored.
+#[tokio::test]
+async fn each_reason_a_promo_code_is_refused_gets_the_same_answer_as_before() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.add_plan(2, 0);
+    app.add_plan_priced(3, 0, "EUR", 999, 100);
+    app.treefort_ok().await;
+    let code = |code: &str| PromoInput {
+        code: code.into(),
+        percent_off: Some(10),
+        ..Default::default()
+    };
+    app.add_promo(PromoInput {
+        plan_ids: vec![2],
+        ..code("ONLYTWO")
+    });
+    app.add_promo(PromoInput {
+        expires_at: Some((app.now() + chrono::TimeDelta::days(1)).naive_utc()),
+        ..code("SOON")
+    });
+    app.add_promo(PromoInput {
+        max_redemptions: Some(1),
+        ..code("ONCE")
+    });
+    app.add_promo(PromoInput {
+        first_time_only: true,
+        ..code("WELCOME")
+    });
+    app.add_promo(PromoInput {
+        percent_off: None,
+        amount_off: Some(100),
+        currency: Some("USD".into()),
+        ..code("DOLLAR")
+    });
+    app.add_promo(code("OFF"));
+    let off = treefort_webpay::models::promo_codes::find_by_normalized_code(&mut app.conn(), "off")
+        .unwrap()
+        .unwrap();
+    treefort_webpay::models::promo_codes::set_active(
+        &mut app.conn(),
+        off.id,
+        false,
+        app.now().naive_utc(),
+    )
+    .unwrap();
+    // "old" subscribes to plan 1, using up ONCE.
+    let url = app.checkout_url("old", 1, Some("ONCE")).await;
+    assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);
+    let stored = app.count("checkout_sessions");
+
+    let invalid = (400, "invalid_promo_code".to_string());
+    let exists = (409, "subscription_exists".to_string());
+    let cases: [(&str, i64, &str, &(u16, String)); 9] = [
+        ("new", 1, "NOPE", &invalid),      // unknown
+        ("new", 1, "spring-25", &invalid), // not letters and digits
+        ("new", 1, "ONLYTWO", &invalid),   // limited to another plan
+        ("new", 1, "OFF", &invalid),       // disabled
+        ("new", 1, "ONCE", &invalid),      // redemption limit reached
+        ("new", 3, "DOLLAR", &invalid),    // an amount in another currency
+        ("old", 2, "WELCOME", &invalid),   // first-time only, and "old" subscribes
+        ("old", 1, "WELCOME", &exists),    // already on the plan: 409 whatever the code
+        ("old", 1, "NOPE", &exists),
+    ];
+    for (user, plan, promo, expected) in cases {
+        let response = app.checkout_session(user, plan, Some(promo)).await;
+        assert_eq!(
+            &error_code(response).await,
+            expected,
+            "{user} {plan} {promo}"
+        );
+    }
+    app.advance(chrono::TimeDelta::days(1));
+    let expired = app.checkout_session("new", 1, Some("SOON")).await;
+    assert_eq!(error_code(expired).await, invalid, "expired");
+    assert_eq!(
+        app.count("checkout_sessions"),
+        stored,
+        "a refused session is stored"
+    );
+
+    // Asked for at once, the refused and the accepted share the statement and keep their answers.
+    let asks = [
+        ("old", 2, "WELCOME"),
+        ("new", 2, "WELCOME"),
+        ("new2", 2, "onlytwo"),
+        ("old", 2, "DOLLAR"),
+    ];
+    let answers = futures_util::future::join_all(
+        asks.iter()
+            .map(|(user, plan, promo)| app.checkout_session(user, *plan, Some(promo))),
+    )
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [400, 200, 200, 200]);
+    let with_codes: Vec<(String, Option<i64>)> = checkout_sessions::table
+        .filter(checkout_sessions::plan_id.eq(2))
+        .select((checkout_sessions::user_id, checkout_sessions::promo_code_id))
+        .order(checkout_sessions::user_id)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(with_codes.len(), 3);
+    assert!(
+        with_codes.iter().all(|(_, code)| code.is_some()),
+        "{with_codes:?}"
+    );
+}
+
+/// A code made a moment ago by another process (the command line here) is valid at once: a code
+/// or plan the catalog in memory does not know makes it compare its version first.
+#[tokio::test]
+async fn a_code_made_a_moment_ago_elsewhere_is_valid_at_once() {
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    app.treefort_ok().await;
+    assert_eq!(app.checkout_session("u1", 1, None).await.status(), 200);
+    app.cli_ok(&["promo", "create", "--code", "FRESH", "--percent-off", "10"]);
+    app.cli_ok(&plan_upsert_args("2", "Fresh", &[]));
+    assert_eq!(
+        app.checkout_session("u1", 1, Some("FRESH")).await.status(),
+        200
+    );
+    assert_eq!(app.checkout_session("u2", 2, None).await.status(), 200);
+}
+
 #[tokio::test]
 async fn a_user_already_on_the_plan_gets_409_but_may_switch_to_another() {
     let app = spawn_app().await;

@@ -18,7 +18,6 @@ pub(crate) use record::refund_unrecorded;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::db::write_transaction;
 use crate::domain::billing_period::trial_end;
 use crate::domain::locale::Lang;
 use crate::domain::money::Money;
@@ -97,7 +96,7 @@ pub async fn create_session(
     let expires_at = now + TimeDelta::seconds(state.settings.checkout_session_ttl_secs);
     let plan_id = request.subscription_plan_id;
     let promo = request.promo_code.clone().filter(|c| !c.is_empty());
-    let new = NewCheckoutSession {
+    let mut new = NewCheckoutSession {
         token_hash: token.hash,
         user_id: request.user.id.clone(),
         user_email: request.user.email.trim().to_string(),
@@ -111,22 +110,30 @@ pub async fn create_session(
         created_at: naive(now),
         expires_at: naive(expires_at),
     };
-    // Without a promo code and with a plan in memory, one statement: the insert, which also
-    // refuses a user who renews on that plan already (shared with the sessions that arrived at
-    // the same time, see `models::checkout_session_writer`). Prices and codes are decided again when
-    // the shopper pays, in that transaction.
-    let known_plan = state
-        .catalog
-        .get(&state.pool)
-        .await?
-        .plans
-        .contains_key(&plan_id);
-    if promo.is_none() && known_plan {
-        if !state.checkout_writer.insert(new).await? {
-            return Err(already_subscribed());
+    // One statement, with or without a promo code: the plan and the code are judged from the
+    // catalog in memory, and the insert itself refuses a user who renews on that plan already
+    // or, for a first-time-only code, has ever subscribed (shared with the sessions that arrived
+    // at the same time, see `models::checkout_session_writer`). Prices and codes are decided
+    // again when the shopper pays, in that transaction.
+    let catalog = catalog_knowing(state, plan_id, promo.as_deref()).await?;
+    if !catalog.plans.contains_key(&plan_id) {
+        return Err(super::plans::plan_not_found(plan_id));
+    }
+    let user_id = request.user.id;
+    let first_time_only = match promo.as_deref() {
+        None => false,
+        Some(code) => {
+            match super::promo::judge_in_catalog(&catalog, code, &[plan_id], naive(now)) {
+                Some(valid) => {
+                    new.promo_code_id = Some(valid.promo.id);
+                    valid.promo.first_time_only
+                }
+                None => return Err(refusal(state, user_id, plan_id, true).await),
+            }
         }
-    } else {
-        create_with_checks(state, new, promo, naive(now)).await?;
+    };
+    if !state.checkout_writer.insert(new, first_time_only).await? {
+        return Err(refusal(state, user_id, plan_id, first_time_only).await);
     }
     state.metrics.counters.sessions_created.inc(["checkout"]);
     Ok(format!(
@@ -135,39 +142,48 @@ pub async fn create_session(
     ))
 }
 
-/// A session with a promo code (or a plan this process has not seen yet): the plan, the user's
-/// subscription and the code are read in the transaction of the insert.
-async fn create_with_checks(
+/// The catalog, read again first when it does not know the plan or the code: another instance
+/// or the command line may have made it within the last `CATALOG_CHECK_MS`.
+async fn catalog_knowing(
     state: &AppState,
-    mut new: NewCheckoutSession,
-    promo: Option<String>,
-    now: chrono::NaiveDateTime,
-) -> Result<(), ApiError> {
-    run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| {
-            let plan_id = new.plan_id;
-            plans::find(conn, plan_id)?.ok_or_else(|| super::plans::plan_not_found(plan_id))?;
-            if let Some(live) = subscriptions::find_live_for_user(conn, &new.user_id)? {
-                if is_already_on(&live, plan_id) {
-                    return Err(already_subscribed());
-                }
-            }
-            if let Some(code) = promo.as_deref() {
-                let valid =
-                    super::promo::evaluate(conn, code, &[plan_id], Some(&new.user_id), now)?
-                        .ok_or_else(|| {
-                            ApiError::bad_request(
-                                "invalid_promo_code",
-                                "the promo code is not valid for this plan and user",
-                            )
-                        })?;
-                new.promo_code_id = Some(valid.promo.id);
-            }
-            checkout_sessions::insert(conn, &new)?;
-            Ok(())
-        })
+    plan_id: i64,
+    code: Option<&str>,
+) -> Result<std::sync::Arc<crate::cache::catalog::Snapshot>, ApiError> {
+    let catalog = state.catalog.get(&state.pool).await?;
+    let knows_code = code
+        .and_then(crate::domain::promo_code::normalize)
+        .is_none_or(|code| catalog.promos.contains_key(&code));
+    if catalog.plans.contains_key(&plan_id) && knows_code {
+        return Ok(catalog);
+    }
+    state.catalog.refresh_if_stale(&state.pool).await?;
+    Ok(state.catalog.snapshot())
+}
+
+/// Why a session was refused: 409 when the user renews on the plan already (whatever the code),
+/// else, when the code may be the reason (`code_may_refuse`), 400 for the code. Costs one read,
+/// only when refused.
+async fn refusal(
+    state: &AppState,
+    user_id: String,
+    plan_id: i64,
+    code_may_refuse: bool,
+) -> ApiError {
+    if !code_may_refuse {
+        return already_subscribed();
+    }
+    let live = run_db(&state.pool, move |conn| {
+        Ok(subscriptions::find_live_for_user(conn, &user_id)?)
     })
-    .await
+    .await;
+    match live {
+        Err(e) => e,
+        Ok(Some(live)) if is_already_on(&live, plan_id) => already_subscribed(),
+        Ok(_) => ApiError::bad_request(
+            "invalid_promo_code",
+            "the promo code is not valid for this plan and user",
+        ),
+    }
 }
 
 fn already_subscribed() -> ApiError {

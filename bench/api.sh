@@ -38,6 +38,9 @@ treefort_pid=$!
 export DATABASE_URL="${DATABASE_URL:-sqlite://$work/bench.db}"
 "$bin" plans upsert --id 1 --name Monthly --interval month --currency USD --amount 999 >/dev/null
 "$bin" promo create --code BENCH10 --percent-off 10 >/dev/null
+# A campaign's code for new subscribers: the harder case for a checkout session (the user's
+# history is a condition of its insert).
+"$bin" promo create --code WELCOME10 --percent-off 10 --first-time-only >/dev/null
 # One /v1 key per round too: /v1 keys share the provider keys' rate limit.
 for round in $(seq 1 "$rounds"); do
     created=$("$bin" apikeys create --name "bench $round" --scope read)
@@ -47,7 +50,7 @@ done
 # One provider key per route and round: each key's rate limit (at most 1 000 000 a minute) holds
 # one round of one route.
 provider_keys=bench-setup
-for route in plan promo checkout; do
+for route in plan promo checkout code; do
     provider_keys+=,$(seq -f "bench-$route-%g" 1 "$rounds" | paste -sd, -)
 done
 LISTEN_ADDR="127.0.0.1:$port" PROVIDER_API_KEYS="$provider_keys" \
@@ -87,6 +90,8 @@ LUA
         "$work/plan-$round.lua" >"$work/promo-$round.lua"
     sed -e 's|{"subscriptionPlanId": 1}|{"user":{"id":"u2","email":"u2@example.com","createdAt":"2026-01-01"},"subscriptionPlanId":1,"locale":"en","successUrl":"https://app.example.com/ok","cancelUrl":"https://app.example.com/no"}|' \
         -e 's/bench-plan-/bench-checkout-/' "$work/plan-$round.lua" >"$work/checkout-$round.lua"
+    sed -e 's|"subscriptionPlanId":1,|"subscriptionPlanId":1,"promoCode":"WELCOME10",|' \
+        -e 's/bench-checkout-/bench-code-/' "$work/checkout-$round.lua" >"$work/code-$round.lua"
 done
 
 # wrk pinned to one core, the service free to use the other.
@@ -181,18 +186,20 @@ for round in $(seq 1 "$rounds"); do
 done
 entitlement=$(run entitlement "$base/v1/users/u1/entitlement" -s "$work/entitlement-ROUND.lua")
 checkout=$(run checkout "$base/treefort/checkout-session" -s "$work/checkout-ROUND.lua")
+code=$(run code "$base/treefort/checkout-session" -s "$work/code-ROUND.lua")
 noop_rps=${noop%% *}
 floor_rps=${floor%% *}
 printf '%-34s %12s %10s %10s %10s %10s %10s\n' route "req/s" p50 p99 max "/ no-op" "/ bare"
 for row in "bare actix-web server (the floor)|$floor" "GET /healthz (no-op)|$noop" "POST /treefort/subscription-plan|$plan" \
     "POST /treefort/validate-promo-code|$promo" "GET /v1/users/{id}/entitlement|$entitlement" \
-    "POST /treefort/checkout-session|$checkout"; do
+    "POST /treefort/checkout-session|$checkout" "  … with a promo code|$code"; do
     name=${row%%|*}; read -r rps p50 p99 max <<<"${row#*|}"
     printf '%-34s %12s %10s %10s %10s %10.2f %10.2f\n' "$name" "$rps" "$p50" "$p99" "$max" \
         "$(python3 -c "print($rps / $noop_rps)")" "$(python3 -c "print($rps / $floor_rps)")"
 done
 checkout_rps=${checkout%% *}
 ratio() { python3 -c "print('%.2f' % ($1 / max($2, 1)))"; }
+echo "checkout sessions with a promo code / without: $(ratio "${code%% *}" "$checkout_rps")"
 echo "the database's own single-row INSERTs, one transaction each, 8 clients:"
 for shape in minimal session; do
     inserts=$(insert_baseline "$shape")

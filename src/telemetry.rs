@@ -1,73 +1,55 @@
-//! Request telemetry: every request runs in a span (`tracing-actix-web`) that carries its request
-//! id, method and route pattern, so every log line written while serving it names the request;
-//! the id is sent back in `X-Request-Id`. Never the path or query: those carry session tokens.
-//! Log lines go to stderr through a queue and a writer thread of their own (`init_logging`).
+//! Request telemetry: every request runs in a span that carries its request id, method and
+//! route pattern (`startup::server`), so every log line written while serving it names the
+//! request; the id is sent back in `X-Request-Id`. Never the path or query: those carry session
+//! tokens. Log lines go to stderr through a queue and a writer thread of their own
+//! (`init_logging`).
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::HttpMessage;
-use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
-
-/// What the span of a request names, kept in the request's extensions for the request line,
-/// the metrics and `X-Request-Id` (the route pattern is matched once per request).
-#[derive(Clone)]
-pub struct RequestInfo {
-    /// As logged and sent back in `X-Request-Id`.
-    pub id: String,
-    /// The route pattern (`/checkout/{token}`), or `unmatched`: never the path.
-    pub route: String,
-}
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 /// A caller's own `X-Request-Id` (a proxy's, a client's) is kept when it is a plain token, so
 /// the same id follows a request through every system; anything else is replaced.
-static CALLER_ID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^[A-Za-z0-9._:-]{8,64}$").expect("valid pattern")
-});
+static CALLER_ID: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[A-Za-z0-9._:-]{8,64}$").expect("valid pattern"));
 
-/// The span of one request: `request{request_id=… method=… route=…}`.
-pub struct RequestSpan;
+/// The id of a request with these headers: the caller's own when it is a plain token, else a
+/// new one.
+pub fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| CALLER_ID.is_match(v))
+        .map_or_else(new_request_id, str::to_string)
+}
 
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let from_caller = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| CALLER_ID.is_match(v))
-            .map(str::to_string);
-        let id = from_caller.unwrap_or_else(|| {
-            request
-                .extensions()
-                .get::<RequestId>()
-                .map(|id| id.to_string())
-                .unwrap_or_default()
-        });
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
-        let span = tracing::info_span!(
-            "request",
-            request_id = %id,
-            method = %request.method(),
-            route = %route,
-        );
-        request.extensions_mut().insert(RequestInfo { id, route });
-        span
-    }
-
-    fn on_request_end<B: MessageBody>(
-        _span: Span,
-        _outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        // One line per request is written by the service's own middleware, inside this span.
-    }
+/// A new id in the shape of a version-4 UUID: 60 random bits drawn once per process, then a
+/// count from a random start. Ids never repeat within a process (2^62 of them) and differ
+/// between processes, without a call to the system's random source per request (a profile put
+/// 2 % of a request's CPU in it).
+fn new_request_id() -> String {
+    const LOW: u64 = (1 << 62) - 1;
+    static PROCESS: LazyLock<(u64, u64)> = LazyLock::new(|| (rand::random(), rand::random()));
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let (prefix, start) = *PROCESS;
+    let low = start.wrapping_add(COUNT.fetch_add(1, Ordering::Relaxed)) & LOW | 1 << 63;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        prefix >> 32,
+        (prefix >> 16) & 0xffff,
+        prefix & 0x0fff,
+        low >> 48,
+        low & 0xffff_ffff_ffff
+    )
 }
 
 /// A fifth of a second of lines at the most the service logs here (a line per request, 80 000
 /// a second). The queue's places are allocated up front: tracing-appender's default of 128 000
 /// lines held 4 MB of the idle process's 30.
 const LOG_QUEUE_LINES: usize = 16_384;
+
+/// What the writer thread gathers before it writes to the sink; it writes what it has whenever
+/// the queue is empty, so a line waits for nothing but the lines before it.
+const LOG_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Lines dropped because the queue was full, for `/metrics` (logging is the process's own).
 static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
@@ -78,8 +60,9 @@ pub fn dropped_log_lines() -> u64 {
     DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
 }
 
-/// A writer to `sink` through a queue of `LOG_QUEUE_LINES` and a thread of its own. A request or
-/// a transaction never waits for the sink: when the queue is full (a stalled log reader), the
+/// A writer to `sink` through a queue of `LOG_QUEUE_LINES` and a thread of its own, which writes
+/// the lines waiting together (one write to the sink for each time it empties the queue, instead
+/// of one per line). A request or a transaction never waits for the sink: when the queue is full (a stalled log reader), the
 /// line is dropped and counted instead (some lines are written while the SQLite writers' turn is
 /// held, so a blocking queue stopped the service).
 pub fn log_writer<W: std::io::Write + Send + 'static>(
@@ -91,7 +74,7 @@ pub fn log_writer<W: std::io::Write + Send + 'static>(
     tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(LOG_QUEUE_LINES)
-        .finish(sink)
+        .finish(std::io::BufWriter::with_capacity(LOG_BUFFER_BYTES, sink))
 }
 
 /// Logs to stderr through `log_writer`, as JSON or for people (`LOG_FORMAT`), filtered by
@@ -123,6 +106,18 @@ pub fn init_logging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_ids_are_uuid_shaped_and_never_repeat() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        let shape = regex::Regex::new(
+            "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+        )
+        .unwrap();
+        assert!(ids.iter().all(|id| shape.is_match(id)), "{ids:?}");
+    }
 
     #[test]
     fn only_plain_caller_ids_are_kept() {
@@ -165,8 +160,10 @@ mod tests {
         std::thread::spawn(move || {
             use std::io::Write;
             let mut writer = writer;
+            // Lines of a request line's length: the writer thread's buffer takes a few hundred.
+            let line = format!("{}\n", "x".repeat(200));
             for _ in 0..LOG_QUEUE_LINES * 2 {
-                let _ = writer.write_all(b"a line\n");
+                let _ = writer.write_all(line.as_bytes());
             }
             let _ = done.send(());
         });

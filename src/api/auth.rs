@@ -1,6 +1,7 @@
 //! The provider API key Treefort presents (`Authorization: Bearer KEY`). Keys are compared in
-//! constant time, through their SHA-256 so that their length does not leak either; every
-//! configured key is compared, so rotation (two keys) costs the same for all.
+//! constant time, through their SHA-256 (the configured keys' computed once, at start) so that
+//! their length does not leak either; every configured key is compared, so rotation (two keys)
+//! costs the same for all.
 //!
 //! Also the rate limits' two sides of authentication, for `/treefort` and `/v1` alike: a failure
 //! counts against the client's address, a proven key against its own limit.
@@ -31,7 +32,8 @@ fn check(req: &HttpRequest) -> Result<ProviderAuth, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     match matched_key(req, state) {
-        Ok(index) => within_limit(state, &format!("provider-key-{index}")).map(|()| ProviderAuth),
+        Ok(index) => within_limit(state, state.settings.provider_api_keys[index].name())
+            .map(|()| ProviderAuth),
         Err(e) => {
             let client = crate::limits::client_address(req, state.settings.trust_proxy_headers);
             Err(count_failure(state, client, e))
@@ -63,7 +65,7 @@ pub(crate) fn within_limit(state: &AppState, key_name: &str) -> Result<(), ApiEr
 }
 
 /// The index of the configured provider key presented (every key is compared, in constant time).
-fn matched_key(req: &HttpRequest, state: &AppState) -> Result<u32, ApiError> {
+fn matched_key(req: &HttpRequest, state: &AppState) -> Result<usize, ApiError> {
     let keys = &state.settings.provider_api_keys;
     if keys.is_empty() {
         return Err(ApiError::not_configured(
@@ -85,11 +87,11 @@ fn matched_key(req: &HttpRequest, state: &AppState) -> Result<u32, ApiError> {
         keys.iter()
             .zip(0u32..)
             .fold((subtle::Choice::from(0), 0u32), |(any, index), (key, i)| {
-                let same = Sha256::digest(key.expose().as_bytes()).ct_eq(&presented);
+                let same = key.digest().ct_eq(presented.as_slice());
                 (any | same, u32::conditional_select(&index, &i, same))
             });
     if bool::from(matched) {
-        Ok(index)
+        Ok(index as usize)
     } else {
         Err(ApiError::unauthorized())
     }

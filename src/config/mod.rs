@@ -40,6 +40,40 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A provider API key, its SHA-256 computed once (a request's key is compared with the digests
+/// in constant time: `api::auth`) and the name the rate limit counts it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKey {
+    secret: Secret,
+    digest: [u8; 32],
+    name: String,
+}
+
+impl ProviderKey {
+    /// The key at `index` of `PROVIDER_API_KEYS`.
+    pub fn new(secret: Secret, index: usize) -> Self {
+        use sha2::Digest;
+        Self {
+            digest: sha2::Sha256::digest(secret.expose().as_bytes()).into(),
+            secret,
+            name: format!("provider-key-{index}"),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.secret.expose()
+    }
+
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// How logs and limits name it: never the secret.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://treefort-webpay.db";
 pub const MAX_SESSION_TTL_SECS: i64 = 86_400;
 
@@ -50,7 +84,7 @@ pub struct Settings {
     /// Origin of session URLs, without a trailing slash.
     pub public_base_url: String,
     /// Empty: the Treefort-facing routes answer 503 `not_configured`.
-    pub provider_api_keys: Vec<Secret>,
+    pub provider_api_keys: Vec<ProviderKey>,
     /// `None`: Treefort is not configured; checkout and cancel answer 503 `not_configured`.
     pub treefort: Option<TreefortSettings>,
     pub checkout_session_ttl_secs: i64,
@@ -229,7 +263,12 @@ impl Settings {
             provider_api_keys: vars
                 .provider_api_keys
                 .as_deref()
-                .map(|keys| list(keys).map(Secret::new).collect())
+                .map(|keys| {
+                    list(keys)
+                        .enumerate()
+                        .map(|(i, key)| ProviderKey::new(Secret::new(key), i))
+                        .collect()
+                })
                 .unwrap_or_default(),
             treefort: treefort_settings(&vars)?,
             database_url,

@@ -82,7 +82,10 @@ impl Application {
                 "http://{}",
                 std::net::SocketAddr::new(loopback, port)
             ))?;
-            settings.provider_api_keys = vec![sim.provider_key().clone()];
+            settings.provider_api_keys = vec![crate::config::ProviderKey::new(
+                sim.provider_key().clone(),
+                0,
+            )];
             settings.treefort = Some(sim.treefort_settings());
             // Time travel: the system clock, movable forward.
             if !clock.is_movable() {

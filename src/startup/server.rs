@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
-use actix_web::{error::InternalError, web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
 
 use super::routes::routes;
 use crate::error::ApiError;
@@ -49,21 +49,8 @@ pub(super) fn http_server(
                     }
                 }
             })
-            .wrap_fn(|req, srv| {
-                let started = Instant::now();
-                let metrics = req
-                    .app_data::<web::Data<AppState>>()
-                    .map(|s| s.metrics.clone());
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    observe(&mut res, started, metrics);
-                    Ok(res)
-                }
-            })
-            .wrap(tracing_actix_web::TracingLogger::<
-                crate::telemetry::RequestSpan,
-            >::new())
+            // Outermost: the request's id and span, and once answered its log line and metrics.
+            .wrap(actix_web::middleware::from_fn(trace_request))
             .configure(|cfg| {
                 if let Some(sim) = &simulator {
                     cfg.app_data(sim.clone());
@@ -101,36 +88,41 @@ fn refusal(req: &actix_web::dev::ServiceRequest) -> Option<HttpResponse> {
         .then(|| pages::cross_site_page(state.gateway.is_test_mode()))
 }
 
-/// Logs an answered request, counts and times it by its route pattern (never the path: it
-/// carries tokens), and names its request id in `x-request-id`.
-fn observe<B>(
-    res: &mut actix_web::dev::ServiceResponse<B>,
-    started: Instant,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-) {
+/// Every request's telemetry, in one middleware: its id (`telemetry::request_id`), a span that
+/// names it with the method and the route pattern (never the path: it carries tokens), and once
+/// it is answered one log line, its metrics and the id sent back in `X-Request-Id`.
+async fn trace_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use tracing::Instrument;
+    let started = Instant::now();
+    let id = crate::telemetry::request_id(req.headers());
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = %route,
+    );
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    // Method, route and request id are the span's (telemetry::RequestSpan).
-    tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
-    // Matched once, by the request's span.
-    let info = res
-        .request()
-        .extensions()
-        .get::<crate::telemetry::RequestInfo>()
-        .cloned();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request"));
     if let Some(metrics) = metrics {
-        let route = info.as_ref().map_or("unmatched", |i| i.route.as_str());
-        let method = res.request().method().as_str();
-        metrics.observe_request(method, route, status, elapsed);
+        metrics.observe_request(res.request().method().as_str(), route, status, elapsed);
     }
-    if let Some(value) =
-        info.and_then(|i| actix_web::http::header::HeaderValue::from_str(&i.id).ok())
-    {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-request-id"),
             value,
         );
     }
+    Ok(res)
 }
 
 /// Reads a request's body whole within BODY_READ_TIMEOUT_MS before any handler sees it: a client

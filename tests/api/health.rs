@@ -133,3 +133,82 @@ async fn readiness_fails_while_migrations_are_pending() {
         200
     );
 }
+
+/// The binary's log, as operators read it: one JSON line per request at `info`, naming its
+/// request id, method, route pattern, status and duration, and never the path (it carries the
+/// session token).
+#[tokio::test]
+async fn the_binary_logs_one_json_line_per_request_and_never_the_path() {
+    use std::io::Read;
+    let app = spawn_app().await;
+    app.add_plan(1, 0);
+    let url = app.checkout_url("u1", 1, None).await;
+    let token = url.rsplit('/').next().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_treefort-webpay"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &app.vars {
+        command.env(k, v);
+    }
+    command
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    let mut child = command.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..300 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let page = app
+        .client
+        .get(format!("{base}/checkout/{token}"))
+        .header("X-Request-Id", "edge-12345678")
+        .send()
+        .await;
+    // The writer thread writes whenever its queue empties.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(ready, "the service did not start: {log}");
+    assert_eq!(page.unwrap().status(), 200);
+    assert!(!log.contains(&token), "the token is in the log:\n{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of_page: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "edge-12345678")
+        .collect();
+    let [line] = of_page[..] else {
+        panic!("one line for the request:\n{log}");
+    };
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields"]["message"], "request");
+    assert_eq!(line["fields"]["status"], 200);
+    assert!(line["fields"]["elapsed_ms"].is_u64(), "{line}");
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["route"], "/checkout/{token}");
+    assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+}

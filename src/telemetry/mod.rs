@@ -2,7 +2,9 @@
 //! route pattern (`startup::server`), so every log line written while serving it names the
 //! request; the id is sent back in `X-Request-Id`. Never the path or query: those carry session
 //! tokens. Log lines go to stderr through a queue and a writer thread of their own
-//! (`init_logging`).
+//! (`init_logging`), as JSON by a layer of the service's own (`json_lines`) or for people.
+
+mod json_lines;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -93,12 +95,20 @@ pub fn init_logging(
     });
     let (writer, guard) = log_writer(std::io::stderr());
     let _ = DROPPED.set(writer.error_counter());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
     match format {
-        LogFormat::Json => builder.json().with_span_list(false).init(),
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(json_lines::JsonLines::new(writer))
+                .init();
+        }
+        LogFormat::Pretty => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
     }
     guard
 }

@@ -77,10 +77,8 @@ impl Snapshot {
         })
     }
 
-    pub fn plans_among(&self, ids: &[i64]) -> Vec<Plan> {
-        ids.iter()
-            .filter_map(|id| self.plans.get(id).cloned())
-            .collect()
+    pub fn plans_among(&self, ids: &[i64]) -> Vec<&Plan> {
+        ids.iter().filter_map(|id| self.plans.get(id)).collect()
     }
 }
 

@@ -68,6 +68,13 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Event>> {
     events::table.find(id).first(conn).optional()
 }
 
+pub fn find_many(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<Event>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    events::table.filter(events::id.eq_any(ids)).load(conn)
+}
+
 pub fn find_by_public_id(conn: &mut AnyConnection, public_id: &str) -> QueryResult<Option<Event>> {
     events::table
         .filter(events::public_id.eq(public_id))

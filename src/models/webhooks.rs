@@ -295,8 +295,15 @@ pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> Query
     Ok(inserted)
 }
 
-pub fn find_delivery(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Delivery>> {
-    webhook_deliveries::table.find(id).first(conn).optional()
+/// The deliveries `ids`, in id order.
+pub fn find_deliveries(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<Delivery>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    webhook_deliveries::table
+        .filter(webhook_deliveries::id.eq_any(ids))
+        .order(webhook_deliveries::id.asc())
+        .load(conn)
 }
 
 pub fn find_delivery_of(

@@ -40,7 +40,7 @@ fn candidates(limited_to: &[i64], requested_plan_ids: &[i64]) -> Vec<i64> {
 /// discount each plan's price can take. The user's history is the caller's to check.
 fn judge(
     promo: PromoCode,
-    candidate_plans: &[plans::Plan],
+    candidate_plans: &[&plans::Plan],
     now: NaiveDateTime,
 ) -> Option<ValidPromo> {
     let exhausted = promo

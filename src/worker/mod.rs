@@ -61,14 +61,15 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
     }
 }
 
-/// Starts the webhook deliveries that are due, every half second, without waiting for those
-/// in flight (each endpoint's slots bound them). Stopping waits for the ones in flight.
+/// Starts the webhook deliveries that are due, every half second and whenever a delivery ends
+/// (its slot is free), without waiting for those in flight (each endpoint's slots bound them).
+/// Stopping waits for the ones in flight.
 async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<bool>) {
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
-            _ = tokio::time::sleep(WEBHOOK_INTERVAL) => {
+            () = wait_for_webhook_turn(&state) => {
                 while in_flight.try_join_next().is_some() {}
                 match webhooks::delivery::dispatch(&state).await {
                     Ok(tasks) => {
@@ -82,6 +83,14 @@ async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<b
         }
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Half a second, or less when a delivery ends first.
+async fn wait_for_webhook_turn(state: &AppState) {
+    tokio::select! {
+        _ = tokio::time::sleep(WEBHOOK_INTERVAL) => {}
+        _ = state.webhooks.freed.notified() => {}
+    }
 }
 
 /// Starts every webhook delivery that is due and waits until none is in flight (for tests, which

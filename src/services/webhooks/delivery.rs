@@ -55,7 +55,8 @@ pub fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::from_std(wait).unwrap_or(MAX_BACKOFF)
 }
 
-/// Claims what is due, endpoint by endpoint within each one's free slots, and starts sending it.
+/// Claims what is due, endpoint by endpoint within each one's free slots (a few statements per
+/// endpoint, however many it claims), and starts sending it.
 /// Returns the tasks (the worker lets them run; a test may wait for them).
 pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>, ApiError> {
     if state.settings.webhook_signing_key.is_none() {
@@ -102,14 +103,17 @@ fn claim_due(
         if free == 0 {
             continue;
         }
-        for id in webhooks::list_due_heads(conn, endpoint.id, now, free as i64)? {
-            if !webhooks::take_lease(conn, id, owner, now, until)? {
-                continue;
-            }
-            let Some(delivery) = webhooks::find_delivery(conn, id)? else {
-                continue;
-            };
-            let event = events::find(conn, delivery.event_id)?
+        let due = webhooks::list_due_heads(conn, endpoint.id, now, free as i64)?;
+        let won = webhooks::take_leases(conn, &due, owner, now, until)?;
+        let deliveries = webhooks::find_deliveries(conn, &won)?;
+        let event_ids: Vec<i64> = deliveries.iter().map(|d| d.event_id).collect();
+        let mut events: HashMap<i64, Event> = events::find_many(conn, &event_ids)?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        for delivery in deliveries {
+            let event = events
+                .remove(&delivery.event_id)
                 .ok_or_else(|| ApiError::internal("a webhook delivery without its event"))?;
             claimed.push(Claimed {
                 delivery,

@@ -32,7 +32,7 @@ async def serve(index, reader, writer):
             body = await reader.readexactly(length)
             if delays[index]:
                 await asyncio.sleep(delays[index])
-            user = json.loads(body)["data"]["userId"]
+            user = json.loads(body)["data"]["launchToken"]["userId"]
             if user in received[index]:
                 duplicates[index] += 1
             received[index][user] = time.monotonic()
@@ -78,7 +78,7 @@ total = (n // clients) * clients
 written = time.monotonic()
 write_rate = total / (written - start)
 
-deadline = written + 600
+deadline = written + float(__import__("os").environ.get("WAIT", "600"))
 while time.monotonic() < deadline and any(len(received[i]) < total for i in (0, 1)):
     time.sleep(0.05)
 end = time.monotonic()

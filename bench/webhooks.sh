@@ -11,7 +11,7 @@ if [ -z "${BIN:-}" ]; then cargo build --release --locked -q; fi
 bin=${BIN:-target/release/treefort-webpay}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d)
-cleanup() { kill "${service_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${service_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP_LOG:-}" ] && cp "$work/service.log" "$KEEP_LOG"; rm -rf "$work"; }
 trap cleanup EXIT
 export DATABASE_URL="${DATABASE_URL:-sqlite://$work/bench.db}"
 export WEBHOOK_SIGNING_KEY=bench-webhook-signing-key-0123456789abcdef WEBHOOKS_ALLOW_PRIVATE=true
@@ -28,3 +28,10 @@ service_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 python3 bench/webhook_fanout.py "http://127.0.0.1:$port" "$key" "$n" "${receivers[@]}"
 echo "database: ${DATABASE_URL%%:*}, $(nproc) cores"
+# What went wrong on the way, if anything (the warnings of the start-up are expected).
+if grep -v 'TREEFORT_API_URL\|PAYMENT_GATEWAY' "$work/service.log" | grep -q '"level":"\(ERROR\|WARN\)"\|panicked'; then
+    echo "the service logged warnings or errors:" >&2
+    grep -v 'TREEFORT_API_URL\|PAYMENT_GATEWAY' "$work/service.log" |
+        grep -o '"level":"\(ERROR\|WARN\)","fields":{[^}]*}\|panicked.*' | sort | uniq -c | sort -rn | head -5 >&2
+    exit 1
+fi

@@ -67,30 +67,6 @@ macro_rules! leased {
             .map(|n| n == 1)
         }
 
-        /// `take_lease` for many rows in one statement. Returns the ids won.
-        pub fn take_leases(
-            conn: &mut $crate::db::AnyConnection,
-            ids: &[i64],
-            owner: &str,
-            now: chrono::NaiveDateTime,
-            until: chrono::NaiveDateTime,
-        ) -> diesel::QueryResult<Vec<i64>> {
-            #[allow(unused_variables)]
-            let $now = now;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            diesel::update(
-                $table::table
-                    .filter($table::id.eq_any(ids))
-                    .filter($available)
-                    .filter(lease_is_free(now)),
-            )
-            .set(($table::locked_by.eq(owner), $table::locked_until.eq(until)))
-            .returning($table::id)
-            .get_results(conn)
-        }
-
         /// Applies `changes` to row `id` only while `owner` holds its lease. Returns whether it
         /// did.
         pub fn update_held<C>(

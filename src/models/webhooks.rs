@@ -305,17 +305,6 @@ pub fn insert_deliveries(conn: &mut AnyConnection, new: &[NewDelivery]) -> Query
     Ok(inserted)
 }
 
-/// The deliveries `ids`, in id order.
-pub fn find_deliveries(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<Vec<Delivery>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    webhook_deliveries::table
-        .filter(webhook_deliveries::id.eq_any(ids))
-        .order(webhook_deliveries::id.asc())
-        .load(conn)
-}
-
 pub fn find_delivery_of(
     conn: &mut AnyConnection,
     event_id: i64,
@@ -339,14 +328,19 @@ pub fn list_deliveries_of_event(
         .load(conn)
 }
 
-/// The due deliveries of one endpoint that may go now: pending, not leased, and first in their
-/// subscription's line (no older pending delivery of the same subscription to this endpoint).
-pub fn list_due_heads(
+/// Leases to `owner` until `until` at most `limit` due deliveries of one endpoint that may go
+/// now (pending, not leased, and first in their subscription's line: no older pending delivery
+/// of the same subscription to this endpoint): one statement finds them, one leases them and
+/// returns them. Another instance claiming at the same moment gets other rows: the lease is
+/// checked again on each row the second statement writes.
+pub fn lease_due_heads(
     conn: &mut AnyConnection,
     endpoint_id: i64,
+    owner: &str,
     now: NaiveDateTime,
+    until: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<Delivery>> {
     let earlier = diesel::alias!(webhook_deliveries as earlier);
     // The head of its line is the line's oldest pending delivery: `min(id)`, which both
     // databases answer from `webhook_deliveries_order` in one index probe whatever their
@@ -367,7 +361,7 @@ pub fn list_due_heads(
         .filter(earlier.field(webhook_deliveries::status).eq(PENDING))
         .select(diesel::dsl::min(earlier.field(webhook_deliveries::id)))
         .single_value();
-    webhook_deliveries::table
+    let heads = webhook_deliveries::table
         .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
         .filter(webhook_deliveries::status.eq(PENDING))
         .filter(webhook_deliveries::next_attempt_at.le(now))
@@ -377,7 +371,22 @@ pub fn list_due_heads(
         .then_order_by(webhook_deliveries::id.asc())
         .select(webhook_deliveries::id)
         .limit(limit)
-        .load(conn)
+        .load::<i64>(conn)?;
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::id.eq_any(heads))
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(lease_is_free(now)),
+    )
+    .set((
+        webhook_deliveries::locked_by.eq(owner),
+        webhook_deliveries::locked_until.eq(until),
+    ))
+    .returning(webhook_deliveries::all_columns)
+    .get_results(conn)
 }
 
 /// What an attempt did to its delivery, written only by the lease holder.

@@ -55,7 +55,7 @@ pub fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::from_std(wait).unwrap_or(MAX_BACKOFF)
 }
 
-/// Claims what is due, endpoint by endpoint within each one's free slots (a few statements per
+/// Claims what is due, endpoint by endpoint within each one's free slots (three statements per
 /// endpoint, however many it claims), and starts sending it.
 /// Returns the tasks (the worker lets them run; a test may wait for them).
 pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>, ApiError> {
@@ -103,9 +103,8 @@ fn claim_due(
         if free == 0 {
             continue;
         }
-        let due = webhooks::list_due_heads(conn, endpoint.id, now, free as i64)?;
-        let won = webhooks::take_leases(conn, &due, owner, now, until)?;
-        let deliveries = webhooks::find_deliveries(conn, &won)?;
+        let deliveries =
+            webhooks::lease_due_heads(conn, endpoint.id, owner, now, until, free as i64)?;
         let event_ids: Vec<i64> = deliveries.iter().map(|d| d.event_id).collect();
         let mut events: HashMap<i64, Event> = events::find_many(conn, &event_ids)?
             .into_iter()

@@ -95,3 +95,5 @@ for i, name in enumerate(names):
     print(f"  {name:14} {len(got):6} delivered, {rate:7.0f}/s ({rate / write_rate:.2f} of the written rate), "
           f"p99 from written to delivered {p99}, oldest undelivered at the end: {oldest}"
           + (f", {duplicates[i]} twice" if duplicates[i] else ""))
+if any(len(received[i]) < total for i in (0, 1)):
+    sys.exit("the fast endpoints did not get every event in time")

@@ -372,7 +372,8 @@ pub struct Id {
 /// Takes leases in one statement: `sql` is an `UPDATE … RETURNING id` written with PostgreSQL's
 /// `$n` placeholders and a `{skip_locked}` mark after its inner SELECT (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL; SQLite has one writer at a time and takes `?n`). Binds: the owner, the lease's
-/// end, now, and the most rows to take. Returns the ids claimed.
+/// end, now, the most rows to take, then `scope` (`$5`…: which rows, e.g. an endpoint's).
+/// Returns the ids claimed.
 pub fn claim_with(
     conn: &mut AnyConnection,
     sql: &str,
@@ -380,16 +381,23 @@ pub fn claim_with(
     until: chrono::NaiveDateTime,
     now: chrono::NaiveDateTime,
     limit: i64,
+    scope: &[i64],
 ) -> diesel::QueryResult<Vec<i64>> {
     use diesel::sql_types::{BigInt, Text, Timestamp};
     use diesel::RunQueryDsl;
     let sql = claim_sql(conn, sql);
-    let rows: Vec<Id> = crate::on_backend!(conn, |c| diesel::sql_query(&sql)
-        .bind::<Text, _>(owner)
-        .bind::<Timestamp, _>(until)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(c))?;
+    let rows: Vec<Id> = crate::on_backend!(conn, |c| {
+        let mut query = diesel::sql_query(&sql)
+            .into_boxed()
+            .bind::<Text, _>(owner)
+            .bind::<Timestamp, _>(until)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit);
+        for value in scope {
+            query = query.bind::<BigInt, _>(*value);
+        }
+        query.load(c)
+    })?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 

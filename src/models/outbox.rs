@@ -90,7 +90,7 @@ pub fn claim_due_heads(
     until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<OutboxEntry>> {
-    let ids = crate::db::claim_with(conn, CLAIM_DUE_HEADS_SQL, owner, until, now, limit)?;
+    let ids = crate::db::claim_with(conn, CLAIM_DUE_HEADS_SQL, owner, until, now, limit, &[])?;
     let mut claimed: Vec<OutboxEntry> = treefort_outbox::table
         .filter(treefort_outbox::id.eq_any(&ids))
         .load(conn)?;

@@ -32,7 +32,7 @@ pub fn claim_due(
     until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Subscription>> {
-    let ids = crate::db::claim_with(conn, CLAIM_DUE_SQL, owner, until, now, limit)?;
+    let ids = crate::db::claim_with(conn, CLAIM_DUE_SQL, owner, until, now, limit, &[])?;
     let mut claimed: Vec<Subscription> = super::find_many(conn, &ids)?.into_values().collect();
     claimed.sort_by_key(|s| (s.next_action_at, s.id));
     Ok(claimed)

@@ -328,12 +328,30 @@ pub fn list_deliveries_of_event(
         .load(conn)
 }
 
-/// Leases to `owner` until `until` at most `limit` due deliveries of one endpoint that may go
-/// now (pending, not leased, and first in their subscription's line: no older pending delivery
-/// of the same subscription to this endpoint): one statement finds them, one leases them and
-/// returns them. Another instance claiming at the same moment gets other rows: the lease is
-/// checked again on each row the second statement writes.
-pub fn lease_due_heads(
+/// The claim of `claim_due_heads` (binds: owner, lease end, now, limit, endpoint), in the shape
+/// of the outbox's. A line's head is its oldest pending delivery, `min(id)`, which both databases
+/// answer from `webhook_deliveries_order` in one probe, and the due rows are read in the order of
+/// `webhook_deliveries_due`, so a claim stops after a few index entries whatever the planner's
+/// statistics say (a `NOT EXISTS` over older rows was planned by PostgreSQL, on statistics taken
+/// while the table was nearly empty, as a scan of every pending delivery for each one: 2 s a
+/// claim after a burst of 3 000 events). The outer conditions repeat the inner ones: the UPDATE
+/// checks them again on the row itself.
+pub const CLAIM_DUE_HEADS_SQL: &str = "WITH due AS MATERIALIZED (SELECT d.id FROM webhook_deliveries d \
+          WHERE d.endpoint_id = $5 AND d.status = 'pending' AND d.next_attempt_at <= $3 \
+          AND (d.locked_until IS NULL OR d.locked_until < $3) \
+          AND d.id = (SELECT min(e.id) FROM webhook_deliveries e WHERE e.endpoint_id = d.endpoint_id \
+            AND e.ordering_key = d.ordering_key AND e.status = 'pending') \
+          ORDER BY d.next_attempt_at, d.id LIMIT $4 {skip_locked}) \
+        UPDATE webhook_deliveries SET locked_by = $1, locked_until = $2 \
+        WHERE id IN (SELECT id FROM due) AND status = 'pending' \
+        AND (locked_until IS NULL OR locked_until < $3) RETURNING id";
+
+/// Takes the lease, in one statement, on up to `limit` due deliveries of one endpoint that may go
+/// now: pending, not leased, and first in their subscription's line (no older pending delivery of
+/// the same subscription to this endpoint). Two instances never get the same delivery:
+/// PostgreSQL skips rows another claim has locked, SQLite has one writer at a time, and the
+/// conditions are checked again by the UPDATE itself.
+pub fn claim_due_heads(
     conn: &mut AnyConnection,
     endpoint_id: i64,
     owner: &str,
@@ -341,52 +359,19 @@ pub fn lease_due_heads(
     until: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Delivery>> {
-    let earlier = diesel::alias!(webhook_deliveries as earlier);
-    // The head of its line is the line's oldest pending delivery: `min(id)`, which both
-    // databases answer from `webhook_deliveries_order` in one index probe whatever their
-    // statistics say (a `NOT EXISTS` over older rows was planned by PostgreSQL, on statistics
-    // taken while the table was nearly empty, as a scan of every pending delivery for each one:
-    // 2 s a claim after a burst of 3 000 events).
-    let head = earlier
-        .filter(
-            earlier
-                .field(webhook_deliveries::endpoint_id)
-                .eq(webhook_deliveries::endpoint_id),
-        )
-        .filter(
-            earlier
-                .field(webhook_deliveries::ordering_key)
-                .eq(webhook_deliveries::ordering_key),
-        )
-        .filter(earlier.field(webhook_deliveries::status).eq(PENDING))
-        .select(diesel::dsl::min(earlier.field(webhook_deliveries::id)))
-        .single_value();
-    let heads = webhook_deliveries::table
-        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
-        .filter(webhook_deliveries::status.eq(PENDING))
-        .filter(webhook_deliveries::next_attempt_at.le(now))
-        .filter(lease_is_free(now))
-        .filter(webhook_deliveries::id.nullable().eq(head))
-        .order(webhook_deliveries::next_attempt_at.asc())
-        .then_order_by(webhook_deliveries::id.asc())
-        .select(webhook_deliveries::id)
-        .limit(limit)
-        .load::<i64>(conn)?;
-    if heads.is_empty() {
-        return Ok(Vec::new());
-    }
-    diesel::update(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::id.eq_any(heads))
-            .filter(webhook_deliveries::status.eq(PENDING))
-            .filter(lease_is_free(now)),
-    )
-    .set((
-        webhook_deliveries::locked_by.eq(owner),
-        webhook_deliveries::locked_until.eq(until),
-    ))
-    .returning(webhook_deliveries::all_columns)
-    .get_results(conn)
+    let ids = crate::db::claim_with(
+        conn,
+        CLAIM_DUE_HEADS_SQL,
+        owner,
+        until,
+        now,
+        limit,
+        &[endpoint_id],
+    )?;
+    webhook_deliveries::table
+        .filter(webhook_deliveries::id.eq_any(&ids))
+        .order(webhook_deliveries::id.asc())
+        .load(conn)
 }
 
 /// What an attempt did to its delivery, written only by the lease holder.

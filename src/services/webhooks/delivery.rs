@@ -56,7 +56,8 @@ pub fn backoff(attempts: i32) -> TimeDelta {
 }
 
 /// Claims what is due, endpoint by endpoint within each one's free slots (three statements per
-/// endpoint, however many it claims), and starts sending it.
+/// endpoint, however many it claims: the claim, the deliveries, their events), and starts
+/// sending it.
 /// Returns the tasks (the worker lets them run; a test may wait for them).
 pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>, ApiError> {
     if state.settings.webhook_signing_key.is_none() {
@@ -104,7 +105,7 @@ fn claim_due(
             continue;
         }
         let deliveries =
-            webhooks::lease_due_heads(conn, endpoint.id, owner, now, until, free as i64)?;
+            webhooks::claim_due_heads(conn, endpoint.id, owner, now, until, free as i64)?;
         let event_ids: Vec<i64> = deliveries.iter().map(|d| d.event_id).collect();
         let mut events: HashMap<i64, Event> = events::find_many(conn, &event_ids)?
             .into_iter()

@@ -237,16 +237,7 @@ async fn each_reason_a_promo_code_is_refused_gets_the_same_answer_as_before() {
         ..code("DOLLAR")
     });
     app.add_promo(code("OFF"));
-    let off = treefort_webpay::models::promo_codes::find_by_normalized_code(&mut app.conn(), "off")
-        .unwrap()
-        .unwrap();
-    treefort_webpay::models::promo_codes::set_active(
-        &mut app.conn(),
-        off.id,
-        false,
-        app.now().naive_utc(),
-    )
-    .unwrap();
+    app.disable_promo("off");
     // "old" subscribes to plan 1, using up ONCE.
     let url = app.checkout_url("old", 1, Some("ONCE")).await;
     assert_eq!(app.pay(&url, GOOD_CARD).await.status(), 303);

@@ -219,6 +219,15 @@ impl TestApp {
         promo::create(&mut self.conn(), &input, self.now().naive_utc()).unwrap();
     }
 
+    /// Disables the promo code whose normalised form is `normalized`.
+    pub fn disable_promo(&self, normalized: &str) {
+        use treefort_webpay::models::promo_codes;
+        let code = promo_codes::find_by_normalized_code(&mut self.conn(), normalized)
+            .unwrap()
+            .unwrap();
+        promo_codes::set_active(&mut self.conn(), code.id, false, self.now().naive_utc()).unwrap();
+    }
+
     /// Mounts a healthy Treefort: token endpoint, subscription POST (id `tf_sub_1`) and PATCH.
     pub async fn treefort_ok(&self) {
         self.mount_token().await;

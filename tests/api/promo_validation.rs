@@ -109,16 +109,7 @@ async fn disabled_expired_and_exhausted_codes_are_invalid() {
         percent_off: Some(10),
         ..Default::default()
     });
-    let off = treefort_webpay::models::promo_codes::find_by_normalized_code(&mut app.conn(), "off")
-        .unwrap()
-        .unwrap();
-    treefort_webpay::models::promo_codes::set_active(
-        &mut app.conn(),
-        off.id,
-        false,
-        app.now().naive_utc(),
-    )
-    .unwrap();
+    app.disable_promo("off");
     let invalid = json!({"type": "invalid"});
     assert_eq!(
         validate(&app, json!({"subscriptionPlanIds": [1], "code": "OFF"})).await,

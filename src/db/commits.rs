@@ -56,6 +56,9 @@ pub(super) struct Observer {
     transaction_depth: u32,
     /// Whether the open transaction wrote a subscription.
     touched: bool,
+    /// A transaction that wrote a subscription is committing: the next statement to finish is
+    /// its `COMMIT` (diesel announces the commit before it sends it).
+    committing: bool,
 }
 
 impl Observer {
@@ -65,6 +68,7 @@ impl Observer {
             write_depth: 0,
             transaction_depth: 0,
             touched: false,
+            committing: false,
         }
     }
 
@@ -72,10 +76,13 @@ impl Observer {
         self.commits.subscriptions.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Diesel tells of a transaction's end before it sends the `COMMIT`: a commit is counted only
+    /// once that statement is done, so a reader that sees the count moved and then reads the
+    /// change feed finds the change there.
     fn ended(&mut self, depth: NonZeroU32, committed: bool) {
         self.transaction_depth = depth.get() - 1;
         if self.transaction_depth == 0 && std::mem::take(&mut self.touched) && committed {
-            self.count();
+            self.committing = true;
         }
     }
 }
@@ -83,6 +90,13 @@ impl Observer {
 impl Instrumentation for Observer {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
+            // The COMMIT of a transaction that wrote a subscription (a failed one is rolled back).
+            InstrumentationEvent::FinishQuery { error, .. } if self.committing => {
+                self.committing = false;
+                if error.is_none() {
+                    self.count();
+                }
+            }
             InstrumentationEvent::FinishQuery {
                 query, error: None, ..
             } if writes_subscriptions(query) => {
@@ -210,6 +224,64 @@ fn statement_writes_subscriptions(sql: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::statement_writes_subscriptions as writes;
+    use super::{Commits, Observer};
+    use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
+    use diesel::prelude::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// The observer, and the count as it stood when the `COMMIT` statement began.
+    struct AtCommit {
+        observer: Observer,
+        seen: Arc<AtomicU64>,
+    }
+
+    impl Instrumentation for AtCommit {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            if let InstrumentationEvent::StartQuery { query, .. } = &event {
+                if query.to_string() == "COMMIT" {
+                    let count = self.observer.commits.subscription_commits();
+                    self.seen.store(count, Ordering::SeqCst);
+                }
+            }
+            self.observer.on_connection_event(event);
+        }
+    }
+
+    #[test]
+    fn a_commit_is_counted_once_it_is_done_never_before() {
+        let commits = Arc::new(Commits::default());
+        let seen = Arc::new(AtomicU64::new(u64::MAX));
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute("CREATE TABLE subscriptions (id INTEGER PRIMARY KEY, plan_id INTEGER)")
+            .unwrap();
+        conn.set_instrumentation(AtCommit {
+            observer: Observer::new(commits.clone()),
+            seen: seen.clone(),
+        });
+        conn.transaction(|c| {
+            diesel::sql_query("INSERT INTO subscriptions (plan_id) VALUES (1)").execute(c)
+        })
+        .unwrap();
+        // A reader that saw the count move before the COMMIT could read the feed without the
+        // change and then answer from stale memory.
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            0,
+            "counted before the COMMIT ran"
+        );
+        assert_eq!(commits.subscription_commits(), 1);
+        // A transaction rolled back counts nothing; a write outside one counts at once.
+        let _ = conn.transaction(|c| {
+            diesel::sql_query("UPDATE subscriptions SET plan_id = 2").execute(c)?;
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        });
+        assert_eq!(commits.subscription_commits(), 1);
+        diesel::sql_query("UPDATE subscriptions SET plan_id = 3")
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(commits.subscription_commits(), 2);
+    }
 
     #[test]
     fn statements_that_change_a_subscription_are_told_apart() {

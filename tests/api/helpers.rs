@@ -57,8 +57,25 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// With `TEST_LOG` set, the service's logs of a test are printed with its output (filtered by
+/// `RUST_LOG`, default `info`): `TEST_LOG=1 cargo test … -- --nocapture`, or seen on failure.
+fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("TEST_LOG").is_some() {
+        INIT.call_once(|| {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        });
+    }
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Options)) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    init_test_logging();
     let treefort = MockServer::start().await;
     let db = TestDatabase::create();
     let mut options = Options {

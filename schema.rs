@@ -363,3 +363,36 @@ diesel::allow_tables_to_appear_in_same_query!(
     unrecorded_charges,
     signing_keys,
 );
+
+diesel::table! {
+    emails (id) {
+        id -> BigInt,
+        kind -> Text,
+        about -> Text,
+        user_id -> Text,
+        subscription_id -> Nullable<BigInt>,
+        payment_id -> Nullable<BigInt>,
+        to_address -> Text,
+        locale -> Text,
+        data -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_links (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        email_id -> BigInt,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod mailer;
 pub mod metrics;
 pub mod models;
 pub mod pages;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use treefort_webpay::cli::{
     self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
-    SigningKeysCommand, WebhooksCommand,
+    SigningKeysCommand, WebhooksCommand, EmailsCommand,
 };
 use treefort_webpay::config::Settings;
 use treefort_webpay::startup::{build_state, Application};
@@ -51,6 +51,9 @@ enum Command {
     /// The keys that sign launch tokens: rotate, list.
     #[command(subcommand)]
     SigningKeys(SigningKeysCommand),
+    /// Shoppers' emails: list, show one, send one again.
+    #[command(subcommand)]
+    Emails(EmailsCommand),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,12 @@ fn main() -> ExitCode {
             .and_then(|settings| {
                 let mut conn = cli::open_database()?;
                 cli::webhooks::run(&mut conn, &settings, command)
+            })
+            .map(|out| println!("{out}")),
+        Command::Emails(command) => Settings::from_env()
+            .and_then(|settings| {
+                let mut conn = cli::open_database()?;
+                cli::emails::run(&mut conn, &settings, command)
             })
             .map(|out| println!("{out}")),
         Command::SigningKeys(command) => Settings::from_env()

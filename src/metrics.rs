@@ -93,6 +93,8 @@ counters! {
         "Stripe calls tried again under the same idempotency key, by what the try before met",
     worker_rounds: 1 ["result"]
         "Worker rounds, by whether they found more work than one round may take",
+    emails: 2 ["kind", "outcome"]
+        "Shoppers' emails, by kind and outcome (sent, retried, dead, not_sent)",
 }
 
 /// Request latency buckets, in seconds: a page or an API answer, 1 ms to 10 s.

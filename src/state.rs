@@ -29,6 +29,8 @@ pub struct AppState {
     pub checkout_writer: crate::models::checkout_session_writer::SessionWriter,
     /// The client of outbound webhooks and what this instance has in flight.
     pub webhooks: Arc<crate::webhook_client::Sender>,
+    /// The SMTP client of shoppers' emails (`None`: no `SMTP_URL`).
+    pub mailer: Option<crate::mailer::Mailer>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.
     pub instance_id: String,
     /// Held through each worker round: the background loop and local mode's time travel never run

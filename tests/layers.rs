@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["db"],
     &["config", "telemetry"],
     &["models"],
-    &["gateway", "treefort", "webhook_client"],
+    &["gateway", "treefort", "webhook_client", "mailer"],
     &["views", "cache"],
     &["state"],
     &["services"],

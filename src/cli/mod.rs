@@ -2,12 +2,14 @@
 //! rules as the API and answers with text for people or `--json` for scripts.
 
 mod apikeys;
+pub mod emails;
 mod promo;
 pub mod signing_keys;
 pub mod webhooks;
 pub use apikeys::*;
 pub use promo::*;
 
+pub use emails::EmailsCommand;
 pub use webhooks::WebhooksCommand;
 
 use chrono::{DateTime, NaiveDateTime};

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::db::DatabaseUrl;
 
+mod email;
 mod vars;
+
+pub use email::{EmailSettings, SmtpSettings};
 
 use vars::Vars;
 
@@ -128,6 +131,8 @@ pub struct Settings {
     /// a built-in Treefort simulator at `/simulator`, a generated provider key, demo plans and
     /// time travel. `LOCAL_MODE=0` turns it off.
     pub local_mode: bool,
+    /// Shoppers' emails: the SMTP server (none: nothing is sent), sender and reminders.
+    pub email: EmailSettings,
 }
 
 /// Every setting of the Treefort side: any one of them set means a real Treefort is meant.
@@ -255,7 +260,9 @@ impl Settings {
             },
         };
         let local_mode = local_mode(&vars, &lookup, &gateway, &database_url)?;
+        let email = email::email_settings(&vars, local_mode)?;
         Ok(Self {
+            email,
             public_base_url: vars
                 .public_base_url
                 .clone()

@@ -108,6 +108,25 @@ pub(super) struct Vars {
     pub stripe_max_requests_per_second: Option<u32>,
     #[arg(long, env = "STRIPE_MAX_NETWORK_RETRIES", default_value = "2", value_parser = number("STRIPE_MAX_NETWORK_RETRIES", "retries", 0u32..=10))]
     pub stripe_max_network_retries: u32,
+
+    // Shoppers' emails (`config::email`).
+    /// Never echoed: it may carry a password.
+    #[arg(long, env = "SMTP_URL")]
+    pub smtp_url: Option<String>,
+    #[arg(long, env = "EMAIL_FROM")]
+    pub email_from: Option<String>,
+    #[arg(long, env = "EMAIL_REPLY_TO")]
+    pub email_reply_to: Option<String>,
+    #[arg(long, env = "MERCHANT_NAME")]
+    pub merchant_name: Option<String>,
+    #[arg(long, env = "EMAIL_LINK_TTL_HOURS", default_value = "72", value_parser = number("EMAIL_LINK_TTL_HOURS", "hours", 1i64..=168))]
+    pub email_link_ttl_hours: i64,
+    #[arg(long, env = "TRIAL_REMINDER_DAYS", default_value = "7", value_parser = number("TRIAL_REMINDER_DAYS", "days", 1i64..=30))]
+    pub trial_reminder_days: i64,
+    #[arg(long, env = "RENEWAL_REMINDER_DAYS", default_value = "7", value_parser = number("RENEWAL_REMINDER_DAYS", "days", 1i64..=60))]
+    pub renewal_reminder_days: i64,
+    #[arg(long, env = "SMTP_TIMEOUT_MS", default_value = "15000", value_parser = millis("SMTP_TIMEOUT_MS", 100..=120_000))]
+    pub smtp_timeout: Duration,
 }
 
 impl Vars {

@@ -51,19 +51,36 @@ const FTL: [&str; 10] = [
     include_str!("../../locales/ja/pages.ftl"),
 ];
 
+/// The shoppers' emails' texts, in the order of `FTL`.
+const EMAIL_FTL: [&str; 10] = [
+    include_str!("../../locales/en/emails.ftl"),
+    include_str!("../../locales/de/emails.ftl"),
+    include_str!("../../locales/fr/emails.ftl"),
+    include_str!("../../locales/es/emails.ftl"),
+    include_str!("../../locales/it/emails.ftl"),
+    include_str!("../../locales/nl/emails.ftl"),
+    include_str!("../../locales/pt-BR/emails.ftl"),
+    include_str!("../../locales/pl/emails.ftl"),
+    include_str!("../../locales/sv/emails.ftl"),
+    include_str!("../../locales/ja/emails.ftl"),
+];
+
 type Bundle = FluentBundle<FluentResource>;
 
 static BUNDLES: LazyLock<Vec<Bundle>> = LazyLock::new(|| {
     ALL.iter()
-        .zip(FTL)
-        .map(|(lang, source)| {
+        .zip(FTL.iter().zip(EMAIL_FTL))
+        .map(|(lang, (pages, emails))| {
             let id: unic_langid::LanguageIdentifier = lang.code().parse().unwrap_or_default();
             let mut bundle = Bundle::new_concurrent(vec![id]);
             // Texts go into HTML, where the isolation marks would only show as noise.
             bundle.set_use_isolating(false);
             // Syntax errors drop the broken entry only; the unit tests refuse any.
-            let resource = FluentResource::try_new(source.to_string()).unwrap_or_else(|(r, _)| r);
-            let _ = bundle.add_resource(resource);
+            for source in [*pages, emails] {
+                let resource =
+                    FluentResource::try_new(source.to_string()).unwrap_or_else(|(r, _)| r);
+                let _ = bundle.add_resource(resource);
+            }
             bundle
         })
         .collect()
@@ -325,6 +342,11 @@ mod tests {
         assert!(english.len() > 70, "{}", english.len());
         for (lang, source) in ALL.iter().zip(FTL) {
             assert_eq!(ids(source), english, "{lang:?}");
+        }
+        let emails = ids(EMAIL_FTL[0]);
+        assert!(emails.len() > 30, "{}", emails.len());
+        for (lang, source) in ALL.iter().zip(EMAIL_FTL) {
+            assert_eq!(ids(source), emails, "{lang:?} emails");
         }
     }
 

@@ -333,3 +333,19 @@ pub fn note_checked(
     ))
     .execute(conn)
 }
+
+/// The locale of the checkout that made each of these subscriptions (the latest, if several).
+pub fn locales_of(
+    conn: &mut AnyConnection,
+    subscription_ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, String>> {
+    let rows: Vec<(Option<i64>, String)> = checkout_sessions::table
+        .filter(checkout_sessions::subscription_id.eq_any(subscription_ids))
+        .order(checkout_sessions::id.asc())
+        .select((checkout_sessions::subscription_id, checkout_sessions::locale))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, locale)| id.map(|id| (id, locale)))
+        .collect())
+}

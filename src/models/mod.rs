@@ -7,6 +7,7 @@ pub mod catalog_version;
 pub mod checkout_session_writer;
 pub mod checkout_sessions;
 pub mod customers;
+pub mod emails;
 pub mod events;
 pub mod gateway_events;
 pub mod idempotency_keys;

@@ -229,3 +229,16 @@ pub fn list_for_customer(conn: &mut AnyConnection, customer_id: i64) -> QueryRes
         .order(payments::id.desc())
         .load(conn)
 }
+
+/// The payments among `ids`, by id (one query).
+pub fn find_many(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Payment>> {
+    Ok(payments::table
+        .filter(payments::id.eq_any(ids))
+        .load::<Payment>(conn)?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}

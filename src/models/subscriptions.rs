@@ -514,3 +514,23 @@ pub fn list(
     };
     query.order(s::id.desc()).limit(limit).load(conn)
 }
+
+/// Live subscriptions in good standing (not canceled, not past due) whose next action falls in
+/// `(after, until]`, soonest first, at most `limit` (read through the `next_action_at` index):
+/// the ones a reminder before their next charge is due for.
+pub fn charging_between(
+    conn: &mut AnyConnection,
+    after: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Subscription>> {
+    subscriptions::table
+        .filter(subscriptions::next_action_at.gt(after))
+        .filter(subscriptions::next_action_at.le(until))
+        .filter(subscriptions::deactivated_at.is_null())
+        .filter(subscriptions::canceled_at.is_null())
+        .filter(subscriptions::past_due_since.is_null())
+        .order((subscriptions::next_action_at, subscriptions::id))
+        .limit(limit)
+        .load(conn)
+}

@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod checkout;
+pub mod email_links;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;

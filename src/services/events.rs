@@ -223,6 +223,8 @@ pub fn record_all(
         })
         .collect();
     webhooks::insert_deliveries(conn, &deliveries)?;
+    // The shopper's emails these events make, in the same transaction.
+    crate::services::emails::for_events(conn, &inserted, now)?;
     for event in &inserted {
         tracing::debug!(event_type = %event.event_type, event_id = %event.public_id, "event recorded");
     }

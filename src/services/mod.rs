@@ -5,6 +5,7 @@
 pub mod cancel;
 pub mod checkout;
 pub mod customers;
+pub mod emails;
 pub mod entitlement;
 pub mod events;
 pub mod gateway_events;

@@ -276,6 +276,8 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
         .route("/simulator/subscribe", web::post().to(page::subscribe))
         .route("/simulator/validate", web::post().to(page::validate))
         .route("/simulator/clock", web::post().to(page::travel))
+        .route("/simulator/inbox", web::get().to(page::inbox::inbox))
+        .route("/simulator/inbox/{id}", web::get().to(page::inbox::message))
         .route("/simulator/users/{user}", web::get().to(page::user))
         .route(
             "/simulator/users/{user}/portal",

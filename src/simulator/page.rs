@@ -3,6 +3,7 @@
 //! simulator is a client, not a shortcut into the services). Time travel moves the service's
 //! clock and runs the work that became due, so renewals and ends happen while you watch.
 
+pub mod inbox;
 mod view;
 
 pub use view::*;
@@ -291,6 +292,8 @@ async fn settle(state: &AppState) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         while crate::worker::run_once(state).await && tokio::time::Instant::now() < deadline {}
+        // Into the Inbox: what the moved clock made due.
+        crate::worker::send_emails(state).await;
         let now = state.clock.now();
         let naive_now = now.naive_utc();
         let pending = crate::db::run_db(&state.pool, move |conn| {

@@ -247,6 +247,13 @@ pub async fn build_state_with(
         pages_per_address: settings.rate_limit_pages_per_minute,
     }));
     let webhooks = Arc::new(crate::webhook_client::Sender::new(&settings)?);
+    let mailer = crate::mailer::Mailer::new(&settings.email)?;
+    match &mailer {
+        Some(m) => tracing::info!(server = %m.server, "shoppers' emails go through SMTP"),
+        None if settings.local_mode => tracing::info!("shoppers' emails go to the simulator's Inbox (local mode; no SMTP)"),
+        None if !simulated => tracing::warn!("SMTP_URL is not set: no email is sent to shoppers (receipts, reminders, failed payments)"),
+        None => {}
+    }
     if !simulated {
         for code in crate::simulator::active_demo_codes(&catalog.snapshot()) {
             tracing::warn!(code, "the local-mode demo promo code is still active in this database: disable it with `treefort-webpay promo disable {code}` before taking real payments");
@@ -267,6 +274,7 @@ pub async fn build_state_with(
         catalog,
         subscription_cache,
         webhooks,
+        mailer,
         settings,
         treefort,
         gateway,

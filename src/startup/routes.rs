@@ -11,7 +11,7 @@ use crate::state::AppState;
 use crate::{api, pages};
 
 /// Every route the service answers. `tests/api/openapi.rs` checks this list against openapi.yaml.
-pub const ROUTES: [(&str, &str); 50] = [
+pub const ROUTES: [(&str, &str); 51] = [
     ("GET", "/"),
     ("POST", "/treefort/subscription-plan"),
     ("POST", "/treefort/checkout-session"),
@@ -29,6 +29,7 @@ pub const ROUTES: [(&str, &str); 50] = [
     ("POST", "/billing/{token}/card-setup"),
     ("POST", "/billing/{token}/card"),
     ("POST", "/billing/{token}/confirm-payment"),
+    ("GET", "/email-links/{token}"),
     ("POST", "/webhooks/stripe"),
     ("GET", "/assets/card.js"),
     ("GET", "/v1/users/{userId}/entitlement"),
@@ -75,6 +76,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/v1").configure(v1).configure(v1_events))
         .service(web::scope("/checkout").configure(checkout_pages))
         .service(web::scope("/billing").configure(billing_pages))
+        .service(web::scope("/email-links").service(get(
+            "/{token}",
+            web::get().to(pages::email_links::open),
+        )))
         .default_service(web::to(not_found));
 }
 

@@ -11,7 +11,7 @@ use actix_web::web;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::services::{cancel, checkout, gateway_events, outbox, renewal, webhooks};
+use crate::services::{cancel, checkout, emails, gateway_events, outbox, renewal, webhooks};
 use crate::state::AppState;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -40,6 +40,7 @@ impl WorkerHandle {
 pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
     let (stop, mut stopped) = watch::channel(false);
     let webhooks = tokio::spawn(webhook_loop(state.clone(), stop.subscribe()));
+    let emails = tokio::spawn(email_loop(state.clone(), stop.subscribe()));
     let handle_state = state.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -52,6 +53,7 @@ pub fn spawn(state: web::Data<AppState>) -> WorkerHandle {
             }
         }
         let _ = webhooks.await;
+        let _ = emails.await;
         tracing::info!("worker stopped");
     });
     WorkerHandle {
@@ -83,6 +85,36 @@ async fn webhook_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<b
         }
     }
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Sends the shoppers' emails that are due, every second, a batch after another while a batch
+/// comes back full. Apart from the rounds, so a slow or failing SMTP server never delays a renewal.
+/// Stopping waits for the batch in flight.
+async fn email_loop(state: web::Data<AppState>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tokio::time::sleep(INTERVAL) => {
+                while !*stopped.borrow() && send_email_batch(&state).await {}
+            }
+        }
+    }
+}
+
+/// One batch of due emails; whether it was full (more may be due).
+async fn send_email_batch(state: &AppState) -> bool {
+    match emails::send::send_due(state).await {
+        Ok(n) => n >= emails::send::BATCH as usize,
+        Err(e) => {
+            tracing::warn!(error = %e, "sending emails failed");
+            false
+        }
+    }
+}
+
+/// Sends every email that is due now (for tests and time travel, which drive rounds themselves).
+pub async fn send_emails(state: &AppState) {
+    while send_email_batch(state).await {}
 }
 
 /// Half a second, or less when a delivery ends first.
@@ -159,6 +191,7 @@ async fn round(state: &AppState) -> bool {
     if state.treefort.is_none() {
         return false;
     }
+    write_reminders(state).await;
     let mut more = false;
     // Gateway events first: a webhook may complete a checkout the reconciliation would look up.
     match gateway_events::process_due(state, BATCH).await {
@@ -201,6 +234,26 @@ async fn round(state: &AppState) -> bool {
         more |= delivered_all(outbox::deliver_due(state, ROUND_LIMIT).await);
     }
     more
+}
+
+/// Writes the reminder emails whose moment came (see `emails::reminders`).
+async fn write_reminders(state: &AppState) {
+    let now = crate::clock::naive(state.clock.now());
+    let (trial, renewal) = (
+        state.settings.email.trial_reminder,
+        state.settings.email.renewal_reminder,
+    );
+    let written = crate::db::run_db(&state.pool, move |conn| {
+        crate::db::write_transaction(conn, |conn| -> Result<_, crate::error::ApiError> {
+            Ok(emails::reminders::write_due(conn, trial, renewal, now)?)
+        })
+    })
+    .await;
+    match written {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(written = n, "reminder emails written"),
+        Err(e) => tracing::warn!(error = %e, "writing reminder emails failed"),
+    }
 }
 
 /// Logs a delivery step; returns whether it left work behind (it delivered a full round).

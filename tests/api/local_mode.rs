@@ -624,3 +624,67 @@ async fn time_travel_goes_back_only_to_simulator_pages() {
     }
     assert_eq!(app.now(), at("2027-01-04T00:00:00Z"));
 }
+
+#[tokio::test]
+async fn in_local_mode_the_trial_reminder_lands_in_the_inbox_and_its_link_opens_the_portal() {
+    let start = at("2027-01-01T00:00:00Z");
+    let app = spawn_local(start).await;
+    {
+        // A plan with a trial longer than the reminder's 7 days.
+        let mut conn = app.state.pool.get().unwrap();
+        let now = start.naive_utc();
+        let values = treefort_webpay::models::plans::PlanValues {
+            name: "Fortnight trial".into(),
+            billing_interval: "month".into(),
+            interval_count: 1,
+            trial_days: 14,
+            grace_days: 3,
+            currency: "EUR".into(),
+            amount: 1_200,
+            divisor: 100,
+            updated_at: now,
+            features: "{}".into(),
+        };
+        treefort_webpay::models::plans::upsert(&mut conn, 3, &values, now).unwrap();
+    }
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    // 1. Subscribe bob, in French, to the 14-day trial.
+    c.goto(&app.url("/simulator")).await.unwrap();
+    let user = element(c, "#user_id").await;
+    user.clear().await.unwrap();
+    user.send_keys("bob").await.unwrap();
+    element(c, "#plan_id").await.select_by_value("3").await.unwrap();
+    element(c, "#locale").await.select_by_value("fr-FR").await.unwrap();
+    click(c, "form[action='/simulator/subscribe'] button[type=submit]").await;
+    wait_for_path(c, "/checkout/").await;
+    type_card(&browser, "4242 4242 4242 4242").await;
+    click(c, "form.card button[type=submit]").await;
+    wait_for_path(c, "/simulator/users/bob").await;
+
+    // 2. Seven days on, one click at a time: the reminder's moment (the charge is on Jan 15).
+    for day in 2..=8 {
+        click(c, "button[name=step][value=day]").await;
+        let today = format!("2027-01-{day:02}");
+        wait_for_text(c, "strong[data-now]", false, |t| t.starts_with(&today)).await;
+    }
+
+    // 3. The Inbox has it, in French.
+    c.goto(&app.url("/simulator/inbox")).await.unwrap();
+    let subject = wait_for_text(c, "a[data-email-kind=trial_ending]", true, |t| !t.is_empty()).await;
+    assert!(subject.contains("15/01/2027"), "{subject}");
+    assert_no_console_errors(c, None).await;
+    screenshots(&browser, "local-inbox").await;
+    click(c, "a[data-email-kind=trial_ending]").await;
+    wait_for_path(c, "/simulator/inbox/").await;
+    let body = wait_for_text(c, "body", false, |t| t.contains("12,00")).await;
+    assert!(body.contains("Bonjour"), "{body}");
+    screenshots(&browser, "email-trial-ending").await;
+
+    // 4. Its button opens bob's billing portal.
+    click(c, "a[href*='/email-links/']").await;
+    wait_for_path(c, "/billing/").await;
+    wait_for_text(c, "main", false, |t| t.contains("Fortnight trial")).await;
+    assert_no_console_errors(c, None).await;
+    browser.client.clone().close().await.unwrap();
+}

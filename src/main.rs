@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use treefort_webpay::cli::{
-    self, ApiKeysCommand, OutboxCommand, PaymentsCommand, PlansCommand, PromoCommand,
-    SigningKeysCommand, WebhooksCommand, EmailsCommand,
+    self, ApiKeysCommand, EmailsCommand, OutboxCommand, PaymentsCommand, PlansCommand,
+    PromoCommand, SigningKeysCommand, WebhooksCommand,
 };
 use treefort_webpay::config::Settings;
 use treefort_webpay::startup::{build_state, Application};

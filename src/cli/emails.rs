@@ -47,8 +47,13 @@ pub fn run(
                     emails::STATUSES.join(", ")
                 ));
             }
-            let found = emails::list(conn, user.as_deref(), status.as_deref(), limit.clamp(1, 1000))
-                .map_err(db)?;
+            let found = emails::list(
+                conn,
+                user.as_deref(),
+                status.as_deref(),
+                limit.clamp(1, 1000),
+            )
+            .map_err(db)?;
             Ok(if json {
                 serde_json::to_string_pretty(&found.iter().map(as_json).collect::<Vec<_>>())
                     .unwrap_or_default()
@@ -59,7 +64,9 @@ pub fn run(
             })
         }
         EmailsCommand::Show { id } => {
-            let email = emails::find(conn, id).map_err(db)?.ok_or(format!("no email #{id}"))?;
+            let email = emails::find(conn, id)
+                .map_err(db)?
+                .ok_or(format!("no email #{id}"))?;
             let r = rendered(&email, &settings.email.merchant_name, None);
             Ok(format!(
                 "Message-ID: <{}>\nFrom: {}\nTo: {}\nSubject: {}\nKind: {}  Locale: {}  Status: {}  Attempts: {}{}\n\n{}",
@@ -78,7 +85,9 @@ pub fn run(
         EmailsCommand::Resend { id } => {
             let now = crate::clock::Clock::System.now().naive_utc();
             if emails::requeue(conn, id, now).map_err(db)? {
-                Ok(format!("email #{id} will be sent again within seconds (by a running worker)"))
+                Ok(format!(
+                    "email #{id} will be sent again within seconds (by a running worker)"
+                ))
             } else {
                 Err(format!("no email #{id}"))
             }
@@ -95,7 +104,10 @@ fn line(e: &Email) -> String {
         e.status,
         e.user_id,
         e.to_address,
-        e.last_error.as_deref().map(|x| format!("  ({x})")).unwrap_or_default()
+        e.last_error
+            .as_deref()
+            .map(|x| format!("  ({x})"))
+            .unwrap_or_default()
     )
 }
 

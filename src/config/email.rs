@@ -53,8 +53,20 @@ pub(super) fn email_settings(vars: &Vars, local_mode: bool) -> Result<EmailSetti
     };
     let from = match (&vars.email_from, &smtp) {
         (Some(raw), _) => mailbox("EMAIL_FROM", raw)?,
-        (None, Some(_)) => return Err("EMAIL_FROM is required with SMTP_URL (the address shoppers' emails come from)".into()),
-        (None, None) => mailbox("EMAIL_FROM", if local_mode { "Local mode <billing@localhost.test>" } else { "billing@localhost.test" })?,
+        (None, Some(_)) => {
+            return Err(
+                "EMAIL_FROM is required with SMTP_URL (the address shoppers' emails come from)"
+                    .into(),
+            )
+        }
+        (None, None) => mailbox(
+            "EMAIL_FROM",
+            if local_mode {
+                "Demo app <billing@localhost.test>"
+            } else {
+                "billing@localhost.test"
+            },
+        )?,
     };
     let reply_to = vars
         .email_reply_to
@@ -78,7 +90,8 @@ pub(super) fn email_settings(vars: &Vars, local_mode: bool) -> Result<EmailSetti
 }
 
 fn smtp_settings(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> {
-    let mut url = url::Url::parse(raw).map_err(|_| format!("{SMTP_SHAPE} (it could not be read)"))?;
+    let mut url =
+        url::Url::parse(raw).map_err(|_| format!("{SMTP_SHAPE} (it could not be read)"))?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
@@ -93,11 +106,9 @@ fn smtp_settings(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> {
         ("smtp", None | Some("required")) => false,
         ("smtps", None) => false,
         ("smtp", Some("none")) => true,
-        (scheme @ ("smtp" | "smtps"), Some(other)) => {
-            return Err(format!(
-                "SMTP_URL's tls must be none (loopback only) or left out (got {other:?} with {scheme})"
-            ))
-        }
+        (scheme @ ("smtp" | "smtps"), Some(other)) => return Err(format!(
+            "SMTP_URL's tls must be none (loopback only) or left out (got {other:?} with {scheme})"
+        )),
         (other, _) => return Err(format!("{SMTP_SHAPE} (got the scheme {other:?})")),
     };
     let loopback = host == "localhost"
@@ -139,7 +150,10 @@ mod tests {
     #[test]
     fn smtp_urls_are_starttls_tls_or_plain_on_loopback_only() {
         let starttls = smtp("smtp://u:p%40ss@mail.example:587").unwrap();
-        assert_eq!(starttls.url.expose(), "smtp://u:p%40ss@mail.example:587?tls=required");
+        assert_eq!(
+            starttls.url.expose(),
+            "smtp://u:p%40ss@mail.example:587?tls=required"
+        );
         assert_eq!(starttls.server, "mail.example:587");
         let tls = smtp("smtps://u:p@mail.example").unwrap();
         assert_eq!(tls.url.expose(), "smtps://u:p@mail.example:465");
@@ -152,9 +166,15 @@ mod tests {
             ("smtp://mail.example?tls=opportunistic", "tls must be"),
         ] {
             let err = smtp(bad).unwrap_err();
-            assert!(err.starts_with("SMTP_URL") && err.contains(says), "{bad}: {err}");
+            assert!(
+                err.starts_with("SMTP_URL") && err.contains(says),
+                "{bad}: {err}"
+            );
         }
         let err = smtp("smtp://user:hunter2@mail.example?tls=none").unwrap_err();
-        assert!(!err.contains("hunter2"), "a password is never echoed: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a password is never echoed: {err}"
+        );
     }
 }

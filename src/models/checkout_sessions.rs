@@ -342,7 +342,10 @@ pub fn locales_of(
     let rows: Vec<(Option<i64>, String)> = checkout_sessions::table
         .filter(checkout_sessions::subscription_id.eq_any(subscription_ids))
         .order(checkout_sessions::id.asc())
-        .select((checkout_sessions::subscription_id, checkout_sessions::locale))
+        .select((
+            checkout_sessions::subscription_id,
+            checkout_sessions::locale,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()

@@ -76,10 +76,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/v1").configure(v1).configure(v1_events))
         .service(web::scope("/checkout").configure(checkout_pages))
         .service(web::scope("/billing").configure(billing_pages))
-        .service(web::scope("/email-links").service(get(
-            "/{token}",
-            web::get().to(pages::email_links::open),
-        )))
+        .service(
+            web::scope("/email-links")
+                .service(get("/{token}", web::get().to(pages::email_links::open))),
+        )
         .default_service(web::to(not_found));
 }
 

@@ -33,7 +33,9 @@ impl TestApp {
     async fn checkout_in(&self, user_id: &str, plan_id: i64, locale: &str) -> String {
         let mut body = checkout_body(user_id, plan_id);
         body["locale"] = locale.into();
-        let response = self.post_treefort("/treefort/checkout-session", &body).await;
+        let response = self
+            .post_treefort("/treefort/checkout-session", &body)
+            .await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         body["sessionUrl"].as_str().unwrap().to_string()
@@ -60,8 +62,8 @@ fn link_in(text: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_user_until_it_expires(
-) {
+async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_user_until_it_expires()
+{
     let smtp = SmtpServer::start("ok");
     let app = app_with(&smtp).await;
     app.add_plan(1, 0);
@@ -94,7 +96,10 @@ async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_use
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
     let html = receipt["html"].as_str().unwrap();
-    assert!(html.contains("$9.99") && html.contains("<a href=\"http"), "{html}");
+    assert!(
+        html.contains("$9.99") && html.contains("<a href=\"http"),
+        "{html}"
+    );
     assert!(!html.contains("<img"), "no remote images");
 
     // The link mints a billing-portal session for u1 (the token is kept hashed).
@@ -103,7 +108,10 @@ async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_use
     let opened = app.get(&link).await;
     assert_eq!(opened.status(), 303);
     let portal = opened.headers()["location"].to_str().unwrap().to_string();
-    assert!(portal.starts_with(&format!("{}/billing/", app.address)), "{portal}");
+    assert!(
+        portal.starts_with(&format!("{}/billing/", app.address)),
+        "{portal}"
+    );
     let page = app.get(&portal).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Plan 1"));
@@ -123,7 +131,10 @@ async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_use
         (user, hashes)
     };
     assert_eq!(user, "u1");
-    assert!(!hashes.iter().any(|h| h.contains(&token)), "links are kept hashed");
+    assert!(
+        !hashes.iter().any(|h| h.contains(&token)),
+        "links are kept hashed"
+    );
     // A second visit mints another session; an unknown token is 404; after 72 h, 410.
     assert_eq!(app.get(&link).await.status(), 303);
     let unknown = format!("{}/email-links/{}", app.address, "A".repeat(43));
@@ -133,11 +144,22 @@ async fn a_paid_checkout_sends_a_receipt_whose_link_opens_the_portal_of_that_use
 
     // Support sees it, never the shopper's link.
     let listed = app.cli_ok(&["emails", "list", "--user", "u1"]);
-    assert!(listed.contains("receipt") && listed.contains("sent"), "{listed}");
-    let id = listed.trim_start_matches('#').split_whitespace().next().unwrap().to_string();
+    assert!(
+        listed.contains("receipt") && listed.contains("sent"),
+        "{listed}"
+    );
+    let id = listed
+        .trim_start_matches('#')
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let shown = app.cli_ok(&["emails", "show", &id]);
     assert!(shown.contains("Subject: Your Acme receipt"), "{shown}");
-    assert!(shown.contains(&format!("Message-ID: {message_id}")), "{shown}");
+    assert!(
+        shown.contains(&format!("Message-ID: {message_id}")),
+        "{shown}"
+    );
     assert!(!shown.contains("/email-links/"), "{shown}");
     // A resend goes again, with the same Message-ID.
     app.cli_ok(&["emails", "resend", &id]);
@@ -167,14 +189,30 @@ async fn a_declined_renewal_is_told_in_german_once_after_the_server_refused_it_t
     assert_eq!(smtp.messages().len(), 1, "sent once");
     let failed = &messages[0];
     assert_eq!(failed["subject"], "Ihre Zahlung an Acme ist fehlgeschlagen");
+    // Kept for people to look at (docs/screenshots shows it).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("email-payment-failed-de.html"),
+        failed["html"].as_str().unwrap(),
+    )
+    .unwrap();
     let text = failed["text"].as_str().unwrap();
-    for needle in ["Hallo Ada Lovelace,", "9,99\u{a0}$", "11.01.2027", "Karte aktualisieren: "] {
+    for needle in [
+        "Hallo Ada Lovelace,",
+        "9,99\u{a0}$",
+        "11.01.2027",
+        "Karte aktualisieren: ",
+    ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
     let listed = app.cli_ok(&["emails", "list", "--json"]);
     let emails: Value = serde_json::from_str(&listed).unwrap();
     let row = &emails[0];
-    assert_eq!((row["kind"].as_str(), row["status"].as_str()), (Some("payment_failed"), Some("sent")));
+    assert_eq!(
+        (row["kind"].as_str(), row["status"].as_str()),
+        (Some("payment_failed"), Some("sent"))
+    );
     assert_eq!(row["attempts"], 3, "two refusals, then sent");
     // Its button opens the portal of that user, in German.
     let opened = app.get(&link_in(text)).await;
@@ -240,7 +278,10 @@ async fn a_trial_reminder_goes_once_in_japanese_whichever_instance_finds_it() {
         reminder["subject"]
     );
     let text = reminder["text"].as_str().unwrap();
-    assert!(text.contains("$9.99") && text.contains("/email-links/"), "{text}");
+    assert!(
+        text.contains("$9.99") && text.contains("/email-links/"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +305,10 @@ async fn a_cancellation_is_told_with_a_button_that_undoes_it() {
         .find(|m| m["subject"] == "Your Acme subscription is canceled")
         .expect("the canceled email");
     let text = notice["text"].as_str().unwrap();
-    assert!(text.contains("Feb 1, 2027"), "access until the period end: {text}");
+    assert!(
+        text.contains("Feb 1, 2027"),
+        "access until the period end: {text}"
+    );
     assert!(text.contains("Keep my subscription: "), "{text}");
     let portal = app.get(&link_in(text)).await;
     let page = app
@@ -273,5 +317,8 @@ async fn a_cancellation_is_told_with_a_button_that_undoes_it() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("/resume"), "the portal offers the undo: {page}");
+    assert!(
+        page.contains("/resume"),
+        "the portal offers the undo: {page}"
+    );
 }

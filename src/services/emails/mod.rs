@@ -7,8 +7,8 @@
 //! the unique index on it makes a cause's email once, whoever writes it and however often.
 
 pub mod links;
-pub mod render;
 pub mod reminders;
+pub mod render;
 pub mod send;
 
 use std::collections::HashMap;
@@ -130,8 +130,10 @@ impl Rows {
     fn read(conn: &mut AnyConnection, events: &[(&Event, Kind)]) -> QueryResult<Rows> {
         let payment_ids: Vec<i64> = events.iter().filter_map(|(e, _)| e.payment_id).collect();
         let payments = payments::find_many(conn, &payment_ids)?;
-        let mut subscription_ids: Vec<i64> =
-            events.iter().filter_map(|(e, _)| e.subscription_id).collect();
+        let mut subscription_ids: Vec<i64> = events
+            .iter()
+            .filter_map(|(e, _)| e.subscription_id)
+            .collect();
         subscription_ids.extend(payments.values().filter_map(|p| p.subscription_id));
         let subscriptions = subscriptions::find_many(conn, &subscription_ids)?;
         let customer_ids: Vec<i64> = subscriptions
@@ -187,7 +189,9 @@ fn of_event(rows: &Rows, event: &Event, kind: Kind, now: NaiveDateTime) -> Optio
         (Kind::Receipt | Kind::PaymentFailed | Kind::Refund, None) => return None,
         _ => {}
     }
-    let customer_id = payment.map(|p| p.customer_id).or(sub.map(|s| s.customer_id))?;
+    let customer_id = payment
+        .map(|p| p.customer_id)
+        .or(sub.map(|s| s.customer_id))?;
     let customer = rows.customers.get(&customer_id)?;
     let plan = sub.and_then(|s| rows.plans.get(&s.plan_id));
     let mut facts = Facts {
@@ -195,21 +199,26 @@ fn of_event(rows: &Rows, event: &Event, kind: Kind, now: NaiveDateTime) -> Optio
         plan: plan.map(|p| p.name.clone()),
         period_start: sub.map(|s| s.current_period_started_at),
         period_end: sub.map(|s| s.current_period_ends_at),
-        card: customer
-            .card_last4
-            .as_ref()
-            .map(|last4| format!("{} •••• {last4}", customer.card_brand.as_deref().unwrap_or("Card"))),
+        card: customer.card_last4.as_ref().map(|last4| {
+            format!(
+                "{} •••• {last4}",
+                customer.card_brand.as_deref().unwrap_or("Card")
+            )
+        }),
         ..Facts::default()
     };
     if let Some(p) = payment {
         facts.amount = Some(Amount {
-            amount: if kind == Kind::Refund { p.refunded_amount } else { p.amount },
+            amount: if kind == Kind::Refund {
+                p.refunded_amount
+            } else {
+                p.amount
+            },
             currency: p.currency.clone(),
             divisor: p.divisor,
         });
         facts.receipt_number = Some(receipt_number(p.id));
-        facts.authenticate =
-            p.failure_reason.as_deref() == Some(payments::AUTHENTICATION_REQUIRED);
+        facts.authenticate = p.failure_reason.as_deref() == Some(payments::AUTHENTICATION_REQUIRED);
     }
     if let (Kind::PaymentFailed, Some(s), Some(plan)) = (kind, sub, plan) {
         facts.grace_end = Some(s.current_period_ends_at + TimeDelta::days(plan.grace_days.into()));
@@ -245,7 +254,11 @@ fn new_email(
 ) -> NewEmail {
     let valid = to.parse::<lettre::Address>().is_ok();
     if !valid {
-        tracing::info!(user_id, kind = kind.name(), "no email: the shopper's address is not a valid one");
+        tracing::info!(
+            user_id,
+            kind = kind.name(),
+            "no email: the shopper's address is not a valid one"
+        );
     }
     NewEmail {
         kind: kind.name().into(),
@@ -256,7 +269,12 @@ fn new_email(
         to_address: to.into(),
         locale: locale.into(),
         data: serde_json::to_string(facts).unwrap_or_else(|_| "{}".into()),
-        status: if valid { emails::PENDING } else { emails::NOT_SENT }.into(),
+        status: if valid {
+            emails::PENDING
+        } else {
+            emails::NOT_SENT
+        }
+        .into(),
         next_attempt_at: valid.then_some(now),
         last_error: (!valid).then(|| "the address is not a valid email address".into()),
         created_at: now,

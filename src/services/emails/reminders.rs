@@ -32,7 +32,10 @@ pub fn write_due(
         .and_then(|v| NaiveDateTime::parse_from_str(&v, "%Y-%m-%dT%H:%M:%S%.f").ok());
     let mut written = 0;
     let mut scanned_until = now;
-    for (kind, days) in [(Kind::TrialEnding, trial_days), (Kind::RenewalComing, renewal_days)] {
+    for (kind, days) in [
+        (Kind::TrialEnding, trial_days),
+        (Kind::RenewalComing, renewal_days),
+    ] {
         // First scan: every charge within the reminder's days is reminded of.
         let after = last.map_or(now, |l| (l + days).max(now));
         let found = subscriptions::charging_between(conn, after, now + days, LIMIT)?;
@@ -42,13 +45,14 @@ pub fn write_due(
                 scanned_until = scanned_until.min(at - days);
             }
         }
-        let wanted: Vec<_> = found
-            .into_iter()
-            .filter(|s| wants(kind, s, days))
-            .collect();
+        let wanted: Vec<_> = found.into_iter().filter(|s| wants(kind, s, days)).collect();
         written += write(conn, kind, &wanted, now)?;
     }
-    service_settings::put(conn, SCANNED_UNTIL, &scanned_until.format("%Y-%m-%dT%H:%M:%S%.f").to_string())?;
+    service_settings::put(
+        conn,
+        SCANNED_UNTIL,
+        &scanned_until.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+    )?;
     Ok(written)
 }
 
@@ -101,8 +105,16 @@ fn write(
             let plan = plans.get(&sub.plan_id);
             let charge_at = sub.next_action_at?;
             let amount = match (sub.amount, &sub.currency, sub.divisor, plan) {
-                (Some(amount), Some(currency), Some(divisor), _) => Amount { amount, currency: currency.clone(), divisor },
-                (_, _, _, Some(p)) => Amount { amount: p.amount, currency: p.currency.clone(), divisor: p.divisor },
+                (Some(amount), Some(currency), Some(divisor), _) => Amount {
+                    amount,
+                    currency: currency.clone(),
+                    divisor,
+                },
+                (_, _, _, Some(p)) => Amount {
+                    amount: p.amount,
+                    currency: p.currency.clone(),
+                    divisor: p.divisor,
+                },
                 _ => return None,
             };
             let facts = Facts {
@@ -111,12 +123,22 @@ fn write(
                 amount: Some(amount),
                 period_start: Some(sub.current_period_started_at),
                 period_end: Some(charge_at),
-                card: customer.card_last4.as_ref().map(|l| format!("{} •••• {l}", customer.card_brand.as_deref().unwrap_or("Card"))),
+                card: customer.card_last4.as_ref().map(|l| {
+                    format!(
+                        "{} •••• {l}",
+                        customer.card_brand.as_deref().unwrap_or("Card")
+                    )
+                }),
                 ..Facts::default()
             };
             Some(new_email(
                 kind,
-                format!("{}:sub-{}:{}", kind.name(), sub.id, charge_at.format("%Y-%m-%dT%H:%M:%S")),
+                format!(
+                    "{}:sub-{}:{}",
+                    kind.name(),
+                    sub.id,
+                    charge_at.format("%Y-%m-%dT%H:%M:%S")
+                ),
                 (&sub.user_id, Some(sub.id), None),
                 &customer.email,
                 locales.get(&sub.id).map_or("en", String::as_str),

@@ -120,7 +120,9 @@ fn parts(kind: Kind, facts: &Facts, lang: Lang, merchant: &str, link: Option<&st
     let mut paragraphs = vec![t(&format!("email-{name}-intro"))];
     match kind {
         Kind::Receipt => paragraphs.push(t("email-receipt-cancel")),
-        Kind::TrialEnding | Kind::RenewalComing => paragraphs.push(t(&format!("email-{name}-cancel"))),
+        Kind::TrialEnding | Kind::RenewalComing => {
+            paragraphs.push(t(&format!("email-{name}-cancel")))
+        }
         Kind::PaymentFailed => {
             if facts.authenticate {
                 paragraphs.push(t("email-payment_failed-authenticate"));
@@ -140,7 +142,9 @@ fn parts(kind: Kind, facts: &Facts, lang: Lang, merchant: &str, link: Option<&st
         merchant: merchant.to_string(),
         subject: t(&format!("email-{name}-subject")),
         greeting: match &facts.name {
-            Some(n) if !n.trim().is_empty() => lang.t_with("email-greeting-named", &[("name", n.into())]),
+            Some(n) if !n.trim().is_empty() => {
+                lang.t_with("email-greeting-named", &[("name", n.into())])
+            }
             _ => t("email-greeting"),
         },
         paragraphs,
@@ -154,7 +158,13 @@ fn parts(kind: Kind, facts: &Facts, lang: Lang, merchant: &str, link: Option<&st
 }
 
 /// The table under the text: what a receipt proves, what a reminder will charge.
-fn details(kind: Kind, facts: &Facts, lang: Lang, amount: &str, plan: &str) -> Vec<(String, String)> {
+fn details(
+    kind: Kind,
+    facts: &Facts,
+    lang: Lang,
+    amount: &str,
+    plan: &str,
+) -> Vec<(String, String)> {
     let mut rows = Vec::new();
     let mut row = |id: &str, value: String| {
         if !value.is_empty() {
@@ -163,12 +173,18 @@ fn details(kind: Kind, facts: &Facts, lang: Lang, amount: &str, plan: &str) -> V
     };
     match kind {
         Kind::Receipt | Kind::Refund => {
-            row("email-detail-receipt", facts.receipt_number.clone().unwrap_or_default());
+            row(
+                "email-detail-receipt",
+                facts.receipt_number.clone().unwrap_or_default(),
+            );
             row("email-detail-plan", plan.to_string());
             row("email-detail-amount", amount.to_string());
             if kind == Kind::Receipt {
                 if let (Some(start), Some(end)) = (facts.period_start, facts.period_end) {
-                    row("email-detail-period", format!("{} – {}", lang.date(start), lang.date(end)));
+                    row(
+                        "email-detail-period",
+                        format!("{} – {}", lang.date(start), lang.date(end)),
+                    );
                 }
                 row("email-detail-card", facts.card.clone().unwrap_or_default());
             }
@@ -177,7 +193,10 @@ fn details(kind: Kind, facts: &Facts, lang: Lang, amount: &str, plan: &str) -> V
             row("email-detail-plan", plan.to_string());
             row("email-detail-amount", amount.to_string());
             if kind != Kind::PaymentFailed {
-                row("email-detail-date", facts.period_end.map(|d| lang.date(d)).unwrap_or_default());
+                row(
+                    "email-detail-date",
+                    facts.period_end.map(|d| lang.date(d)).unwrap_or_default(),
+                );
             }
             row("email-detail-card", facts.card.clone().unwrap_or_default());
         }
@@ -193,11 +212,20 @@ mod tests {
     use chrono::NaiveDate;
 
     fn facts() -> Facts {
-        let at = |d| NaiveDate::from_ymd_opt(2027, 1, d).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let at = |d| {
+            NaiveDate::from_ymd_opt(2027, 1, d)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+        };
         Facts {
             name: Some("Ada <Lovelace>".into()),
             plan: Some("Pro".into()),
-            amount: Some(Amount { amount: 999, currency: "EUR".into(), divisor: 100 }),
+            amount: Some(Amount {
+                amount: 999,
+                currency: "EUR".into(),
+                divisor: 100,
+            }),
             period_start: Some(at(1)),
             period_end: Some(at(31)),
             grace_end: Some(at(3)),
@@ -209,30 +237,78 @@ mod tests {
 
     #[test]
     fn a_receipt_says_amount_period_card_number_and_how_to_cancel_in_both_parts() {
-        let r = render(Kind::Receipt, &facts(), "en-US", "Acme", Some("https://pay.example/e/tok"));
+        let r = render(
+            Kind::Receipt,
+            &facts(),
+            "en-US",
+            "Acme",
+            Some("https://pay.example/e/tok"),
+        );
         assert_eq!(r.subject, "Your Acme receipt");
         for part in [&r.text, &r.html] {
-            for needle in ["€9.99", "Jan 1, 2027", "Jan 31, 2027", "Visa •••• 4242", "R-00000007", "https://pay.example/e/tok"] {
+            for needle in [
+                "€9.99",
+                "Jan 1, 2027",
+                "Jan 31, 2027",
+                "Visa •••• 4242",
+                "R-00000007",
+                "https://pay.example/e/tok",
+            ] {
                 assert!(part.contains(needle), "{needle} missing from {part}");
             }
         }
-        assert!(r.text.contains("Hello Ada <Lovelace>,"), "the text part is not escaped: {}", r.text);
-        assert!(r.html.contains("Ada &#60;Lovelace&#62;") || r.html.contains("Ada &lt;Lovelace&gt;"), "{}", r.html);
+        assert!(
+            r.text.contains("Hello Ada <Lovelace>,"),
+            "the text part is not escaped: {}",
+            r.text
+        );
+        assert!(
+            r.html.contains("Ada &#60;Lovelace&#62;") || r.html.contains("Ada &lt;Lovelace&gt;"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("<img"), "no images");
     }
 
     #[test]
     fn emails_speak_the_shoppers_language_with_cldr_money_and_dates() {
-        let de = render(Kind::PaymentFailed, &facts(), "de-DE", "Acme", Some("https://x/e/t"));
+        let de = render(
+            Kind::PaymentFailed,
+            &facts(),
+            "de-DE",
+            "Acme",
+            Some("https://x/e/t"),
+        );
         assert_eq!(de.subject, "Ihre Zahlung an Acme ist fehlgeschlagen");
         assert!(de.text.contains("9,99\u{a0}€"), "{}", de.text);
         assert!(de.text.contains("03.01.2027"), "the grace end: {}", de.text);
-        assert!(de.text.contains("Karte aktualisieren: https://x/e/t"), "{}", de.text);
+        assert!(
+            de.text.contains("Karte aktualisieren: https://x/e/t"),
+            "{}",
+            de.text
+        );
         let ja = render(Kind::TrialEnding, &facts(), "ja", "Acme", None);
         assert!(ja.subject.contains("2027/01/31"), "{}", ja.subject);
-        assert!(!ja.text.contains("https://"), "no link without one: {}", ja.text);
-        let auth = Facts { authenticate: true, ..facts() };
-        let en = render(Kind::PaymentFailed, &auth, "en", "Acme", Some("https://x/e/t"));
-        assert!(en.text.contains("Confirm your payment: https://x/e/t"), "{}", en.text);
+        assert!(
+            !ja.text.contains("https://"),
+            "no link without one: {}",
+            ja.text
+        );
+        let auth = Facts {
+            authenticate: true,
+            ..facts()
+        };
+        let en = render(
+            Kind::PaymentFailed,
+            &auth,
+            "en",
+            "Acme",
+            Some("https://x/e/t"),
+        );
+        assert!(
+            en.text.contains("Confirm your payment: https://x/e/t"),
+            "{}",
+            en.text
+        );
     }
 }

@@ -60,14 +60,20 @@ pub fn rendered(email: &Email, merchant: &str, link: Option<&str>) -> Rendered {
 
 /// The `Message-ID` of an email: the same for every attempt and resend of it.
 pub fn message_id(email: &Email, from_domain: &str) -> String {
-    format!("email-{}.{}@{from_domain}", email.id, email.created_at.and_utc().timestamp())
+    format!(
+        "email-{}.{}@{from_domain}",
+        email.id,
+        email.created_at.and_utc().timestamp()
+    )
 }
 
 async fn attempt(state: &AppState, email: Email) {
     let now = naive(state.clock.now());
     let outcome = match &state.mailer {
         None if state.settings.local_mode => Ok(()),
-        None => Err(MailError::Permanent("no SMTP_URL: emails are not sent".into())),
+        None => Err(MailError::Permanent(
+            "no SMTP_URL: emails are not sent".into(),
+        )),
         Some(mailer) => match link_of(state, &email, now).await {
             Ok(link) => {
                 let settings = &state.settings.email;
@@ -104,7 +110,10 @@ async fn attempt(state: &AppState, email: Email) {
     .await;
     match recorded {
         Ok(true) => state.metrics.counters.emails.inc([&kind, outcome_label]),
-        Ok(false) => tracing::warn!(email_id = id, "an email's lease ran out before its attempt was recorded"),
+        Ok(false) => tracing::warn!(
+            email_id = id,
+            "an email's lease ran out before its attempt was recorded"
+        ),
         Err(e) => tracing::warn!(email_id = id, error = %e, "recording an email's attempt failed"),
     }
 }

@@ -106,9 +106,11 @@ fn smtp_settings(raw: &str, timeout: Duration) -> Result<SmtpSettings, String> {
         ("smtp", None | Some("required")) => false,
         ("smtps", None) => false,
         ("smtp", Some("none")) => true,
-        (scheme @ ("smtp" | "smtps"), Some(other)) => return Err(format!(
+        (scheme @ ("smtp" | "smtps"), Some(other)) => {
+            return Err(format!(
             "SMTP_URL's tls must be none (loopback only) or left out (got {other:?} with {scheme})"
-        )),
+        ))
+        }
         (other, _) => return Err(format!("{SMTP_SHAPE} (got the scheme {other:?})")),
     };
     let loopback = host == "localhost"
@@ -145,6 +147,62 @@ mod tests {
 
     fn smtp(raw: &str) -> Result<SmtpSettings, String> {
         smtp_settings(raw, Duration::from_secs(1))
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<crate::config::Settings, String> {
+        let map: std::collections::HashMap<&str, &str> = vars.iter().copied().collect();
+        crate::config::Settings::from_lookup(|k| map.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn bad_email_settings_refuse_to_start_with_one_line_naming_the_setting() {
+        for (vars, names, says) in [
+            (
+                vec![("SMTP_URL", "smtp://mail.example:587")],
+                "EMAIL_FROM",
+                "required with SMTP_URL",
+            ),
+            (
+                vec![("SMTP_URL", "::nonsense::"), ("EMAIL_FROM", "a@b.example")],
+                "SMTP_URL",
+                "could not be read",
+            ),
+            (
+                vec![
+                    ("SMTP_URL", "smtp://u:secret@mail.example?tls=none"),
+                    ("EMAIL_FROM", "a@b.example"),
+                ],
+                "SMTP_URL",
+                "loopback",
+            ),
+            (
+                vec![
+                    ("SMTP_URL", "smtp://mail.example"),
+                    ("EMAIL_FROM", "not an address"),
+                ],
+                "EMAIL_FROM",
+                "email address",
+            ),
+            (
+                vec![("EMAIL_LINK_TTL_HOURS", "200")],
+                "EMAIL_LINK_TTL_HOURS",
+                "1 to 168",
+            ),
+        ] {
+            let err = settings(&vars).unwrap_err();
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.starts_with(names) && err.contains(says), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        let ok = settings(&[
+            ("SMTP_URL", "smtps://u:p@mail.example"),
+            ("EMAIL_FROM", "Acme <billing@acme.example>"),
+        ])
+        .unwrap();
+        assert_eq!(ok.email.merchant_name, "Acme");
+        assert_eq!(ok.email.link_ttl, TimeDelta::hours(72));
+        // Without SMTP_URL: nothing to send through, and nothing required.
+        assert!(settings(&[]).unwrap().email.smtp.is_none());
     }
 
     #[test]

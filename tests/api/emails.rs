@@ -8,6 +8,7 @@ use treefort_webpay::clock::Clock;
 
 use crate::helpers::{at, checkout_body, eventually, spawn_app_with, TestApp};
 use crate::smtp::SmtpServer;
+use crate::v1_support::{v1_json, v1_key, v1_post};
 
 const CARD_OK: &str = "4242424242424242";
 const CARD_CHARGE_DECLINED: &str = "4000000000000341";
@@ -321,4 +322,35 @@ async fn a_cancellation_is_told_with_a_button_that_undoes_it() {
         page.contains("/resume"),
         "the portal offers the undo: {page}"
     );
+
+    // A refund is told with the payment it belongs to; the end with a goodbye.
+    let key = v1_key(&app, "write");
+    let payments = v1_json(&app, &key, "/v1/payments").await;
+    let payment = payments["data"][0]["id"].as_i64().unwrap();
+    let refunded = v1_post(&app, &key, &format!("/v1/payments/{payment}/refund"), None).await;
+    assert_eq!(refunded.status(), 200);
+    app.advance(TimeDelta::days(32));
+    app.run_worker().await;
+    app.run_worker().await;
+    app.send_emails().await;
+    let messages = arrived(&smtp, 4).await;
+    let subjects: Vec<&str> = messages
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "Your Acme receipt",
+            "Your Acme subscription is canceled",
+            "Your Acme refund",
+            "Your Acme subscription has ended"
+        ]
+    );
+    let refund = messages[2]["text"].as_str().unwrap();
+    assert!(
+        refund.contains("We refunded $9.99 of payment R-"),
+        "{refund}"
+    );
+    assert!(!refund.contains("/email-links/"), "no button: {refund}");
 }

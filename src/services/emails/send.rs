@@ -43,8 +43,21 @@ pub async fn send_due(state: &AppState) -> Result<usize, ApiError> {
     })
     .await?;
     let tried = claimed.len();
-    futures_util::stream::iter(claimed)
-        .map(|email| attempt(state, email))
+    // A shopper's emails go one after another, oldest first (a receipt before the cancellation
+    // that follows it); different shoppers' at once.
+    let mut by_user: Vec<Vec<Email>> = Vec::new();
+    for email in claimed {
+        match by_user.iter_mut().find(|line| line[0].user_id == email.user_id) {
+            Some(line) => line.push(email),
+            None => by_user.push(vec![email]),
+        }
+    }
+    futures_util::stream::iter(by_user)
+        .map(|line| async move {
+            for email in line {
+                attempt(state, email).await;
+            }
+        })
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<()>>()
         .await;

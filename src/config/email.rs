@@ -14,7 +14,7 @@ use super::Secret;
 pub struct EmailSettings {
     /// `None`: no email is sent.
     pub smtp: Option<SmtpSettings>,
-    /// Required with `SMTP_URL`; in local mode a placeholder address when unset.
+    /// Required with `SMTP_URL`; without it a placeholder (`Demo app`, for local mode's Inbox).
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     /// The name shoppers know the app owner by, in subjects and signatures.
@@ -40,7 +40,7 @@ const SMTP_SHAPE: &str =
     "SMTP_URL must be smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465";
 
 /// Reads the email settings; a refusal is one line naming the setting, never the URL's password.
-pub(super) fn email_settings(vars: &Vars, local_mode: bool) -> Result<EmailSettings, String> {
+pub(super) fn email_settings(vars: &Vars) -> Result<EmailSettings, String> {
     let smtp = vars
         .smtp_url
         .as_deref()
@@ -59,14 +59,8 @@ pub(super) fn email_settings(vars: &Vars, local_mode: bool) -> Result<EmailSetti
                     .into(),
             )
         }
-        (None, None) => mailbox(
-            "EMAIL_FROM",
-            if local_mode {
-                "Demo app <billing@localhost.test>"
-            } else {
-                "billing@localhost.test"
-            },
-        )?,
+        // Nothing is sent without SMTP_URL: the sender of local mode's Inbox and `emails show`.
+        (None, None) => mailbox("EMAIL_FROM", "Demo app <billing@localhost.test>")?,
     };
     let reply_to = vars
         .email_reply_to

@@ -260,7 +260,7 @@ impl Settings {
             },
         };
         let local_mode = local_mode(&vars, &lookup, &gateway, &database_url)?;
-        let email = email::email_settings(&vars, local_mode)?;
+        let email = email::email_settings(&vars)?;
         Ok(Self {
             email,
             public_base_url: vars

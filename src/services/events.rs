@@ -224,11 +224,28 @@ pub fn record_all(
         .collect();
     webhooks::insert_deliveries(conn, &deliveries)?;
     // The shopper's emails these events make, in the same transaction.
-    crate::services::emails::for_events(conn, &inserted, now)?;
+    let emails: Vec<_> = inserted
+        .iter()
+        .filter_map(|e| email_of(&e.event_type).map(|kind| (e, kind)))
+        .collect();
+    crate::services::emails::for_events(conn, &emails, now)?;
     for event in &inserted {
         tracing::debug!(event_type = %event.event_type, event_id = %event.public_id, "event recorded");
     }
     Ok(inserted)
+}
+
+/// The email to the shopper an event makes, if any.
+fn email_of(event_type: &str) -> Option<crate::services::emails::Kind> {
+    use crate::services::emails::Kind;
+    match event_type {
+        PAYMENT_SUCCEEDED => Some(Kind::Receipt),
+        PAYMENT_FAILED => Some(Kind::PaymentFailed),
+        PAYMENT_REFUNDED => Some(Kind::Refund),
+        SUBSCRIPTION_CANCELED => Some(Kind::Canceled),
+        SUBSCRIPTION_DEACTIVATED => Some(Kind::Ended),
+        _ => None,
+    }
 }
 
 fn delivery(endpoint_id: i64, event: &Event, now: NaiveDateTime) -> NewDelivery {

@@ -176,7 +176,10 @@ fn rate_limited(req: &actix_web::dev::ServiceRequest, state: &AppState) -> Optio
     let keyed = path.starts_with("/treefort/") || path.starts_with("/v1/");
     let wait = if keyed {
         client().and_then(|ip| state.limits.check_refused(ip).err())
-    } else if path.starts_with("/checkout/") || path.starts_with("/billing/") {
+    } else if path.starts_with("/checkout/")
+        || path.starts_with("/billing/")
+        || path.starts_with("/email-links/")
+    {
         client().and_then(|ip| state.limits.check_pages(ip).err())
     } else {
         None

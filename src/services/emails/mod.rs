@@ -22,7 +22,6 @@ use crate::domain::money::Money;
 use crate::models::emails::{self, NewEmail};
 use crate::models::events::Event;
 use crate::models::{checkout_sessions, customers, payments, plans, subscriptions};
-use crate::services::events as event_types;
 
 /// What an email is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,18 +104,6 @@ pub struct Facts {
     pub authenticate: bool,
 }
 
-/// The email an event makes, if any.
-fn kind_of_event(event_type: &str) -> Option<Kind> {
-    match event_type {
-        event_types::PAYMENT_SUCCEEDED => Some(Kind::Receipt),
-        event_types::PAYMENT_FAILED => Some(Kind::PaymentFailed),
-        event_types::PAYMENT_REFUNDED => Some(Kind::Refund),
-        event_types::SUBSCRIPTION_CANCELED => Some(Kind::Canceled),
-        event_types::SUBSCRIPTION_DEACTIVATED => Some(Kind::Ended),
-        _ => None,
-    }
-}
-
 /// The rows an email's facts come from, read once for a batch of events.
 struct Rows {
     payments: HashMap<i64, payments::Payment>,
@@ -155,20 +142,17 @@ impl Rows {
     }
 }
 
-/// Writes the emails `events` make (their causes are in this transaction). Returns how many.
+/// Writes the emails of `wanted`, events and the kind of email each makes (`services::events`
+/// says which), in the transaction of their causes. Returns how many.
 pub fn for_events(
     conn: &mut AnyConnection,
-    events: &[Event],
+    wanted: &[(&Event, Kind)],
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let wanted: Vec<(&Event, Kind)> = events
-        .iter()
-        .filter_map(|e| kind_of_event(&e.event_type).map(|k| (e, k)))
-        .collect();
     if wanted.is_empty() {
         return Ok(0);
     }
-    let rows = Rows::read(conn, &wanted)?;
+    let rows = Rows::read(conn, wanted)?;
     let news: Vec<NewEmail> = wanted
         .iter()
         .filter_map(|(event, kind)| of_event(&rows, event, *kind, now))

@@ -47,7 +47,10 @@ pub async fn send_due(state: &AppState) -> Result<usize, ApiError> {
     // that follows it); different shoppers' at once.
     let mut by_user: Vec<Vec<Email>> = Vec::new();
     for email in claimed {
-        match by_user.iter_mut().find(|line| line[0].user_id == email.user_id) {
+        match by_user
+            .iter_mut()
+            .find(|line| line[0].user_id == email.user_id)
+        {
             Some(line) => line.push(email),
             None => by_user.push(vec![email]),
         }

@@ -162,14 +162,6 @@ pub fn requeue(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> QueryRe
         .map(|n| n == 1)
 }
 
-/// Whether an email of this cause exists.
-pub fn exists(conn: &mut AnyConnection, about: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        emails::table.filter(emails::about.eq(about)),
-    ))
-    .get_result(conn)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = email_links)]
 pub struct EmailLink {

@@ -85,11 +85,13 @@ pub fn message_id(email: &Email, from_domain: &str) -> String {
 
 async fn attempt(state: &AppState, email: Email) {
     let now = naive(state.clock.now());
+    // No SMTP server: local mode's Inbox shows it (sent); elsewhere it is not sent.
+    let unsent = state.mailer.is_none() && !state.settings.local_mode;
     let outcome = match &state.mailer {
-        None if state.settings.local_mode => Ok(()),
-        None => Err(MailError::Permanent(
+        None if unsent => Err(MailError::Permanent(
             "no SMTP_URL: emails are not sent".into(),
         )),
+        None => Ok(()),
         Some(mailer) => match link_of(state, &email, now).await {
             Ok(link) => {
                 let settings = &state.settings.email;
@@ -107,7 +109,6 @@ async fn attempt(state: &AppState, email: Email) {
             Err(e) => Err(MailError::Transient(e.to_string())),
         },
     };
-    let unsent = state.mailer.is_none() && !state.settings.local_mode;
     let attempted = judge(&email, outcome, unsent, now);
     let kind = email.kind.clone();
     let outcome_label = match attempted.status.as_str() {
@@ -134,8 +135,9 @@ async fn attempt(state: &AppState, email: Email) {
     }
 }
 
-/// A fresh link for the email's button, if it has one.
-async fn link_of(
+/// A fresh link for the email's button, if it has one (each attempt, and each view in local
+/// mode's Inbox, mints its own).
+pub async fn link_of(
     state: &AppState,
     email: &Email,
     now: NaiveDateTime,

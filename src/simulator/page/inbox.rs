@@ -8,8 +8,8 @@ use askama::Template;
 use super::view::{clock, html, Clock};
 use crate::clock::naive;
 use crate::db::run_db;
-use crate::models::emails::{self, Email};
-use crate::services::emails::{links, send};
+use crate::models::emails;
+use crate::services::emails::send;
 use crate::state::AppState;
 
 pub struct InboxRow {
@@ -54,21 +54,14 @@ pub async fn inbox(state: web::Data<AppState>) -> HttpResponse {
 /// `GET /simulator/inbox/{id}`: one email's HTML part, as the shopper would see it.
 pub async fn message(state: web::Data<AppState>, id: web::Path<i64>) -> HttpResponse {
     let id = id.into_inner();
+    let found = run_db(&state.pool, move |conn| Ok(emails::find(conn, id)?)).await;
     let now = naive(state.clock.now());
-    let (base, ttl) = (
-        state.settings.public_base_url.clone(),
-        state.settings.email.link_ttl,
-    );
-    let found = run_db(&state.pool, move |conn| {
-        let Some(email) = emails::find(conn, id)? else {
-            return Ok(None);
-        };
-        let link = with_link(&email)
-            .then(|| links::mint(conn, &base, &email, ttl, now))
-            .transpose()?;
-        Ok(Some((email, link)))
-    })
-    .await;
+    let found = match found {
+        Ok(Some(email)) => send::link_of(&state, &email, now)
+            .await
+            .map(|link| Some((email, link))),
+        other => other.map(|_| None),
+    };
     match found {
         Ok(Some((email, link))) => {
             let r = send::rendered(&email, &state.settings.email.merchant_name, link.as_deref());
@@ -81,8 +74,4 @@ pub async fn message(state: web::Data<AppState>, id: web::Path<i64>) -> HttpResp
         Ok(None) => HttpResponse::NotFound().body("no such email"),
         Err(e) => HttpResponse::InternalServerError().body(e.message),
     }
-}
-
-fn with_link(email: &Email) -> bool {
-    crate::services::emails::Kind::parse(&email.kind).is_some_and(|k| k.has_link())
 }

@@ -10,7 +10,7 @@ use crate::domain::locale::Lang;
 use crate::domain::session_token::{self, SessionToken};
 use crate::error::ApiError;
 use crate::models::emails::{self, Email, NewEmailLink};
-use crate::models::portal_sessions::{self, NewPortalSession};
+use crate::services::portal::{self, SessionHolder};
 use crate::state::AppState;
 
 /// Mints a link for `email`'s user, valid `ttl` from `now`: its address.
@@ -60,23 +60,13 @@ pub async fn open(state: &AppState, token: &str) -> Result<String, LinkError> {
     if link.expires_at <= now {
         return Err(LinkError::Expired(Lang::negotiate(&email.locale)));
     }
-    let session = SessionToken::generate().map_err(|e| LinkError::Failed(ApiError::internal(e)))?;
-    let base = state.settings.public_base_url.clone();
-    let new = NewPortalSession {
-        token_hash: session.hash,
+    let holder = SessionHolder {
         user_id: link.user_id,
         user_email: email.to_address,
         locale: email.locale,
-        back_url: base.clone(),
-        created_at: now,
-        expires_at: now + TimeDelta::seconds(state.settings.portal_session_ttl_secs),
+        back_url: state.settings.public_base_url.clone(),
     };
-    run_db(&state.pool, move |conn| {
-        portal_sessions::insert(conn, &new)?;
-        Ok(())
-    })
-    .await
-    .map_err(LinkError::Failed)?;
-    state.metrics.counters.sessions_created.inc(["email_link"]);
-    Ok(format!("{base}/billing/{}", session.token))
+    portal::open_session(state, holder, "email_link")
+        .await
+        .map_err(LinkError::Failed)
 }

@@ -104,7 +104,7 @@ pub struct Facts {
     pub authenticate: bool,
 }
 
-/// The rows an email's facts come from, read once for a batch of events.
+/// The rows an email's facts come from, read once for a batch (of events, or of reminders).
 struct Rows {
     payments: HashMap<i64, payments::Payment>,
     subscriptions: HashMap<i64, subscriptions::Subscription>,
@@ -123,12 +123,22 @@ impl Rows {
             .collect();
         subscription_ids.extend(payments.values().filter_map(|p| p.subscription_id));
         let subscriptions = subscriptions::find_many(conn, &subscription_ids)?;
+        Rows::around(conn, payments, subscriptions)
+    }
+
+    /// The customers, plans and checkout locales of these payments and subscriptions.
+    fn around(
+        conn: &mut AnyConnection,
+        payments: HashMap<i64, payments::Payment>,
+        subscriptions: HashMap<i64, subscriptions::Subscription>,
+    ) -> QueryResult<Rows> {
         let customer_ids: Vec<i64> = subscriptions
             .values()
             .map(|s| s.customer_id)
             .chain(payments.values().map(|p| p.customer_id))
             .collect();
         let plan_ids: Vec<i64> = subscriptions.values().map(|s| s.plan_id).collect();
+        let subscription_ids: Vec<i64> = subscriptions.keys().copied().collect();
         Ok(Rows {
             customers: customers::find_many(conn, &customer_ids)?,
             plans: plans::find_many(conn, &plan_ids)?
@@ -139,6 +149,36 @@ impl Rows {
             payments,
             subscriptions,
         })
+    }
+
+    /// What every email of `customer` about `sub` says: their name, the plan, the period, the card.
+    fn facts(
+        &self,
+        customer: &customers::Customer,
+        sub: Option<&subscriptions::Subscription>,
+    ) -> Facts {
+        Facts {
+            name: customer.full_name.clone(),
+            plan: sub
+                .and_then(|s| self.plans.get(&s.plan_id))
+                .map(|p| p.name.clone()),
+            period_start: sub.map(|s| s.current_period_started_at),
+            period_end: sub.map(|s| s.current_period_ends_at),
+            card: customer.card_last4.as_ref().map(|last4| {
+                format!(
+                    "{} •••• {last4}",
+                    customer.card_brand.as_deref().unwrap_or("Card")
+                )
+            }),
+            ..Facts::default()
+        }
+    }
+
+    /// The language of the subscription's checkout (English without one).
+    fn locale(&self, subscription_id: Option<i64>) -> &str {
+        subscription_id
+            .and_then(|id| self.locales.get(&id))
+            .map_or("en", String::as_str)
     }
 }
 
@@ -178,19 +218,7 @@ fn of_event(rows: &Rows, event: &Event, kind: Kind, now: NaiveDateTime) -> Optio
         .or(sub.map(|s| s.customer_id))?;
     let customer = rows.customers.get(&customer_id)?;
     let plan = sub.and_then(|s| rows.plans.get(&s.plan_id));
-    let mut facts = Facts {
-        name: customer.full_name.clone(),
-        plan: plan.map(|p| p.name.clone()),
-        period_start: sub.map(|s| s.current_period_started_at),
-        period_end: sub.map(|s| s.current_period_ends_at),
-        card: customer.card_last4.as_ref().map(|last4| {
-            format!(
-                "{} •••• {last4}",
-                customer.card_brand.as_deref().unwrap_or("Card")
-            )
-        }),
-        ..Facts::default()
-    };
+    let mut facts = rows.facts(customer, sub);
     if let Some(p) = payment {
         facts.amount = Some(Amount {
             amount: if kind == Kind::Refund {
@@ -207,15 +235,12 @@ fn of_event(rows: &Rows, event: &Event, kind: Kind, now: NaiveDateTime) -> Optio
     if let (Kind::PaymentFailed, Some(s), Some(plan)) = (kind, sub, plan) {
         facts.grace_end = Some(s.current_period_ends_at + TimeDelta::days(plan.grace_days.into()));
     }
-    let locale = subscription_id
-        .and_then(|id| rows.locales.get(&id).cloned())
-        .unwrap_or_else(|| "en".into());
     Some(new_email(
         kind,
         format!("{}:{}", kind.name(), event.public_id),
         (&event.user_id, subscription_id, payment.map(|p| p.id)),
         &customer.email,
-        &locale,
+        rows.locale(subscription_id),
         &facts,
         now,
     ))

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::QueryResult;
 
-use super::{new_email, Amount, Facts, Kind};
+use super::{new_email, Amount, Facts, Kind, Rows};
 use crate::db::AnyConnection;
-use crate::models::{checkout_sessions, customers, emails, plans, service_settings, subscriptions};
+use crate::models::emails::{self, NewEmail};
+use crate::models::{service_settings, subscriptions};
 
 const SCANNED_UNTIL: &str = "email_reminders_scanned_until";
 /// The most reminders one scan writes; the rest wait for the next round.
@@ -45,8 +46,8 @@ pub fn write_due(
                 scanned_until = scanned_until.min(at - days);
             }
         }
-        let wanted: Vec<_> = found.into_iter().filter(|s| wants(kind, s, days)).collect();
-        written += write(conn, kind, &wanted, now)?;
+        let wanted = found.into_iter().filter(|s| wants(kind, s, days)).collect();
+        written += write(conn, kind, wanted, now)?;
     }
     service_settings::put(
         conn,
@@ -83,69 +84,64 @@ fn wants(kind: Kind, sub: &subscriptions::Subscription, days: TimeDelta) -> bool
 fn write(
     conn: &mut AnyConnection,
     kind: Kind,
-    subs: &[subscriptions::Subscription],
+    subs: Vec<subscriptions::Subscription>,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     if subs.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = subs.iter().map(|s| s.id).collect();
-    let customer_ids: Vec<i64> = subs.iter().map(|s| s.customer_id).collect();
-    let plan_ids: Vec<i64> = subs.iter().map(|s| s.plan_id).collect();
-    let customers = customers::find_many(conn, &customer_ids)?;
-    let plans: HashMap<i64, plans::Plan> = plans::find_many(conn, &plan_ids)?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    let locales = checkout_sessions::locales_of(conn, &ids)?;
-    let news: Vec<_> = subs
+    // Written soonest charge first, as found.
+    let order: Vec<i64> = subs.iter().map(|s| s.id).collect();
+    let subs: HashMap<i64, subscriptions::Subscription> =
+        subs.into_iter().map(|s| (s.id, s)).collect();
+    let rows = Rows::around(conn, HashMap::new(), subs)?;
+    let news: Vec<_> = order
         .iter()
-        .filter_map(|sub| {
-            let customer = customers.get(&sub.customer_id)?;
-            let plan = plans.get(&sub.plan_id);
-            let charge_at = sub.next_action_at?;
-            let amount = match (sub.amount, &sub.currency, sub.divisor, plan) {
-                (Some(amount), Some(currency), Some(divisor), _) => Amount {
-                    amount,
-                    currency: currency.clone(),
-                    divisor,
-                },
-                (_, _, _, Some(p)) => Amount {
-                    amount: p.amount,
-                    currency: p.currency.clone(),
-                    divisor: p.divisor,
-                },
-                _ => return None,
-            };
-            let facts = Facts {
-                name: customer.full_name.clone(),
-                plan: plan.map(|p| p.name.clone()),
-                amount: Some(amount),
-                period_start: Some(sub.current_period_started_at),
-                period_end: Some(charge_at),
-                card: customer.card_last4.as_ref().map(|l| {
-                    format!(
-                        "{} •••• {l}",
-                        customer.card_brand.as_deref().unwrap_or("Card")
-                    )
-                }),
-                ..Facts::default()
-            };
-            Some(new_email(
-                kind,
-                format!(
-                    "{}:sub-{}:{}",
-                    kind.name(),
-                    sub.id,
-                    charge_at.format("%Y-%m-%dT%H:%M:%S")
-                ),
-                (&sub.user_id, Some(sub.id), None),
-                &customer.email,
-                locales.get(&sub.id).map_or("en", String::as_str),
-                &facts,
-                now,
-            ))
-        })
+        .filter_map(|id| rows.subscriptions.get(id))
+        .filter_map(|sub| reminder(&rows, kind, sub, now))
         .collect();
     emails::insert_new(conn, &news)
+}
+
+/// The reminder of `sub`'s next charge: what it will charge (the subscription's price, or its
+/// plan's), and when.
+fn reminder(
+    rows: &Rows,
+    kind: Kind,
+    sub: &subscriptions::Subscription,
+    now: NaiveDateTime,
+) -> Option<NewEmail> {
+    let customer = rows.customers.get(&sub.customer_id)?;
+    let charge_at = sub.next_action_at?;
+    let amount = match (sub.amount, &sub.currency, sub.divisor) {
+        (Some(amount), Some(currency), Some(divisor)) => Amount {
+            amount,
+            currency: currency.clone(),
+            divisor,
+        },
+        _ => rows.plans.get(&sub.plan_id).map(|p| Amount {
+            amount: p.amount,
+            currency: p.currency.clone(),
+            divisor: p.divisor,
+        })?,
+    };
+    let facts = Facts {
+        amount: Some(amount),
+        period_end: Some(charge_at),
+        ..rows.facts(customer, Some(sub))
+    };
+    Some(new_email(
+        kind,
+        format!(
+            "{}:sub-{}:{}",
+            kind.name(),
+            sub.id,
+            charge_at.format("%Y-%m-%dT%H:%M:%S")
+        ),
+        (&sub.user_id, Some(sub.id), None),
+        &customer.email,
+        rows.locale(Some(sub.id)),
+        &facts,
+        now,
+    ))
 }

@@ -28,29 +28,18 @@ struct Parts {
     footer: String,
 }
 
+/// The HTML part of `p`.
 #[derive(Template)]
 #[template(path = "email/email.html")]
 struct Html<'a> {
-    lang: &'a str,
-    merchant: &'a str,
-    subject: &'a str,
-    greeting: &'a str,
-    paragraphs: &'a [String],
-    details: &'a [(String, String)],
-    button: Option<(&'a str, &'a str)>,
-    signoff: &'a str,
-    footer: &'a str,
+    p: &'a Parts,
 }
 
+/// The text part of `p`.
 #[derive(Template)]
 #[template(path = "email/email.txt")]
 struct Text<'a> {
-    greeting: &'a str,
-    paragraphs: &'a [String],
-    details: &'a [(String, String)],
-    button: Option<(&'a str, &'a str)>,
-    signoff: &'a str,
-    footer: &'a str,
+    p: &'a Parts,
 }
 
 /// Renders an email of `kind` saying `facts` in `locale`; `link` is the address of its button
@@ -63,30 +52,8 @@ pub fn render(
     link: Option<&str>,
 ) -> Rendered {
     let parts = parts(kind, facts, Lang::negotiate(locale), merchant, link);
-    let button = parts.button.as_ref().map(|(l, u)| (l.as_str(), u.as_str()));
-    let html = Html {
-        lang: parts.lang,
-        merchant: &parts.merchant,
-        subject: &parts.subject,
-        greeting: &parts.greeting,
-        paragraphs: &parts.paragraphs,
-        details: &parts.details,
-        button,
-        signoff: &parts.signoff,
-        footer: &parts.footer,
-    }
-    .render()
-    .unwrap_or_default();
-    let text = Text {
-        greeting: &parts.greeting,
-        paragraphs: &parts.paragraphs,
-        details: &parts.details,
-        button,
-        signoff: &parts.signoff,
-        footer: &parts.footer,
-    }
-    .render()
-    .unwrap_or_default();
+    let html = Html { p: &parts }.render().unwrap_or_default();
+    let text = Text { p: &parts }.render().unwrap_or_default();
     Rendered {
         subject: parts.subject,
         text,

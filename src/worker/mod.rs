@@ -191,7 +191,10 @@ async fn round(state: &AppState) -> bool {
     if state.treefort.is_none() {
         return false;
     }
-    write_reminders(state).await;
+    if last != minute {
+        // Reminders are days ahead: a scan a minute (a write of its watermark) is enough.
+        write_reminders(state).await;
+    }
     let mut more = false;
     // Gateway events first: a webhook may complete a checkout the reconciliation would look up.
     match gateway_events::process_due(state, BATCH).await {

@@ -2,9 +2,9 @@
 //! than that converts) and `renewal_coming` (`RENEWAL_REMINDER_DAYS` before a renewal of a plan
 //! billed yearly or less often).
 //!
-//! Each worker round scans the subscriptions whose reminder moment (the next charge less the
-//! reminder's days) fell since the last scan, through the `next_action_at` index, never the whole
-//! table; the scan's end is kept in `service_settings`. Moving the clock (time travel) moves the
+//! Once a minute of its clock (time travel moves it too), the worker scans the subscriptions
+//! whose reminder moment (the next charge less the reminder's days) fell since the last scan,
+//! through the `next_action_at` index, never the whole table; the scan's end is kept in `service_settings`. Moving the clock (time travel) moves the
 //! window with it. An email's `about` names the subscription and the charge's moment, so a
 //! reminder is written once, whichever instance or scan finds it.
 

@@ -29,6 +29,11 @@ pub struct AppState {
     pub checkout_writer: crate::models::checkout_session_writer::SessionWriter,
     /// The client of outbound webhooks and what this instance has in flight.
     pub webhooks: Arc<crate::webhook_client::Sender>,
+    /// Records webhook attempts that finish together in one transaction.
+    pub webhook_records: crate::db::group::GroupWriter<
+        crate::models::webhooks::Finished,
+        Result<&'static str, ApiError>,
+    >,
     /// The SMTP client of shoppers' emails (`None`: no `SMTP_URL`).
     pub mailer: Option<crate::mailer::Mailer>,
     /// Names this process in outbox leases (`locked_by`), so operators can tell instances apart.

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 
 pub mod checkpoint;
 pub mod commits;
+pub mod group;
 pub mod lease;
 mod migrations;
 mod notify;

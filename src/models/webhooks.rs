@@ -113,6 +113,23 @@ pub struct NewAttempt {
     pub response_excerpt: Option<String>,
 }
 
+/// An attempt made, with the delivery and endpoint it was made for: what its record needs.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub delivery: Delivery,
+    pub endpoint: Endpoint,
+    pub attempt: NewAttempt,
+}
+
+impl Finished {
+    /// Whether the endpoint answered 2xx.
+    pub fn ok(&self) -> bool {
+        self.attempt
+            .status_code
+            .is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
 // Endpoints.
 
 pub fn insert_endpoint(conn: &mut AnyConnection, new: &NewEndpoint) -> QueryResult<Endpoint> {

@@ -274,6 +274,7 @@ pub async fn build_state_with(
         catalog,
         subscription_cache,
         webhooks,
+        webhook_records: Default::default(),
         mailer,
         settings,
         treefort,

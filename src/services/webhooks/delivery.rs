@@ -4,7 +4,8 @@
 //! Webhooks. A 2xx is success; anything else is retried with exponential backoff for 3 days,
 //! after which the delivery is given up and an endpoint with no success in that time disabled.
 //! Each endpoint has its own few slots, so a slow or dead one holds back no other endpoint, and
-//! none of this runs in the loop that delivers to Treefort.
+//! none of this runs in the loop that delivers to Treefort. Attempts that finish together are
+//! recorded together (`db::group`): one commit for a burst of answers, not one each.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,10 +20,10 @@ use crate::db::{write_transaction, AnyConnection};
 use crate::domain::webhook;
 use crate::error::ApiError;
 use crate::models::events::{self, Event};
-use crate::models::webhooks::{self, AttemptResult, Delivery, Endpoint, NewAttempt};
+use crate::models::webhooks::{self, AttemptResult, Delivery, Endpoint, Finished, NewAttempt};
 use crate::state::AppState;
 use crate::views::EventView;
-use crate::webhook_client::{Answer, Dispatching, SLOTS_PER_ENDPOINT};
+use crate::webhook_client::{Dispatching, SLOTS_PER_ENDPOINT};
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF: TimeDelta = TimeDelta::hours(6);
@@ -159,54 +160,72 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
         )
         .await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let ok = answer.status_code.is_some_and(|s| (200..300).contains(&s));
-    let now = naive(state.clock.now());
-    let owner = state.instance_id.clone();
-    let outcome = run_db(&state.pool, move |conn| {
-        write_transaction(conn, |conn| {
-            record(
-                conn,
-                &delivery,
-                &endpoint,
-                &owner,
-                ok,
-                answer,
-                duration_ms,
-                now,
-            )
-        })
-    })
-    .await?;
+    let finished = Finished {
+        attempt: NewAttempt {
+            delivery_id: delivery.id,
+            endpoint_id: endpoint.id,
+            event_id: delivery.event_id,
+            attempted_at: naive(state.clock.now()),
+            status_code: answer.status_code,
+            duration_ms,
+            error: answer.error,
+            response_excerpt: answer.excerpt,
+        },
+        delivery,
+        endpoint,
+    };
+    let outcome = state
+        .webhook_records
+        .submit(finished, |all| record_all(state, all))
+        .await
+        .unwrap_or_else(|| {
+            Err(ApiError::internal(
+                "a webhook attempt's record was cut short",
+            ))
+        })?;
     state.metrics.counters.webhook_deliveries.inc([outcome]);
     Ok(())
 }
 
+/// Records attempts that finished together in one transaction (one commit, one turn on
+/// SQLite's writer, instead of one each), and should that fail, each in a transaction of its
+/// own, so that one attempt's trouble costs no other its record.
+async fn record_all(state: &AppState, all: Vec<Finished>) -> Vec<Result<&'static str, ApiError>> {
+    let owner = state.instance_id.clone();
+    let count = all.len();
+    let recorded = run_db(&state.pool, move |conn| {
+        let together = write_transaction(conn, |conn| {
+            all.iter()
+                .map(|f| record(conn, f, &owner))
+                .collect::<Result<Vec<_>, ApiError>>()
+        });
+        Ok(match together {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if all.len() == 1 => vec![Err(e)],
+            Err(_) => all
+                .iter()
+                .map(|f| write_transaction(conn, |conn| record(conn, f, &owner)))
+                .collect(),
+        })
+    })
+    .await;
+    recorded.unwrap_or_else(|e| vec![Err(e); count])
+}
+
 /// The attempt, its delivery's next state (while this instance holds the lease), and the
-/// endpoint's health, in one transaction. Returns the outcome's name for the metric.
-#[allow(clippy::too_many_arguments)]
+/// endpoint's health. Returns the outcome's name for the metric.
 fn record(
     conn: &mut AnyConnection,
-    delivery: &Delivery,
-    endpoint: &Endpoint,
+    finished: &Finished,
     owner: &str,
-    ok: bool,
-    answer: Answer,
-    duration_ms: i64,
-    now: NaiveDateTime,
 ) -> Result<&'static str, ApiError> {
-    webhooks::insert_attempt(
-        conn,
-        &NewAttempt {
-            delivery_id: delivery.id,
-            endpoint_id: endpoint.id,
-            event_id: delivery.event_id,
-            attempted_at: now,
-            status_code: answer.status_code,
-            duration_ms,
-            error: answer.error.clone(),
-            response_excerpt: answer.excerpt,
-        },
-    )?;
+    let Finished {
+        delivery,
+        endpoint,
+        attempt,
+    } = finished;
+    let (ok, now) = (finished.ok(), attempt.attempted_at);
+    webhooks::insert_attempt(conn, attempt)?;
     let attempts = delivery.attempts + 1;
     let give_up = !ok && now - delivery.created_at >= super::RETRY_WINDOW;
     let (status, outcome) = match (ok, give_up) {
@@ -224,7 +243,7 @@ fn record(
         },
         locked_by: None,
         locked_until: None,
-        last_error: answer.error.clone(),
+        last_error: attempt.error.clone(),
         delivered_at: ok.then_some(now),
     };
     if !webhooks::update_held(conn, delivery.id, owner, &result)? {
@@ -246,7 +265,7 @@ fn record(
     {
         tracing::warn!(
             endpoint_id = endpoint.id,
-            error = answer.error.as_deref().unwrap_or(""),
+            error = attempt.error.as_deref().unwrap_or(""),
             "webhook endpoint disabled: no delivery succeeded for 3 days"
         );
     }
@@ -255,7 +274,7 @@ fn record(
         delivery_id = delivery.id,
         attempts,
         outcome,
-        error = answer.error.as_deref().unwrap_or(""),
+        error = attempt.error.as_deref().unwrap_or(""),
         "webhook delivery failed"
     );
     Ok(outcome)

@@ -84,41 +84,41 @@ fn main() -> ExitCode {
             worker.stop().await;
             Ok(())
         }),
-        Command::Migrate => cli::open_database().map(|_| println!("database is up to date")),
+        Command::Migrate => cli::open_database().and_then(|_| print("database is up to date")),
         Command::Plans(command) => cli::open_database()
             .and_then(|mut conn| cli::plans(&mut conn, command))
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Promo(command) => cli::open_database()
             .and_then(|mut conn| cli::promo(&mut conn, command))
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Outbox(command) => cli::open_database()
             .and_then(|mut conn| cli::outbox(&mut conn, command))
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Payments(PaymentsCommand::List { user, json, limit }) => cli::open_database()
             .and_then(|mut conn| cli::payments_list(&mut conn, user.as_deref(), json, limit))
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Payments(PaymentsCommand::Refund { id, amount }) => refund(id, amount),
         Command::Apikeys(command) => cli::open_database()
             .and_then(|mut conn| cli::apikeys(&mut conn, command))
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Webhooks(command) => Settings::from_env()
             .and_then(|settings| {
                 let mut conn = cli::open_database()?;
                 cli::webhooks::run(&mut conn, &settings, command)
             })
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::Emails(command) => Settings::from_env()
             .and_then(|settings| {
                 let mut conn = cli::open_database()?;
                 cli::emails::run(&mut conn, &settings, command)
             })
-            .map(|out| println!("{out}")),
+            .and_then(print),
         Command::SigningKeys(command) => Settings::from_env()
             .and_then(|settings| {
                 let mut conn = cli::open_database()?;
                 cli::signing_keys::run(&mut conn, &settings, command)
             })
-            .map(|out| println!("{out}")),
+            .and_then(print),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,6 +126,18 @@ fn main() -> ExitCode {
             eprintln!("treefort-webpay: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints a command's output. A reader that stopped reading (`| head -n 1`) is no failure: the
+/// command's work is done, and what is left unread was not wanted.
+fn print(out: impl std::fmt::Display) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{out}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -145,14 +157,13 @@ fn refund(id: i64, amount: Option<i64>) -> Result<(), String> {
             amount: payment.refunded_amount,
             ..payment.money()
         };
-        println!(
+        print(format_args!(
             "payment #{} refunded through {}: {} of {} given back in total",
             payment.id,
             payment.gateway,
             treefort_webpay::domain::locale::Lang::En.money(&refunded),
             treefort_webpay::domain::locale::Lang::En.money(&payment.money())
-        );
-        Ok(())
+        ))
     })
 }
 

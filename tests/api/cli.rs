@@ -355,3 +355,28 @@ fn serve_stops_cleanly_on_sigterm() {
     assert!(logs.contains("TEST MODE"), "the sandbox warning is logged");
     assert!(logs.contains("worker stopped"), "{logs}");
 }
+
+/// A support person's `… | head -n 1`: the reader goes away before the command prints, and the
+/// command still did its work and exits 0 (it panicked on the closed pipe before).
+#[test]
+fn a_command_whose_reader_stopped_reading_succeeds_and_did_its_work() {
+    let db = TestDatabase::create();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_treefort-webpay"))
+        .args(["apikeys", "create", "--name", "piped", "--scope", "read"])
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // The read end closes at once: the command opens its database and migrates it first.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = stdout(&run(&db, &["apikeys", "list"]));
+    assert!(listed.contains("piped"), "{listed}");
+}

@@ -21,8 +21,9 @@ pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
     in_flight: Mutex<HashMap<i64, usize>>,
-    /// Rounds between claiming and counting what they claimed.
-    dispatching: std::sync::atomic::AtomicUsize,
+    /// Work of this instance outside the slots: rounds between claiming and counting what they
+    /// claimed, and attempts answered but not yet recorded.
+    unsettled: std::sync::atomic::AtomicUsize,
     /// Told whenever a delivery ends: its endpoint has a free slot, and the worker claims again
     /// at once instead of at its next tick.
     pub freed: tokio::sync::Notify,
@@ -69,7 +70,7 @@ impl Sender {
                 .map_err(|e| format!("cannot build the webhook client: {e}"))?,
             allow_private,
             in_flight: Mutex::new(HashMap::new()),
-            dispatching: Default::default(),
+            unsettled: Default::default(),
             freed: tokio::sync::Notify::new(),
         })
     }
@@ -77,7 +78,7 @@ impl Sender {
     /// Whether no delivery of this instance is in flight.
     pub fn is_idle(&self) -> bool {
         use std::sync::atomic::Ordering;
-        self.dispatching.load(Ordering::SeqCst) == 0
+        self.unsettled.load(Ordering::SeqCst) == 0
             && self.in_flight.lock().map(|m| m.is_empty()).unwrap_or(true)
     }
 
@@ -165,22 +166,23 @@ impl Sender {
     }
 }
 
-/// Counts a round as dispatching until what it claimed is counted in flight.
-pub struct Dispatching<'a>(&'a Sender);
+/// Keeps the sender from being idle while it lives: a round until what it claimed is counted in
+/// flight, an attempt from its answer until its record.
+pub struct Unsettled<'a>(&'a Sender);
 
-impl<'a> Dispatching<'a> {
+impl<'a> Unsettled<'a> {
     pub fn new(sender: &'a Sender) -> Self {
         sender
-            .dispatching
+            .unsettled
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Self(sender)
     }
 }
 
-impl Drop for Dispatching<'_> {
+impl Drop for Unsettled<'_> {
     fn drop(&mut self) {
         self.0
-            .dispatching
+            .unsettled
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

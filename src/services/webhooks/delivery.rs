@@ -16,18 +16,18 @@ use tokio::task::JoinHandle;
 
 use crate::clock::naive;
 use crate::db::run_db;
-use crate::db::{write_transaction, AnyConnection};
+use crate::db::{relaxed_write_transaction, AnyConnection};
 use crate::domain::webhook;
 use crate::error::ApiError;
 use crate::models::events::{self, Event};
 use crate::models::webhooks::{self, AttemptResult, Delivery, Endpoint, Finished, NewAttempt};
 use crate::state::AppState;
 use crate::views::EventView;
-use crate::webhook_client::{Dispatching, SLOTS_PER_ENDPOINT};
+use crate::webhook_client::{Unsettled, SLOTS_PER_ENDPOINT};
 
 /// The longest wait between two attempts.
 const MAX_BACKOFF: TimeDelta = TimeDelta::hours(6);
-/// Frees its endpoint's slot when the delivery's task ends, however it ends.
+/// Frees its endpoint's slot when dropped: once the answer is in, or however the task ends.
 struct Slot {
     state: web::Data<AppState>,
     endpoint_id: i64,
@@ -57,8 +57,9 @@ pub fn backoff(attempts: i32) -> TimeDelta {
 }
 
 /// Claims what is due, endpoint by endpoint within each one's free slots (three statements per
-/// endpoint, however many it claims: the claim, the deliveries, their events), and starts
-/// sending it.
+/// endpoint, however many it claims: the claim, the deliveries, their events; all in one
+/// transaction whose commit does not wait for the disk: a claim lost in a crash is taken again),
+/// and starts sending it.
 /// Returns the tasks (the worker lets them run; a test may wait for them).
 pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>, ApiError> {
     if state.settings.webhook_signing_key.is_none() {
@@ -69,9 +70,11 @@ pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>
         + TimeDelta::seconds(30);
     let busy = state.webhooks.in_flight();
     let owner = state.instance_id.clone();
-    let _dispatching = Dispatching::new(&state.webhooks);
+    let _claiming = Unsettled::new(&state.webhooks);
     let claimed = run_db(&state.pool, move |conn| {
-        claim_due(conn, &busy, &owner, now, now + lease)
+        relaxed_write_transaction(conn, |conn| {
+            claim_due(conn, &busy, &owner, now, now + lease)
+        })
     })
     .await?;
     let mut tasks = Vec::with_capacity(claimed.len());
@@ -83,8 +86,7 @@ pub async fn dispatch(state: &web::Data<AppState>) -> Result<Vec<JoinHandle<()>>
         };
         let state = state.clone();
         tasks.push(tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = send(&state, item).await {
+            if let Err(e) = send(&state, item, slot).await {
                 tracing::warn!(error = %e, "recording a webhook attempt failed; its lease runs out and it is sent again");
             }
         }));
@@ -126,7 +128,10 @@ fn claim_due(
     Ok(claimed)
 }
 
-async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError> {
+/// Sends one delivery and records its attempt. The endpoint's slot is free once the answer is in:
+/// the delivery stays leased and first in its line until recorded, so nothing can overtake it,
+/// and the next claim need not wait for this record's commit.
+async fn send(state: &web::Data<AppState>, item: Claimed, slot: Slot) -> Result<(), ApiError> {
     let Claimed {
         delivery,
         endpoint,
@@ -160,6 +165,8 @@ async fn send(state: &web::Data<AppState>, item: Claimed) -> Result<(), ApiError
         )
         .await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let _recording = Unsettled::new(&state.webhooks);
+    drop(slot);
     let finished = Finished {
         attempt: NewAttempt {
             delivery_id: delivery.id,
@@ -194,7 +201,7 @@ async fn record_all(state: &AppState, all: Vec<Finished>) -> Vec<Result<&'static
     let owner = state.instance_id.clone();
     let count = all.len();
     let recorded = run_db(&state.pool, move |conn| {
-        let together = write_transaction(conn, |conn| {
+        let together = relaxed_write_transaction(conn, |conn| {
             all.iter()
                 .map(|f| record(conn, f, &owner))
                 .collect::<Result<Vec<_>, ApiError>>()
@@ -204,7 +211,7 @@ async fn record_all(state: &AppState, all: Vec<Finished>) -> Vec<Result<&'static
             Err(e) if all.len() == 1 => vec![Err(e)],
             Err(_) => all
                 .iter()
-                .map(|f| write_transaction(conn, |conn| record(conn, f, &owner)))
+                .map(|f| relaxed_write_transaction(conn, |conn| record(conn, f, &owner)))
                 .collect(),
         })
     })

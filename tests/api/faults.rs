@@ -210,6 +210,11 @@ impl Service {
         self.wait_ready().await;
     }
 
+    /// The running process's id (a lease's holder starts with it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL

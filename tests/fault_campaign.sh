@@ -44,7 +44,9 @@ for path in sorted(glob.glob(f"{out}/stream-*.log")):
             violations.append(line.strip())
         elif "panicked" in line:
             panics.append(f"{path}: {line.strip()}")
+in_use = faults.pop("key_in_use", 0)
 print(f"runs: {runs} of {asked}; shoppers: {shoppers}; kills: {kills}")
+print(f"retries Stripe (the proxy) answered 409 idempotency_key_in_use: {in_use}")
 print("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())) + f" ({sum(faults.values())} in all)")
 print(f"violations: {len(violations)}")
 for v in violations[:50]:

@@ -14,18 +14,21 @@ use tokio::sync::oneshot;
 pub struct GroupWriter<T, R> {
     queued: Mutex<Vec<(T, oneshot::Sender<R>)>>,
     turn: tokio::sync::Mutex<()>,
-}
-
-impl<T, R> Default for GroupWriter<T, R> {
-    fn default() -> Self {
-        Self {
-            queued: Mutex::new(Vec::new()),
-            turn: tokio::sync::Mutex::new(()),
-        }
-    }
+    /// The most items one write takes (the oldest first), so that a burst never makes one long
+    /// transaction; the rest go in the next turns.
+    most: usize,
 }
 
 impl<T, R> GroupWriter<T, R> {
+    /// A writer whose writes take at most `most` items each (at least 1).
+    pub fn new(most: usize) -> Self {
+        Self {
+            queued: Mutex::new(Vec::new()),
+            turn: tokio::sync::Mutex::new(()),
+            most: most.max(1),
+        }
+    }
+
     /// Queues `item` and returns its answer once it is written, together with whatever else was
     /// queued by then: by this caller's `write` when its turn comes first, else by the earlier
     /// caller's. `write` answers the items it is given in their order.
@@ -39,8 +42,17 @@ impl<T, R> GroupWriter<T, R> {
         let (answer, answered) = oneshot::channel();
         self.queue().push((item, answer));
         {
+            // Every caller takes one turn after queueing one item, and every turn writes at
+            // least one item while any is queued: so there are never more items queued than
+            // turns to come, and none is left behind. (A caller whose item an earlier turn
+            // wrote still takes its turn: skipping it could strand an item whose caller's turn
+            // had come before it was the oldest.)
             let _turn = self.turn.lock().await;
-            let queued = std::mem::take(&mut *self.queue());
+            let queued: Vec<_> = {
+                let mut queue = self.queue();
+                let take = queue.len().min(self.most);
+                queue.drain(..take).collect()
+            };
             if !queued.is_empty() {
                 let (items, answers): (Vec<T>, Vec<_>) = queued.into_iter().unzip();
                 for (answer, result) in answers.into_iter().zip(write(items).await) {
@@ -63,7 +75,7 @@ mod tests {
 
     #[tokio::test]
     async fn items_that_finish_while_a_write_runs_are_written_together_and_each_gets_its_answer() {
-        let writer = Arc::new(GroupWriter::<u32, u32>::default());
+        let writer = Arc::new(GroupWriter::<u32, u32>::new(10));
         let writes = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
         let (started, go) = (
             Arc::new(tokio::sync::Notify::new()),
@@ -109,8 +121,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_burst_is_written_a_few_at_a_time_oldest_first_and_every_item_is_answered() {
+        let writer = Arc::new(GroupWriter::<u32, u32>::new(2));
+        let writes = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        // The turn is held while seven items queue up behind it.
+        let turn = writer.turn.lock().await;
+        let tasks: Vec<_> = (1..=7)
+            .map(|i| {
+                let (writer, writes) = (writer.clone(), writes.clone());
+                tokio::spawn(async move {
+                    writer
+                        .submit(i, |items| async move {
+                            writes.lock().unwrap().push(items.clone());
+                            items
+                        })
+                        .await
+                })
+            })
+            .collect();
+        while writer.queue().len() < 7 {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        for (i, task) in (1..=7).zip(tasks) {
+            assert_eq!(task.await.unwrap(), Some(i));
+        }
+        let writes = writes.lock().unwrap().clone();
+        assert_eq!(writes.concat(), (1..=7).collect::<Vec<_>>());
+        assert!(writes.iter().all(|w| w.len() <= 2), "{writes:?}");
+    }
+
+    #[tokio::test]
     async fn a_write_that_ends_without_answering_leaves_its_items_unwritten() {
-        let writer = GroupWriter::<u32, u32>::default();
+        let writer = GroupWriter::<u32, u32>::new(10);
         assert_eq!(writer.submit(1, |_| async { Vec::new() }).await, None);
         assert_eq!(
             writer.submit(2, |items| async move { items }).await,

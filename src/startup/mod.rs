@@ -274,7 +274,7 @@ pub async fn build_state_with(
         catalog,
         subscription_cache,
         webhooks,
-        webhook_records: Default::default(),
+        webhook_records: crate::db::group::GroupWriter::new(256),
         mailer,
         settings,
         treefort,

@@ -33,8 +33,9 @@
 //! renewal recorded it within 10 minutes) are left to `stripe_faults`.
 //!
 //! Where the test plays Stripe's part: the proxy replays the first answer per `Idempotency-Key`
-//! (localstripe ignores the header); the relay signs each delivery again with the test secret at
-//! the time it sends it, as Stripe signs each retry. localstripe never sends `charge.refunded` or
+//! (localstripe ignores the header), and answers a retry whose key is still running 409
+//! `idempotency_key_in_use` (counted as `key_in_use`); the relay signs each delivery again with
+//! the test secret at the time it sends it, as Stripe signs each retry. localstripe never sends `charge.refunded` or
 //! `setup_intent.succeeded`, so those paths are left to the targeted tests (`stripe_faults`).
 //! A refund repeated by the service would show as a second refund (localstripe makes one).
 //!
@@ -721,8 +722,12 @@ async fn settle(env: &[(&'static str, String)], pool: &Pool, stripe: &LocalStrip
 /// The faults played, by kind: the proxy's on Stripe calls, the relay's on webhooks.
 fn fault_counts(proxy: &StripeProxy, relay: &WebhookRelay) -> BTreeMap<&'static str, usize> {
     let mut faults: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for kind in proxy.seen().iter().filter_map(|seen| seen.fault) {
-        *faults.entry(kind).or_default() += 1;
+    for seen in proxy.seen().iter() {
+        // Not a fault played but Stripe's rule, played by the proxy: counted beside them.
+        let kind = seen.fault.or(seen.key_in_use.then_some("key_in_use"));
+        if let Some(kind) = kind {
+            *faults.entry(kind).or_default() += 1;
+        }
     }
     for (kind, count) in relay.counts() {
         if kind != "webhook_sent" {

@@ -6,7 +6,10 @@
 //!   it to every retry; localstripe ignores the header, so a retry would become a second charge
 //!   that Stripe would never make. The proxy keeps the first answer per key and replays it. As at
 //!   Stripe, a request that never ran (dropped, or refused with 429, 409 or 5xx before it ran)
-//!   keeps nothing, and a request whose answer was lost on the way back keeps its answer.
+//!   keeps nothing, and a request whose answer was lost on the way back keeps its answer. A
+//!   request whose key is still being run for an earlier one (a retry after a timeout, while
+//!   Stripe still works on the first try) is answered 409 `idempotency_key_in_use`, as Stripe
+//!   does, and runs nothing.
 //!
 //! Faults (`fail_next`), each for the next request that matches a method and a path prefix:
 //! the connection dropped before the request reaches Stripe; the request processed but its answer
@@ -107,6 +110,8 @@ pub struct Seen {
     pub fault: Option<&'static str>,
     /// Answered from the idempotency store, not by Stripe.
     pub replayed: bool,
+    /// Refused with 409 `idempotency_key_in_use`: its key was still running.
+    pub key_in_use: bool,
     pub at: std::time::Instant,
 }
 
@@ -170,6 +175,8 @@ struct Shared {
     chaos: Option<Chaos>,
     faults: Vec<(String, String, Fault)>,
     answers: HashMap<String, Answer>,
+    /// Keys whose first request is at Stripe now.
+    running: std::collections::HashSet<String>,
     seen: Vec<Seen>,
 }
 
@@ -269,7 +276,7 @@ async fn serve(
     let key = request
         .header("Idempotency-Key")
         .map(|k| format!("{} {} {k}", request.method, request.path()));
-    let (fault, replay) = {
+    let (fault, replay, key_in_use) = {
         let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
         let at = shared.faults.iter().position(|(m, p, _)| {
             m.eq_ignore_ascii_case(&request.method) && request.path().starts_with(p.as_str())
@@ -278,20 +285,40 @@ async fn serve(
             .map(|i| shared.faults.remove(i).2)
             .or_else(|| shared.chaos.as_mut().and_then(Chaos::draw));
         let replay = key.as_ref().and_then(|k| shared.answers.get(k).cloned());
+        let runs = replay.is_none()
+            && !matches!(fault, Some(Fault::DropRequest) | Some(Fault::Answer { .. }));
+        let key_in_use = runs
+            && key
+                .as_ref()
+                .is_some_and(|k| !shared.running.insert(k.clone()));
+        // A refused request meets no fault of its own: Stripe never ran it.
+        let fault = fault.filter(|_| !key_in_use);
         shared.seen.push(Seen {
             method: request.method.clone(),
             path: request.path().to_string(),
             idempotency_key: request.header("Idempotency-Key").map(str::to_string),
             fault: fault.as_ref().map(Fault::name),
             replayed: replay.is_some(),
+            key_in_use,
             at: std::time::Instant::now(),
         });
-        (fault, replay)
+        (fault, replay, key_in_use)
     };
-    let remember = |answer: &Answer| {
+    if key_in_use {
+        let answer = Answer {
+            status: 409,
+            body: br#"{"error":{"type":"idempotency_error","code":"idempotency_key_in_use","message":"There is currently another in-progress request using this idempotency key."}}"#.to_vec(),
+        };
+        return write_answer(&mut socket, &answer, &[]).await;
+    }
+    // The key's run is over: its answer is kept (unless Stripe never ran it) and a retry may come.
+    let finish = |answer: &Answer| {
         if let Some(key) = &key {
             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-            shared.answers.entry(key.clone()).or_insert(answer.clone());
+            shared.running.remove(key);
+            if answer.status < 500 && answer.status != 429 {
+                shared.answers.entry(key.clone()).or_insert(answer.clone());
+            }
         }
     };
     match fault {
@@ -318,9 +345,7 @@ async fn serve(
         Some(Fault::Rewrite(fields)) => rewrite(answer, fields),
         _ => answer,
     };
-    if answer.status < 500 && answer.status != 429 {
-        remember(&answer);
-    }
+    finish(&answer);
     match fault {
         Some(Fault::LoseAnswer) => Ok(()),
         Some(Fault::CutAnswer) => {

@@ -491,12 +491,11 @@ async fn run(seed: u64) -> Vec<String> {
         let (shop, lives) = (shop.clone(), lives.clone());
         tokio::spawn(async move { check_out_all(&shop, &lives).await })
     };
-    let mut kills = 0;
+    let mut kills = Kills::default();
     let planned = setting("FAULT_KILLS", 3);
-    while kills < planned && !shoppers.is_finished() {
+    while kills.made < planned && !shoppers.is_finished() {
         tokio::time::sleep(Duration::from_millis(800 + rng.below(1500))).await;
-        restart(&mut service, &pool).await;
-        kills += 1;
+        kills.restart(&mut service, &pool).await;
     }
     let outcomes = shoppers.await.unwrap();
 
@@ -511,16 +510,15 @@ async fn run(seed: u64) -> Vec<String> {
 
     // 3. Two days: every next action due now.
     // Kills the checkouts did not use, and FAULT_DAY_KILLS, go to the days.
-    let left = (planned + setting("FAULT_DAY_KILLS", 2)).saturating_sub(kills);
-    kills += two_days(&pool, &mut service, &mut rng, left).await;
+    let left = (planned + setting("FAULT_DAY_KILLS", 2)).saturating_sub(kills.made);
+    two_days(&pool, &mut service, &mut rng, &mut kills, left).await;
 
     // 4. The faults stop, and everything drains.
     proxy.chaos(0, 0, Duration::ZERO);
     treefort.faulty.store(false, Ordering::SeqCst);
     relay.faulty.store(false, Ordering::SeqCst);
     let started = Instant::now();
-    restart(&mut service, &pool).await;
-    kills += 1;
+    kills.restart(&mut service, &pool).await;
     held_claims_age(&pool);
     let left = settle(&env, &pool, &stripe).await;
     service.kill();
@@ -535,7 +533,9 @@ async fn run(seed: u64) -> Vec<String> {
     let ended =
         |f: fn(&ServiceSubscription) -> bool| world.subscriptions.iter().filter(|s| f(s)).count();
     eprintln!(
-        "campaign run seed={seed}: {n} shoppers {outcomes:?}; {kills} kills; faults {:?}; {} Treefort calls applied; {} canceled and {} deactivated at the end; settled in {:?}",
+        "campaign run seed={seed}: {n} shoppers {outcomes:?}; {} kills; kills holding leases {:?}; faults {:?}; {} Treefort calls applied; {} canceled and {} deactivated at the end; settled in {:?}",
+        kills.made,
+        kills.holding,
         fault_counts(&proxy, &relay),
         world.treefort.len(),
         ended(|s| s.canceled_at.is_some()),
@@ -551,16 +551,20 @@ async fn run(seed: u64) -> Vec<String> {
     violations
 }
 
-/// Two days pass, every next action made due now; up to `kills` of them see a kill while the
-/// renewals run. Returns the kills made.
-async fn two_days(pool: &Pool, service: &mut Service, rng: &mut Rng, kills: u64) -> u64 {
-    let mut made = 0;
-    for _day in 0..2 {
+/// Two days pass, every next action made due now; up to `planned` of them see a kill while the
+/// renewals run.
+async fn two_days(
+    pool: &Pool,
+    service: &mut Service,
+    rng: &mut Rng,
+    kills: &mut Kills,
+    planned: u64,
+) {
+    for day in 0..2 {
         due_now(pool, false);
-        if made < kills {
+        if day < planned {
             tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
-            restart(service, pool).await;
-            made += 1;
+            kills.restart(service, pool).await;
         }
         wait_until(
             "the day's renewals are done",
@@ -569,35 +573,51 @@ async fn two_days(pool: &Pool, service: &mut Service, rng: &mut Rng, kills: u64)
         )
         .await;
     }
-    made
 }
 
-/// The service killed (SIGKILL) and started again. The dead process's leases end first: the
-/// minutes a real restart would wait for them to run out pass for it alone.
-async fn restart(service: &mut Service, pool: &Pool) {
-    let pid = service.pid();
-    service.kill();
-    if let Some(pid) = pid {
-        dead_leases_run_out(pool, pid);
+/// The kills of a run, and how many caught the process holding work of each kind (a renewal
+/// wave between its claim and its record, a Treefort update in flight, a webhook in hand…).
+#[derive(Default)]
+struct Kills {
+    made: u64,
+    holding: BTreeMap<&'static str, usize>,
+}
+
+impl Kills {
+    /// The service killed (SIGKILL) and started again. The dead process's leases end first:
+    /// the minutes a real restart would wait for them to run out pass for it alone.
+    async fn restart(&mut self, service: &mut Service, pool: &Pool) {
+        let pid = service.pid();
+        service.kill();
+        self.made += 1;
+        if let Some(pid) = pid {
+            for (table, ended) in dead_leases_run_out(pool, pid) {
+                if ended > 0 {
+                    *self.holding.entry(table).or_default() += 1;
+                }
+            }
+        }
+        service.start();
+        service.wait_ready().await;
     }
-    service.start();
-    service.wait_ready().await;
 }
 
 /// Ends every lease held by the process `pid` (killed): its holder names start with the pid.
-fn dead_leases_run_out(pool: &Pool, pid: u32) {
+/// Returns how many it ended, by table.
+fn dead_leases_run_out(pool: &Pool, pid: u32) -> Vec<(&'static str, usize)> {
     let (now, holder) = (Utc::now().naive_utc(), format!("{pid}-%"));
     let mut conn = pool.get().unwrap();
     macro_rules! end_leases {
-        ($($table:ident),*) => {$({
+        ($($table:ident),*) => {vec![$({
             use treefort_webpay::schema::$table::dsl as t;
-            diesel::update(t::$table)
+            let ended = diesel::update(t::$table)
                 .filter(t::locked_by.like(&holder))
                 .filter(t::locked_until.gt(now))
                 .set(t::locked_until.eq(now))
                 .execute(&mut *conn)
                 .unwrap();
-        })*};
+            (stringify!($table), ended)
+        }),*]};
     }
     end_leases!(
         subscriptions,
@@ -605,7 +625,7 @@ fn dead_leases_run_out(pool: &Pool, pid: u32) {
         gateway_events,
         webhook_deliveries,
         emails
-    );
+    )
 }
 
 /// Checkout attempts still held once the shoppers are done are made as old as reconciliation

@@ -14,14 +14,16 @@ mkdir -p "$out"
 rm -f "$out"/stream-*.log
 flags=(--test api)
 [ "${PROFILE:-dev}" = release ] && flags+=(--release)
-cargo test "${flags[@]}" --no-run -q 2>/dev/null
+# The test binary is built once and run directly: an edit made meanwhile changes no stream.
+bin=$(cargo test "${flags[@]}" --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\)).*/\1/p' | tail -n 1)
+[ -x "$bin" ] || { echo "the test binary was not built" >&2; exit 1; }
 per=$(((runs + streams - 1) / streams))
 pids=()
 for i in $(seq 0 $((streams - 1))); do
     first=$((seed + i * per))
     count=$((runs - i * per < per ? runs - i * per : per))
     [ "$count" -gt 0 ] || break
-    FAULT_RUNS=$count FAULT_SEED=$first cargo test -q "${flags[@]}" stripe_campaign -- --nocapture \
+    FAULT_RUNS=$count FAULT_SEED=$first "$bin" stripe_campaign --nocapture \
         >"$out/stream-$i.log" 2>&1 &
     pids+=($!)
 done
@@ -30,15 +32,17 @@ for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 python3 - "$out" "$runs" "$failed" <<'EOF'
 import glob, json, re, sys
 out, asked, failed_streams = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-runs, kills, shoppers, faults, violations, panics = 0, 0, 0, {}, [], []
+runs, kills, shoppers, faults, holding, violations, panics = 0, 0, 0, {}, {}, [], []
 for path in sorted(glob.glob(f"{out}/stream-*.log")):
     for line in open(path, errors="replace"):
-        m = re.match(r"campaign run seed=(\d+): (\d+) shoppers .*?; (\d+) kills; faults (\{.*?\});", line)
+        m = re.match(r"campaign run seed=(\d+): (\d+) shoppers .*?; (\d+) kills;(?: kills holding leases (\{.*?\});)? faults (\{.*?\});", line)
         if m:
             runs += 1
             shoppers += int(m.group(2))
             kills += int(m.group(3))
-            for kind, n in json.loads(m.group(4)).items():
+            for kind, n in json.loads(m.group(4) or "{}").items():
+                holding[kind] = holding.get(kind, 0) + n
+            for kind, n in json.loads(m.group(5)).items():
                 faults[kind] = faults.get(kind, 0) + n
         elif "VIOLATION" in line:
             violations.append(line.strip())
@@ -46,6 +50,7 @@ for path in sorted(glob.glob(f"{out}/stream-*.log")):
             panics.append(f"{path}: {line.strip()}")
 in_use = faults.pop("key_in_use", 0)
 print(f"runs: {runs} of {asked}; shoppers: {shoppers}; kills: {kills}")
+print("kills that caught the process holding leases: " + ", ".join(f"{k} {v}" for k, v in sorted(holding.items())))
 print(f"retries Stripe (the proxy) answered 409 idempotency_key_in_use: {in_use}")
 print("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())) + f" ({sum(faults.values())} in all)")
 print(f"violations: {len(violations)}")

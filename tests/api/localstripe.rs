@@ -47,7 +47,9 @@ impl LocalStripe {
             child,
             http: reqwest::Client::new(),
         };
-        for _ in 0..200 {
+        // Up to 30 s: a busy machine starting many at once (tests/fault_campaign.sh) takes long
+        // to import localstripe's Python.
+        for _ in 0..600 {
             let up = stripe
                 .http
                 .get(format!("{}/v1/customers", stripe.url))

@@ -274,7 +274,9 @@ pub async fn build_state_with(
         catalog,
         subscription_cache,
         webhooks,
-        webhook_records: crate::db::group::GroupWriter::new(256),
+        webhook_records: crate::db::group::GroupWriter::new(
+            crate::services::webhooks::delivery::RECORDS_PER_COMMIT,
+        ),
         mailer,
         settings,
         treefort,

@@ -25,6 +25,9 @@ use crate::state::AppState;
 use crate::views::EventView;
 use crate::webhook_client::{Unsettled, SLOTS_PER_ENDPOINT};
 
+/// The most attempts one record's transaction takes: a burst of answers goes in a few commits
+/// rather than one long transaction on SQLite's single writer.
+pub const RECORDS_PER_COMMIT: usize = 256;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: TimeDelta = TimeDelta::hours(6);
 /// Frees its endpoint's slot when dropped: once the answer is in, or however the task ends.
